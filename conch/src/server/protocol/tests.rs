@@ -1,0 +1,421 @@
+//! The drive loop against a scripted stack, in virtual time.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use twine_core::testing::{Clock, StringTransport};
+use twine_core::Deferred;
+
+use super::*;
+use crate::server::session::NoControl;
+use crate::server::{AuthRequest, StaticUsers};
+use crate::userauth::msgs::{MethodData, UserauthRequest};
+use crate::userauth::{self, FailureDelay};
+use crate::wire::Writer;
+
+/// What the scripted stack was asked, and what it will answer.
+#[derive(Default)]
+struct Script {
+    calls: Vec<String>,
+    events: VecDeque<CoreEvent>,
+    transmit: Vec<u8>,
+    timeout: Option<Instant>,
+    capacity: usize,
+    decisions: Vec<String>,
+}
+
+struct FakeCore(Rc<RefCell<Script>>);
+
+impl ServerCore for FakeCore {
+    fn handle_input(&mut self, _now: Instant, bytes: &[u8]) -> Result<(), Error> {
+        self.0.borrow_mut().calls.push(format!("input {}", String::from_utf8_lossy(bytes)));
+        Ok(())
+    }
+
+    fn handle_eof(&mut self, _now: Instant) {
+        self.0.borrow_mut().calls.push("eof".into());
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {
+        let mut script = self.0.borrow_mut();
+        script.calls.push("timeout".into());
+        script.timeout = None;
+    }
+
+    fn poll_transmit(&mut self, _now: Instant, out: &mut Vec<u8>) {
+        let mut script = self.0.borrow_mut();
+        if !script.transmit.is_empty() {
+            script.calls.push("transmit".into());
+        }
+        out.append(&mut script.transmit);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.0.borrow().timeout
+    }
+
+    fn poll_event(&mut self) -> Option<CoreEvent> {
+        let event = self.0.borrow_mut().events.pop_front();
+        if event.is_some() {
+            self.0.borrow_mut().calls.push("event".into());
+        }
+        event
+    }
+
+    fn auth_decided(
+        &mut self,
+        _now: Instant,
+        _id: AuthId,
+        decision: Decision<Restrictions>,
+    ) -> Result<(), Error> {
+        let text = match decision {
+            Decision::Accept(r) => format!("accept pty={}", r.pty),
+            Decision::Reject => "reject".into(),
+            other => format!("{other:?}"),
+        };
+        self.0.borrow_mut().decisions.push(text);
+        Ok(())
+    }
+
+    fn connection_mut(&mut self) -> Option<&mut Connection> {
+        None
+    }
+
+    fn disconnect(&mut self, _reason: DisconnectReason, description: &str) {
+        self.0.borrow_mut().calls.push(format!("disconnect {description}"));
+    }
+
+    fn input_capacity(&self) -> usize {
+        self.0.borrow().capacity
+    }
+
+    fn peer_identification(&self) -> Option<String> {
+        Some("SSH-2.0-Test".into())
+    }
+}
+
+/// Counts `connection_ended` calls around a real backend.
+struct Counting {
+    inner: StaticUsers,
+    ended: Rc<Cell<u32>>,
+}
+
+impl AuthBackend for Counting {
+    fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        self.inner.decide(request)
+    }
+
+    fn connection_ended(&self, _connection: &ConnectionFacts) {
+        self.ended.set(self.ended.get() + 1);
+    }
+}
+
+struct NoSessions;
+
+impl SessionBackend for NoSessions {
+    fn start(&self, _start: SessionStart) -> Result<Box<dyn SessionControl>, twine_core::Error> {
+        Ok(Box::new(NoControl))
+    }
+}
+
+struct Setup {
+    clock: Clock,
+    script: Rc<RefCell<Script>>,
+    transport: Rc<StringTransport>,
+    protocol: ServerProtocol,
+    ended: Rc<Cell<u32>>,
+}
+
+fn setup() -> Setup {
+    let clock = Clock::new();
+    let script = Rc::new(RefCell::new(Script { capacity: 1 << 20, ..Script::default() }));
+    let core_script = Rc::clone(&script);
+    let ended = Rc::new(Cell::new(0));
+    let backend = Counting {
+        inner: StaticUsers::new()
+            .with_password("alice", "pw")
+            .with_restrictions("alice", Restrictions::restricted()),
+        ended: Rc::clone(&ended),
+    };
+    let config = ServerConfig::with_core(
+        move || Ok(Box::new(FakeCore(Rc::clone(&core_script))) as Box<dyn ServerCore>),
+        backend,
+        NoSessions,
+    );
+    let (transport, protocol) = connect(config, &clock);
+    Setup { clock, script, transport, protocol, ended }
+}
+
+/// One connection of a server on `config`, in `clock`'s virtual time, over a string transport.
+fn connect(config: ServerConfig, clock: &Clock) -> (Rc<StringTransport>, ServerProtocol) {
+    let services = Services {
+        scheduler: clock.scheduler(),
+        offload: Offload::inline(clock.scheduler()),
+        reactor: None,
+    };
+    let factory = ServerFactory::with_services(config, services);
+    let transport = StringTransport::new();
+    let mut protocol = factory.protocol();
+    protocol.connection_made(Rc::clone(&transport) as Rc<dyn Transport>);
+    (transport, protocol)
+}
+
+/// A real userauth request event for `password`.
+fn auth_event(password: &str) -> CoreEvent {
+    let mut config = userauth::ServerConfig::new([1; 32]);
+    config.failure_delay = FailureDelay::dangerous_none();
+    let mut server: userauth::Server<Restrictions> =
+        userauth::Server::new(Arc::new(config), b"sid", b"hostkey").unwrap();
+    let mut payload = Vec::new();
+    let method = MethodData::Password { password: password.as_bytes(), new_password: None };
+    UserauthRequest { user: "alice", service: "ssh-connection", method }
+        .encode(&mut Writer::new(&mut payload));
+    let _ = server.handle_payload(Instant::now(), &payload).unwrap();
+    CoreEvent::Auth(server.poll_event().unwrap())
+}
+
+/// Input goes in, then the stack's output goes out, then its timer is armed, then its events
+/// are dispatched; the timer calls `handle_timeout` and drives again.
+#[test]
+fn drives_input_transmit_timer_and_events_in_order() {
+    let mut s = setup();
+    {
+        let mut script = s.script.borrow_mut();
+        script.transmit = b"SSH-2.0-twine\r\n".to_vec();
+        script.timeout = Some(s.clock.now() + Duration::from_secs(5));
+        script.events.push_back(CoreEvent::Other);
+    }
+    s.protocol.data_received(b"SSH-2.0-client\r\n");
+    assert_eq!(s.script.borrow().calls, ["input SSH-2.0-client\r\n", "transmit", "event"]);
+    assert_eq!(s.transport.value(), b"SSH-2.0-twine\r\n");
+    assert_eq!(s.clock.pending(), 1, "one timer");
+    s.protocol.data_received(b"more");
+    assert_eq!(s.clock.pending(), 1, "the same deadline keeps the same timer");
+    s.clock.advance(Duration::from_secs(5));
+    assert_eq!(s.script.borrow().calls.last().map(String::as_str), Some("timeout"));
+    assert_eq!(s.clock.pending(), 0);
+}
+
+/// Reading pauses while the stack takes no input, and resumes when it does.
+#[test]
+fn pauses_reading_while_the_stack_is_full() {
+    let mut s = setup();
+    s.script.borrow_mut().capacity = 0;
+    s.protocol.data_received(b"x");
+    assert!(s.transport.reading_paused());
+    s.script.borrow_mut().capacity = 10;
+    s.protocol.data_received(b"");
+    assert!(!s.transport.reading_paused());
+}
+
+/// An auth request goes to the backend; its answer (with the user's restrictions) comes back
+/// as a command on a later turn, not during the dispatch.
+#[test]
+fn answers_auth_requests_through_the_backend() {
+    let mut s = setup();
+    s.script.borrow_mut().events.push_back(auth_event("pw"));
+    s.protocol.data_received(b"request");
+    assert!(s.script.borrow().decisions.is_empty(), "decided from the loop, later");
+    s.clock.advance(Duration::ZERO);
+    s.clock.advance(Duration::ZERO);
+    s.clock.advance(Duration::ZERO);
+    assert_eq!(s.script.borrow().decisions, ["accept pty=false"]);
+    s.script.borrow_mut().events.push_back(auth_event("wrong"));
+    s.protocol.data_received(b"request");
+    s.clock.advance(Duration::ZERO);
+    s.clock.advance(Duration::ZERO);
+    assert_eq!(s.script.borrow().decisions, ["accept pty=false", "reject"]);
+}
+
+/// The stack's end loses the transport; the transport's loss releases the connection and
+/// tells the auth backend, once.
+#[test]
+fn ends_the_transport_and_releases_the_connection() {
+    let mut s = setup();
+    s.script.borrow_mut().transmit = b"bye".to_vec();
+    s.script
+        .borrow_mut()
+        .events
+        .push_back(CoreEvent::Closed { error: None, initiator: Initiator::Remote });
+    s.protocol.data_received(b"x");
+    assert!(s.transport.disconnecting());
+    assert_eq!(s.transport.value(), b"bye");
+    s.protocol.connection_lost(Reason::Done);
+    s.protocol.connection_lost(Reason::Done);
+    assert_eq!(s.ended.get(), 1);
+}
+
+/// The client's end of file reaches the stack, and the transport stays open for the reply.
+#[test]
+fn passes_end_of_file_to_the_stack() {
+    let mut s = setup();
+    assert_eq!(s.protocol.read_connection_lost(), HalfClose::KeepWriting);
+    assert_eq!(s.script.borrow().calls, ["eof"]);
+}
+
+/// The real server stack behind the adapter, talking to a client stack in memory.
+mod real_stack {
+    use twine_core::basic::{LineProtocol, LineReceiver, Lines};
+
+    use super::*;
+    use crate::connection::msgs::{ChannelKind, ChannelRequest};
+    use crate::connection::{self as conn, Stream};
+    use crate::crypto::SeededRandom;
+    use crate::server::InProcessSessions;
+    use crate::stack::{ClientEvent, ClientStack, ClientStackConfig};
+    use crate::testing::fixtures;
+    use crate::userauth::{ClientEvent as AuthClientEvent, Password, PasswordAnswer};
+
+    /// Answers each line with `echo: line`.
+    struct Echo;
+
+    impl LineProtocol for Echo {
+        fn line_received(&mut self, lines: &mut Lines, line: &[u8]) {
+            lines.send_line(&[b"echo: ", line].concat());
+        }
+    }
+
+    /// A server protocol on a string transport, and a client stack fed from it.
+    struct Wired {
+        clock: Clock,
+        transport: Rc<StringTransport>,
+        protocol: ServerProtocol,
+        client: ClientStack,
+        password: String,
+        events: Vec<ClientEvent>,
+    }
+
+    impl Wired {
+        fn new(password: &str) -> Self {
+            let clock = Clock::new();
+            let mut userauth = userauth::ServerConfig::new([7; 32]);
+            userauth.failure_delay = FailureDelay::dangerous_none();
+            let transport = transport::ServerConfig::new(vec![fixtures::ed25519_host_key(3)]);
+            let stack = Arc::new(
+                ServerStackConfig::new(transport, userauth, conn::Config::default()).unwrap(),
+            );
+            let core = move || {
+                let stack = ServerStack::new(Arc::clone(&stack), Box::new(SeededRandom::new(9)))?;
+                Ok(Box::new(stack) as Box<dyn ServerCore>)
+            };
+            let sessions = InProcessSessions::new(|_| Some(Box::new(LineReceiver::new(Echo))));
+            let users = StaticUsers::new().with_password("alice", "pw");
+            let config = ServerConfig::with_core(core, users, sessions);
+            let (transport, protocol) = connect(config, &clock);
+            let client_config = ClientStackConfig::new(
+                transport::ClientConfig::default(),
+                userauth::ClientConfig::new(),
+                conn::Config::default(),
+            )
+            .unwrap();
+            let client =
+                ClientStack::new(Arc::new(client_config), "alice", Box::new(SeededRandom::new(5)))
+                    .unwrap();
+            Self { clock, transport, protocol, client, password: password.into(), events: vec![] }
+        }
+
+        /// Moves bytes both ways and runs the loop's pending calls until nothing moves.
+        fn settle(&mut self) {
+            for _ in 0..1000 {
+                let now = self.clock.now();
+                let mut moved = false;
+                let to_client = self.transport.take();
+                if !to_client.is_empty() {
+                    moved = true;
+                    self.client.handle_input(now, &to_client).unwrap();
+                }
+                let mut to_server = Vec::new();
+                self.client.poll_transmit(now, &mut to_server);
+                if !to_server.is_empty() {
+                    moved = true;
+                    self.protocol.data_received(&to_server);
+                }
+                while let Some(event) = self.client.poll_event() {
+                    moved = true;
+                    self.client_event(event);
+                }
+                let pending = self.clock.pending();
+                self.clock.advance(Duration::ZERO);
+                moved |= self.clock.pending() != pending;
+                if !moved && self.transport.value().is_empty() {
+                    return;
+                }
+            }
+            panic!("the two sides never went quiet");
+        }
+
+        fn client_event(&mut self, event: ClientEvent) {
+            let now = self.clock.now();
+            match &event {
+                ClientEvent::Transport(transport::Event::HostKeyReceived { .. }) => {
+                    self.client.host_key_decided(now, true).unwrap();
+                }
+                ClientEvent::Auth(AuthClientEvent::PasswordRequested { .. }) => {
+                    let answer = PasswordAnswer::Password(Password::from(self.password.as_str()));
+                    let userauth = self.client.userauth_mut().unwrap();
+                    userauth.password_ready(Some(answer)).unwrap();
+                }
+                _ => {}
+            }
+            self.events.push(event);
+        }
+
+        fn read(&mut self, id: ChannelId) -> Vec<u8> {
+            let connection = self.client.connection_mut().unwrap();
+            let mut out = Vec::new();
+            let mut buf = [0; 1024];
+            loop {
+                let n = connection.recv(id, Stream::Data, &mut buf).unwrap();
+                if n == 0 {
+                    return out;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+
+    /// Through the adapter, the real stack authenticates a password user with the backend's
+    /// answer and runs an in-process `LineReceiver` session over the channel.
+    #[test]
+    fn serves_an_in_process_line_protocol_over_the_real_stack() {
+        let mut w = Wired::new("pw");
+        w.settle();
+        assert!(w.client.is_authenticated(), "events: {:?}", w.events);
+        let id = w.client.connection_mut().unwrap().open_channel(ChannelKind::Session).unwrap();
+        w.settle();
+        let connection = w.client.connection_mut().unwrap();
+        connection.send_request(id, &ChannelRequest::Shell, true).unwrap();
+        w.settle();
+        let connection = w.client.connection_mut().unwrap();
+        assert_eq!(connection.send_data(id, b"hello\r\nworld\r\n").unwrap(), 14);
+        w.settle();
+        assert_eq!(w.read(id), b"echo: hello\r\necho: world\r\n");
+        let replies = w
+            .events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Connection(conn::Event::RequestAnswered { .. })))
+            .count();
+        assert_eq!(replies, 1, "the shell request was answered");
+    }
+
+    /// A wrong password is refused by the backend each time the client tries it, until the
+    /// client runs out of prompts.
+    #[test]
+    fn refuses_a_wrong_password_through_the_backend() {
+        let mut w = Wired::new("wrong");
+        w.settle();
+        assert!(!w.client.is_authenticated());
+        let asked = w
+            .events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Auth(AuthClientEvent::PasswordRequested { .. })))
+            .count();
+        assert_eq!(asked, 3, "OpenSSH's NumberOfPasswordPrompts");
+        let failed =
+            w.events.iter().any(|e| matches!(e, ClientEvent::Auth(AuthClientEvent::Failed { .. })));
+        assert!(failed, "events: {:?}", w.events);
+    }
+}

@@ -1,0 +1,20 @@
+//! Platform code: the only place in twine-core where `unsafe` is allowed.
+//!
+//! Every backend provides, under `sys::<platform>`:
+//!
+//! - `fd`: non-blocking and close-on-exec flags on a descriptor, half-closing a socket.
+//! - `pty`: opening a pseudo-terminal pair, reading and setting its window size.
+//! - `process`: the child-side set-up between `fork` and `exec` (new session, controlling
+//!   terminal, groups and ids, descriptors), installed on a [`std::process::Command`].
+//!
+//! Everything else in the crate uses safe wrappers: mio for readiness, nix for the system calls
+//! it wraps safely, signal-hook for signal delivery. Each `unsafe` block below carries a
+//! `// SAFETY:` comment saying why it holds. Only Unix is supported today; a second backend adds
+//! a sibling module with the same items.
+#![allow(unsafe_code)]
+
+#[cfg(unix)]
+mod unix;
+
+#[cfg(unix)]
+pub(crate) use unix::{fd, process, pty};

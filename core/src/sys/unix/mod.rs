@@ -1,0 +1,5 @@
+//! The Unix backend (Linux, the BSDs, macOS).
+
+pub(crate) mod fd;
+pub(crate) mod process;
+pub(crate) mod pty;

@@ -1,0 +1,194 @@
+//! Unix-domain sockets, UDP, adopted descriptors and watched descriptors, on real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod util;
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use twine_core::protocol::ProtocolFactory;
+use twine_core::reactor::{DatagramProtocol, Interest, UdpPort};
+use twine_core::{Deferred, Reason};
+use util::{echo, log, loopback, reactor, Recorder};
+
+fn socket_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("twine-{}-{name}.sock", std::process::id()))
+}
+
+/// A Unix-domain server echoes to a client, and stopping the port removes the socket file.
+#[test]
+fn echoes_over_a_unix_socket_and_removes_it_when_done() {
+    let reactor = reactor();
+    let path = socket_path("echo");
+    let _ = std::fs::remove_file(&path);
+    let server_log = log();
+    let factory_log = Rc::clone(&server_log);
+    let port =
+        reactor.listen_unix(&path, ProtocolFactory::new(move || echo(&factory_log))).unwrap();
+    assert!(path.exists());
+    let client_log = log();
+    let done = reactor.deferred::<()>();
+    let client = Recorder::new(&client_log)
+        .greeting(b"over unix")
+        .done(&done)
+        .on_data(|transport, _| transport.lose_connection());
+    let mut once = Some(client);
+    reactor.connect_unix(
+        &path,
+        Duration::from_secs(5),
+        ProtocolFactory::new(move || once.take().unwrap()),
+    );
+    reactor.run_until(done).unwrap();
+    assert_eq!(client_log.borrow().data, b"over unix");
+    assert_eq!(client_log.borrow().lost, Some(Reason::Done));
+    port.stop_listening();
+    assert!(!path.exists());
+}
+
+/// A datagram and where it came from.
+type Received = Vec<(Vec<u8>, SocketAddr)>;
+
+struct Datagrams {
+    received: Rc<RefCell<Received>>,
+    reply: bool,
+    done: Option<Deferred<()>>,
+    port: Option<UdpPort>,
+}
+
+impl DatagramProtocol for Datagrams {
+    fn started(&mut self, port: UdpPort) {
+        self.port = Some(port);
+    }
+
+    fn datagram_received(&mut self, data: &[u8], from: SocketAddr) {
+        self.received.borrow_mut().push((data.to_vec(), from));
+        if self.reply {
+            let mut answer = b"re: ".to_vec();
+            answer.extend_from_slice(data);
+            self.port.as_ref().unwrap().write_to(&answer, from).unwrap();
+        }
+        if let Some(done) = self.done.take() {
+            done.callback(());
+        }
+    }
+}
+
+/// A UDP port receives a datagram with its sender's address and answers it.
+#[test]
+fn exchanges_udp_datagrams() {
+    let reactor = reactor();
+    let server_seen = Rc::default();
+    let server = reactor
+        .listen_udp(
+            loopback(),
+            Datagrams { received: Rc::clone(&server_seen), reply: true, done: None, port: None },
+        )
+        .unwrap();
+    let client_seen = Rc::default();
+    let done = reactor.deferred::<()>();
+    let client = reactor
+        .listen_udp(
+            loopback(),
+            Datagrams {
+                received: Rc::clone(&client_seen),
+                reply: false,
+                done: Some(done.clone()),
+                port: None,
+            },
+        )
+        .unwrap();
+    client.write_to(b"ping", server.address()).unwrap();
+    reactor.run_until(done).unwrap();
+    assert_eq!(server_seen.borrow().first().cloned(), Some((b"ping".to_vec(), client.address())));
+    let (answer, from) = client_seen.borrow().first().cloned().unwrap();
+    assert_eq!(answer, b"re: ping");
+    assert_eq!(from, server.address());
+    server.stop_listening();
+    assert!(client.write_to(b"x", client.address()).is_ok());
+    assert!(server.write_to(b"x", client.address()).is_err());
+}
+
+/// Two descriptors adopted as one transport (inetd mode over a pair of pipes) carry a
+/// conversation with another adopted pair.
+#[test]
+fn adopts_a_pipe_pair_as_one_transport() {
+    let reactor = reactor();
+    let (server_read, client_write) = nix::unistd::pipe().unwrap();
+    let (client_read, server_write) = nix::unistd::pipe().unwrap();
+    let server_log = log();
+    reactor.adopt_fd_pair(server_read, server_write, echo(&server_log)).unwrap();
+    let client_log = log();
+    let done = reactor.deferred::<()>();
+    let client =
+        Recorder::new(&client_log).greeting(b"inetd").done(&done).on_data(|transport, _| {
+            transport.write_eof();
+        });
+    let transport = reactor.adopt_fd_pair(client_read, client_write, client).unwrap();
+    assert_eq!(transport.peer(), twine_core::protocol::Address::Pipe);
+    reactor.run_until(done).unwrap();
+    assert_eq!(client_log.borrow().data, b"inetd");
+    assert!(client_log.borrow().write_lost);
+    assert_eq!(server_log.borrow().data, b"inetd");
+    assert!(server_log.borrow().read_lost);
+}
+
+/// An adopted connected socket knows its addresses and works as a transport.
+#[test]
+fn adopts_a_connected_socket() {
+    let reactor = reactor();
+    let (left, right) = std::os::unix::net::UnixStream::pair().unwrap();
+    let right_log = log();
+    reactor.adopt_fd(OwnedFd::from(right), echo(&right_log)).unwrap();
+    let left_log = log();
+    let done = reactor.deferred::<()>();
+    let client = Recorder::new(&left_log)
+        .greeting(b"pair")
+        .done(&done)
+        .on_data(|transport, _| transport.lose_connection());
+    let transport = reactor.adopt_fd(OwnedFd::from(left), client).unwrap();
+    assert_eq!(transport.peer(), twine_core::protocol::Address::Unix(None));
+    reactor.run_until(done).unwrap();
+    assert_eq!(left_log.borrow().data, b"pair");
+}
+
+/// A watched raw descriptor reports readability from the loop, and stops when told.
+#[test]
+fn watches_a_raw_descriptor() {
+    let reactor = reactor();
+    let (read, write) = nix::unistd::pipe().unwrap();
+    twine_core_nonblocking(&read);
+    let done = reactor.deferred::<()>();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (sink, fire) = (Rc::clone(&seen), done.clone());
+    let read_file = std::fs::File::from(read);
+    let raw = read_file.as_raw_fd();
+    let watch = reactor
+        .watch_fd(raw, Interest::Readable, move |readiness| {
+            assert!(readiness.readable);
+            let mut buffer = [0; 16];
+            while let Ok(n) = std::io::Read::read(&mut &read_file, &mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.borrow_mut().extend_from_slice(&buffer[..n]);
+            }
+            if !fire.fired() {
+                fire.callback(());
+            }
+        })
+        .unwrap();
+    std::fs::File::from(write).write_all(b"ready").unwrap();
+    reactor.run_until(done).unwrap();
+    assert_eq!(*seen.borrow(), b"ready");
+    watch.stop();
+}
+
+fn twine_core_nonblocking(fd: &OwnedFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+}
