@@ -115,6 +115,19 @@ impl Tmux {
         }
         panic!("{name}'s screen never showed {needle:?}; it shows:\n{screen}");
     }
+
+    /// Looks at `name`'s screen until its row `row` starts with `start`.
+    fn wait_for_row(&self, name: &str, row: usize, start: &str) {
+        let mut screen = String::new();
+        for _ in 0..POLLS {
+            screen = self.screen(name);
+            if screen.lines().nth(row).is_some_and(|line| line.starts_with(start)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{name}'s row {row} never started with {start:?}; the screen is:\n{screen}");
+    }
 }
 
 impl Drop for Tmux {
@@ -167,6 +180,12 @@ fn two_ssh_clients_in_tmux_see_each_others_messages() {
     let screen = tmux.wait_for("alice", "bob: hi alice, bob here");
     assert!(screen.contains("alice: hello from alice"), "{screen}");
     assert!(screen.contains("#lobby · 2 here"), "{screen}");
+
+    // A taller window sends `window-change`: the input line moves to the new last row.
+    let resize = ["resize-window", "-t", "alice", "-x", "100", "-y", "30"];
+    assert!(tmux.run(&resize).status.success());
+    tmux.wait_for_row("alice", 29, "alice>");
+    tmux.wait_for_row("alice", 0, " #lobby · 2 here");
 
     tmux.type_line("bob", "/quit");
     tmux.wait_for("bob", "[ssh exited 0]");
