@@ -13,7 +13,7 @@ use twine::conch::crypto::{OsRandom, SecureRandom};
 use twine::conch::keys::PrivateKey;
 use twine::conch::server::{ServerFactory, TrustOnFirstUse};
 use twine::conch::stack::ServerStackConfig;
-use twine::conch::terminal::width::{str_width, wrap};
+use twine::conch::terminal::width::wrap;
 use twine::conch::terminal::{terminal_sessions, AppContext, Canvas, Color, Event, LineConfig};
 use twine::conch::terminal::{LineEditor, LineEvent, SessionHandle, Style, TerminalApp};
 use twine::conch::ServerConfig;
@@ -84,8 +84,10 @@ pub(crate) struct User {
 
 impl User {
     pub(crate) fn new(chat: &Rc<RefCell<Chat>>, nick: &str) -> Self {
-        let (editor, room) = (LineEditor::new("", LineConfig::default()), LOBBY.to_owned());
-        let (chat, nick) = (Rc::clone(chat), nick.to_owned());
+        let mut editor = LineEditor::new("", LineConfig::default());
+        let prompt = Style { fg: colour(nick), reverse: true, ..Style::DEFAULT };
+        editor.set_prompt(&format!("{nick}> "), prompt);
+        let (chat, nick, room) = (Rc::clone(chat), nick.to_owned(), LOBBY.to_owned());
         Self { chat, nick, room, editor, notices: Vec::new(), handle: None }
     }
 
@@ -183,19 +185,7 @@ impl TerminalApp for User {
                 canvas.put_str(row, 0, nick, Style { fg: colour(nick), bold: true, ..dim });
             }
         }
-        // The input line, scrolled so that the cursor shows.
-        let row = rows.saturating_sub(1);
-        let (line, cursor) = (self.editor.line(), self.editor.cursor());
-        let (mut before, after) = line.split_at(cursor);
-        let prompt = format!("{}> ", self.nick);
-        while str_width(&prompt) + str_width(before) >= usize::from(cols) && !before.is_empty() {
-            let first = before.chars().next().map_or(1, char::len_utf8);
-            before = before.get(first..).unwrap_or_default();
-        }
-        let col = canvas.put_str(row, 0, &prompt, Style { fg: colour(&self.nick), ..bar });
-        let col = canvas.put_str(row, col, before, Style::DEFAULT);
-        canvas.put_str(row, col, after, Style::DEFAULT);
-        canvas.set_cursor(Some((row, col)));
+        self.editor.draw_on(canvas, rows.saturating_sub(1));
     }
 
     fn end(&mut self) {

@@ -63,6 +63,10 @@
 //!    often as it likes; a [`Presenter`] renders it only when the channel has taken the previous
 //!    render, sending the difference between the latest frame and what the user has. Frames
 //!    drawn in between cost nothing, and a slow user holds at most one render in memory.
+//!
+//! On an in-process SSH session, [`app`] does all of this: implement [`TerminalApp`], hand a
+//! builder to [`terminal_sessions`], and each user's session gets its `TERM`, size, resizes,
+//! decoded events and paced full-screen drawing.
 
 pub mod app;
 pub mod input;
