@@ -4,7 +4,10 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::error::Error;
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -182,7 +185,12 @@ impl TerminalApp for User {
         for (row, (text, from)) in (1..).zip(lines.iter().skip(skip)) {
             canvas.put_str(row, 0, text, if from.is_some() { Style::DEFAULT } else { dim });
             if let Some(nick) = from {
-                canvas.put_str(row, 0, nick, Style { fg: colour(nick), bold: true, ..dim });
+                canvas.put_str(
+                    row,
+                    0,
+                    nick,
+                    Style { fg: colour(nick), bold: true, ..Style::DEFAULT },
+                );
             }
         }
         self.editor.draw_on(canvas, rows.saturating_sub(1));
@@ -207,7 +215,8 @@ pub(crate) fn serve(
     let seed = std::fs::read(&seed_file).or_else(|_| {
         let mut seed = [0; 32];
         OsRandom::new().fill(&mut seed)?;
-        std::fs::write(&seed_file, seed)?;
+        let mut secret = OpenOptions::new();
+        secret.write(true).create_new(true).mode(0o600).open(&seed_file)?.write_all(&seed)?;
         Ok::<_, Box<dyn Error>>(seed.to_vec())
     })?;
     let host_key = Arc::new(PrivateKey::ed25519_from_seed(&seed)?);
