@@ -149,7 +149,11 @@ fn ssh_command(server: &ChatServer, dir: &Path, key: &Path, user: &str) -> Strin
 }
 
 fn keygen(dir: &Path) -> PathBuf {
-    let key = dir.join("id_ed25519");
+    keygen_named(dir, "id_ed25519")
+}
+
+fn keygen_named(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "chat", "-f"])
         .arg(&key)
@@ -190,4 +194,42 @@ fn two_ssh_clients_in_tmux_see_each_others_messages() {
     tmux.type_line("bob", "/quit");
     tmux.wait_for("bob", "[ssh exited 0]");
     tmux.wait_for("alice", "bob left");
+}
+
+/// One `ssh -tt` login as `user` with `key`, its input at once at its end: the chat starts
+/// and the end of input ends it. The host key is pinned under one alias for every port.
+fn login_once(server: &ChatServer, dir: &Path, key: &Path, user: &str) -> Output {
+    let command = ssh_command(server, dir, key, user).replace(
+        "StrictHostKeyChecking=accept-new",
+        "StrictHostKeyChecking=accept-new -o HostKeyAlias=chat",
+    );
+    Command::new("timeout")
+        .args(["60", "sh", "-c", &command])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh runs")
+}
+
+/// Trust on first use, end to end: the first key claims a name, another key is refused for
+/// it, and after a restart on the same directory both the users and the host key are the same
+/// (`ssh` checks the host key against the one it accepted the first time).
+#[test]
+fn the_chat_remembers_its_users_and_host_key_across_a_restart() {
+    let scratch = Scratch::new("chat-tofu");
+    let (mine, other) = (keygen(&scratch.0), keygen_named(&scratch.0, "id_other"));
+    let dir = scratch.0.join("server");
+    for round in ["first run", "after a restart"] {
+        let server = ChatServer::start(&dir);
+        let out = login_once(&server, &scratch.0, &mine, "alice");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{round}: {stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Welcome, alice!"), "{round}");
+        let out = login_once(&server, &scratch.0, &other, "alice");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{round}: {stderr}");
+        assert!(stderr.contains("Permission denied"), "{round}: {stderr}");
+    }
+    let users = std::fs::read_to_string(dir.join("users")).unwrap();
+    assert_eq!(users.lines().count(), 1, "{users}");
+    assert!(users.starts_with("SHA256:") && users.trim_end().ends_with(" alice"), "{users}");
 }
