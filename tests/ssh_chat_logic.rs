@@ -245,6 +245,7 @@ fn a_user_who_reads_nothing_holds_one_frame_and_stalls_nobody() {
     let held = sleepy.channel.most_pending.get();
     assert!(held < 8 * 1024, "one frame at most: {held} bytes");
     sleepy.channel.open_window();
+    clock.advance(Duration::from_secs(1)); // the session looks again within a second
     let screen = sleepy.look(&clock);
     assert!(screen.contains("alice: message 299"), "{screen}");
 }

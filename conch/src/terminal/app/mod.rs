@@ -60,12 +60,16 @@ use twine_core::error::Reason;
 use twine_core::protocol::{Protocol, PushProducer, Transport};
 use twine_core::time::{DelayedCall, Scheduler};
 
-use super::{Canvas, Event, Screen, Size, Terminal};
+use super::{Canvas, Capabilities, DecoderConfig, Event, Screen, Size, Terminal};
 use crate::server::session::{InProcessSessions, SessionInfo};
 
 /// How long to wait before looking again at a channel that still holds output but has not
-/// paused its producer (its buffer is under the high-water mark, so no resume will come).
+/// paused its producer (its buffer is under the high-water mark, so no resume will come); the
+/// wait doubles, up to [`MAX_RETRY_DELAY`], while the user stays behind.
 const RETRY_DELAY: Duration = Duration::from_millis(20);
+
+/// The longest wait between looks at a channel whose user is behind.
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(320);
 
 /// The `TERM` assumed for a session without a pty request.
 const DEFAULT_TERM: &str = "vt100";
@@ -176,6 +180,10 @@ impl fmt::Debug for SessionHandle {
 /// Sessions whose applications `build` makes: an [`InProcessSessions`] backend in which every
 /// session runs a [`TerminalSession`] on `scheduler` (the reactor's). `build` sees the session
 /// (user, command, `TERM`, size) and returns the application, or `None` to refuse it.
+///
+/// The terminal is the pty request's `TERM` (`vt100` without one) and size (80x24 without
+/// one), with `COLORTERM` if the server accepted it (`AcceptEnv`); `window-change` requests
+/// become [`Event::Resize`]; [`AppContext::quit`]'s status is the session's exit status.
 pub fn terminal_sessions<A, F>(scheduler: Rc<dyn Scheduler>, build: F) -> InProcessSessions
 where
     A: TerminalApp + 'static,
@@ -185,7 +193,11 @@ where
         let app = build(info)?;
         let size = info.window_size().map_or(Size::DEFAULT, |s| Size::from_pty(s.cols, s.rows));
         let term = info.term().unwrap_or(DEFAULT_TERM);
-        let session = TerminalSession::new(app, term, size, Rc::clone(&scheduler));
+        let colorterm = info.env.iter().find(|(name, _)| name == "COLORTERM");
+        let colorterm = colorterm.and_then(|(_, value)| std::str::from_utf8(value).ok());
+        let caps = Capabilities::from_term(term, colorterm);
+        let terminal = Terminal::with_capabilities(caps, size, DecoderConfig::default());
+        let session = TerminalSession::with_terminal(app, terminal, Rc::clone(&scheduler));
         session.shared.info.replace(Some(Rc::clone(info)));
         let handle = session.handle();
         info.on_window_change(move |size| handle.resize(Size::from_pty(size.cols, size.rows)));
@@ -203,7 +215,12 @@ impl<A: TerminalApp + 'static> TerminalSession<A> {
     /// A session of `app` on a terminal named `term` of `size`, whose later calls run on
     /// `scheduler`.
     pub fn new(app: A, term: &str, size: Size, scheduler: Rc<dyn Scheduler>) -> Self {
-        let terminal = Terminal::new(term, size);
+        Self::with_terminal(app, Terminal::new(term, size), scheduler)
+    }
+
+    /// A session of `app` on `terminal` (explicit capabilities, decoder settings).
+    pub fn with_terminal(app: A, terminal: Terminal, scheduler: Rc<dyn Scheduler>) -> Self {
+        let size = terminal.size();
         let screen = Screen::new(terminal.capabilities().clone());
         let shared = Rc::new_cyclic(|me: &Weak<Shared<A>>| {
             let weak: Weak<dyn Wake> = me.clone();
@@ -227,6 +244,7 @@ impl<A: TerminalApp + 'static> TerminalSession<A> {
                 resize: Cell::new(None),
                 paused: Cell::new(false),
                 retry: RefCell::new(None),
+                retry_delay: Cell::new(RETRY_DELAY),
                 timeout: RefCell::new(None),
             }
         });
@@ -296,6 +314,8 @@ struct Shared<A> {
     /// Whether the transport paused us (its buffer is past its high-water mark).
     paused: Cell<bool>,
     retry: RefCell<Option<DelayedCall>>,
+    /// The wait before the next retry.
+    retry_delay: Cell<Duration>,
     timeout: RefCell<Option<DelayedCall>>,
 }
 
@@ -305,6 +325,9 @@ impl<A: TerminalApp + 'static> Shared<A> {
             return;
         }
         self.phase.set(Phase::Running);
+        if let Some(size) = self.resize.take() {
+            self.state.borrow_mut().terminal.handle_resize(size);
+        }
         let producer: Rc<dyn PushProducer> = Rc::new(Producer(self.me.clone()));
         transport.register_producer(producer);
         let mut setup = Vec::new();
@@ -410,6 +433,7 @@ impl<A: TerminalApp + 'static> Shared<A> {
             self.arm_retry();
             return;
         }
+        self.retry_delay.set(RETRY_DELAY);
         let size = state.terminal.size();
         if state.canvas.size() == size {
             state.canvas.clear();
@@ -433,9 +457,11 @@ impl<A: TerminalApp + 'static> Shared<A> {
         if retry.as_ref().is_some_and(DelayedCall::active) {
             return;
         }
+        let delay = self.retry_delay.get();
+        self.retry_delay.set((delay * 2).min(MAX_RETRY_DELAY));
         let me = self.me.clone();
         *retry = Some(self.scheduler.call_later_boxed(
-            RETRY_DELAY,
+            delay,
             Box::new(move || {
                 if let Some(me) = me.upgrade() {
                     me.present();

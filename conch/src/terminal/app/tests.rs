@@ -349,7 +349,7 @@ fn a_user_whose_window_never_opens_stalls_nobody_and_holds_one_frame() {
     assert_eq!(slow.channel.most_pending.get(), held, "nothing more was buffered");
     assert!(held < 4096, "at most one frame of 80x24: {held} bytes");
     slow.channel.open_window(usize::MAX);
-    clock.advance(Duration::from_millis(50));
+    clock.advance(MAX_RETRY_DELAY);
     slow.settle(&clock);
     assert_eq!(slow.row(0), "counter 2000");
     assert_eq!(slow.session.shared.state.borrow().frames, slow_frames + 1);
@@ -370,7 +370,7 @@ fn a_slow_user_skips_frames_and_ends_with_the_latest() {
         assert!(slow.channel.buffered() <= slow.channel.most_pending.get());
     }
     slow.channel.open_window(usize::MAX);
-    clock.advance(Duration::from_millis(50));
+    clock.advance(MAX_RETRY_DELAY);
     slow.settle(&clock);
     assert_eq!(slow.row(0), "counter 500");
     let frames = slow.session.shared.state.borrow().frames;
