@@ -35,11 +35,18 @@ struct Message {
     text: String,
 }
 
+/// Someone in a room, with the handle that wakes their session.
+struct Member {
+    nick: String,
+    room: String,
+    handle: SessionHandle,
+}
+
 /// Everyone's shared state: the rooms with their history, and who is in which.
 #[derive(Default)]
 pub(crate) struct Chat {
     rooms: BTreeMap<String, VecDeque<Message>>,
-    members: Vec<(String, String, SessionHandle)>,
+    members: Vec<Member>,
     seq: u64,
 }
 
@@ -53,25 +60,27 @@ impl Chat {
         }
         let (from, text) = (from.map(str::to_owned), text.to_owned());
         history.push_back(Message { seq: self.seq, from, text });
-        for (_, _, handle) in self.members.iter().filter(|(_, r, _)| r == room) {
-            handle.redraw();
+        for member in self.members.iter().filter(|m| m.room == room) {
+            member.handle.redraw();
         }
     }
 
     /// Moves `nick`'s session to `room`, telling both rooms.
     fn join(&mut self, nick: &str, room: &str, handle: &SessionHandle) {
         self.leave(handle, &format!("{nick} went to #{room}"));
-        self.members.push((nick.to_owned(), room.to_owned(), handle.clone()));
+        let member =
+            Member { nick: nick.to_owned(), room: room.to_owned(), handle: handle.clone() };
+        self.members.push(member);
         self.post(room, None, &format!("{nick} joined #{room}"));
     }
 
     /// Takes the session out of its room, if it is in one, telling the room `why`.
     fn leave(&mut self, handle: &SessionHandle, why: &str) {
-        let Some(at) = self.members.iter().position(|(_, _, h)| h.same_session(handle)) else {
+        let Some(at) = self.members.iter().position(|m| m.handle.same_session(handle)) else {
             return;
         };
-        let (_, room, _) = self.members.remove(at);
-        self.post(&room, None, why);
+        let member = self.members.remove(at);
+        self.post(&member.room, None, why);
     }
 }
 
@@ -113,8 +122,8 @@ impl User {
             "/rooms" => {
                 let chat = self.chat.borrow();
                 let mut rooms: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-                for (nick, room, _) in &chat.members {
-                    rooms.entry(room).or_default().push(nick);
+                for member in &chat.members {
+                    rooms.entry(&member.room).or_default().push(&member.nick);
                 }
                 let list = rooms.iter().map(|(r, nicks)| format!("#{r}: {}", nicks.join(" ")));
                 let list = list.collect::<Vec<_>>().join(" · ");
@@ -161,7 +170,7 @@ impl TerminalApp for User {
     fn draw(&mut self, canvas: &mut Canvas) {
         let (cols, rows) = (canvas.size().cols, canvas.size().rows);
         let chat = self.chat.borrow();
-        let here = chat.members.iter().filter(|(_, room, _)| *room == self.room).count();
+        let here = chat.members.iter().filter(|m| m.room == self.room).count();
         let bar = Style { reverse: true, ..Style::DEFAULT };
         canvas.fill_row(0, bar);
         canvas.put_str(0, 1, &format!("#{} · {here} here · /help", self.room), bar);
