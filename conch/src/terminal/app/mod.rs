@@ -22,6 +22,10 @@
 //! frames are never drawn or encoded, so a slow user holds at most one render of memory and
 //! costs the others nothing.
 //!
+//! The session hears that the channel drained from its producer's resume (when the buffer went
+//! past the high-water mark) or by looking again: after 20 ms, then backing off to 320 ms while
+//! the user stays behind.
+//!
 //! ```no_run
 //! use twine_conch::terminal::app::{terminal_sessions, AppContext, TerminalApp};
 //! use twine_conch::terminal::{Canvas, Event, KeyCode, Style};
