@@ -4,8 +4,8 @@
 //! ```text
 //!  ServerFactory ── builds one ServerProtocol per TCP connection (or inetd pipe pair)
 //!  ServerProtocol ─ drives conch::stack::ServerStack: input → transmit → timeout → events
-//!    ├─ AuthBackend      who may log in: AuthorizedKeys, StaticUsers, PamBackend (feature
-//!    │                   pam), Chain, your own
+//!    ├─ AuthBackend      who may log in: AuthorizedKeys, StaticUsers, TrustOnFirstUse,
+//!    │                   PamBackend (feature pam), Chain, your own
 //!    ├─ SessionBackend   what a session runs: UnixSessions (shell, exec, subsystem over a pty
 //!    │                   or pipes) or InProcessSessions (your Protocol over the channel)
 //!    ├─ ChannelTransport an open channel as a twine_core::Transport, with flow control
@@ -35,7 +35,7 @@ pub use account::Account;
 pub use auth::PamBackend;
 pub use auth::{
     AccountStatus, AuthBackend, AuthRequest, AuthorizedKeys, Chain, ConnectionFacts, ConnectionId,
-    LoginRequest, Offload, SessionGrant, StaticUsers,
+    LoginRequest, Offload, SessionGrant, StaticUsers, TofuVerdict, TrustOnFirstUse,
 };
 pub use channel::ChannelTransport;
 pub use forwarding::{AllowForwarding, ForwardingPolicy, GatewayPorts};

@@ -13,6 +13,8 @@
 //!  line     LineEditor: a prompt, cursor editing, history, password mode (recvline)
 //!  repl     Repl: named commands, help, completion, history, exit (manhole)
 //!  width    display width of text (wide and combining characters), sanitizing
+//!  app      TerminalApp on in-process SSH sessions: events in, frames out, paced by the
+//!           channel (the one part that touches a transport and a scheduler)
 //! ```
 //!
 //! # Example: a REPL
@@ -61,7 +63,12 @@
 //!    often as it likes; a [`Presenter`] renders it only when the channel has taken the previous
 //!    render, sending the difference between the latest frame and what the user has. Frames
 //!    drawn in between cost nothing, and a slow user holds at most one render in memory.
+//!
+//! On an in-process SSH session, [`app`] does all of this: implement [`TerminalApp`], hand a
+//! builder to [`terminal_sessions`], and each user's session gets its `TERM`, size, resizes,
+//! decoded events and paced full-screen drawing.
 
+pub mod app;
 pub mod input;
 pub mod line;
 pub mod output;
@@ -74,6 +81,7 @@ mod tests;
 
 use std::time::Instant;
 
+pub use self::app::{terminal_sessions, AppContext, SessionHandle, TerminalApp, TerminalSession};
 pub use self::input::{Decoder, DecoderConfig, Event, KeyCode, KeyEvent, Modifiers};
 pub use self::line::{LineConfig, LineEditor, LineEvent};
 pub use self::output::{Capabilities, Color, ColorSupport, Emitter, Style};

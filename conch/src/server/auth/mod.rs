@@ -9,8 +9,9 @@
 //! [`Offload::run`]; the loop never waits.
 //!
 //! Backends here: [`AuthorizedKeys`] (OpenSSH's `authorized_keys` semantics), [`StaticUsers`]
-//! (an in-memory table for embedded servers) and [`Chain`] (try
-//! several in order). Writing one takes a few lines:
+//! (an in-memory table for embedded servers), [`TrustOnFirstUse`] (any key, remembered per
+//! user name: for applications without accounts) and [`Chain`] (try several in order).
+//! Writing one takes a few lines:
 //!
 //! ```
 //! use twine_conch::server::{AuthBackend, AuthRequest, Restrictions};
@@ -43,6 +44,7 @@ pub(crate) mod authorized_keys;
 mod chain;
 #[cfg(feature = "pam")]
 mod pam;
+mod tofu;
 mod users;
 
 #[cfg(test)]
@@ -52,6 +54,7 @@ pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
 pub use pam::PamBackend;
+pub use tofu::{TofuVerdict, TrustOnFirstUse};
 pub use users::StaticUsers;
 
 use std::fmt;

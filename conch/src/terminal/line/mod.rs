@@ -28,7 +28,8 @@ use std::collections::VecDeque;
 
 use super::input::{Event, KeyCode, KeyEvent, Modifiers};
 use super::output::Style;
-use super::width::{char_width, sanitize};
+use super::screen::Canvas;
+use super::width::{char_width, sanitize, str_width};
 use super::Terminal;
 
 /// Settings for a [`LineEditor`].
@@ -318,6 +319,34 @@ impl LineEditor {
         self.overwrite
     }
 
+    /// Draws the prompt and the line on row `row` of `canvas` and puts the canvas's cursor at
+    /// the editing position: the input line of a full-screen application, which hands keys to
+    /// [`LineEditor::handle_event`] (ignoring what it writes) and draws with this. A line too
+    /// long for the row scrolls sideways, the prompt first, so that the cursor shows. In
+    /// password mode only the prompt is drawn.
+    pub fn draw_on(&self, canvas: &mut Canvas, row: u16) {
+        let (mut before, after) = match self.password {
+            true => ("", ""),
+            false => (
+                self.line.get(..self.cursor).unwrap_or_default(),
+                self.line.get(self.cursor..).unwrap_or_default(),
+            ),
+        };
+        let cols = usize::from(canvas.size().cols);
+        let mut prompt = self.prompt.as_str();
+        while str_width(prompt) + str_width(before) >= cols
+            && !(prompt.is_empty() && before.is_empty())
+        {
+            let text = if prompt.is_empty() { &mut before } else { &mut prompt };
+            let first = text.chars().next().map_or(0, char::len_utf8);
+            *text = text.get(first..).unwrap_or_default();
+        }
+        let col = canvas.put_str(row, 0, prompt, self.prompt_style);
+        let col = canvas.put_str(row, col, before, Style::DEFAULT);
+        canvas.put_str(row, col, after, Style::DEFAULT);
+        canvas.set_cursor(Some((row, col.min(canvas.size().cols.saturating_sub(1)))));
+    }
+
     /// Ctrl+letter.
     fn control(&mut self, term: &Terminal, c: char, out: &mut Vec<u8>) -> Option<LineEvent> {
         match c {
@@ -410,9 +439,8 @@ impl LineEditor {
         }
         let start = self.prev_boundary(self.cursor);
         let at_end = self.cursor == self.line.len();
-        let width =
-            u16::try_from(self.line.get(start..self.cursor).map_or(0, super::width::str_width))
-                .unwrap_or(u16::MAX);
+        let width = u16::try_from(self.line.get(start..self.cursor).map_or(0, str_width))
+            .unwrap_or(u16::MAX);
         self.line.replace_range(start..self.cursor, "");
         self.cursor = start;
         if self.password {

@@ -270,3 +270,30 @@ fn prompt_is_styled_and_sanitized() {
     session.type_bytes(b"x");
     assert!(!session.emulator.screen().cell(0, 2).is_some_and(vt100::Cell::bold));
 }
+
+/// On a canvas, the editor draws its prompt and line on one row with the cursor at the editing
+/// position; a long line scrolls the prompt, then the text, off the left; a password is hidden.
+#[test]
+fn draws_on_a_canvas_row_scrolled_to_the_cursor() {
+    use crate::terminal::Canvas;
+    let mut session = script("nick> ", 12, "hello");
+    let mut canvas = Canvas::new(Size::new(12, 3));
+    session.editor.draw_on(&mut canvas, 2);
+    assert_eq!(canvas.row_text(2), "nick> hello");
+    assert_eq!(canvas.cursor(), Some((2, 11)));
+    session.type_bytes(b" world");
+    canvas.clear();
+    session.editor.draw_on(&mut canvas, 2);
+    assert_eq!(canvas.row_text(2), "hello world");
+    assert_eq!(canvas.cursor(), Some((2, 11)));
+    session.type_bytes(format!("{HOME}{RIGHT}").as_bytes());
+    canvas.clear();
+    session.editor.draw_on(&mut canvas, 2);
+    assert_eq!(canvas.row_text(2), "nick> hello");
+    assert_eq!(canvas.cursor(), Some((2, 7)));
+    session.editor.set_password(true);
+    canvas.clear();
+    session.editor.draw_on(&mut canvas, 2);
+    assert_eq!(canvas.row_text(2), "nick>");
+    assert_eq!(canvas.cursor(), Some((2, 6)));
+}
