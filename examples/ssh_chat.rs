@@ -1,6 +1,6 @@
 //! A chat server over SSH: `cargo run --example ssh_chat [port]` (2222 by default), then
 //! `ssh -p 2222 localhost` from as many terminals as you like. Your login name is your
-//! nickname; your key claims it on first use. See `examples/ssh_chat.md`.
+//! nickname; your key claims it on first use. See the README.
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::error::Error;

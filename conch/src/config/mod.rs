@@ -13,7 +13,7 @@
 //! of a user, `Match exec`) comes in through the contexts each module takes.
 //!
 //! Entry points that take bytes ([`sshd::SshdConfigFile::parse_bytes`],
-//! [`ssh::SshConfigFile::parse_bytes`]) never panic, whatever the input.
+//! [`ssh::SshLoader::parse_bytes`]) never panic, whatever the input.
 
 use std::fmt;
 
