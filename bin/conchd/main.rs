@@ -15,7 +15,7 @@ mod policy;
 mod server;
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,6 +33,9 @@ use logging::Sink;
 
 /// Set in the environment of the background process a daemon start spawns.
 const DAEMON_CHILD: &str = "CONCHD_DAEMON_CHILD";
+
+/// The working directory at start, where a restart runs (relative `-f` and `-E` paths).
+static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// A failure: the message, and the exit status.
 struct Fatal(String, u8);
@@ -74,7 +77,10 @@ fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
         "Port 2222".to_owned(),
         "ListenAddress 127.0.0.1".to_owned(),
         format!("AllowUsers {}", me.name),
-        format!("AuthorizedKeysFile {}/.ssh/authorized_keys", me.home.display().to_string().replace('%', "%%")),
+        format!(
+            "AuthorizedKeysFile {}/.ssh/authorized_keys",
+            me.home.display().to_string().replace('%', "%%")
+        ),
         "PidFile none".to_owned(),
         "Subsystem sftp /usr/lib/openssh/sftp-server".to_owned(),
     ];
@@ -95,9 +101,8 @@ fn level(opts: &Options, config_level: LogLevel) -> log::LevelFilter {
 
 fn load(opts: &Options, extra: &[String], path: Option<&str>) -> Result<SshdConfigFile, Fatal> {
     let fs = OsFilesystem;
-    let home_lookup = |user: &str| {
-        Account::lookup(user).ok().flatten().map(|a| a.home.display().to_string())
-    };
+    let home_lookup =
+        |user: &str| Account::lookup(user).ok().flatten().map(|a| a.home.display().to_string());
     let mut loader = SshdLoader::new(&fs).user_home(&home_lookup);
     if let Ok(cwd) = std::env::current_dir() {
         loader = loader.cwd(cwd.display().to_string());
@@ -168,14 +173,18 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         Sink::Null
     } else if let Some(file) = &opts.log_file {
         logging::open_file(file).map_err(|e| Fatal(e, 255))?
-    } else if opts.inetd && !opts.log_stderr && opts.debug == 0 {
-        Sink::Null
-    } else if daemon_child && !opts.log_stderr {
+    } else if (opts.inetd && opts.debug == 0 || daemon_child) && !opts.log_stderr {
         Sink::Null
     } else {
         Sink::Stderr
     };
     logging::install(sink, level(opts, startup.log_level));
+    if let Ok(dir) = std::env::current_dir() {
+        let _ = START_DIR.set(dir);
+    }
+    if daemon_child {
+        let _ = std::env::set_current_dir("/");
+    }
     serve(args, opts, &file, &startup, host_keys)
 }
 
@@ -188,7 +197,6 @@ fn spawn_background(args: &[String]) -> Result<(), Fatal> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .current_dir("/")
         .spawn()
         .map(drop)
         .map_err(|e| Fatal(format!("daemon() failed: {e}"), 255))
@@ -203,8 +211,7 @@ fn serve(
 ) -> Result<(), Fatal> {
     let stack = server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?;
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
-    let (config, authenticated) =
-        server::server_config(&reactor, file, startup, Arc::new(stack));
+    let (config, authenticated) = server::server_config(&reactor, file, startup, Arc::new(stack));
     let hub = server::Hub::new(&reactor, config, authenticated, startup, opts.debug > 0);
     if opts.inetd {
         let stdin: OwnedFd = std::io::stdin().as_fd_owned().map_err(|e| Fatal(e, 255))?;
@@ -246,6 +253,7 @@ fn serve(
     }
     let hup_hub = Rc::clone(&hub);
     let args = args.to_vec();
+    let cwd = START_DIR.get().cloned();
     let foreground = opts.foreground || opts.debug > 0;
     reactor
         .observe_signal(Signal::Hangup, move || {
@@ -255,7 +263,7 @@ fn serve(
             log::info!("Received SIGHUP; restarting.");
             remove_pid();
             hup_hub.drain();
-            if let Err(err) = restart(&args, foreground) {
+            if let Err(err) = restart(&args, cwd.as_deref(), foreground) {
                 log::error!("restart failed: {err}");
             }
         })
@@ -271,10 +279,13 @@ fn serve(
 
 /// `SIGHUP`: a new server with the same arguments (so the configuration is read again); this
 /// one has stopped listening and ends with its last connection.
-fn restart(args: &[String], foreground: bool) -> std::io::Result<()> {
+fn restart(args: &[String], cwd: Option<&Path>, foreground: bool) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);
     command.args(args);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
     if !foreground {
         command
             .env(DAEMON_CHILD, "1")

@@ -12,7 +12,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use nix::unistd::{getgrouplist, Gid, Group};
-use twine::conch::config::sshd::{ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess};
+use twine::conch::config::sshd::{
+    ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess,
+};
 use twine::conch::keys::authorized_keys::PermittedHostPort;
 use twine::conch::keys::{FingerprintHash, PublicKey};
 use twine::conch::server::{
@@ -58,9 +60,7 @@ enum Verdict {
 fn groups_of(account: &Account) -> Vec<String> {
     let Ok(name) = CString::new(account.name.clone()) else { return Vec::new() };
     let gids = getgrouplist(&name, Gid::from_raw(account.gid)).unwrap_or_default();
-    gids.into_iter()
-        .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
-        .collect()
+    gids.into_iter().filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name)).collect()
 }
 
 /// The effective configuration for `user` on `facts` (blocking: the user database).
@@ -111,7 +111,9 @@ fn verdict(
         return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
     };
     let ip = facts.peer_ip();
-    if let UserAccess::Refused(why) = config.user_access(request_user, &groups_of(&account), &ip, &ip) {
+    if let UserAccess::Refused(why) =
+        config.user_access(request_user, &groups_of(&account), &ip, &ip)
+    {
         return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
     }
     let (pubkey, query) = match attempt {
@@ -137,7 +139,10 @@ fn verdict(
             PermitRootLogin::No => false,
         };
         if !allowed {
-            return Verdict::Refused(format!("ROOT LOGIN REFUSED FROM {ip} port {}", facts.peer.map_or(0, |p| p.port())));
+            return Verdict::Refused(format!(
+                "ROOT LOGIN REFUSED FROM {ip} port {}",
+                facts.peer.map_or(0, |p| p.port())
+            ));
         }
     }
     let Some(key) = pubkey else { return Verdict::Ask(config) };
@@ -212,7 +217,8 @@ impl AuthBackend for Policy {
         let facts = Rc::clone(&request.connection);
         let facts_copy = ConnectionFacts::clone(&facts);
         let now = request.now;
-        let verdict = request.offload.run(move || verdict(&file, &user, &attempt, &facts_copy, now));
+        let verdict =
+            request.offload.run(move || verdict(&file, &user, &attempt, &facts_copy, now));
         let out = request.offload.deferred();
         let inner = self.inner.clone();
         let state = Rc::clone(&self.state);
@@ -221,7 +227,8 @@ impl AuthBackend for Policy {
         let ask = request.clone();
         let _end: Deferred<()> = verdict.then(move |result| {
             let verdict = result.unwrap_or_else(|e| Verdict::Refused(e.to_string()));
-            let finish = move |decision: Decision<Restrictions>, config: Option<Arc<SshdConfig>>| {
+            let finish = move |decision: Decision<Restrictions>,
+                               config: Option<Arc<SshdConfig>>| {
                 let decision = match (decision, &config) {
                     (Decision::Accept(r), Some(config)) => {
                         Decision::Accept(config_restrictions(config, r))
@@ -348,8 +355,11 @@ fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let account = Account::lookup(user).ok().flatten().ok_or("no account")?;
     let mut bytes = [0u8; 8];
-    twine::conch::crypto::SecureRandom::fill(&mut twine::conch::crypto::OsRandom::new(), &mut bytes)
-        .map_err(|e| e.to_string())?;
+    twine::conch::crypto::SecureRandom::fill(
+        &mut twine::conch::crypto::OsRandom::new(),
+        &mut bytes,
+    )
+    .map_err(|e| e.to_string())?;
     let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let path = std::env::temp_dir().join(format!("sshauth.{name}"));
     let mut file = std::fs::OpenOptions::new()

@@ -66,7 +66,11 @@ pub(crate) fn stack_config(
         .authentication_methods
         .iter()
         .filter(|list| !list.eq_ignore_ascii_case("any"))
-        .map(|list| list.split(',').filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m))).collect())
+        .map(|list| {
+            list.split(',')
+                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
+                .collect()
+        })
         .collect();
     u.max_auth_tries = c.max_auth_tries;
     u.banner = match &c.banner {
@@ -79,8 +83,11 @@ pub(crate) fn stack_config(
         },
         None => None,
     };
-    u.publickey_algorithms =
-        c.pubkey_accepted_algorithms.iter().filter_map(|n| SignatureAlgorithm::from_name(n)).collect();
+    u.publickey_algorithms = c
+        .pubkey_accepted_algorithms
+        .iter()
+        .filter_map(|n| SignatureAlgorithm::from_name(n))
+        .collect();
     let mut stack =
         ServerStackConfig::new(t, u, connection::Config::default()).map_err(|e| e.to_string())?;
     stack.login_grace_time =
@@ -210,8 +217,7 @@ impl Hub {
 
     fn should_drop(&self) -> bool {
         let (begin, rate, full) = self.max_startups;
-        let unauthenticated =
-            self.live.get().saturating_sub(self.authenticated.borrow().len());
+        let unauthenticated = self.live.get().saturating_sub(self.authenticated.borrow().len());
         let unauthenticated = u32::try_from(unauthenticated).unwrap_or(u32::MAX);
         if unauthenticated < begin || begin == 0 {
             return false;
