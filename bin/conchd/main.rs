@@ -130,7 +130,17 @@ fn load(opts: &Options, extra: &[String], path: Option<&str>) -> Result<SshdConf
 }
 
 fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
-    logging::install(Sink::Stderr, level(opts, LogLevel::Info));
+    let daemon_child = std::env::var_os(DAEMON_CHILD).is_some();
+    let sink = if opts.quiet {
+        Sink::Null
+    } else if let Some(file) = &opts.log_file {
+        logging::open_file(file).map_err(|e| Fatal(e, 255))?
+    } else if (opts.inetd && opts.debug == 0 || daemon_child) && !opts.log_stderr {
+        Sink::Null
+    } else {
+        Sink::Stderr
+    };
+    logging::install(sink, level(opts, LogLevel::Info));
     let (extra, path) = if embedded {
         let me = Account::current().map_err(|e| Fatal(e.to_string(), 1))?;
         (embedded_options(&me)?, None)
@@ -160,7 +170,6 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if opts.test == 1 {
         return Ok(());
     }
-    let daemon_child = std::env::var_os(DAEMON_CHILD).is_some();
     let background = !(embedded || opts.foreground || opts.debug > 0 || opts.inetd);
     if background && !daemon_child {
         return spawn_background(args);
@@ -169,16 +178,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         let _ = nix::unistd::setsid();
         std::env::remove_var(DAEMON_CHILD);
     }
-    let sink = if opts.quiet {
-        Sink::Null
-    } else if let Some(file) = &opts.log_file {
-        logging::open_file(file).map_err(|e| Fatal(e, 255))?
-    } else if (opts.inetd && opts.debug == 0 || daemon_child) && !opts.log_stderr {
-        Sink::Null
-    } else {
-        Sink::Stderr
-    };
-    logging::install(sink, level(opts, startup.log_level));
+    log::set_max_level(level(opts, startup.log_level));
     if let Ok(dir) = std::env::current_dir() {
         let _ = START_DIR.set(dir);
     }
