@@ -66,24 +66,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// The embedded default's settings, as `-o` options over no file.
+/// The embedded default's settings, as `-o` options over no file. `$HOME` (else the account's
+/// home) holds `.ssh/authorized_keys`; `CONCHD_PORT` replaces 2222 (0 picks a free port, which
+/// the "Server listening" line names).
 fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .unwrap_or_else(|| me.home.clone());
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("conchd"),
-        None => me.home.join(".local/state/conchd"),
+        None => home.join(".local/state/conchd"),
     };
     let keys = hostkeys::ensure(&state).map_err(|e| Fatal(format!("host keys: {e}"), 1))?;
+    let port =
+        std::env::var("CONCHD_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(2222);
+    let keys_file = home.join(".ssh/authorized_keys").display().to_string().replace('%', "%%");
     let mut options = vec![
-        "Port 2222".to_owned(),
+        format!("Port {port}"),
         "ListenAddress 127.0.0.1".to_owned(),
         format!("AllowUsers {}", me.name),
-        format!(
-            "AuthorizedKeysFile {}/.ssh/authorized_keys",
-            me.home.display().to_string().replace('%', "%%")
-        ),
+        format!("AuthorizedKeysFile {keys_file}"),
         "PidFile none".to_owned(),
         "Subsystem sftp /usr/lib/openssh/sftp-server".to_owned(),
     ];
+    if home != me.home {
+        // The permission walk stops at the account's home; a stand-in home is checked by the
+        // owner's own choice of directory instead.
+        options.push("StrictModes no".to_owned());
+    }
     options.extend(keys.into_iter().map(|k| format!("HostKey {k}")));
     Ok(options)
 }

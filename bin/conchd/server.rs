@@ -299,7 +299,8 @@ pub(crate) fn listen(hub: &Rc<Hub>, c: &SshdConfig) -> Result<(), String> {
         let addr = SocketAddr::new(ip, la.port);
         match hub.reactor.listen_tcp(addr, Listener(Rc::clone(hub))) {
             Ok(port) => {
-                log::info!("Server listening on {} port {}.", la.host, la.port);
+                let bound = port.tcp_address().map_or(la.port, |a| a.port());
+                log::info!("Server listening on {} port {bound}.", la.host);
                 hub.ports.borrow_mut().push(port);
             }
             Err(err) => log::error!("Bind to port {} on {} failed: {err}.", la.port, la.host),
