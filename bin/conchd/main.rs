@@ -67,8 +67,7 @@ fn main() -> ExitCode {
 }
 
 /// The embedded default's settings, as `-o` options over no file. `$HOME` (else the account's
-/// home) holds `.ssh/authorized_keys`; `CONCHD_PORT` replaces 2222 (0 picks a free port, which
-/// the "Server listening" line names).
+/// home) holds `.ssh/authorized_keys`; `CONCHD_PORT` replaces 2222.
 fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -231,7 +230,9 @@ fn serve(
         reactor
             .adopt_fd_pair(stdin, stdout, hub.protocol())
             .map_err(|e| Fatal(e.to_string(), 255))?;
-        return reactor.run().map_err(|e| Fatal(e.to_string(), 255));
+        reactor.run().map_err(|e| Fatal(e.to_string(), 255))?;
+        // sshd ends with 255 when the connection failed before a login.
+        return if hub.logins.total.get() == 0 { Err(Fatal(String::new(), 255)) } else { Ok(()) };
     }
     server::listen(&hub, startup).map_err(|e| Fatal(e, 255))?;
     let pid_file = if opts.debug > 0 { None } else { startup.pid_file.clone() };

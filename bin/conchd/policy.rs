@@ -39,11 +39,19 @@ pub(crate) struct Policy {
     state: Rc<RefCell<HashMap<ConnectionId, ConnState>>>,
     /// Connections whose login session is open (for `MaxStartups`).
     pub(crate) authenticated: Rc<RefCell<std::collections::HashSet<ConnectionId>>>,
+    /// Login sessions opened so far (inetd mode's exit status).
+    pub(crate) logins: Rc<std::cell::Cell<u64>>,
 }
 
 impl Policy {
     pub(crate) fn new(file: Arc<SshdConfigFile>, inner: Chain) -> Self {
-        Self { file, inner, state: Rc::default(), authenticated: Rc::default() }
+        Self {
+            file,
+            inner,
+            state: Rc::default(),
+            authenticated: Rc::default(),
+            logins: Rc::default(),
+        }
     }
 }
 
@@ -279,6 +287,7 @@ impl AuthBackend for Policy {
 
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
         self.authenticated.borrow_mut().insert(login.connection.id);
+        self.logins.set(self.logins.get() + 1);
         let mut extra = Vec::new();
         {
             let mut state = self.state.borrow_mut();

@@ -113,7 +113,7 @@ pub(crate) fn server_config(
     file: &Arc<SshdConfigFile>,
     c: &SshdConfig,
     stack: Arc<ServerStackConfig>,
-) -> (ServerConfig, Rc<RefCell<HashSet<ConnectionId>>>) {
+) -> (ServerConfig, Logins) {
     #[allow(unused_mut)]
     let mut inner = Chain::new();
     #[cfg(feature = "pam")]
@@ -128,7 +128,8 @@ pub(crate) fn server_config(
         );
     }
     let policy = Policy::new(Arc::clone(file), inner);
-    let authenticated = Rc::clone(&policy.authenticated);
+    let logins =
+        Logins { open: Rc::clone(&policy.authenticated), total: Rc::clone(&policy.logins) };
     let mut sessions = UnixSessions::new(reactor).with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
         let command = if s.command == "internal-sftp" {
@@ -159,7 +160,16 @@ pub(crate) fn server_config(
     config.forwarding = forwarding;
     config.accept_env = c.accept_env.clone();
     config.max_sessions = usize::try_from(c.max_sessions).unwrap_or(usize::MAX);
-    (config, authenticated)
+    (config, logins)
+}
+
+/// The policy's count of logins, for `MaxStartups` and inetd mode's exit status.
+#[derive(Clone)]
+pub(crate) struct Logins {
+    /// Connections logged in now.
+    pub(crate) open: Rc<RefCell<HashSet<ConnectionId>>>,
+    /// Logins so far.
+    pub(crate) total: Rc<Cell<u64>>,
 }
 
 /// Shared by the listeners: counts connections, applies `MaxStartups`, and in debug mode
@@ -169,7 +179,7 @@ pub(crate) struct Hub {
     reactor: Reactor,
     /// Connections open now.
     pub(crate) live: Cell<usize>,
-    authenticated: Rc<RefCell<HashSet<ConnectionId>>>,
+    pub(crate) logins: Logins,
     max_startups: (u32, u32, u32),
     /// `-d`: one connection, then exit.
     single: bool,
@@ -182,7 +192,7 @@ impl Hub {
     pub(crate) fn new(
         reactor: &Reactor,
         config: ServerConfig,
-        authenticated: Rc<RefCell<HashSet<ConnectionId>>>,
+        logins: Logins,
         c: &SshdConfig,
         single: bool,
     ) -> Rc<Self> {
@@ -190,7 +200,7 @@ impl Hub {
             factory: ServerFactory::new(reactor, config),
             reactor: reactor.clone(),
             live: Cell::new(0),
-            authenticated,
+            logins,
             max_startups: c.max_startups,
             single,
             draining: Cell::new(false),
@@ -217,7 +227,7 @@ impl Hub {
 
     fn should_drop(&self) -> bool {
         let (begin, rate, full) = self.max_startups;
-        let unauthenticated = self.live.get().saturating_sub(self.authenticated.borrow().len());
+        let unauthenticated = self.live.get().saturating_sub(self.logins.open.borrow().len());
         let unauthenticated = u32::try_from(unauthenticated).unwrap_or(u32::MAX);
         if unauthenticated < begin || begin == 0 {
             return false;
