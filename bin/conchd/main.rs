@@ -18,6 +18,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use nix::unistd::Uid;
@@ -219,14 +220,30 @@ fn serve(
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
-    let stack = server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?;
+    let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
-    let (config, authenticated) = server::server_config(&reactor, file, startup, Arc::new(stack));
-    let hub = server::Hub::new(&reactor, config, authenticated, startup, opts.debug > 0);
+    let open_logins = Arc::new(AtomicUsize::new(0));
+    let shared = server::Shared::new(&reactor);
+    let build = {
+        let (file, startup, stack, open_logins) =
+            (Arc::clone(file), startup.clone(), Arc::clone(&stack), Arc::clone(&open_logins));
+        move |reactor: &Reactor| {
+            server::server_config(
+                reactor,
+                &file,
+                &startup,
+                Arc::clone(&stack),
+                Arc::clone(&open_logins),
+            )
+        }
+    };
+    let (config, logins) = build(&reactor);
+    let hub = server::Hub::new(&reactor, config, logins, Arc::clone(&shared));
     if opts.inetd {
         let stdin: OwnedFd = std::io::stdin().as_fd_owned().map_err(|e| Fatal(e, 255))?;
         let stdout: OwnedFd = std::io::stdout().as_fd_owned().map_err(|e| Fatal(e, 255))?;
-        hub.draining.set(true);
+        hub.count_one();
+        shared.set_draining();
         reactor
             .adopt_fd_pair(stdin, stdout, hub.protocol())
             .map_err(|e| Fatal(e.to_string(), 255))?;
@@ -234,7 +251,16 @@ fn serve(
         // sshd ends with 255 when the connection failed before a login.
         return if hub.logins.total.get() == 0 { Err(Fatal(String::new(), 255)) } else { Ok(()) };
     }
-    server::listen(&hub, startup).map_err(|e| Fatal(e, 255))?;
+    let single = opts.debug > 0;
+    let workers = if single {
+        0
+    } else {
+        std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 64) - 1
+    };
+    let acceptor =
+        server::Acceptor::new(&reactor, hub, workers, build, startup, single, open_logins);
+    server::listen(&acceptor, &reactor, startup).map_err(|e| Fatal(e, 255))?;
+    log::debug!("serving on {} reactors", acceptor.reactors());
     let pid_file = if opts.debug > 0 { None } else { startup.pid_file.clone() };
     if let Some(path) = &pid_file {
         if let Err(err) = std::fs::write(path, format!("{}\n", std::process::id())) {
@@ -263,25 +289,25 @@ fn serve(
             })
             .map_err(|e| Fatal(e.to_string(), 255))?;
     }
-    let hup_hub = Rc::clone(&hub);
+    let hup = Rc::clone(&acceptor);
     let args = args.to_vec();
     let cwd = START_DIR.get().cloned();
     let foreground = opts.foreground || opts.debug > 0;
     reactor
         .observe_signal(Signal::Hangup, move || {
-            if hup_hub.draining.get() {
+            if hup.is_draining() {
                 return;
             }
             log::info!("Received SIGHUP; restarting.");
             remove_pid();
-            hup_hub.drain();
+            hup.drain();
             if let Err(err) = restart(&args, cwd.as_deref(), foreground) {
                 log::error!("restart failed: {err}");
             }
         })
         .map_err(|e| Fatal(e.to_string(), 255))?;
     let result = reactor.run().map_err(|e| Fatal(e.to_string(), 255));
-    if !hub.draining.get() {
+    if !acceptor.is_draining() {
         if let Some(path) = &pid_file {
             let _ = std::fs::remove_file(path);
         }

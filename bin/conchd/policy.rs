@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nix::unistd::{getgrouplist, Gid, Group};
@@ -38,19 +39,26 @@ pub(crate) struct Policy {
     inner: Chain,
     state: Rc<RefCell<HashMap<ConnectionId, ConnState>>>,
     /// Connections whose login session is open (for `MaxStartups`).
-    pub(crate) authenticated: Rc<RefCell<std::collections::HashSet<ConnectionId>>>,
+    authenticated: RefCell<std::collections::HashSet<ConnectionId>>,
     /// Login sessions opened so far (inetd mode's exit status).
     pub(crate) logins: Rc<std::cell::Cell<u64>>,
+    /// Logins open now on every reactor (`MaxStartups`).
+    open_logins: Arc<AtomicUsize>,
 }
 
 impl Policy {
-    pub(crate) fn new(file: Arc<SshdConfigFile>, inner: Chain) -> Self {
+    pub(crate) fn new(
+        file: Arc<SshdConfigFile>,
+        inner: Chain,
+        open_logins: Arc<AtomicUsize>,
+    ) -> Self {
         Self {
             file,
             inner,
             state: Rc::default(),
-            authenticated: Rc::default(),
+            authenticated: RefCell::default(),
             logins: Rc::default(),
+            open_logins,
         }
     }
 }
@@ -286,7 +294,9 @@ impl AuthBackend for Policy {
     }
 
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
-        self.authenticated.borrow_mut().insert(login.connection.id);
+        if self.authenticated.borrow_mut().insert(login.connection.id) {
+            self.open_logins.fetch_add(1, Ordering::SeqCst);
+        }
         self.logins.set(self.logins.get() + 1);
         let mut extra = Vec::new();
         {
@@ -323,7 +333,9 @@ impl AuthBackend for Policy {
     }
 
     fn connection_ended(&self, connection: &ConnectionFacts) {
-        self.authenticated.borrow_mut().remove(&connection.id);
+        if self.authenticated.borrow_mut().remove(&connection.id) {
+            self.open_logins.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Some(state) = self.state.borrow_mut().remove(&connection.id) {
             if let Some(path) = state.auth_file {
                 let _ = std::fs::remove_file(path);
