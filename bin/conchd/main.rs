@@ -147,7 +147,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     } else if let Some(file) = &opts.log_file {
         logging::open_file(file).map_err(|e| Fatal(e, 255))?
     } else if (opts.inetd && opts.debug == 0 || daemon_child) && !opts.log_stderr {
-        Sink::Null
+        logging::syslog()
     } else {
         Sink::Stderr
     };
@@ -190,6 +190,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         std::env::remove_var(DAEMON_CHILD);
     }
     log::set_max_level(level(opts, startup.log_level));
+    logging::set_facility(startup.syslog_facility);
     if let Ok(dir) = std::env::current_dir() {
         let _ = START_DIR.set(dir);
     }
