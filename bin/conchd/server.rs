@@ -3,7 +3,7 @@
 //! the connection count that `-d` and `SIGHUP` wait on.
 
 use std::cell::{Cell, RefCell};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -456,22 +456,52 @@ pub(crate) fn listen(
     c: &SshdConfig,
 ) -> Result<(), String> {
     for la in &c.listen_addresses {
-        let Ok(ip) = la.host.parse::<std::net::IpAddr>() else {
-            log::error!("Bad listen address {}: not a numeric address", la.host);
-            continue;
+        let addrs: Vec<SocketAddr> = match la.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, la.port)],
+            Err(_) => match (la.host.as_str(), la.port).to_socket_addrs() {
+                Ok(addrs) => addrs.collect(),
+                Err(err) => {
+                    log::error!("Bad listen address {}: {err}", la.host);
+                    continue;
+                }
+            },
         };
-        let addr = SocketAddr::new(ip, la.port);
-        let listener = match TcpListener::bind(addr).and_then(|l| {
-            l.set_nonblocking(true)?;
-            Ok(l)
-        }) {
+        for addr in addrs {
+            listen_one(acceptor, reactor, addr);
+        }
+    }
+    if acceptor.listeners.borrow().is_empty() {
+        return Err("Cannot bind any address.".into());
+    }
+    Ok(())
+}
+
+/// A listening socket as sshd makes it: `SO_REUSEADDR`, and IPv6 sockets IPv6-only (so that
+/// `::` and `0.0.0.0` on one port coexist).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+fn listen_one(acceptor: &Rc<Acceptor>, reactor: &Reactor, addr: SocketAddr) {
+    let (host, port) = (addr.ip(), addr.port());
+    {
+        let listener = match bind(addr) {
             Ok(listener) => listener,
             Err(err) => {
-                log::error!("Bind to port {} on {} failed: {err}.", la.port, la.host);
-                continue;
+                log::error!("Bind to port {port} on {host} failed: {err}.");
+                return;
             }
         };
-        let bound = listener.local_addr().map_or(la.port, |a| a.port());
+        let bound = listener.local_addr().map_or(port, |a| a.port());
         let index = acceptor.listeners.borrow().len();
         let me = Rc::downgrade(acceptor);
         let watch = reactor.watch_fd(listener.as_raw_fd(), Interest::Readable, move |_| {
@@ -481,14 +511,10 @@ pub(crate) fn listen(
         });
         match watch {
             Ok(watch) => {
-                log::info!("Server listening on {} port {bound}.", la.host);
+                log::info!("Server listening on {host} port {bound}.");
                 acceptor.listeners.borrow_mut().push((watch, listener));
             }
-            Err(err) => log::error!("Bind to port {} on {} failed: {err}.", la.port, la.host),
+            Err(err) => log::error!("Bind to port {port} on {host} failed: {err}."),
         }
     }
-    if acceptor.listeners.borrow().is_empty() {
-        return Err("Cannot bind any address.".into());
-    }
-    Ok(())
 }
