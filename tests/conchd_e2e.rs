@@ -376,3 +376,60 @@ fn the_daemon_writes_its_pidfile_and_removes_it_on_sigterm() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(&format!("Server listening on 127.0.0.1 port {port}.")), "{text}");
 }
+
+/// `Match User` blocks are evaluated for each login: the matched user gets the block's
+/// `ForceCommand`; `DenyUsers` turns a user away.
+#[test]
+fn match_blocks_and_deny_users_apply_per_login() {
+    if !root_or_skip("match") {
+        return;
+    }
+    let dir = TempDir::new("match");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(alice) = TestUser::create(&dir.path("alice"), &key) else { return };
+    let Some(bob) = TestUser::create(&dir.path("bob"), &key) else { return };
+    let Some(carol) = TestUser::create(&dir.path("carol"), &key) else { return };
+    let extra = format!(
+        "DenyUsers {}\nMatch User {}\n  ForceCommand echo forced for $USER\n",
+        carol.name, alice.name
+    );
+    let daemon = start_root_daemon(&dir, &extra);
+    let run = |user: &TestUser| {
+        output({
+            let mut c = ssh(daemon.port, &key, &user.name);
+            c.arg("echo free");
+            c
+        })
+    };
+    let out = run(&alice);
+    assert_eq!(stdout(&out), format!("forced for {}\n", alice.name), "{}", stderr(&out));
+    let out = run(&bob);
+    assert_eq!(stdout(&out), "free\n", "{}", stderr(&out));
+    let out = run(&carol);
+    assert!(!out.status.success(), "a denied user got in");
+    assert!(daemon.wait_for_log("DenyUsers").is_some());
+}
+
+/// In inetd mode (`-i`), `conchd` speaks SSH on its standard input and output: OpenSSH's
+/// `ssh` runs it as a `ProxyCommand`, and the session sees `SSH_CONNECTION` as `UNKNOWN`.
+#[test]
+fn inetd_mode_serves_one_connection_over_pipes() {
+    if !root_or_skip("inetd") {
+        return;
+    }
+    let dir = TempDir::new("inetd");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(user) = TestUser::create(&dir.path("home"), &key) else { return };
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let config =
+        dir.write("sshd_config", &format!("HostKey {}\nPidFile none\n", host_key.display()));
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.arg(CLIENT_TIME_LIMIT).arg("ssh").args(client_options(&key));
+        c.arg("-o").arg(format!("ProxyCommand={} -i -f {config}", conchd()));
+        c.args(["-l", &user.name, "inetd-host", "echo $SSH_CONNECTION; exit 3"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "UNKNOWN 65535 UNKNOWN 65535\n");
+}

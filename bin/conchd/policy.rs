@@ -25,6 +25,9 @@ use twine::conch::server::{
 use twine::conch::userauth::{Attempt, Decision};
 use twine::internet::Deferred;
 
+/// OpenSSH's sftp server, which stands in for `internal-sftp`.
+pub(crate) const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
 /// What a connection's successful logins left for its sessions.
 #[derive(Default)]
 struct ConnState {
@@ -206,7 +209,14 @@ fn config_restrictions(config: &SshdConfig, mut r: Restrictions) -> Restrictions
     r.x11_forwarding = false;
     r.user_rc &= config.permit_user_rc;
     if let Some(command) = &config.force_command {
-        r.forced_command = Some(command.clone());
+        // There is no in-process sftp server: `internal-sftp` runs OpenSSH's `sftp-server`
+        // with the same arguments.
+        r.forced_command = Some(match command.strip_prefix("internal-sftp") {
+            Some(args) if args.is_empty() || args.starts_with(' ') => {
+                format!("{SFTP_SERVER}{args}")
+            }
+            _ => command.clone(),
+        });
     }
     let mut extra = Restrictions::none();
     extra.permit_open = permitted(&config.permit_open, false);

@@ -135,7 +135,7 @@ pub(crate) fn server_config(
     let mut sessions = UnixSessions::new(reactor).with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
         let command = if s.command == "internal-sftp" {
-            s.args.replacen("internal-sftp", "/usr/lib/openssh/sftp-server", 1)
+            s.args.replacen("internal-sftp", crate::policy::SFTP_SERVER, 1)
         } else {
             s.args.clone()
         };
