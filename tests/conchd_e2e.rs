@@ -160,13 +160,19 @@ fn a_pty_shell_runs_as_the_user() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"echo T=$(tty) U=$(id -un) O=$(stat -c %U $(tty)) M=$TERM; exit 5\n")
+        .write_all(b"echo T=$(tty) U=$(id -un) O=$(stat -c %U $(tty)) M=$TERM Z=$0; exit 5\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(5), "{text}{}", stderr(&out));
     let line = text.lines().find(|l| l.contains("T=/dev/pts/")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(&format!("U={} O={}", s.user.name, s.user.name)), "{line}");
+    assert!(line.ends_with("Z=-sh"), "not a login shell: {line}");
+    // PrintMotd (on by default) shows /etc/motd before the shell starts.
+    let motd = std::fs::read_to_string("/etc/motd").unwrap_or_default();
+    if let Some(first) = motd.lines().find(|l| !l.trim().is_empty()) {
+        assert!(text.contains(first.trim()), "no motd in {text}");
+    }
 }
 
 fn sha256(path: &Path) -> String {

@@ -11,6 +11,7 @@ mod cli;
 mod getopt;
 mod hostkeys;
 mod logging;
+mod motd;
 mod policy;
 mod server;
 
@@ -42,6 +43,10 @@ static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 struct Fatal(String, u8);
 
 fn main() -> ExitCode {
+    if let Some(err) = motd::run_helper() {
+        eprintln!("conchd: cannot run the shell: {err}");
+        return ExitCode::from(1);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match cli::parse(&args) {
         Ok(opts) => opts,

@@ -27,7 +27,9 @@ use twine::internet::protocol::{HalfClose, Protocol, Transport};
 use twine::internet::reactor::{FdWatch, Interest, ThreadHandle};
 use twine::internet::Reactor;
 
+use crate::motd::MotdSpawner;
 use crate::policy::Policy;
+use twine::conch::server::session::LocalSpawner;
 
 /// The stack's configuration from `sshd_config`.
 pub(crate) fn stack_config(
@@ -132,7 +134,12 @@ pub(crate) fn server_config(
     }
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let mut sessions = UnixSessions::new(reactor).with_user_environment(c.permit_user_environment);
+    let sessions = if c.print_motd {
+        UnixSessions::with_spawner(MotdSpawner::new(LocalSpawner::new(reactor)))
+    } else {
+        UnixSessions::new(reactor)
+    };
+    let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
         let command = if s.command == "internal-sftp" {
             s.args.replacen("internal-sftp", crate::policy::SFTP_SERVER, 1)
