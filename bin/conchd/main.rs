@@ -179,6 +179,9 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if !unenforced.is_empty() {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
     }
+    if startup.use_pam && !cfg!(feature = "pam") {
+        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): password and keyboard-interactive authentication are off");
+    }
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {
         return Err(Fatal("conchd: no hostkeys available -- exiting.".into(), 1));
