@@ -168,6 +168,11 @@ fn a_pty_shell_runs_as_the_user() {
     let line = text.lines().find(|l| l.contains("T=/dev/pts/")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(&format!("U={} O={}", s.user.name, s.user.name)), "{line}");
     assert!(line.ends_with("Z=-sh"), "not a login shell: {line}");
+    // The login is recorded in wtmp (when the system keeps one), as sshd records it.
+    if let Ok(wtmp) = std::fs::read("/var/log/wtmp") {
+        let name = s.user.name.as_bytes();
+        assert!(wtmp.windows(name.len()).any(|w| w == name), "no wtmp record for {}", s.user.name);
+    }
     // PrintMotd (on by default) shows /etc/motd before the shell starts.
     let motd = std::fs::read_to_string("/etc/motd").unwrap_or_default();
     if let Some(first) = motd.lines().find(|l| !l.trim().is_empty()) {

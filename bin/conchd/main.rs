@@ -14,6 +14,7 @@ mod logging;
 mod motd;
 mod policy;
 mod server;
+mod utmp;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

@@ -134,11 +134,8 @@ pub(crate) fn server_config(
     }
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let sessions = if c.print_motd {
-        UnixSessions::with_spawner(MotdSpawner::new(LocalSpawner::new(reactor)))
-    } else {
-        UnixSessions::new(reactor)
-    };
+    let spawner = MotdSpawner::new(LocalSpawner::new(reactor), c.print_motd);
+    let sessions = UnixSessions::with_spawner(spawner);
     let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
         let command = if s.command == "internal-sftp" {
