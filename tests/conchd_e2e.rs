@@ -444,3 +444,22 @@ fn inetd_mode_serves_one_connection_over_pipes() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out), "UNKNOWN 65535 UNKNOWN 65535\n");
 }
+
+/// A `Match` block that asks for something conchd cannot enforce (here `ChrootDirectory`)
+/// refuses the matching users instead of letting them in without it.
+#[test]
+fn a_match_block_with_an_unenforced_setting_refuses_the_login() {
+    if !root_or_skip("unenforced") {
+        return;
+    }
+    let Some(s) = root_setup("unenforced", "Match User *\n  ChrootDirectory /var/empty\n") else {
+        return;
+    };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("true");
+        c
+    });
+    assert!(!out.status.success(), "logged in without the chroot");
+    assert!(s.daemon.wait_for_log("unsupported settings apply: ChrootDirectory").is_some());
+}

@@ -126,6 +126,15 @@ fn verdict(
         Ok(config) => Arc::new(config),
         Err(err) => return Verdict::Refused(err),
     };
+    let unenforced = config.unenforced();
+    if !unenforced.is_empty() {
+        // A Match block asks for something conchd cannot enforce (ChrootDirectory, ...):
+        // refuse rather than let the user in without it.
+        return Verdict::Refused(format!(
+            "User {request_user} refused: unsupported settings apply: {}",
+            unenforced.join(", ")
+        ));
+    }
     let Some(account) = account else {
         return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
     };
