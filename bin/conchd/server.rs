@@ -23,7 +23,7 @@ use twine::conch::stack::ServerStackConfig;
 use twine::conch::transport;
 use twine::conch::userauth::{self, Method};
 use twine::internet::error::Reason;
-use twine::internet::protocol::{HalfClose, Protocol, Transport};
+use twine::internet::protocol::{Address, HalfClose, Protocol, Transport};
 use twine::internet::reactor::{FdWatch, Interest, ThreadHandle};
 use twine::internet::Reactor;
 
@@ -257,6 +257,15 @@ pub(crate) struct Counted {
 
 impl Protocol for Counted {
     fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        if let (Address::Tcp(peer), Address::Tcp(local)) = (transport.peer(), transport.host()) {
+            log::info!(
+                "Connection from {} port {} on {} port {} rdomain \"\"",
+                peer.ip(),
+                peer.port(),
+                local.ip(),
+                local.port()
+            );
+        }
         self.inner.connection_made(transport);
     }
 
