@@ -144,10 +144,9 @@ fn verdict(
     {
         return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
     }
-    let (pubkey, query) = match attempt {
-        Attempt::PublicKeyQuery { key, .. } => (Some(key), true),
-        Attempt::PublicKey { key, .. } => (Some(key), false),
-        _ => (None, false),
+    let pubkey = match attempt {
+        Attempt::PublicKeyQuery { key, .. } | Attempt::PublicKey { key, .. } => Some(key),
+        _ => None,
     };
     let enabled = match attempt {
         Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. } => config.pubkey_authentication,
@@ -186,7 +185,6 @@ fn verdict(
             return Verdict::Refused(format!("Root login refused for {ip}: no forced command"));
         }
     }
-    let _ = query;
     Verdict::Decided(decision, config)
 }
 
