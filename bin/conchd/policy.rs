@@ -228,9 +228,19 @@ fn config_restrictions(config: &SshdConfig, mut r: Restrictions) -> Restrictions
             _ => command.clone(),
         });
     }
+    // AllowTcpForwarding local|remote, per connection: the direction not allowed gets an
+    // empty permit list.
     let mut extra = Restrictions::none();
-    extra.permit_open = permitted(&config.permit_open, false);
-    extra.permit_listen = permitted(&config.permit_listen, true);
+    extra.permit_open = if config.tcp_forwarding_local() {
+        permitted(&config.permit_open, false)
+    } else {
+        Some(Vec::new())
+    };
+    extra.permit_listen = if config.tcp_forwarding_remote() {
+        permitted(&config.permit_listen, true)
+    } else {
+        Some(Vec::new())
+    };
     r.intersect(&extra)
 }
 

@@ -147,7 +147,8 @@ pub(crate) fn server_config(
     }
     let mut config = ServerConfig::new(stack, policy, sessions);
     let mut forwarding = ForwardingPolicy::default();
-    forwarding.tcp = allow(c.tcp_forwarding_local(), c.tcp_forwarding_remote());
+    // Every login's restrictions carry its own AllowTcpForwarding (Match blocks included).
+    forwarding.tcp = AllowForwarding::Yes;
     forwarding.streamlocal = if c.disable_forwarding {
         AllowForwarding::No
     } else {
