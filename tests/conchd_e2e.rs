@@ -608,3 +608,22 @@ fn match_allow_tcp_forwarding_local_refuses_remote_forwarding() {
     let _ = local.wait();
     assert_eq!(echoed.as_deref(), Some("ping through the tunnel\n"));
 }
+
+/// `~/.ssh/rc` runs as the user before the session's command, as sshd runs it.
+#[test]
+fn the_users_rc_script_runs_before_the_command() {
+    if !root_or_skip("rc") {
+        return;
+    }
+    let Some(s) = root_setup("rc", "") else { return };
+    let rc = s.user.home.join(".ssh/rc");
+    std::fs::write(&rc, "id -un > \"$HOME/rc-ran\"\n").unwrap();
+    std::os::unix::fs::chown(&rc, Some(s.user.uid), Some(s.user.gid)).unwrap();
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("cat rc-ran; echo args: \"$0\" done");
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\nargs: sh done\n", s.user.name));
+}
