@@ -32,13 +32,13 @@ const SYSTEM_RC: &str = "/etc/ssh/sshrc";
 
 /// Spawns like [`LocalSpawner`], with login records, and through the helper when there is
 /// a message of the day to show or an rc script to run.
-pub(crate) struct MotdSpawner {
+pub(crate) struct AroundSpawner {
     inner: LocalSpawner,
     exe: Option<PathBuf>,
     print_motd: bool,
 }
 
-impl MotdSpawner {
+impl AroundSpawner {
     pub(crate) fn new(inner: LocalSpawner, print_motd: bool) -> Self {
         Self { inner, exe: std::env::current_exe().ok(), print_motd }
     }
@@ -87,7 +87,7 @@ impl ProcessProtocol for Recorded {
     }
 }
 
-impl SessionSpawner for MotdSpawner {
+impl SessionSpawner for AroundSpawner {
     fn spawn(
         &self,
         mut plan: SpawnPlan,
