@@ -41,7 +41,8 @@ pub(crate) struct Options {
 }
 
 /// The usage text (OpenSSH's, with our name).
-pub(crate) const USAGE: &str = "usage: conchd [-46DdeGiqTtV] [-C connection_spec] [-c host_cert_file]\n\
+pub(crate) const USAGE: &str =
+    "usage: conchd [-46DdeGiqTtV] [-C connection_spec] [-c host_cert_file]\n\
             [-E log_file] [-f config_file] [-g login_grace_time]\n\
             [-h host_key_file] [-o option] [-p port] [-u len]";
 
@@ -101,7 +102,8 @@ mod tests {
     /// Attached and separate arguments both parse, and `-o` keeps its order.
     #[test]
     fn attached_and_separate_arguments_parse_alike() {
-        let o = parse(&args("-D -E/tmp/log -f /etc/x -oPort=22 -o LogLevel=DEBUG3 -p 2200")).unwrap();
+        let o =
+            parse(&args("-D -E/tmp/log -f /etc/x -oPort=22 -o LogLevel=DEBUG3 -p 2200")).unwrap();
         assert!(o.foreground);
         assert_eq!(o.log_file.as_deref(), Some("/tmp/log"));
         assert_eq!(o.config_file.as_deref(), Some("/etc/x"));

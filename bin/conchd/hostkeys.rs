@@ -35,7 +35,9 @@ pub(crate) fn load(paths: &[String]) -> Vec<Arc<dyn HostKeySigner>> {
                 out.push(Arc::new(key));
             }
             Err(KeyError::UnsupportedType(kind)) => {
-                log::warn!("Unable to load host key \"{path}\": unsupported key type {kind}; skipped");
+                log::warn!(
+                    "Unable to load host key \"{path}\": unsupported key type {kind}; skipped"
+                );
             }
             Err(err) => log::error!("Unable to load host key \"{path}\": {err}"),
         }
@@ -47,7 +49,10 @@ pub(crate) fn load(paths: &[String]) -> Vec<Arc<dyn HostKeySigner>> {
 pub(crate) fn ensure(dir: &Path) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut paths = Vec::new();
-    for (name, spec) in [("ssh_host_ed25519_key", KeySpec::Ed25519), ("ssh_host_ecdsa_key", KeySpec::Ecdsa(keys::EcdsaCurve::P256))] {
+    for (name, spec) in [
+        ("ssh_host_ed25519_key", KeySpec::Ed25519),
+        ("ssh_host_ecdsa_key", KeySpec::Ecdsa(keys::EcdsaCurve::P256)),
+    ] {
         let path = dir.join(name);
         if !path.exists() {
             let mut rng = OsRandom::new();

@@ -15,9 +15,10 @@ mod policy;
 mod server;
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use nix::unistd::Uid;
@@ -33,6 +34,9 @@ use logging::Sink;
 
 /// Set in the environment of the background process a daemon start spawns.
 const DAEMON_CHILD: &str = "CONCHD_DAEMON_CHILD";
+
+/// The working directory at start, where a restart runs (relative `-f` and `-E` paths).
+static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// A failure: the message, and the exit status.
 struct Fatal(String, u8);
@@ -63,21 +67,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// The embedded default's settings, as `-o` options over no file.
+/// The embedded default's settings, as `-o` options over no file. `$HOME` (else the account's
+/// home) holds `.ssh/authorized_keys`; `CONCHD_PORT` replaces 2222.
 fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .unwrap_or_else(|| me.home.clone());
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("conchd"),
-        None => me.home.join(".local/state/conchd"),
+        None => home.join(".local/state/conchd"),
     };
     let keys = hostkeys::ensure(&state).map_err(|e| Fatal(format!("host keys: {e}"), 1))?;
+    let port =
+        std::env::var("CONCHD_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(2222);
+    let keys_file = home.join(".ssh/authorized_keys").display().to_string().replace('%', "%%");
     let mut options = vec![
-        "Port 2222".to_owned(),
+        format!("Port {port}"),
         "ListenAddress 127.0.0.1".to_owned(),
         format!("AllowUsers {}", me.name),
-        format!("AuthorizedKeysFile {}/.ssh/authorized_keys", me.home.display().to_string().replace('%', "%%")),
+        format!("AuthorizedKeysFile {keys_file}"),
         "PidFile none".to_owned(),
         "Subsystem sftp /usr/lib/openssh/sftp-server".to_owned(),
     ];
+    if home != me.home {
+        // The permission walk stops at the account's home; a stand-in home is checked by the
+        // owner's own choice of directory instead.
+        options.push("StrictModes no".to_owned());
+    }
     options.extend(keys.into_iter().map(|k| format!("HostKey {k}")));
     Ok(options)
 }
@@ -95,9 +112,8 @@ fn level(opts: &Options, config_level: LogLevel) -> log::LevelFilter {
 
 fn load(opts: &Options, extra: &[String], path: Option<&str>) -> Result<SshdConfigFile, Fatal> {
     let fs = OsFilesystem;
-    let home_lookup = |user: &str| {
-        Account::lookup(user).ok().flatten().map(|a| a.home.display().to_string())
-    };
+    let home_lookup =
+        |user: &str| Account::lookup(user).ok().flatten().map(|a| a.home.display().to_string());
     let mut loader = SshdLoader::new(&fs).user_home(&home_lookup);
     if let Ok(cwd) = std::env::current_dir() {
         loader = loader.cwd(cwd.display().to_string());
@@ -125,7 +141,17 @@ fn load(opts: &Options, extra: &[String], path: Option<&str>) -> Result<SshdConf
 }
 
 fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
-    logging::install(Sink::Stderr, level(opts, LogLevel::Info));
+    let daemon_child = std::env::var_os(DAEMON_CHILD).is_some();
+    let sink = if opts.quiet {
+        Sink::Null
+    } else if let Some(file) = &opts.log_file {
+        logging::open_file(file).map_err(|e| Fatal(e, 255))?
+    } else if (opts.inetd && opts.debug == 0 || daemon_child) && !opts.log_stderr {
+        logging::syslog()
+    } else {
+        Sink::Stderr
+    };
+    logging::install(sink, level(opts, LogLevel::Info));
     let (extra, path) = if embedded {
         let me = Account::current().map_err(|e| Fatal(e.to_string(), 1))?;
         (embedded_options(&me)?, None)
@@ -155,7 +181,6 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if opts.test == 1 {
         return Ok(());
     }
-    let daemon_child = std::env::var_os(DAEMON_CHILD).is_some();
     let background = !(embedded || opts.foreground || opts.debug > 0 || opts.inetd);
     if background && !daemon_child {
         return spawn_background(args);
@@ -164,18 +189,14 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         let _ = nix::unistd::setsid();
         std::env::remove_var(DAEMON_CHILD);
     }
-    let sink = if opts.quiet {
-        Sink::Null
-    } else if let Some(file) = &opts.log_file {
-        logging::open_file(file).map_err(|e| Fatal(e, 255))?
-    } else if opts.inetd && !opts.log_stderr && opts.debug == 0 {
-        Sink::Null
-    } else if daemon_child && !opts.log_stderr {
-        Sink::Null
-    } else {
-        Sink::Stderr
-    };
-    logging::install(sink, level(opts, startup.log_level));
+    log::set_max_level(level(opts, startup.log_level));
+    logging::set_facility(startup.syslog_facility);
+    if let Ok(dir) = std::env::current_dir() {
+        let _ = START_DIR.set(dir);
+    }
+    if daemon_child {
+        let _ = std::env::set_current_dir("/");
+    }
     serve(args, opts, &file, &startup, host_keys)
 }
 
@@ -188,7 +209,6 @@ fn spawn_background(args: &[String]) -> Result<(), Fatal> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .current_dir("/")
         .spawn()
         .map(drop)
         .map_err(|e| Fatal(format!("daemon() failed: {e}"), 255))
@@ -201,21 +221,47 @@ fn serve(
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
-    let stack = server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?;
+    let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
-    let (config, authenticated) =
-        server::server_config(&reactor, file, startup, Arc::new(stack));
-    let hub = server::Hub::new(&reactor, config, authenticated, startup, opts.debug > 0);
+    let open_logins = Arc::new(AtomicUsize::new(0));
+    let shared = server::Shared::new(&reactor);
+    let build = {
+        let (file, startup, stack, open_logins) =
+            (Arc::clone(file), startup.clone(), Arc::clone(&stack), Arc::clone(&open_logins));
+        move |reactor: &Reactor| {
+            server::server_config(
+                reactor,
+                &file,
+                &startup,
+                Arc::clone(&stack),
+                Arc::clone(&open_logins),
+            )
+        }
+    };
+    let (config, logins) = build(&reactor);
+    let hub = server::Hub::new(&reactor, config, logins, Arc::clone(&shared));
     if opts.inetd {
         let stdin: OwnedFd = std::io::stdin().as_fd_owned().map_err(|e| Fatal(e, 255))?;
         let stdout: OwnedFd = std::io::stdout().as_fd_owned().map_err(|e| Fatal(e, 255))?;
-        hub.draining.set(true);
+        hub.count_one();
+        shared.set_draining();
         reactor
             .adopt_fd_pair(stdin, stdout, hub.protocol())
             .map_err(|e| Fatal(e.to_string(), 255))?;
-        return reactor.run().map_err(|e| Fatal(e.to_string(), 255));
+        reactor.run().map_err(|e| Fatal(e.to_string(), 255))?;
+        // sshd ends with 255 when the connection failed before a login.
+        return if hub.logins.total.get() == 0 { Err(Fatal(String::new(), 255)) } else { Ok(()) };
     }
-    server::listen(&hub, startup).map_err(|e| Fatal(e, 255))?;
+    let single = opts.debug > 0;
+    let workers = if single {
+        0
+    } else {
+        std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 64) - 1
+    };
+    let acceptor =
+        server::Acceptor::new(&reactor, hub, workers, build, startup, single, open_logins);
+    server::listen(&acceptor, &reactor, startup).map_err(|e| Fatal(e, 255))?;
+    log::debug!("serving on {} reactors", acceptor.reactors());
     let pid_file = if opts.debug > 0 { None } else { startup.pid_file.clone() };
     if let Some(path) = &pid_file {
         if let Err(err) = std::fs::write(path, format!("{}\n", std::process::id())) {
@@ -244,24 +290,25 @@ fn serve(
             })
             .map_err(|e| Fatal(e.to_string(), 255))?;
     }
-    let hup_hub = Rc::clone(&hub);
+    let hup = Rc::clone(&acceptor);
     let args = args.to_vec();
+    let cwd = START_DIR.get().cloned();
     let foreground = opts.foreground || opts.debug > 0;
     reactor
         .observe_signal(Signal::Hangup, move || {
-            if hup_hub.draining.get() {
+            if hup.is_draining() {
                 return;
             }
             log::info!("Received SIGHUP; restarting.");
             remove_pid();
-            hup_hub.drain();
-            if let Err(err) = restart(&args, foreground) {
+            hup.drain();
+            if let Err(err) = restart(&args, cwd.as_deref(), foreground) {
                 log::error!("restart failed: {err}");
             }
         })
         .map_err(|e| Fatal(e.to_string(), 255))?;
     let result = reactor.run().map_err(|e| Fatal(e.to_string(), 255));
-    if !hub.draining.get() {
+    if !acceptor.is_draining() {
         if let Some(path) = &pid_file {
             let _ = std::fs::remove_file(path);
         }
@@ -271,10 +318,13 @@ fn serve(
 
 /// `SIGHUP`: a new server with the same arguments (so the configuration is read again); this
 /// one has stopped listening and ends with its last connection.
-fn restart(args: &[String], foreground: bool) -> std::io::Result<()> {
+fn restart(args: &[String], cwd: Option<&Path>, foreground: bool) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);
     command.args(args);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
     if !foreground {
         command
             .env(DAEMON_CHILD, "1")

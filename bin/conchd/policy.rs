@@ -9,10 +9,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nix::unistd::{getgrouplist, Gid, Group};
-use twine::conch::config::sshd::{ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess};
+use twine::conch::config::sshd::{
+    ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess,
+};
 use twine::conch::keys::authorized_keys::PermittedHostPort;
 use twine::conch::keys::{FingerprintHash, PublicKey};
 use twine::conch::server::{
@@ -21,6 +24,9 @@ use twine::conch::server::{
 };
 use twine::conch::userauth::{Attempt, Decision};
 use twine::internet::Deferred;
+
+/// OpenSSH's sftp server, which stands in for `internal-sftp`.
+pub(crate) const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 
 /// What a connection's successful logins left for its sessions.
 #[derive(Default)]
@@ -36,12 +42,27 @@ pub(crate) struct Policy {
     inner: Chain,
     state: Rc<RefCell<HashMap<ConnectionId, ConnState>>>,
     /// Connections whose login session is open (for `MaxStartups`).
-    pub(crate) authenticated: Rc<RefCell<std::collections::HashSet<ConnectionId>>>,
+    authenticated: RefCell<std::collections::HashSet<ConnectionId>>,
+    /// Login sessions opened so far (inetd mode's exit status).
+    pub(crate) logins: Rc<std::cell::Cell<u64>>,
+    /// Logins open now on every reactor (`MaxStartups`).
+    open_logins: Arc<AtomicUsize>,
 }
 
 impl Policy {
-    pub(crate) fn new(file: Arc<SshdConfigFile>, inner: Chain) -> Self {
-        Self { file, inner, state: Rc::default(), authenticated: Rc::default() }
+    pub(crate) fn new(
+        file: Arc<SshdConfigFile>,
+        inner: Chain,
+        open_logins: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            file,
+            inner,
+            state: Rc::default(),
+            authenticated: RefCell::default(),
+            logins: Rc::default(),
+            open_logins,
+        }
     }
 }
 
@@ -58,9 +79,7 @@ enum Verdict {
 fn groups_of(account: &Account) -> Vec<String> {
     let Ok(name) = CString::new(account.name.clone()) else { return Vec::new() };
     let gids = getgrouplist(&name, Gid::from_raw(account.gid)).unwrap_or_default();
-    gids.into_iter()
-        .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
-        .collect()
+    gids.into_iter().filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name)).collect()
 }
 
 /// The effective configuration for `user` on `facts` (blocking: the user database).
@@ -111,7 +130,9 @@ fn verdict(
         return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
     };
     let ip = facts.peer_ip();
-    if let UserAccess::Refused(why) = config.user_access(request_user, &groups_of(&account), &ip, &ip) {
+    if let UserAccess::Refused(why) =
+        config.user_access(request_user, &groups_of(&account), &ip, &ip)
+    {
         return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
     }
     let (pubkey, query) = match attempt {
@@ -137,7 +158,10 @@ fn verdict(
             PermitRootLogin::No => false,
         };
         if !allowed {
-            return Verdict::Refused(format!("ROOT LOGIN REFUSED FROM {ip} port {}", facts.peer.map_or(0, |p| p.port())));
+            return Verdict::Refused(format!(
+                "ROOT LOGIN REFUSED FROM {ip} port {}",
+                facts.peer.map_or(0, |p| p.port())
+            ));
         }
     }
     let Some(key) = pubkey else { return Verdict::Ask(config) };
@@ -185,7 +209,14 @@ fn config_restrictions(config: &SshdConfig, mut r: Restrictions) -> Restrictions
     r.x11_forwarding = false;
     r.user_rc &= config.permit_user_rc;
     if let Some(command) = &config.force_command {
-        r.forced_command = Some(command.clone());
+        // There is no in-process sftp server: `internal-sftp` runs OpenSSH's `sftp-server`
+        // with the same arguments.
+        r.forced_command = Some(match command.strip_prefix("internal-sftp") {
+            Some(args) if args.is_empty() || args.starts_with(' ') => {
+                format!("{SFTP_SERVER}{args}")
+            }
+            _ => command.clone(),
+        });
     }
     let mut extra = Restrictions::none();
     extra.permit_open = permitted(&config.permit_open, false);
@@ -212,7 +243,8 @@ impl AuthBackend for Policy {
         let facts = Rc::clone(&request.connection);
         let facts_copy = ConnectionFacts::clone(&facts);
         let now = request.now;
-        let verdict = request.offload.run(move || verdict(&file, &user, &attempt, &facts_copy, now));
+        let verdict =
+            request.offload.run(move || verdict(&file, &user, &attempt, &facts_copy, now));
         let out = request.offload.deferred();
         let inner = self.inner.clone();
         let state = Rc::clone(&self.state);
@@ -221,7 +253,8 @@ impl AuthBackend for Policy {
         let ask = request.clone();
         let _end: Deferred<()> = verdict.then(move |result| {
             let verdict = result.unwrap_or_else(|e| Verdict::Refused(e.to_string()));
-            let finish = move |decision: Decision<Restrictions>, config: Option<Arc<SshdConfig>>| {
+            let finish = move |decision: Decision<Restrictions>,
+                               config: Option<Arc<SshdConfig>>| {
                 let decision = match (decision, &config) {
                     (Decision::Accept(r), Some(config)) => {
                         Decision::Accept(config_restrictions(config, r))
@@ -271,7 +304,10 @@ impl AuthBackend for Policy {
     }
 
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
-        self.authenticated.borrow_mut().insert(login.connection.id);
+        if self.authenticated.borrow_mut().insert(login.connection.id) {
+            self.open_logins.fetch_add(1, Ordering::SeqCst);
+        }
+        self.logins.set(self.logins.get() + 1);
         let mut extra = Vec::new();
         {
             let mut state = self.state.borrow_mut();
@@ -307,7 +343,9 @@ impl AuthBackend for Policy {
     }
 
     fn connection_ended(&self, connection: &ConnectionFacts) {
-        self.authenticated.borrow_mut().remove(&connection.id);
+        if self.authenticated.borrow_mut().remove(&connection.id) {
+            self.open_logins.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Some(state) = self.state.borrow_mut().remove(&connection.id) {
             if let Some(path) = state.auth_file {
                 let _ = std::fs::remove_file(path);
@@ -348,8 +386,11 @@ fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let account = Account::lookup(user).ok().flatten().ok_or("no account")?;
     let mut bytes = [0u8; 8];
-    twine::conch::crypto::SecureRandom::fill(&mut twine::conch::crypto::OsRandom::new(), &mut bytes)
-        .map_err(|e| e.to_string())?;
+    twine::conch::crypto::SecureRandom::fill(
+        &mut twine::conch::crypto::OsRandom::new(),
+        &mut bytes,
+    )
+    .map_err(|e| e.to_string())?;
     let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let path = std::env::temp_dir().join(format!("sshauth.{name}"));
     let mut file = std::fs::OpenOptions::new()
