@@ -160,13 +160,24 @@ fn a_pty_shell_runs_as_the_user() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"echo T=$(tty) U=$(id -un) O=$(stat -c %U $(tty)) M=$TERM; exit 5\n")
+        .write_all(b"echo T=$(tty) U=$(id -un) O=$(stat -c %U $(tty)) M=$TERM Z=$0; exit 5\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(5), "{text}{}", stderr(&out));
     let line = text.lines().find(|l| l.contains("T=/dev/pts/")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(&format!("U={} O={}", s.user.name, s.user.name)), "{line}");
+    assert!(line.ends_with("Z=-sh"), "not a login shell: {line}");
+    // The login is recorded in wtmp (when the system keeps one), as sshd records it.
+    if let Ok(wtmp) = std::fs::read("/var/log/wtmp") {
+        let name = s.user.name.as_bytes();
+        assert!(wtmp.windows(name.len()).any(|w| w == name), "no wtmp record for {}", s.user.name);
+    }
+    // PrintMotd (on by default) shows /etc/motd before the shell starts.
+    let motd = std::fs::read_to_string("/etc/motd").unwrap_or_default();
+    if let Some(first) = motd.lines().find(|l| !l.trim().is_empty()) {
+        assert!(text.contains(first.trim()), "no motd in {text}");
+    }
 }
 
 fn sha256(path: &Path) -> String {
@@ -432,4 +443,133 @@ fn inetd_mode_serves_one_connection_over_pipes() {
     });
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out), "UNKNOWN 65535 UNKNOWN 65535\n");
+}
+
+/// A `Match` block that asks for something conchd cannot enforce (here `ChrootDirectory`)
+/// refuses the matching users instead of letting them in without it.
+#[test]
+fn a_match_block_with_an_unenforced_setting_refuses_the_login() {
+    if !root_or_skip("unenforced") {
+        return;
+    }
+    let Some(s) = root_setup("unenforced", "Match User *\n  ChrootDirectory /var/empty\n") else {
+        return;
+    };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("true");
+        c
+    });
+    assert!(!out.status.success(), "logged in without the chroot");
+    assert!(s.daemon.wait_for_log("unsupported settings apply: ChrootDirectory").is_some());
+}
+
+/// The user running the tests, and a daemon configuration that lets them in with `key`
+/// (no account needed: `conchd` runs as that user, or as root for root).
+fn self_config(dir: &TempDir, key: &Path, port: u16, extra: &str) -> (String, String) {
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let keys =
+        dir.write("authorized_keys", &std::fs::read_to_string(key.with_extension("pub")).unwrap());
+    let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective()).unwrap().unwrap().name;
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {keys}\n\
+             StrictModes no\nPermitRootLogin yes\n{extra}",
+            host_key.display()
+        ),
+    );
+    (me, config)
+}
+
+/// `-d` serves one connection in the foreground, logging to standard error, then exits.
+#[test]
+fn debug_mode_serves_one_connection_and_exits() {
+    let dir = TempDir::new("debug");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let (me, config) = self_config(&dir, &key, free_port(), "PidFile none\n");
+    let mut command = conchd_command(None, dir.root());
+    command.args(["-d", "-f", &config]);
+    let mut daemon = Daemon::start(command);
+    let out = output({
+        let mut c = ssh(daemon.port, &key, &me);
+        c.arg("echo one");
+        c
+    });
+    assert_eq!(stdout(&out), "one\n", "{}", stderr(&out));
+    assert!(daemon.wait_for_log("debug1:").is_some(), "no debug output");
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = daemon.try_wait() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(status.is_some(), "conchd -d did not exit after its connection");
+}
+
+/// Stops the background daemon whose pidfile this is, if the test ends early.
+struct StopDaemon(std::path::PathBuf);
+
+impl Drop for StopDaemon {
+    fn drop(&mut self) {
+        if let Some(pid) =
+            std::fs::read_to_string(&self.0).ok().and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+/// SIGHUP starts a new server (which writes the pidfile again and reads the configuration
+/// again) while a logged-in connection of the old one lives on.
+#[test]
+fn sighup_restarts_while_existing_connections_live_on() {
+    let dir = TempDir::new("sighup");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let port = free_port();
+    let pidfile = dir.path("conchd.pid");
+    let (me, config) = self_config(&dir, &key, port, &format!("PidFile {}\n", pidfile.display()));
+    let read_pid = || {
+        for _ in 0..300 {
+            if let Some(pid) =
+                std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no pidfile");
+    };
+    let status = Command::new(conchd()).args(["-f", &config]).status().unwrap();
+    assert!(status.success());
+    let _stop = StopDaemon(pidfile.clone());
+    let first = read_pid();
+    let mut long = ssh(port, &key, &me)
+        .arg("sleep 3; echo survived")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::remove_file(&pidfile).unwrap();
+    let signal = |pid: i32, sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    signal(first, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let second = read_pid();
+    assert_ne!(first, second);
+    let out = output({
+        let mut c = ssh(port, &key, &me);
+        c.arg("echo after");
+        c
+    });
+    assert_eq!(stdout(&out), "after\n", "{}", stderr(&out));
+    let mut survived = String::new();
+    long.stdout.take().unwrap().read_to_string(&mut survived).unwrap();
+    let _ = long.wait();
+    let _ = signal(second, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(survived, "survived\n");
 }

@@ -11,8 +11,10 @@ mod cli;
 mod getopt;
 mod hostkeys;
 mod logging;
+mod motd;
 mod policy;
 mod server;
+mod utmp;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,10 @@ static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 struct Fatal(String, u8);
 
 fn main() -> ExitCode {
+    if let Some(err) = motd::run_helper() {
+        eprintln!("conchd: cannot run the shell: {err}");
+        return ExitCode::from(1);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match cli::parse(&args) {
         Ok(opts) => opts,
@@ -173,6 +179,9 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     let unenforced = startup.unenforced();
     if !unenforced.is_empty() {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
+    }
+    if startup.use_pam && !cfg!(feature = "pam") {
+        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): password and keyboard-interactive authentication are off");
     }
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {

@@ -126,6 +126,15 @@ fn verdict(
         Ok(config) => Arc::new(config),
         Err(err) => return Verdict::Refused(err),
     };
+    let unenforced = config.unenforced();
+    if !unenforced.is_empty() {
+        // A Match block asks for something conchd cannot enforce (ChrootDirectory, ...):
+        // refuse rather than let the user in without it.
+        return Verdict::Refused(format!(
+            "User {request_user} refused: unsupported settings apply: {}",
+            unenforced.join(", ")
+        ));
+    }
     let Some(account) = account else {
         return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
     };
@@ -135,10 +144,9 @@ fn verdict(
     {
         return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
     }
-    let (pubkey, query) = match attempt {
-        Attempt::PublicKeyQuery { key, .. } => (Some(key), true),
-        Attempt::PublicKey { key, .. } => (Some(key), false),
-        _ => (None, false),
+    let pubkey = match attempt {
+        Attempt::PublicKeyQuery { key, .. } | Attempt::PublicKey { key, .. } => Some(key),
+        _ => None,
     };
     let enabled = match attempt {
         Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. } => config.pubkey_authentication,
@@ -177,7 +185,6 @@ fn verdict(
             return Verdict::Refused(format!("Root login refused for {ip}: no forced command"));
         }
     }
-    let _ = query;
     Verdict::Decided(decision, config)
 }
 

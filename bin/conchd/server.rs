@@ -23,11 +23,13 @@ use twine::conch::stack::ServerStackConfig;
 use twine::conch::transport;
 use twine::conch::userauth::{self, Method};
 use twine::internet::error::Reason;
-use twine::internet::protocol::{HalfClose, Protocol, Transport};
+use twine::internet::protocol::{Address, HalfClose, Protocol, Transport};
 use twine::internet::reactor::{FdWatch, Interest, ThreadHandle};
 use twine::internet::Reactor;
 
+use crate::motd::MotdSpawner;
 use crate::policy::Policy;
+use twine::conch::server::session::LocalSpawner;
 
 /// The stack's configuration from `sshd_config`.
 pub(crate) fn stack_config(
@@ -132,7 +134,9 @@ pub(crate) fn server_config(
     }
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let mut sessions = UnixSessions::new(reactor).with_user_environment(c.permit_user_environment);
+    let spawner = MotdSpawner::new(LocalSpawner::new(reactor), c.print_motd);
+    let sessions = UnixSessions::with_spawner(spawner);
+    let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
         let command = if s.command == "internal-sftp" {
             s.args.replacen("internal-sftp", crate::policy::SFTP_SERVER, 1)
@@ -253,6 +257,15 @@ pub(crate) struct Counted {
 
 impl Protocol for Counted {
     fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        if let (Address::Tcp(peer), Address::Tcp(local)) = (transport.peer(), transport.host()) {
+            log::info!(
+                "Connection from {} port {} on {} port {} rdomain \"\"",
+                peer.ip(),
+                peer.port(),
+                local.ip(),
+                local.port()
+            );
+        }
         self.inner.connection_made(transport);
     }
 

@@ -201,6 +201,11 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The exit status, if the child has exited.
+    pub(crate) fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Waits for a log line containing `needle` (bounded), returning it.
     pub(crate) fn wait_for_log(&self, needle: &str) -> Option<String> {
         for _ in 0..600 {
