@@ -80,7 +80,7 @@ pub enum SignatureAlgorithm {
     RsaSha256,
     /// `rsa-sha2-512` (RFC 8332).
     RsaSha512,
-    /// `ssh-rsa`: RSA with SHA-1. Verification only, and off by default.
+    /// `ssh-rsa`: RSA with SHA-1. Legacy: in no default list, used only where configured.
     RsaSha1,
 }
 

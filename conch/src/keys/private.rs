@@ -295,9 +295,11 @@ impl PrivateKey {
     /// (`string algorithm || string signature`).
     ///
     /// ECDSA and RSA signing take blinding or nonce randomness from the operating system inside
-    /// `ring`; `ssh-rsa` (SHA-1) signatures are refused.
+    /// `ring`. Legacy `ssh-rsa` (SHA-1) signatures, which `ring` does not make, are made with the
+    /// `rsa` crate: they are never in a default algorithm list, and are made only when a
+    /// configuration lists `ssh-rsa` (as sshd's `HostKeyAlgorithms` may) and the peer picks it.
     pub fn sign(&self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if !self.public.supports(algorithm) || algorithm == SignatureAlgorithm::RsaSha1 {
+        if !self.public.supports(algorithm) {
             return Err(CryptoError::UnsupportedAlgorithm);
         }
         let signature = match &self.inner {
@@ -327,6 +329,9 @@ impl PrivateKey {
                 let mut out = Vec::new();
                 Writer::new(&mut out).write_mpint_unsigned(r).write_mpint_unsigned(s);
                 out
+            }
+            PrivateInner::Rsa { components, .. } if algorithm == SignatureAlgorithm::RsaSha1 => {
+                rsa_sha1_sign(components, data)?
             }
             PrivateInner::Rsa { signer, components } => {
                 let sha512 = algorithm == SignatureAlgorithm::RsaSha512;
@@ -374,6 +379,36 @@ impl PrivateKey {
         Writer::new(&mut blob).write_string(algorithm.name().as_bytes()).write_string(&signature);
         Ok(blob)
     }
+}
+
+/// RFC 8017's DER prefix of a SHA-1 `DigestInfo` (§9.2, note 1).
+const SHA1_DIGEST_INFO: [u8; 15] =
+    [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
+
+/// An RSASSA-PKCS1-v1_5 signature over SHA-1 of `data` (`ssh-rsa`), left-padded to the modulus
+/// length. `ring` makes no SHA-1 signatures, so the key is rebuilt for the `rsa` crate.
+fn rsa_sha1_sign(components: &RsaComponents, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let big = |b: &[u8]| BigUint::from_bytes_be(b);
+    let key = rsa::RsaPrivateKey::from_components(
+        big(&components.n),
+        big(&components.e),
+        big(&components.d),
+        vec![big(&components.p), big(&components.q)],
+    )
+    .map_err(|_| CryptoError::InvalidKey)?;
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    let scheme = rsa::Pkcs1v15Sign {
+        hash_len: Some(digest.as_ref().len()),
+        prefix: Box::new(SHA1_DIGEST_INFO),
+    };
+    let mut sig = key.sign(scheme, digest.as_ref()).map_err(|_| CryptoError::InvalidKey)?;
+    let len = components.n.len();
+    if sig.len() < len {
+        let mut padded = vec![0; len - sig.len()];
+        padded.append(&mut sig);
+        sig = padded;
+    }
+    Ok(sig)
 }
 
 impl HostKeySigner for PrivateKey {
@@ -498,7 +533,7 @@ mod tests {
         for spec in specs {
             let key = PrivateKey::generate(spec, &mut rng).unwrap();
             for alg in SignatureAlgorithm::ALL {
-                if !key.public_key().supports(alg) || alg == SignatureAlgorithm::RsaSha1 {
+                if !key.public_key().supports(alg) {
                     continue;
                 }
                 let sig = key.sign(alg, b"message").unwrap();
@@ -512,13 +547,28 @@ mod tests {
         }
     }
 
-    /// A key refuses to sign with another type's algorithm, and RSA refuses SHA-1.
+    /// A key refuses to sign with another type's algorithm.
     #[test]
     fn refuses_algorithms_the_key_cannot_or_should_not_use() {
         let key = PrivateKey::ed25519_from_seed(&[3; 32]).unwrap();
         assert_eq!(
             key.sign(SignatureAlgorithm::RsaSha256, b"x"),
             Err(CryptoError::UnsupportedAlgorithm)
+        );
+    }
+
+    /// An `ssh-rsa` signature is PKCS#1 v1.5 over SHA-1, as OpenSSH makes it: it verifies with
+    /// the public half, is deterministic, and does not pass for another algorithm's.
+    #[test]
+    fn an_rsa_key_signs_with_sha1_when_ssh_rsa_is_asked_for() {
+        let mut rng = OsRandom::new();
+        let key = PrivateKey::generate(KeySpec::Rsa(2048), &mut rng).unwrap();
+        let sig = key.sign(SignatureAlgorithm::RsaSha1, b"exchange hash").unwrap();
+        key.public_key().verify(SignatureAlgorithm::RsaSha1, b"exchange hash", &sig).unwrap();
+        assert_eq!(sig, key.sign(SignatureAlgorithm::RsaSha1, b"exchange hash").unwrap());
+        assert_eq!(
+            key.public_key().verify(SignatureAlgorithm::RsaSha256, b"exchange hash", &sig),
+            Err(CryptoError::BadSignature)
         );
     }
 

@@ -276,6 +276,7 @@ impl ServerFactory {
             config: Rc::clone(&self.config),
             services: self.services.clone(),
             conn: None,
+            failed: Rc::new(Cell::new(false)),
         }
     }
 }
@@ -300,6 +301,18 @@ pub struct ServerProtocol {
     config: Rc<ServerConfig>,
     services: Services,
     conn: Option<Rc<Conn>>,
+    /// Set when the connection ends in an error (see [`ServerProtocol::ended_in_error`]).
+    failed: Rc<Cell<bool>>,
+}
+
+impl ServerProtocol {
+    /// Whether the connection ended in an error — a bad identification string, a failed key
+    /// exchange, a corrupt packet, the login grace time — rather than by a disconnect or end
+    /// of stream from either side. sshd exits with status 255 after such a connection in inetd
+    /// mode; a server running one connection on pipes reports it the same way.
+    pub fn ended_in_error(&self) -> bool {
+        self.failed.get()
+    }
 }
 
 impl fmt::Debug for ServerProtocol {
@@ -322,6 +335,7 @@ impl Protocol for ServerProtocol {
                     core,
                     transport,
                     facts,
+                    Rc::clone(&self.failed),
                 );
                 conn.drive();
                 self.conn = Some(conn);
@@ -406,6 +420,8 @@ struct Conn {
     held: RefCell<VecDeque<ChannelEvent>>,
     forwarding: RefCell<Option<Rc<Forwarding>>>,
     sessions: RefCell<HashMap<ChannelId, SessionSlot>>,
+    /// Shared with the protocol: set when the connection ends in an error.
+    failed: Rc<Cell<bool>>,
 }
 
 impl Conn {
@@ -415,6 +431,7 @@ impl Conn {
         core: Box<dyn ServerCore>,
         transport: Rc<dyn Transport>,
         facts: ConnectionFacts,
+        failed: Rc<Cell<bool>>,
     ) -> Rc<Self> {
         Rc::new_cyclic(|me: &Weak<Self>| {
             let host: Weak<dyn ChannelHost> = me.clone() as Weak<dyn ChannelHost>;
@@ -446,6 +463,7 @@ impl Conn {
                 held: RefCell::new(VecDeque::new()),
                 forwarding: RefCell::new(None),
                 sessions: RefCell::new(HashMap::new()),
+                failed,
             }
         })
     }
@@ -870,6 +888,17 @@ impl Conn {
             Initiator::Local => "we",
             _ => "the client",
         };
+        let failed = error.as_ref().is_some_and(|err| {
+            !matches!(
+                err,
+                Error::DisconnectReceived { .. }
+                    | Error::DisconnectSent { .. }
+                    | Error::ConnectionClosed
+            )
+        });
+        if failed {
+            self.failed.set(true);
+        }
         match &error {
             Some(err) => log::info!(
                 "connection {} from {} ({user}) ended by {who}: {err}",

@@ -248,6 +248,34 @@ fn ends_the_transport_and_releases_the_connection() {
     assert_eq!(s.ended.get(), 1);
 }
 
+/// A connection the stack ends with an error says so after it is gone (sshd's exit status 255
+/// in inetd mode); one ended by a disconnect or a plain close does not.
+#[test]
+fn a_connection_ended_by_an_error_says_so_and_a_disconnect_does_not() {
+    let errors = [
+        (None, false),
+        (
+            Some(Error::DisconnectReceived {
+                reason: DisconnectReason::BY_APPLICATION,
+                description: "bye".into(),
+            }),
+            false,
+        ),
+        (Some(Error::PeerIncompatible(crate::error::PeerIncompatible::ProtocolVersion)), true),
+    ];
+    for (error, failed) in errors {
+        let mut s = setup();
+        assert!(!s.protocol.ended_in_error(), "not before the end");
+        s.script
+            .borrow_mut()
+            .events
+            .push_back(CoreEvent::Closed { error, initiator: Initiator::Local });
+        s.protocol.data_received(b"x");
+        s.protocol.connection_lost(Reason::Done);
+        assert_eq!(s.protocol.ended_in_error(), failed);
+    }
+}
+
 /// The client's end of file reaches the stack, and the transport stays open for the reply.
 #[test]
 fn passes_end_of_file_to_the_stack() {

@@ -126,6 +126,19 @@ fn builds_sshds_environment() {
     assert!(!env_accepted("LANG", &[]));
 }
 
+/// Over pipes (inetd mode) neither end has an address: the connection variables still name
+/// them, as `UNKNOWN` port 65535, as sshd does.
+#[test]
+fn connection_variables_say_unknown_when_the_ends_have_no_address() {
+    let facts = ConnectionFacts::new(ConnectionId(4), None, None);
+    let login =
+        Login::new("alice", Restrictions::none(), Rc::new(facts)).with_account(Some(account()));
+    let info = SessionInfo::new(login, SessionCommand::Shell);
+    let env = session_environment(&info, &account(), false);
+    assert_eq!(value(&env, "SSH_CLIENT"), Some(&b"UNKNOWN 65535 65535"[..]));
+    assert_eq!(value(&env, "SSH_CONNECTION"), Some(&b"UNKNOWN 65535 UNKNOWN 65535"[..]));
+}
+
 /// Exit codes become `exit-status`, signals `exit-signal` with the RFC's names.
 #[test]
 fn reports_exit_codes_and_signals() {

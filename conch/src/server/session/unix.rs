@@ -409,16 +409,16 @@ pub(crate) fn session_environment(
     for (key, value) in &info.login.environment {
         set(key, value.as_bytes().to_vec());
     }
+    // An end that is not a socket (inetd mode on pipes) is `UNKNOWN` port 65535, as sshd says.
     let facts = &info.login.connection;
-    if let (Some(peer), Some(local)) = (facts.peer, facts.local) {
-        set("SSH_CLIENT", format!("{} {} {}", peer.ip(), peer.port(), local.port()).into_bytes());
-        let connection = format!("{} {} {} {}", peer.ip(), peer.port(), local.ip(), local.port());
-        set("SSH_CONNECTION", connection.into_bytes());
-    } else {
-        // Not a socket (inetd mode over pipes): sshd's "UNKNOWN" and port 65535.
-        set("SSH_CLIENT", b"UNKNOWN 65535 65535".to_vec());
-        set("SSH_CONNECTION", b"UNKNOWN 65535 UNKNOWN 65535".to_vec());
-    }
+    let ip = |addr: Option<std::net::SocketAddr>| {
+        addr.map_or_else(|| "UNKNOWN".to_owned(), |addr| addr.ip().to_string())
+    };
+    let port = |addr: Option<std::net::SocketAddr>| addr.map_or(65535, |addr| addr.port());
+    let (peer, local) = (facts.peer, facts.local);
+    set("SSH_CLIENT", format!("{} {} {}", ip(peer), port(peer), port(local)).into_bytes());
+    let connection = format!("{} {} {} {}", ip(peer), port(peer), ip(local), port(local));
+    set("SSH_CONNECTION", connection.into_bytes());
     if let Some(original) = &info.original_command {
         set("SSH_ORIGINAL_COMMAND", original.clone());
     }
