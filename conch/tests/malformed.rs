@@ -1285,3 +1285,244 @@ fn a_flipped_bit_after_the_key_exchange_is_never_accepted_under_any_cipher_and_m
     assert!(runs >= 100, "{runs} flips");
     assert!(wrong.is_empty(), "{} of {runs}:\n{}", wrong.len(), wrong.join("\n"));
 }
+
+/// Runs `f` with the heap capped at its current size plus `bound` exactly.
+fn capped<T>(bound: usize, f: impl FnOnce() -> T) -> T {
+    /// Lifts the cap when the case ends, even by a panic.
+    struct Lift;
+    impl Drop for Lift {
+        fn drop(&mut self) {
+            HEAP.set_limit(usize::MAX).unwrap();
+        }
+    }
+    HEAP.set_limit(HEAP.allocated() + bound).unwrap();
+    let _lift = Lift;
+    f()
+}
+
+/// CVE-2024-43410 (russh: an allocation sized by the packet length field): lengths 0, 1, 4, 5,
+/// 15, 35000, 256 KiB + 1, 2^31 and 2^32-1 are refused with PROTOCOL_ERROR from the four
+/// bytes of the length alone, holding under 64 KiB of heap, before the keys and after them
+/// (under AES-GCM, whose length travels in the clear).
+#[test]
+fn cve_2024_43410_packet_lengths_are_refused_before_anything_is_allocated_for_them() {
+    let _turn = serial();
+    let lengths = [0u32, 1, 4, 5, 15, 35_000, (MAX_PACKET_LEN as u32) + 1, 1 << 31, u32::MAX];
+    for len in lengths {
+        for chunk in CHUNKINGS {
+            let mut t = Transport::server(
+                Arc::new(ServerConfig::new(vec![fixtures::ed25519_host_key(1)])),
+                Box::new(SeededRandom::new(8)),
+            )
+            .unwrap();
+            let input = [CLIENT_LINE, &len.to_be_bytes()].concat();
+            let error = capped(WORKING_SPACE, || {
+                for piece in input.chunks(chunk.unwrap_or(input.len())) {
+                    let _ = t.handle_input(Instant::now(), piece);
+                }
+                t.poll_event()
+            });
+            let reason = match error {
+                Some(Event::Disconnected { error, .. }) => error.disconnect_reason(),
+                _ => None,
+            };
+            assert_eq!(reason, Some(PROTOCOL_ERROR), "plaintext length {len}, chunk {chunk:?}");
+        }
+
+        let mut client = ClientConfig::default();
+        client.algorithms.configure(Category::Kex, "curve25519-sha256").unwrap();
+        client.algorithms.configure(Category::Cipher, "aes128-gcm@openssh.com").unwrap();
+        let server = ServerConfig::new(vec![fixtures::ed25519_host_key(1)]);
+        let mut pair = Pair::new(client, server);
+        pair.handshake();
+        pair.client.send_payload(&[MessageType::CHANNEL_DATA.0, 1, 2, 3]).unwrap();
+        let mut wire = Vec::new();
+        pair.client.poll_transmit(&mut wire);
+        wire[..4].copy_from_slice(&len.to_be_bytes());
+        pair.to_server.inject(&wire[..4]);
+        capped(WORKING_SPACE, || pair.drive());
+        let reason = pair.server_error().and_then(Error::disconnect_reason);
+        assert_eq!(reason, Some(PROTOCOL_ERROR), "sealed length {len}");
+    }
+}
+
+/// CVE-2026-42189 and CVE-2026-48110 (russh: a count handed to `Vec::with_capacity`) and
+/// CVE-2026-55199 (libssh2: a loop over a claimed EXT_INFO count): every count-prefixed field
+/// claiming 2^32-1 entries with no data behind it is refused, holding under 64 KiB of heap.
+#[test]
+fn cve_2026_42189_counts_of_2_32_minus_1_with_nothing_behind_them_are_refused() {
+    let _turn = serial();
+    let huge = u32::MAX.to_be_bytes();
+    let cases: [(Target, State, Vec<u8>); 5] = [
+        (Target::Server, State::Service, [&[MessageType::EXT_INFO.0][..], &huge].concat()),
+        (Target::Client, State::Service, [&[MessageType::EXT_INFO.0][..], &huge].concat()),
+        (
+            Target::Server,
+            State::Userauth,
+            [&[MessageType::USERAUTH_INFO_RESPONSE.0][..], &huge].concat(),
+        ),
+        (
+            Target::Client,
+            State::Userauth,
+            payload(|w| {
+                w.write_u8(MessageType::USERAUTH_60.0)
+                    .write_string(b"")
+                    .write_string(b"")
+                    .write_string(b"")
+                    .write_raw(&huge);
+            }),
+        ),
+        (
+            Target::Client,
+            State::Authenticated,
+            payload(|w| {
+                w.write_u8(MessageType::GLOBAL_REQUEST.0)
+                    .write_string(b"hostkeys-00@openssh.com")
+                    .write_bool(false)
+                    .write_raw(&huge);
+            }),
+        ),
+    ];
+    for (target, state, message) in cases {
+        for chunk in CHUNKINGS {
+            let what =
+                format!("{target:?} {state:?} {:?}, chunk {chunk:?}", MessageType(message[0]));
+            let got = match target {
+                Target::Server => {
+                    let mut h = server_harness();
+                    h.reach(state);
+                    h.chunk = chunk;
+                    let wire = h.sealed(&message);
+                    capped(WORKING_SPACE, || h.refusal_of(&wire))
+                }
+                Target::Client => {
+                    let mut h = client_harness();
+                    h.reach(state);
+                    h.chunk = chunk;
+                    let wire = h.sealed(&message);
+                    capped(WORKING_SPACE, || h.refusal_of(&wire))
+                }
+            };
+            assert_eq!(got, Ok(PROTOCOL_ERROR), "{what}");
+        }
+    }
+}
+
+/// CVE-2025-54804 (russh: an unchecked `window += adjust`): WINDOW_ADJUST by 2^32-1, twice, is
+/// a clean PROTOCOL_ERROR on both sides, never a panic or a wrapped window.
+#[test]
+fn cve_2025_54804_a_window_adjust_past_2_32_minus_1_ends_the_connection_cleanly() {
+    let _turn = serial();
+    let adjust = payload(|w| {
+        w.write_u8(MessageType::CHANNEL_WINDOW_ADJUST.0).write_u32(0).write_u32(u32::MAX);
+    });
+    for chunk in CHUNKINGS {
+        let mut h = server_harness();
+        h.reach(State::ChannelOpen);
+        h.chunk = chunk;
+        let wire = [h.sealed(&adjust), h.sealed(&adjust)].concat();
+        assert_eq!(h.refusal_of(&wire), Ok(PROTOCOL_ERROR), "server, chunk {chunk:?}");
+        let mut h = client_harness();
+        h.reach(State::ChannelOpen);
+        h.chunk = chunk;
+        let wire = [h.sealed(&adjust), h.sealed(&adjust)].concat();
+        assert_eq!(h.refusal_of(&wire), Ok(PROTOCOL_ERROR), "client, chunk {chunk:?}");
+    }
+}
+
+/// CVE-2026-73429 (russh: a wrong-length X25519 key reached `clone_from_slice`) and
+/// CVE-2023-28113 (russh: no range check on DH values): for every key exchange method, client
+/// values and server values of length 0, len-1, len+1 and 2·len end the exchange with
+/// KEY_EXCHANGE_FAILED, never a panic.
+#[test]
+fn cve_2026_73429_kex_values_of_every_wrong_length_are_refused_for_every_method() {
+    let _turn = serial();
+    let host_key = fixtures::ed25519_host_key(1).public_key().to_blob();
+    let signature = payload(|w| {
+        w.write_string(b"ssh-ed25519").write_string(&[0; 64]);
+    });
+    let mut wrong = Vec::new();
+    for &kex in KEX_NAMES {
+        let good = kex_by_name(kex).unwrap().start_client(&mut SeededRandom::new(5)).unwrap();
+        let len = good.public().len();
+        let lengths: &[usize] = if kex.starts_with("diffie-hellman") {
+            &[0, len + 1]
+        } else {
+            &[0, len - 1, len + 1, 2 * len]
+        };
+        for &n in lengths {
+            let mut value = vec![0x42; n];
+            if let Some(first) = value.first_mut() {
+                *first = if kex.starts_with("diffie-hellman") { 0 } else { 0x42 };
+            }
+            if kex.starts_with("diffie-hellman") && n > 0 {
+                value[1..].fill(0xff); // p < value: out of range
+            }
+            let to_server =
+                [CLIENT_LINE, &plain_packet(&kexinit(kex, "c")), &plain_packet(&kex_init(&value))]
+                    .concat();
+            let (error, _) = feed_transport(kex, Target::Server, &to_server, None);
+            let reason = error.as_ref().and_then(Error::disconnect_reason);
+            if reason != Some(KEX_FAILED) {
+                wrong.push(format!("{kex}: a {n}-byte client value: {error:?}"));
+            }
+            if kex.starts_with("diffie-hellman") {
+                continue;
+            }
+            let reply = payload(|w| {
+                w.write_u8(MessageType::KEX_REPLY.0)
+                    .write_string(&host_key)
+                    .write_string(&value)
+                    .write_string(&signature);
+            });
+            let to_client = [server_prelude(kex), plain_packet(&reply)].concat();
+            let (error, _) = feed_transport(kex, Target::Client, &to_client, None);
+            let reason = error.as_ref().and_then(Error::disconnect_reason);
+            if reason != Some(KEX_FAILED) {
+                wrong.push(format!("{kex}: a {n}-byte server value: {error:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// CVE-2026-48108 (russh: unbounded input before the identification line): a mebibyte with no
+/// line feed ends a server's connection with PROTOCOL_ERROR after at most 255 bytes are held,
+/// and a client's after at most 64 KiB of text before the line.
+#[test]
+fn cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound() {
+    let _turn = serial();
+    let flood = vec![b'a'; 1 << 20];
+    for target in [Target::Server, Target::Client] {
+        let mut t = match target {
+            Target::Server => Transport::server(
+                Arc::new(ServerConfig::new(vec![fixtures::ed25519_host_key(1)])),
+                Box::new(SeededRandom::new(8)),
+            )
+            .unwrap(),
+            Target::Client => {
+                Transport::client(Arc::new(ClientConfig::default()), Box::new(SeededRandom::new(7)))
+                    .unwrap()
+            }
+        };
+        let mut fed = 0;
+        capped(2 * WORKING_SPACE, || {
+            for piece in flood.chunks(4096) {
+                if t.is_closed() {
+                    break;
+                }
+                let room = t.input_capacity().min(piece.len());
+                let _ = t.handle_input(Instant::now(), &piece[..room]);
+                fed += room;
+            }
+        });
+        let reason = match t.poll_event() {
+            Some(Event::Disconnected { error, .. }) => error.disconnect_reason(),
+            _ => None,
+        };
+        assert_eq!(reason, Some(PROTOCOL_ERROR), "{target:?}");
+        // A server refuses on the first 4 KiB read; a client reads at most 64 KiB of text.
+        let most = if target == Target::Server { 4096 } else { 64 * 1024 + 4096 };
+        assert!(fed <= most, "{target:?} took {fed} bytes");
+    }
+}
