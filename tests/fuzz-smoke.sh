@@ -10,7 +10,7 @@
 # overflow checks and debug assertions are on in the fuzz profile, and libFuzzer's own
 # -rss_limit_mb/-malloc_limit_mb/-timeout bound memory and time per input. Without cargo-fuzz
 # (it is installed from crates.io if missing), or where libFuzzer will not link, the script
-# falls back to fuzz/src/bin/replay.rs: the same targets over the corpus plus seeded random
+# falls back to fuzz/examples/replay.rs: the same targets over the corpus plus seeded random
 # mutations, for the same time budget.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -32,7 +32,7 @@ if have_cargo_fuzz && cargo fuzz build -s none >/dev/null 2>fuzz-build.err; then
     mode=libfuzzer
 else
     mode=replay
-    cargo build --release --bin replay
+    cargo build --release --example replay
 fi
 rm -f fuzz-build.err
 echo "fuzz-smoke: $mode, ${seconds}s per target"
@@ -54,7 +54,7 @@ for t in "${targets[@]}"; do
         cov=$(grep -o 'cov: [0-9]*' "$work.log" | tail -1 | grep -o '[0-9]*' || echo '?')
         echo "fuzz-smoke: $t: $runs executions, $cov coverage points"
     else
-        if ! timeout "$((seconds + 30))" target/release/replay "$t" --mutate 2000 "$work" \
+        if ! timeout "$((seconds + 30))" target/release/examples/replay "$t" --mutate 2000 "$work" \
             >"$work.log" 2>&1; then
             echo "fuzz-smoke: FINDING in $t"
             tail -40 "$work.log"
@@ -67,10 +67,10 @@ done
 
 # The inputs of past findings, replayed: each must pass.
 if [ -d regressions ]; then
-    cargo build --release --bin replay >/dev/null 2>&1
+    cargo build --release --example replay >/dev/null 2>&1
     for t in "${targets[@]}"; do
         if [ -d "regressions/$t" ]; then
-            target/release/replay "$t" "regressions/$t" >/dev/null 2>&1 || {
+            target/release/examples/replay "$t" "regressions/$t" >/dev/null 2>&1 || {
                 echo "fuzz-smoke: regression input of $t fails"
                 status=1
             }

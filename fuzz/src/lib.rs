@@ -1,5 +1,5 @@
 //! The bodies of twine-conch's fuzz targets, one public function each; `fuzz_targets/*.rs` are
-//! one-line libFuzzer wrappers around them, and `src/bin/replay.rs` runs the same functions over
+//! one-line libFuzzer wrappers around them, and `examples/replay.rs` runs the same functions over
 //! files (a corpus, or a crash to reproduce) without libFuzzer.
 //!
 //! Every target drives the library through its public API, as a peer would. The session targets
