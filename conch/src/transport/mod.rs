@@ -893,6 +893,21 @@ impl Transport {
     }
 }
 
+/// The test kit's one hook (feature `testing`, or a `cfg(fuzzing)` build): the malformed-input
+/// corpus and the fuzz targets send packets no honest peer sends.
+#[cfg(any(feature = "testing", fuzzing))]
+impl Transport {
+    /// Sends `payload` as a packet now, whatever it is and whatever the state, under the
+    /// current keys and the next sequence number.
+    ///
+    /// # Errors
+    ///
+    /// The error of writing the packet (a payload over [`MAX_PAYLOAD_LEN`]).
+    pub fn inject_raw_packet(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.writer.write_packet(payload, &mut *self.rng)
+    }
+}
+
 /// Hooks for the back-to-back suite: reaching states and damage no honest peer produces.
 #[cfg(test)]
 impl Transport {
