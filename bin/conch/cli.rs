@@ -87,7 +87,9 @@ impl Cli {
         };
         cli.destination(&destination)?;
         rest.remove(0);
-        let terminated = args.iter().any(|a| a == "--");
+        // `--` before the destination ends the options for good.
+        let before = args.len().saturating_sub(rest.len() + 1);
+        let terminated = args.get(..before).is_some_and(|b| b.iter().any(|a| a == "--"));
         if !terminated && rest.first().is_some_and(|a| a.starts_with('-')) {
             let (opts, after) = getopt(&rest, SPEC).map_err(getopt_error)?;
             cli.apply(opts)?;

@@ -4,7 +4,7 @@
 //! descriptors shared with other processes, and flow control is the pipes' own.
 
 use std::fs::File;
-use std::io::{PipeReader, PipeWriter};
+use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::thread::JoinHandle;
 
@@ -49,14 +49,27 @@ impl Stdio {
     }
 }
 
-fn spawn_copy_in(mut from: File, mut to: PipeWriter) {
-    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-    });
+fn spawn_copy_in(from: File, to: PipeWriter) {
+    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || copy(from, to));
 }
 
-fn spawn_copy_out(mut from: PipeReader, mut to: File) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-    })
+fn spawn_copy_out(from: PipeReader, to: File) -> JoinHandle<()> {
+    std::thread::spawn(move || copy(from, to))
+}
+
+/// Copies with plain reads and writes. `std::io::copy` would splice between a pipe and a file
+/// at offsets of its own, overwriting what other processes append to a shared output file.
+fn copy(mut from: impl Read, mut to: impl Write) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        if to.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+            return;
+        }
+    }
 }
