@@ -112,7 +112,8 @@ impl Cli {
                 'X' | 'Y' => push(self, "ForwardX11 yes".into()),
                 'x' => push(self, "ForwardX11 no".into()),
                 'g' => push(self, "GatewayPorts yes".into()),
-                'K' | 'k' | 'M' | 'y' | '1' | '2' => {}
+                'M' => push(self, "ControlMaster yes".into()),
+                'K' | 'k' | 'y' | '1' | '2' => {}
                 'f' => self.background = true,
                 'G' => self.dump = true,
                 'N' => self.no_command = true,

@@ -135,19 +135,67 @@ struct SocksFactory {
 
 impl Factory for SocksFactory {
     fn build_protocol(&mut self, _addr: &Address) -> Option<Box<dyn Protocol>> {
-        Some(Box::new(Socks {
-            connection: self.connection.clone(),
-            transport: None,
-            buffer: Vec::new(),
-            greeted: false,
-            spliced: None,
-        }))
+        Some(Box::new(Socks::new(Dialer::Channel(self.connection.clone()))))
+    }
+}
+
+/// The handler for dynamic remote forwarding (`-R port`): SOCKS spoken over each forwarded
+/// channel, with connections made from this side.
+pub(crate) fn remote_socks(reactor: &Reactor, permit: &Permit) -> ForwardTarget {
+    let (reactor, permit) = (reactor.clone(), Rc::new(permit.clone()));
+    ForwardTarget::Handler(twine_conch::client::ForwardHandler::new(
+        move || -> Box<dyn Protocol> {
+            Box::new(Socks::new(Dialer::Local(reactor.clone(), Rc::clone(&permit))))
+        },
+    ))
+}
+
+/// `PermitRemoteOpen`: where dynamic remote forwarding may connect (`None`: anywhere).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Permit(Option<Vec<(String, String)>>);
+
+impl Permit {
+    /// From the `permitremoteopen` value `conch -G` prints (`any`, `none`, `host:port ...`).
+    pub(crate) fn parse(value: &str) -> Self {
+        if value.eq_ignore_ascii_case("any") || value.is_empty() {
+            return Self(None);
+        }
+        let entries = value
+            .split_whitespace()
+            .filter(|e| !e.eq_ignore_ascii_case("none"))
+            .filter_map(|entry| {
+                let (host, port) = entry.rsplit_once(':')?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Some((host.to_ascii_lowercase(), port.to_owned()))
+            })
+            .collect();
+        Self(Some(entries))
+    }
+
+    fn allows(&self, host: &str, port: u16) -> bool {
+        let Some(entries) = &self.0 else { return true };
+        entries.iter().any(|(h, p)| {
+            (h == "*" || h.eq_ignore_ascii_case(host)) && (p == "*" || *p == port.to_string())
+        })
+    }
+}
+
+/// Where a SOCKS request is connected: through the server, or from this side.
+#[derive(Clone)]
+enum Dialer {
+    Channel(Connection),
+    Local(Reactor, Rc<Permit>),
+}
+
+impl Socks {
+    fn new(dialer: Dialer) -> Self {
+        Self { dialer, transport: None, buffer: Vec::new(), greeted: false, spliced: None }
     }
 }
 
 /// One SOCKS client: its request, then the connection spliced to a `direct-tcpip` channel.
 struct Socks {
-    connection: Connection,
+    dialer: Dialer,
     transport: Option<Rc<dyn Transport>>,
     buffer: Vec<u8>,
     greeted: bool,
@@ -356,17 +404,63 @@ impl Socks {
             reply: reply(v5, true),
             made: Rc::clone(&made),
         };
-        let opened = self.connection.direct_tcpip(host, port, channel_end);
-        let (host, failed_socket) = (host.to_owned(), socket);
-        opened.on_settled(move |result| {
-            if let Err(err) = result {
-                log::debug!("channel open to {host}:{port} failed: {err}");
-                if !*made.borrow() {
-                    failed_socket.write(&reply(v5, false));
-                }
-                splice.fail();
+        match &self.dialer {
+            Dialer::Channel(connection) => {
+                let opened = connection.direct_tcpip(host, port, channel_end);
+                let (host, failed_socket) = (host.to_owned(), socket);
+                opened.on_settled(move |result| {
+                    if let Err(err) = result {
+                        log::debug!("channel open to {host}:{port} failed: {err}");
+                        if !*made.borrow() {
+                            failed_socket.write(&reply(v5, false));
+                        }
+                        splice.fail();
+                    }
+                });
             }
-        });
+            Dialer::Local(reactor, permit) => {
+                use std::net::ToSocketAddrs as _;
+                if !permit.allows(host, port) {
+                    log::debug!(
+                        "dynamic remote forward to {host}:{port} not permitted by PermitRemoteOpen"
+                    );
+                    socket.write(&reply(v5, false));
+                    splice.fail();
+                    return;
+                }
+                let address = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
+                let Some(address) = address else {
+                    log::debug!("cannot resolve {host}");
+                    socket.write(&reply(v5, false));
+                    splice.fail();
+                    return;
+                };
+                let factory = DialFactory { end: Some(channel_end), socket, v5, splice };
+                reactor.connect_tcp(address, std::time::Duration::from_secs(30), factory);
+            }
+        }
+    }
+}
+
+/// Connects a dynamic remote forward's request from this side.
+struct DialFactory {
+    end: Option<ChannelEnd>,
+    socket: Rc<dyn Transport>,
+    v5: bool,
+    splice: Splice,
+}
+
+impl Factory for DialFactory {
+    fn build_protocol(&mut self, _addr: &Address) -> Option<Box<dyn Protocol>> {
+        self.end.take().map(|end| Box::new(end) as Box<dyn Protocol>)
+    }
+}
+
+impl twine_core::ClientFactory for DialFactory {
+    fn client_connection_failed(&mut self, reason: twine_core::Error) {
+        log::debug!("connect failed: {reason}");
+        self.socket.write(&reply(self.v5, false));
+        self.splice.fail();
     }
 }
 

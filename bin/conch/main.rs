@@ -5,6 +5,7 @@
 
 mod background;
 mod cli;
+mod control;
 mod escape;
 mod forward;
 #[path = "../ckeygen/getopt.rs"]
@@ -103,8 +104,13 @@ fn run(args: &[String]) -> u8 {
         log::debug!("ControlMaster/ControlPath/ControlPersist accepted; connection multiplexing is not supported, connecting directly");
     }
     if let Some(command) = &cli.control_command {
-        log::error!("Control socket connect: multiplexing is not supported (-O {command})");
-        return 255;
+        return match control_path(&config, &local) {
+            Some(path) => control::command(&path, command),
+            None => {
+                eprintln!("No ControlPath specified for \"-O\" command");
+                255
+            }
+        };
     }
     if cli.background && background::is_parent() {
         return background::spawn_and_wait(args);
@@ -119,6 +125,13 @@ fn run(args: &[String]) -> u8 {
             255
         }
     }
+}
+
+/// The expanded `ControlPath`, unless none.
+fn control_path(config: &SshConfig, local: &setup::Local) -> Option<String> {
+    let path = config.control_path.as_deref().filter(|p| *p != "none")?;
+    let env = |name: &str| std::env::var(name).ok();
+    config.expand_path(path, &local.home, Some(&env)).ok()
 }
 
 /// `-Q`: our algorithm tables.
@@ -185,6 +198,13 @@ impl Client {
         Plan { command, subsystem: self.cli.subsystem, tty }
     }
 
+    /// `PermitRemoteOpen`, as `-G` prints it.
+    fn permit_remote_open(&self) -> forward::Permit {
+        let dump = self.config.dump();
+        let value = dump.lines().find_map(|l| l.strip_prefix("permitremoteopen ")).unwrap_or("any");
+        forward::Permit::parse(value)
+    }
+
     fn session_wanted(&self) -> bool {
         !self.cli.no_command
             && self.cli.stdio_forward.is_none()
@@ -228,6 +248,18 @@ impl Client {
         );
         let listeners = Rc::new(RefCell::new(forward::Listeners::default()));
         self.start_forwards(reactor, &connection, &listeners).await?;
+        let master = match control_path(&self.config, &self.local) {
+            Some(path) if self.config.control_master != 0 => {
+                match control::Master::listen(reactor, &path, &connection) {
+                    Ok(master) => Some(master),
+                    Err(message) => {
+                        log::debug!("{message}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         background::ready();
         if let Some((host, port)) = self.cli.stdio_forward.clone() {
             return self.stdio_forward(reactor, &connection, &host, port).await;
@@ -235,10 +267,13 @@ impl Client {
         if !self.session_wanted() {
             let closed = connection.closed().await;
             log::debug!("connection closed: {closed:?}");
-            return Ok(255);
+            let asked = master.as_ref().is_some_and(|m| m.exit_requested.get());
+            return Ok(if asked { 0 } else { 255 });
         }
         let plan = self.plan();
-        self.session(reactor, &connection, &plan, &listeners).await
+        let status = self.session(reactor, &connection, &plan, &listeners).await;
+        drop(master);
+        status
     }
 
     /// OpenSSH's text for a failure to connect or log in.
@@ -292,15 +327,8 @@ impl Client {
             self.cli.remote.iter().chain(&self.config.remote_forwards).collect();
         for spec in remotes {
             let (address, port) = forward::remote_listen(spec);
-            let Some(target) = forward::remote_target(spec) else {
-                let message =
-                    "Warning: dynamic remote forwarding (-R port) is not supported".to_owned();
-                if strict {
-                    return Err(message);
-                }
-                log::error!("{message}");
-                continue;
-            };
+            let target = forward::remote_target(spec)
+                .unwrap_or_else(|| forward::remote_socks(reactor, &self.permit_remote_open()));
             let result = match &spec.listen {
                 Endpoint::Unix(path) => {
                     connection.forward_remote_unix(std::path::Path::new(path), target).await
@@ -385,7 +413,8 @@ impl Client {
         let escape = if plan.tty { self.config.escape_char } else { None };
         let link = session::link(escape, done.clone());
         link.borrow_mut().connection = Some(connection.clone());
-        link.borrow_mut().command_line = Some(command_line(reactor, connection, listeners));
+        link.borrow_mut().command_line =
+            Some(command_line(reactor, connection, listeners, self.permit_remote_open()));
         let null_stdin = self.cli.null_stdin || self.cli.background;
         let (mut stdio, _transport) =
             stdio::Stdio::open(reactor, null_stdin, session::StdioSide(Rc::clone(&link)))?;
@@ -489,6 +518,7 @@ fn command_line(
     reactor: &Reactor,
     connection: &Connection,
     listeners: &Rc<RefCell<forward::Listeners>>,
+    permit: forward::Permit,
 ) -> Box<dyn Fn(&str) -> String> {
     let reactor = reactor.clone();
     let connection = connection.clone();
@@ -519,17 +549,14 @@ fn command_line(
         match kind {
             ForwardKind::Remote => {
                 let (address, port) = forward::remote_listen(&forward);
-                match forward::remote_target(&forward) {
-                    Some(target) => {
-                        connection.forward_remote(&address, port, target).on_settled(|result| {
-                            if let Err(error) = result {
-                                eprint!("Warning: remote port forwarding failed: {error}\r\n");
-                            }
-                        });
-                        "Forwarding port.\n".into()
+                let target = forward::remote_target(&forward)
+                    .unwrap_or_else(|| forward::remote_socks(&reactor, &permit));
+                connection.forward_remote(&address, port, target).on_settled(|result| {
+                    if let Err(error) = result {
+                        eprint!("Warning: remote port forwarding failed: {error}\r\n");
                     }
-                    None => "Dynamic remote forwarding is not supported.\n".into(),
-                }
+                });
+                "Forwarding port.\n".into()
             }
             _ => match forward::start_local(
                 &reactor,
