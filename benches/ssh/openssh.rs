@@ -164,11 +164,50 @@ impl Direction {
     }
 }
 
+/// A Fletcher-style checksum over 64-bit words (position-dependent, cheap enough not to
+/// limit the transfer), with the byte count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sum {
+    a: u64,
+    b: u64,
+    bytes: u64,
+    carry: Vec<u8>,
+}
+
+impl Sum {
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.bytes += data.len() as u64;
+        if !self.carry.is_empty() {
+            let take = (8 - self.carry.len()).min(data.len());
+            self.carry.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.carry.len() == 8 {
+                let word = u64::from_le_bytes(self.carry[..].try_into().unwrap_or([0; 8]));
+                self.word(word);
+                self.carry.clear();
+            }
+        }
+        let mut words = data.chunks_exact(8);
+        for chunk in &mut words {
+            self.word(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+        }
+        self.carry.extend_from_slice(words.remainder());
+    }
+
+    fn word(&mut self, word: u64) {
+        self.a = self.a.wrapping_add(word);
+        self.b = self.b.wrapping_add(self.a);
+    }
+
+    pub fn text(&self) -> String {
+        format!("{:016x}{:016x}/{}/{:?}", self.a, self.b, self.bytes, self.carry)
+    }
+}
+
 /// The data: `repeats` copies of the scratch directory's `data` file.
 pub struct Data {
     pub repeats: u32,
     pub bytes: u64,
-    /// `cksum`'s output for the whole stream ("crc size").
     pub checksum: String,
 }
 
@@ -185,20 +224,17 @@ impl Data {
             .arg("/dev/urandom")
             .output()
             .map_err(|e| e.to_string())?;
+        let mut sum = Sum::default();
+        for _ in 0..repeats {
+            sum.update(&random.stdout);
+        }
         std::fs::write(&path, random.stdout).map_err(|e| e.to_string())?;
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("({}) | cksum", source_script()))
-            .arg(&path)
-            .arg(repeats.to_string())
-            .output()
-            .map_err(|e| e.to_string())?;
-        let checksum = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(Self { repeats, bytes: chunk * u64::from(repeats), checksum })
+        Ok(Self { repeats, bytes: chunk * u64::from(repeats), checksum: sum.text() })
     }
 }
 
-/// What one bulk transfer measured, with one `ssh … true` session's cost already subtracted.
+/// What one bulk transfer measured: the time from the first byte to the end of the data at the
+/// receiving end, and the CPU time of each side with one `ssh … true` session's subtracted.
 #[derive(Clone, Copy, Debug)]
 pub struct Bulk {
     pub seconds: f64,
@@ -214,6 +250,23 @@ fn reap(mut child: Child) {
     let _ = child.wait();
 }
 
+/// Reads `reader` to its end: the checksum and the seconds from the first byte to the end.
+fn drain(mut reader: impl std::io::Read) -> (Sum, f64) {
+    let mut buffer = vec![0; 1 << 18];
+    let mut sum = Sum::default();
+    let mut first = None;
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                first.get_or_insert_with(Instant::now);
+                sum.update(&buffer[..n]);
+            }
+        }
+    }
+    (sum, first.map_or(0.0, |first| first.elapsed().as_secs_f64()))
+}
+
 /// A checksummed bulk transfer through `ssh` with `cipher` (and `mac`) against `server`.
 pub fn bulk(
     scratch: &Scratch,
@@ -224,9 +277,9 @@ pub fn bulk(
     data: &Data,
 ) -> Result<Bulk, String> {
     let args = ssh_args(scratch, server.port, Some((cipher, mac)));
-    // The fixed cost of a session with this cipher, to subtract.
+    // The fixed cost of a session with this cipher, to subtract from the CPU times.
     let cpu_before = procs::cpu_seconds(server.pid);
-    let (base_elapsed, base_client) = session(scratch, server.port, Some((cipher, mac)))?;
+    let (_, base_client) = session(scratch, server.port, Some((cipher, mac)))?;
     procs::settle(server.pid, Duration::from_secs(5));
     let base_server = procs::cpu_seconds(server.pid) - cpu_before;
 
@@ -236,14 +289,14 @@ pub fn bulk(
     let data_path = scratch.path("data");
     let fifo_text = fifo.display().to_string();
     let server_before = procs::cpu_seconds(server.pid);
-    let started = Instant::now();
-    let (client_cpu, sum) = match direction {
+    let (client_cpu, (sum, seconds)) = match direction {
         Direction::Up => {
-            let reader = Command::new("cksum")
-                .arg(&fifo)
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            // The server's `cat` writes into the FIFO; we read it on a thread.
+            let reader_fifo = fifo.clone();
+            let reader = std::thread::spawn(move || match std::fs::File::open(reader_fifo) {
+                Ok(file) => drain(file),
+                Err(_) => (Sum::default(), 0.0),
+            });
             let mut source = Command::new("sh")
                 .arg("-c")
                 .arg(source_script())
@@ -253,24 +306,14 @@ pub fn bulk(
                 .spawn()
                 .map_err(|e| e.to_string())?;
             let stdin = source.stdout.take().map_or(Stdio::null(), Stdio::from);
-            let ssh = timed_ssh(&args, &format!("cat > {fifo_text}"), stdin, Stdio::null());
-            let cpu = ssh.and_then(finish);
+            let cpu = timed_ssh(&args, &format!("cat > {fifo_text}"), stdin, Stdio::null()).and_then(finish);
             reap(source);
-            let cpu = match cpu {
-                Ok(cpu) => cpu,
-                Err(error) => {
-                    // Nobody may have opened the FIFO's writing end: the reader would wait.
-                    reap(reader);
-                    return Err(error);
-                }
-            };
-            let output = reader.wait_with_output().map_err(|e| e.to_string())?;
-            (
-                cpu,
-                String::from_utf8_lossy(&output.stdout)
-                    .trim()
-                    .replace(&format!(" {fifo_text}"), ""),
-            )
+            if cpu.is_err() {
+                // Nobody may have opened the FIFO's writing end: release the reader.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            }
+            let received = reader.join().unwrap_or_default();
+            (cpu?, received)
         }
         Direction::Down => {
             let source = Command::new("sh")
@@ -281,29 +324,21 @@ pub fn bulk(
                 .arg(&fifo)
                 .spawn()
                 .map_err(|e| e.to_string())?;
-            let mut ssh =
-                timed_ssh(&args, &format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
-            let stdout = ssh.stdout.take().map_or(Stdio::null(), Stdio::from);
-            let summer = Command::new("cksum")
-                .stdin(stdout)
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let mut ssh = timed_ssh(&args, &format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
+            let received = ssh.stdout.take().map(drain).unwrap_or_default();
             let cpu = finish(ssh);
             // On failure the source may still be waiting for a reader of the FIFO.
             reap(source);
-            let output = summer.wait_with_output().map_err(|e| e.to_string())?;
-            (cpu?, String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            (cpu?, received)
         }
     };
-    let elapsed = started.elapsed().as_secs_f64();
     procs::settle(server.pid, Duration::from_secs(5));
     let server_cpu = procs::cpu_seconds(server.pid) - server_before;
-    if sum != data.checksum {
-        return Err(format!("checksum mismatch: got {sum:?}, sent {:?}", data.checksum));
+    if sum.text() != data.checksum {
+        return Err(format!("checksum mismatch: got {}, sent {}", sum.text(), data.checksum));
     }
     Ok(Bulk {
-        seconds: (elapsed - base_elapsed).max(elapsed * 0.05),
+        seconds,
         client_cpu: (client_cpu - base_client).max(0.0),
         server_cpu: (server_cpu - base_server).max(0.0),
     })
