@@ -30,7 +30,7 @@ fn ssh_args(scratch: &Scratch, port: u16, cipher: Option<(&str, Option<&str>)>) 
         "-o",
         "UserKnownHostsFile=/dev/null",
         "-o",
-        "LogLevel=ERROR",
+        "LogLevel=INFO",
         "-o",
         "Compression=no",
         "-o",
@@ -306,7 +306,8 @@ pub fn bulk(
                 .spawn()
                 .map_err(|e| e.to_string())?;
             let stdin = source.stdout.take().map_or(Stdio::null(), Stdio::from);
-            let cpu = timed_ssh(&args, &format!("cat > {fifo_text}"), stdin, Stdio::null()).and_then(finish);
+            let cpu = timed_ssh(&args, &format!("cat > {fifo_text}"), stdin, Stdio::null())
+                .and_then(finish);
             reap(source);
             if cpu.is_err() {
                 // Nobody may have opened the FIFO's writing end: release the reader.
@@ -324,7 +325,8 @@ pub fn bulk(
                 .arg(&fifo)
                 .spawn()
                 .map_err(|e| e.to_string())?;
-            let mut ssh = timed_ssh(&args, &format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
+            let mut ssh =
+                timed_ssh(&args, &format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
             let received = ssh.stdout.take().map(drain).unwrap_or_default();
             let cpu = finish(ssh);
             // On failure the source may still be waiting for a reader of the FIFO.
