@@ -414,6 +414,10 @@ pub(crate) fn session_environment(
         set("SSH_CLIENT", format!("{} {} {}", peer.ip(), peer.port(), local.port()).into_bytes());
         let connection = format!("{} {} {} {}", peer.ip(), peer.port(), local.ip(), local.port());
         set("SSH_CONNECTION", connection.into_bytes());
+    } else {
+        // Not a socket (inetd mode over pipes): sshd's "UNKNOWN" and port 65535.
+        set("SSH_CLIENT", b"UNKNOWN 65535 65535".to_vec());
+        set("SSH_CONNECTION", b"UNKNOWN 65535 UNKNOWN 65535".to_vec());
     }
     if let Some(original) = &info.original_command {
         set("SSH_ORIGINAL_COMMAND", original.clone());
