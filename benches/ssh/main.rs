@@ -374,15 +374,25 @@ fn idle(run: &mut Run, servers: &[Server]) {
             line.split_whitespace().nth(1)?.parse().ok()
         })
         .unwrap_or(0);
+    let conchd = option_env!("CARGO_BIN_EXE_conchd");
     for n in run.sizes.idle.clone() {
-        for server in servers {
-            let name = server.kind.name();
+        for kind in servers.iter().map(|s| s.kind) {
+            let name = kind.name();
+            // A fresh instance, so that memory freed by earlier sections does not absorb the
+            // connections' growth.
+            let server = match Server::start(kind, &run.scratch, conchd) {
+                Ok(server) => server,
+                Err(error) => {
+                    run.note(format!("{name} idle N={n}: {error}"));
+                    continue;
+                }
+            };
             // sshd holds about 2 MB per connection: do not take more than a quarter of the memory.
             if n as u64 * 2048 > available_kib / 4 {
                 run.note(format!("{name} idle N={n}: skipped, too little memory available"));
                 continue;
             }
-            match hold(run, server, n) {
+            match hold(run, &server, n) {
                 Ok((held, per_connection, processes)) => {
                     if held < n {
                         run.note(format!("{name} idle N={n}: only {held} connections held"));
