@@ -159,7 +159,7 @@ impl Server {
         let port = free_port()?;
         let stderr = std::fs::File::create(scratch.path(&format!("{}.log", kind.name())))
             .map_err(|e| e.to_string())?;
-        let mut command = match kind {
+        let command = match kind {
             Kind::Sshd | Kind::Conchd => {
                 let config = scratch.path(&format!("{}_config", kind.name()));
                 std::fs::write(&config, sshd_config(scratch, port)).map_err(|e| e.to_string())?;
@@ -184,15 +184,8 @@ impl Server {
                 if !key.exists() {
                     run(Command::new("dropbearkey").args(["-t", "ed25519", "-f"]).arg(&key))?;
                 }
-                // Dropbear reads the user's authorized_keys from their real home only: run it in
-                // a private mount namespace where our scratch home is bound over that home.
-                let home =
-                    twine::conch::server::Account::current().map_err(|e| e.to_string())?.home;
-                let mut command = Command::new("unshare");
-                command.args(["-m", "--propagation", "private", "sh", "-c"]);
-                command.arg("mount --bind \"$0\" \"$1\" && shift && exec \"$@\"");
-                command.arg(scratch.path("home")).arg(home);
-                command.args(["/usr/sbin/dropbear", "-F", "-E", "-s", "-j", "-k", "-p"]);
+                let mut command = Command::new("/usr/sbin/dropbear");
+                command.args(["-F", "-E", "-s", "-j", "-k", "-p"]);
                 command.arg(format!("127.0.0.1:{port}")).arg("-r").arg(&key);
                 command
             }
@@ -206,7 +199,20 @@ impl Server {
                 command
             }
         };
-        let mut child = command
+        // Every server runs in a private mount namespace where the scratch home is bound over the
+        // user's home: Dropbear reads authorized_keys only from there, and every server's
+        // sessions then start the login shell alike, without the real home's ~/.bashrc (Debian's
+        // bash reads it for commands run over SSH, which would dominate the per-session cost).
+        let home = twine::conch::server::Account::current().map_err(|e| e.to_string())?.home;
+        let mut wrapped = Command::new("unshare");
+        wrapped.args(["-m", "--propagation", "private", "sh", "-c"]);
+        wrapped.arg("mount --bind \"$0\" \"$1\" && shift && exec \"$@\"");
+        wrapped
+            .arg(scratch.path("home"))
+            .arg(home)
+            .arg(command.get_program())
+            .args(command.get_args());
+        let mut child = wrapped
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
