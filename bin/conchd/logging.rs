@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use twine::conch::config::values::LogLevel;
+use twine::conch::config::values::{Facility, LogLevel};
 
 /// Where log lines go.
 pub(crate) enum Sink {
@@ -13,8 +13,39 @@ pub(crate) enum Sink {
     Stderr,
     /// Appended to a file (`-E`).
     File(std::fs::File),
-    /// Nowhere (`-q`, or a daemon without `-E`).
+    /// Nowhere (`-q`).
     Null,
+    /// The system log (`/dev/log`), with this facility code: a daemon or inetd child without
+    /// `-E` or `-e`, as sshd.
+    Syslog(std::os::unix::net::UnixDatagram, u8),
+}
+
+/// Connects to the system log; logging goes nowhere if there is none.
+pub(crate) fn syslog() -> Sink {
+    let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else { return Sink::Null };
+    match socket.connect("/dev/log") {
+        Ok(()) => Sink::Syslog(socket, 4),
+        Err(_) => Sink::Null,
+    }
+}
+
+/// Sets the syslog facility (`SyslogFacility`) once the configuration is known.
+pub(crate) fn set_facility(facility: Facility) {
+    let code = match facility {
+        Facility::Daemon => 3,
+        Facility::User => 1,
+        Facility::Auth => 4,
+        Facility::AuthPriv => 10,
+        Facility::Local(n) => 16 + n,
+        _ => 4,
+    };
+    if let Some(logger) = LOGGER.get() {
+        if let Ok(mut sink) = logger.sink.lock() {
+            if let Sink::Syslog(_, current) = &mut *sink {
+                *current = code;
+            }
+        }
+    }
 }
 
 struct Logger {
@@ -42,6 +73,21 @@ impl Log for Logger {
             Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
             Sink::File(file) => file.write_all(line.as_bytes()),
             Sink::Null => Ok(()),
+            Sink::Syslog(socket, facility) => {
+                let severity = match record.level() {
+                    Level::Error => 3,
+                    Level::Warn => 4,
+                    Level::Info => 6,
+                    Level::Debug | Level::Trace => 7,
+                };
+                let message = format!(
+                    "<{}>conchd[{}]: {}",
+                    u16::from(*facility) * 8 + severity,
+                    std::process::id(),
+                    line.trim_end()
+                );
+                socket.send(message.as_bytes()).map(drop)
+            }
         };
     }
 

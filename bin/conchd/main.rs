@@ -11,13 +11,16 @@ mod cli;
 mod getopt;
 mod hostkeys;
 mod logging;
+mod motd;
 mod policy;
 mod server;
+mod utmp;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use nix::unistd::Uid;
@@ -41,6 +44,10 @@ static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 struct Fatal(String, u8);
 
 fn main() -> ExitCode {
+    if let Some(err) = motd::run_helper() {
+        eprintln!("conchd: cannot run the shell: {err}");
+        return ExitCode::from(1);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match cli::parse(&args) {
         Ok(opts) => opts,
@@ -66,24 +73,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// The embedded default's settings, as `-o` options over no file.
+/// The embedded default's settings, as `-o` options over no file. `$HOME` (else the account's
+/// home) holds `.ssh/authorized_keys`; `CONCHD_PORT` replaces 2222.
 fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .unwrap_or_else(|| me.home.clone());
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("conchd"),
-        None => me.home.join(".local/state/conchd"),
+        None => home.join(".local/state/conchd"),
     };
     let keys = hostkeys::ensure(&state).map_err(|e| Fatal(format!("host keys: {e}"), 1))?;
+    let port =
+        std::env::var("CONCHD_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(2222);
+    let keys_file = home.join(".ssh/authorized_keys").display().to_string().replace('%', "%%");
     let mut options = vec![
-        "Port 2222".to_owned(),
+        format!("Port {port}"),
         "ListenAddress 127.0.0.1".to_owned(),
         format!("AllowUsers {}", me.name),
-        format!(
-            "AuthorizedKeysFile {}/.ssh/authorized_keys",
-            me.home.display().to_string().replace('%', "%%")
-        ),
+        format!("AuthorizedKeysFile {keys_file}"),
         "PidFile none".to_owned(),
         "Subsystem sftp /usr/lib/openssh/sftp-server".to_owned(),
     ];
+    if home != me.home {
+        // The permission walk stops at the account's home; a stand-in home is checked by the
+        // owner's own choice of directory instead.
+        options.push("StrictModes no".to_owned());
+    }
     options.extend(keys.into_iter().map(|k| format!("HostKey {k}")));
     Ok(options)
 }
@@ -136,7 +153,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     } else if let Some(file) = &opts.log_file {
         logging::open_file(file).map_err(|e| Fatal(e, 255))?
     } else if (opts.inetd && opts.debug == 0 || daemon_child) && !opts.log_stderr {
-        Sink::Null
+        logging::syslog()
     } else {
         Sink::Stderr
     };
@@ -163,6 +180,9 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if !unenforced.is_empty() {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
     }
+    if startup.use_pam && !cfg!(feature = "pam") {
+        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): password and keyboard-interactive authentication are off");
+    }
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {
         return Err(Fatal("conchd: no hostkeys available -- exiting.".into(), 1));
@@ -179,6 +199,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         std::env::remove_var(DAEMON_CHILD);
     }
     log::set_max_level(level(opts, startup.log_level));
+    logging::set_facility(startup.syslog_facility);
     if let Ok(dir) = std::env::current_dir() {
         let _ = START_DIR.set(dir);
     }
@@ -209,20 +230,47 @@ fn serve(
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
-    let stack = server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?;
+    let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
-    let (config, authenticated) = server::server_config(&reactor, file, startup, Arc::new(stack));
-    let hub = server::Hub::new(&reactor, config, authenticated, startup, opts.debug > 0);
+    let open_logins = Arc::new(AtomicUsize::new(0));
+    let shared = server::Shared::new(&reactor);
+    let build = {
+        let (file, startup, stack, open_logins) =
+            (Arc::clone(file), startup.clone(), Arc::clone(&stack), Arc::clone(&open_logins));
+        move |reactor: &Reactor| {
+            server::server_config(
+                reactor,
+                &file,
+                &startup,
+                Arc::clone(&stack),
+                Arc::clone(&open_logins),
+            )
+        }
+    };
+    let (config, logins) = build(&reactor);
+    let hub = server::Hub::new(&reactor, config, logins, Arc::clone(&shared));
     if opts.inetd {
         let stdin: OwnedFd = std::io::stdin().as_fd_owned().map_err(|e| Fatal(e, 255))?;
         let stdout: OwnedFd = std::io::stdout().as_fd_owned().map_err(|e| Fatal(e, 255))?;
-        hub.draining.set(true);
+        hub.count_one();
+        shared.set_draining();
         reactor
             .adopt_fd_pair(stdin, stdout, hub.protocol())
             .map_err(|e| Fatal(e.to_string(), 255))?;
-        return reactor.run().map_err(|e| Fatal(e.to_string(), 255));
+        reactor.run().map_err(|e| Fatal(e.to_string(), 255))?;
+        // sshd ends with 255 when the connection failed before a login.
+        return if hub.logins.total.get() == 0 { Err(Fatal(String::new(), 255)) } else { Ok(()) };
     }
-    server::listen(&hub, startup).map_err(|e| Fatal(e, 255))?;
+    let single = opts.debug > 0;
+    let workers = if single {
+        0
+    } else {
+        std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 64) - 1
+    };
+    let acceptor =
+        server::Acceptor::new(&reactor, hub, workers, build, startup, single, open_logins);
+    server::listen(&acceptor, &reactor, startup).map_err(|e| Fatal(e, 255))?;
+    log::debug!("serving on {} reactors", acceptor.reactors());
     let pid_file = if opts.debug > 0 { None } else { startup.pid_file.clone() };
     if let Some(path) = &pid_file {
         if let Err(err) = std::fs::write(path, format!("{}\n", std::process::id())) {
@@ -251,25 +299,25 @@ fn serve(
             })
             .map_err(|e| Fatal(e.to_string(), 255))?;
     }
-    let hup_hub = Rc::clone(&hub);
+    let hup = Rc::clone(&acceptor);
     let args = args.to_vec();
     let cwd = START_DIR.get().cloned();
     let foreground = opts.foreground || opts.debug > 0;
     reactor
         .observe_signal(Signal::Hangup, move || {
-            if hup_hub.draining.get() {
+            if hup.is_draining() {
                 return;
             }
             log::info!("Received SIGHUP; restarting.");
             remove_pid();
-            hup_hub.drain();
+            hup.drain();
             if let Err(err) = restart(&args, cwd.as_deref(), foreground) {
                 log::error!("restart failed: {err}");
             }
         })
         .map_err(|e| Fatal(e.to_string(), 255))?;
     let result = reactor.run().map_err(|e| Fatal(e.to_string(), 255));
-    if !hub.draining.get() {
+    if !acceptor.is_draining() {
         if let Some(path) = &pid_file {
             let _ = std::fs::remove_file(path);
         }

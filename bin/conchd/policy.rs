@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nix::unistd::{getgrouplist, Gid, Group};
@@ -24,6 +25,9 @@ use twine::conch::server::{
 use twine::conch::userauth::{Attempt, Decision};
 use twine::internet::Deferred;
 
+/// OpenSSH's sftp server, which stands in for `internal-sftp`.
+pub(crate) const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
 /// What a connection's successful logins left for its sessions.
 #[derive(Default)]
 struct ConnState {
@@ -38,12 +42,27 @@ pub(crate) struct Policy {
     inner: Chain,
     state: Rc<RefCell<HashMap<ConnectionId, ConnState>>>,
     /// Connections whose login session is open (for `MaxStartups`).
-    pub(crate) authenticated: Rc<RefCell<std::collections::HashSet<ConnectionId>>>,
+    authenticated: RefCell<std::collections::HashSet<ConnectionId>>,
+    /// Login sessions opened so far (inetd mode's exit status).
+    pub(crate) logins: Rc<std::cell::Cell<u64>>,
+    /// Logins open now on every reactor (`MaxStartups`).
+    open_logins: Arc<AtomicUsize>,
 }
 
 impl Policy {
-    pub(crate) fn new(file: Arc<SshdConfigFile>, inner: Chain) -> Self {
-        Self { file, inner, state: Rc::default(), authenticated: Rc::default() }
+    pub(crate) fn new(
+        file: Arc<SshdConfigFile>,
+        inner: Chain,
+        open_logins: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            file,
+            inner,
+            state: Rc::default(),
+            authenticated: RefCell::default(),
+            logins: Rc::default(),
+            open_logins,
+        }
     }
 }
 
@@ -107,6 +126,15 @@ fn verdict(
         Ok(config) => Arc::new(config),
         Err(err) => return Verdict::Refused(err),
     };
+    let unenforced = config.unenforced();
+    if !unenforced.is_empty() {
+        // A Match block asks for something conchd cannot enforce (ChrootDirectory, ...):
+        // refuse rather than let the user in without it.
+        return Verdict::Refused(format!(
+            "User {request_user} refused: unsupported settings apply: {}",
+            unenforced.join(", ")
+        ));
+    }
     let Some(account) = account else {
         return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
     };
@@ -190,7 +218,14 @@ fn config_restrictions(config: &SshdConfig, mut r: Restrictions) -> Restrictions
     r.x11_forwarding = false;
     r.user_rc &= config.permit_user_rc;
     if let Some(command) = &config.force_command {
-        r.forced_command = Some(command.clone());
+        // There is no in-process sftp server: `internal-sftp` runs OpenSSH's `sftp-server`
+        // with the same arguments.
+        r.forced_command = Some(match command.strip_prefix("internal-sftp") {
+            Some(args) if args.is_empty() || args.starts_with(' ') => {
+                format!("{SFTP_SERVER}{args}")
+            }
+            _ => command.clone(),
+        });
     }
     let mut extra = Restrictions::none();
     extra.permit_open = permitted(&config.permit_open, false);
@@ -278,7 +313,10 @@ impl AuthBackend for Policy {
     }
 
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
-        self.authenticated.borrow_mut().insert(login.connection.id);
+        if self.authenticated.borrow_mut().insert(login.connection.id) {
+            self.open_logins.fetch_add(1, Ordering::SeqCst);
+        }
+        self.logins.set(self.logins.get() + 1);
         let mut extra = Vec::new();
         {
             let mut state = self.state.borrow_mut();
@@ -314,7 +352,9 @@ impl AuthBackend for Policy {
     }
 
     fn connection_ended(&self, connection: &ConnectionFacts) {
-        self.authenticated.borrow_mut().remove(&connection.id);
+        if self.authenticated.borrow_mut().remove(&connection.id) {
+            self.open_logins.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Some(state) = self.state.borrow_mut().remove(&connection.id) {
             if let Some(path) = state.auth_file {
                 let _ = std::fs::remove_file(path);

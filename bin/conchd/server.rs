@@ -1,10 +1,12 @@
 //! From the effective configuration to a running server: the stack, the sessions, the
-//! listeners, `MaxStartups`, and the connection count that `-d` and `SIGHUP` wait on.
+//! listeners, `MaxStartups`, one reactor per core with connections handed out in turn, and
+//! the connection count that `-d` and `SIGHUP` wait on.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,18 +16,20 @@ use twine::conch::crypto::algorithms::Category;
 use twine::conch::crypto::{OsRandom, SecureRandom};
 use twine::conch::keys::{HostKeySigner, SignatureAlgorithm};
 use twine::conch::server::{
-    AllowForwarding, Chain, ConnectionId, ForwardingPolicy, GatewayPorts, ServerConfig,
-    ServerFactory, ServerProtocol, UnixSessions,
+    AllowForwarding, Chain, ForwardingPolicy, GatewayPorts, ServerConfig, ServerFactory,
+    ServerProtocol, UnixSessions,
 };
 use twine::conch::stack::ServerStackConfig;
 use twine::conch::transport;
 use twine::conch::userauth::{self, Method};
 use twine::internet::error::Reason;
-use twine::internet::protocol::{Address, Factory, HalfClose, Protocol, Transport};
-use twine::internet::reactor::ListeningPort;
+use twine::internet::protocol::{Address, HalfClose, Protocol, Transport};
+use twine::internet::reactor::{FdWatch, Interest, ThreadHandle};
 use twine::internet::Reactor;
 
+use crate::motd::MotdSpawner;
 use crate::policy::Policy;
+use twine::conch::server::session::LocalSpawner;
 
 /// The stack's configuration from `sshd_config`.
 pub(crate) fn stack_config(
@@ -113,7 +117,8 @@ pub(crate) fn server_config(
     file: &Arc<SshdConfigFile>,
     c: &SshdConfig,
     stack: Arc<ServerStackConfig>,
-) -> (ServerConfig, Rc<RefCell<HashSet<ConnectionId>>>) {
+    open_logins: Arc<AtomicUsize>,
+) -> (ServerConfig, Logins) {
     #[allow(unused_mut)]
     let mut inner = Chain::new();
     #[cfg(feature = "pam")]
@@ -127,12 +132,14 @@ pub(crate) fn server_config(
                 .with_empty_passwords(c.permit_empty_passwords),
         );
     }
-    let policy = Policy::new(Arc::clone(file), inner);
-    let authenticated = Rc::clone(&policy.authenticated);
-    let mut sessions = UnixSessions::new(reactor).with_user_environment(c.permit_user_environment);
+    let policy = Policy::new(Arc::clone(file), inner, open_logins);
+    let logins = Logins { total: Rc::clone(&policy.logins) };
+    let spawner = MotdSpawner::new(LocalSpawner::new(reactor), c.print_motd);
+    let sessions = UnixSessions::with_spawner(spawner);
+    let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
         let command = if s.command == "internal-sftp" {
-            s.args.replacen("internal-sftp", "/usr/lib/openssh/sftp-server", 1)
+            s.args.replacen("internal-sftp", crate::policy::SFTP_SERVER, 1)
         } else {
             s.args.clone()
         };
@@ -159,100 +166,86 @@ pub(crate) fn server_config(
     config.forwarding = forwarding;
     config.accept_env = c.accept_env.clone();
     config.max_sessions = usize::try_from(c.max_sessions).unwrap_or(usize::MAX);
-    (config, authenticated)
+    (config, logins)
 }
 
-/// Shared by the listeners: counts connections, applies `MaxStartups`, and in debug mode
-/// serves one connection.
+/// The policy's count of logins, for `MaxStartups` and inetd mode's exit status.
+#[derive(Clone)]
+pub(crate) struct Logins {
+    /// Logins so far on this reactor.
+    pub(crate) total: Rc<Cell<u64>>,
+}
+
+/// What every reactor of the process shares.
+pub(crate) struct Shared {
+    /// Connections open now, on every reactor.
+    live: AtomicUsize,
+    /// Set by `SIGHUP` or `-d`: no new connections; the process ends with its last one.
+    draining: AtomicBool,
+    /// The main reactor, which ends the process.
+    main: ThreadHandle,
+}
+
+impl Shared {
+    pub(crate) fn new(main: &Reactor) -> Arc<Self> {
+        Arc::new(Self {
+            live: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            main: main.thread_handle(),
+        })
+    }
+
+    /// A connection ended somewhere: the last one of a draining server stops the process.
+    fn connection_ended(&self) {
+        let left = self.live.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        if left == 0 && self.draining.load(Ordering::SeqCst) {
+            let _ = self.main.call_from_thread(Reactor::stop);
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The process ends with its last connection (inetd mode's one).
+    pub(crate) fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One reactor's server: its factory (configuration, policy, sessions) and counts.
 pub(crate) struct Hub {
     factory: ServerFactory,
-    reactor: Reactor,
-    /// Connections open now.
-    pub(crate) live: Cell<usize>,
-    authenticated: Rc<RefCell<HashSet<ConnectionId>>>,
-    max_startups: (u32, u32, u32),
-    /// `-d`: one connection, then exit.
-    single: bool,
-    /// Set by `SIGHUP` or `-d`: stop when the last connection ends.
-    pub(crate) draining: Cell<bool>,
-    pub(crate) ports: RefCell<Vec<ListeningPort>>,
+    shared: Arc<Shared>,
+    pub(crate) logins: Logins,
 }
 
 impl Hub {
     pub(crate) fn new(
         reactor: &Reactor,
         config: ServerConfig,
-        authenticated: Rc<RefCell<HashSet<ConnectionId>>>,
-        c: &SshdConfig,
-        single: bool,
+        logins: Logins,
+        shared: Arc<Shared>,
     ) -> Rc<Self> {
-        Rc::new(Self {
-            factory: ServerFactory::new(reactor, config),
-            reactor: reactor.clone(),
-            live: Cell::new(0),
-            authenticated,
-            max_startups: c.max_startups,
-            single,
-            draining: Cell::new(false),
-            ports: RefCell::new(Vec::new()),
-        })
+        Rc::new(Self { factory: ServerFactory::new(reactor, config), shared, logins })
     }
 
-    /// One protocol, counted.
+    /// One protocol, counted (the count was raised when the connection was accepted).
     pub(crate) fn protocol(self: &Rc<Self>) -> Counted {
-        self.live.set(self.live.get() + 1);
         Counted { inner: self.factory.protocol(), hub: Rc::clone(self) }
     }
 
-    /// Stops accepting; the process ends with its last connection.
-    pub(crate) fn drain(&self) {
-        self.draining.set(true);
-        for port in self.ports.borrow_mut().drain(..) {
-            port.stop_listening();
-        }
-        if self.live.get() == 0 {
-            self.reactor.stop();
+    /// Serves an accepted socket on `reactor` (this hub's).
+    fn adopt(self: &Rc<Self>, reactor: &Reactor, fd: OwnedFd) {
+        if let Err(err) = reactor.adopt_fd(fd, self.protocol()) {
+            log::error!("cannot serve an accepted connection: {err}");
+            self.shared.connection_ended();
         }
     }
 
-    fn should_drop(&self) -> bool {
-        let (begin, rate, full) = self.max_startups;
-        let unauthenticated = self.live.get().saturating_sub(self.authenticated.borrow().len());
-        let unauthenticated = u32::try_from(unauthenticated).unwrap_or(u32::MAX);
-        if unauthenticated < begin || begin == 0 {
-            return false;
-        }
-        if unauthenticated >= full {
-            return true;
-        }
-        let span = full.saturating_sub(begin).max(1);
-        let p = (100 - rate.min(100)) * (unauthenticated - begin) / span + rate;
-        let mut byte = [0u8; 1];
-        if OsRandom::new().fill(&mut byte).is_err() {
-            return true;
-        }
-        u32::from(byte[0]) * 100 / 256 < p
-    }
-}
-
-/// The listeners' factory.
-pub(crate) struct Listener(pub(crate) Rc<Hub>);
-
-impl Factory for Listener {
-    fn build_protocol(&mut self, addr: &Address) -> Option<Box<dyn Protocol>> {
-        let hub = &self.0;
-        if hub.draining.get() {
-            return None;
-        }
-        if hub.should_drop() {
-            log::info!("drop connection from {addr} past MaxStartups");
-            return None;
-        }
-        if hub.single {
-            hub.drain();
-            hub.draining.set(true);
-        }
-        Some(Box::new(hub.protocol()))
+    /// Counts a connection made another way (inetd mode).
+    pub(crate) fn count_one(&self) {
+        self.shared.live.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -264,6 +257,15 @@ pub(crate) struct Counted {
 
 impl Protocol for Counted {
     fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        if let (Address::Tcp(peer), Address::Tcp(local)) = (transport.peer(), transport.host()) {
+            log::info!(
+                "Connection from {} port {} on {} port {} rdomain \"\"",
+                peer.ip(),
+                peer.port(),
+                local.ip(),
+                local.port()
+            );
+        }
         self.inner.connection_made(transport);
     }
 
@@ -281,32 +283,251 @@ impl Protocol for Counted {
 
     fn connection_lost(&mut self, reason: Reason) {
         self.inner.connection_lost(reason);
-        let hub = &self.hub;
-        hub.live.set(hub.live.get().saturating_sub(1));
-        if hub.draining.get() && hub.live.get() == 0 {
-            hub.reactor.stop();
+        self.hub.shared.connection_ended();
+    }
+}
+
+thread_local! {
+    /// The worker reactor's hub, for connections handed over from the accepting thread.
+    static WORKER: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+}
+
+/// Where an accepted connection goes.
+enum Target {
+    /// The accepting (main) reactor.
+    Local(Rc<Hub>, Reactor),
+    /// A worker reactor on its own thread.
+    Worker(ThreadHandle),
+}
+
+/// Accepts on the main reactor and spreads connections over the reactors in turn; applies
+/// `MaxStartups` and `-d`'s single connection.
+pub(crate) struct Acceptor {
+    targets: Vec<Target>,
+    next: Cell<usize>,
+    shared: Arc<Shared>,
+    max_startups: (u32, u32, u32),
+    /// Logins open, summed over the reactors' counts (each reactor reports through its hub).
+    open_logins: Arc<AtomicUsize>,
+    single: bool,
+    listeners: RefCell<Vec<(FdWatch, TcpListener)>>,
+}
+
+impl Acceptor {
+    /// An acceptor for the main reactor's hub and `workers` more reactors, each on a thread
+    /// building its own server with `build`.
+    pub(crate) fn new(
+        main: &Reactor,
+        hub: Rc<Hub>,
+        workers: usize,
+        build: impl Fn(&Reactor) -> (ServerConfig, Logins) + Send + Sync + 'static,
+        c: &SshdConfig,
+        single: bool,
+        open_logins: Arc<AtomicUsize>,
+    ) -> Rc<Self> {
+        let shared = Arc::clone(&hub.shared);
+        let mut targets = vec![Target::Local(hub, main.clone())];
+        let build = Arc::new(build);
+        for index in 0..workers {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let build = Arc::clone(&build);
+            let shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new().name(format!("reactor-{}", index + 1)).spawn(
+                move || {
+                    let reactor = match Reactor::new() {
+                        Ok(reactor) => reactor,
+                        Err(err) => {
+                            log::error!("worker reactor: {err}");
+                            return;
+                        }
+                    };
+                    let (config, logins) = build(&reactor);
+                    let hub = Hub::new(&reactor, config, logins, shared);
+                    WORKER.with(|slot| *slot.borrow_mut() = Some(hub));
+                    if tx.send(reactor.thread_handle()).is_ok() {
+                        if let Err(err) = reactor.run() {
+                            log::error!("worker reactor: {err}");
+                        }
+                    }
+                },
+            );
+            match spawned.map(|_| rx.recv()) {
+                Ok(Ok(handle)) => targets.push(Target::Worker(handle)),
+                _ => log::error!("could not start worker reactor {}", index + 1),
+            }
+        }
+        Rc::new(Self {
+            targets,
+            next: Cell::new(0),
+            shared,
+            max_startups: c.max_startups,
+            open_logins,
+            single,
+            listeners: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// How many reactors serve connections.
+    pub(crate) fn reactors(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Stops accepting (closing the listening sockets); the process ends with its last
+    /// connection.
+    pub(crate) fn drain(&self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        for (watch, _listener) in self.listeners.borrow_mut().drain(..) {
+            watch.stop();
+        }
+        if self.shared.live.load(Ordering::SeqCst) == 0 {
+            let _ = self.shared.main.call_from_thread(Reactor::stop);
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.shared.is_draining()
+    }
+
+    fn should_drop(&self) -> bool {
+        let (begin, rate, full) = self.max_startups;
+        let live = self.shared.live.load(Ordering::SeqCst);
+        let unauthenticated = live.saturating_sub(self.open_logins.load(Ordering::SeqCst));
+        let unauthenticated = u32::try_from(unauthenticated).unwrap_or(u32::MAX);
+        if begin == 0 || unauthenticated < begin {
+            return false;
+        }
+        if unauthenticated >= full {
+            return true;
+        }
+        let span = full.saturating_sub(begin).max(1);
+        let p = (100 - rate.min(100)) * (unauthenticated - begin) / span + rate;
+        let mut byte = [0u8; 1];
+        if OsRandom::new().fill(&mut byte).is_err() {
+            return true;
+        }
+        u32::from(byte[0]) * 100 / 256 < p
+    }
+
+    fn accept_all(self: &Rc<Self>, index: usize) {
+        loop {
+            let accepted = {
+                let listeners = self.listeners.borrow();
+                let Some((_, listener)) = listeners.get(index) else { return };
+                listener.accept()
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    log::error!("accept: {err}");
+                    return;
+                }
+            };
+            if self.is_draining() {
+                continue;
+            }
+            if self.should_drop() {
+                log::info!("drop connection from {peer} past MaxStartups");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            self.shared.live.fetch_add(1, Ordering::SeqCst);
+            if self.single {
+                self.drain();
+            }
+            let turn = self.next.get();
+            self.next.set((turn + 1) % self.targets.len().max(1));
+            let fd = OwnedFd::from(stream);
+            match self.targets.get(turn) {
+                Some(Target::Local(hub, reactor)) => hub.adopt(reactor, fd),
+                Some(Target::Worker(handle)) => {
+                    let shared = Arc::clone(&self.shared);
+                    let sent = handle.call_from_thread(move |reactor| {
+                        WORKER.with(|slot| match slot.borrow().as_ref() {
+                            Some(hub) => hub.adopt(reactor, fd),
+                            None => shared.connection_ended(),
+                        });
+                    });
+                    if sent.is_err() {
+                        self.shared.connection_ended();
+                    }
+                }
+                None => self.shared.connection_ended(),
+            }
+            if self.single {
+                return;
+            }
         }
     }
 }
 
 /// Listens on every `ListenAddress`; logs each as sshd does. Errors if none could be bound.
-pub(crate) fn listen(hub: &Rc<Hub>, c: &SshdConfig) -> Result<(), String> {
+pub(crate) fn listen(
+    acceptor: &Rc<Acceptor>,
+    reactor: &Reactor,
+    c: &SshdConfig,
+) -> Result<(), String> {
     for la in &c.listen_addresses {
-        let Ok(ip) = la.host.parse::<std::net::IpAddr>() else {
-            log::error!("Bad listen address {}: not a numeric address", la.host);
-            continue;
+        let addrs: Vec<SocketAddr> = match la.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, la.port)],
+            Err(_) => match (la.host.as_str(), la.port).to_socket_addrs() {
+                Ok(addrs) => addrs.collect(),
+                Err(err) => {
+                    log::error!("Bad listen address {}: {err}", la.host);
+                    continue;
+                }
+            },
         };
-        let addr = SocketAddr::new(ip, la.port);
-        match hub.reactor.listen_tcp(addr, Listener(Rc::clone(hub))) {
-            Ok(port) => {
-                log::info!("Server listening on {} port {}.", la.host, la.port);
-                hub.ports.borrow_mut().push(port);
-            }
-            Err(err) => log::error!("Bind to port {} on {} failed: {err}.", la.port, la.host),
+        for addr in addrs {
+            listen_one(acceptor, reactor, addr);
         }
     }
-    if hub.ports.borrow().is_empty() {
+    if acceptor.listeners.borrow().is_empty() {
         return Err("Cannot bind any address.".into());
     }
     Ok(())
+}
+
+/// A listening socket as sshd makes it: `SO_REUSEADDR`, and IPv6 sockets IPv6-only (so that
+/// `::` and `0.0.0.0` on one port coexist).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+fn listen_one(acceptor: &Rc<Acceptor>, reactor: &Reactor, addr: SocketAddr) {
+    let (host, port) = (addr.ip(), addr.port());
+    {
+        let listener = match bind(addr) {
+            Ok(listener) => listener,
+            Err(err) => {
+                log::error!("Bind to port {port} on {host} failed: {err}.");
+                return;
+            }
+        };
+        let bound = listener.local_addr().map_or(port, |a| a.port());
+        let index = acceptor.listeners.borrow().len();
+        let me = Rc::downgrade(acceptor);
+        let watch = reactor.watch_fd(listener.as_raw_fd(), Interest::Readable, move |_| {
+            if let Some(me) = me.upgrade() {
+                me.accept_all(index);
+            }
+        });
+        match watch {
+            Ok(watch) => {
+                log::info!("Server listening on {host} port {bound}.");
+                acceptor.listeners.borrow_mut().push((watch, listener));
+            }
+            Err(err) => log::error!("Bind to port {port} on {host} failed: {err}."),
+        }
+    }
 }

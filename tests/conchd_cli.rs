@@ -1,0 +1,142 @@
+//! `conchd`'s command line as sshd's: `-t`, `-T` with `-C`, `-o` in both spellings, `-p`,
+//! `-h`, configuration errors naming file, line and keyword with exit status 255, and
+//! unsupported host key types skipped with a warning.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conchd_support;
+
+use std::process::Command;
+
+use conchd_support::{conchd, keygen, output, stderr, stdout, TempDir};
+
+fn conchd_with(args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(conchd());
+    command.args(args);
+    output(command)
+}
+
+/// `-T` prints lower-case `keyword value` lines; `-o` (separate and attached `=` forms) and
+/// `-p` override the file, and the file's first value wins over its later ones.
+#[test]
+fn dash_t_prints_the_effective_configuration_with_command_line_overrides() {
+    let dir = TempDir::new("cli-dump");
+    let config = dir.write(
+        "sshd_config",
+        "Port 2022\nPort 2023\nLogLevel VERBOSE\nMaxAuthTries 4\nMaxAuthTries 9\n",
+    );
+    let out = conchd_with(&["-f", &config, "-T"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l == "port 2022"), "{text}");
+    assert!(text.lines().any(|l| l == "port 2023"), "{text}");
+    assert!(text.lines().any(|l| l == "loglevel VERBOSE"), "{text}");
+    assert!(text.lines().any(|l| l == "maxauthtries 4"), "{text}");
+
+    let out = conchd_with(&[
+        "-f",
+        &config,
+        "-T",
+        "-oMaxAuthTries=2",
+        "-o",
+        "LogLevel DEBUG3",
+        "-p",
+        "4000",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l == "maxauthtries 2"), "{text}");
+    assert!(text.lines().any(|l| l == "loglevel DEBUG3"), "{text}");
+    assert!(text.lines().any(|l| l == "port 4000"), "{text}");
+    assert!(!text.lines().any(|l| l == "port 2022"), "{text}");
+}
+
+/// `-C` evaluates `Match` blocks for the given connection in `-T` output.
+#[test]
+fn dash_c_applies_match_blocks_to_the_dump() {
+    let dir = TempDir::new("cli-match");
+    let config = dir.write(
+        "sshd_config",
+        "PasswordAuthentication yes\nMatch User alice Address 10.0.0.0/8\n  PasswordAuthentication no\n  ForceCommand /bin/true\n",
+    );
+    let alice = conchd_with(&["-f", &config, "-T", "-C", "user=alice,host=h,addr=10.1.2.3"]);
+    assert!(alice.status.success(), "{}", stderr(&alice));
+    assert!(stdout(&alice).contains("passwordauthentication no\n"));
+    assert!(stdout(&alice).contains("forcecommand /bin/true\n"));
+    let bob = conchd_with(&["-f", &config, "-T", "-Cuser=bob,host=h,addr=10.1.2.3"]);
+    assert!(stdout(&bob).contains("passwordauthentication yes\n"));
+    assert!(stdout(&bob).contains("forcecommand none\n"));
+}
+
+/// A bad line stops `conchd` with status 255 and a message naming the file, the line and
+/// the keyword.
+#[test]
+fn a_bad_configuration_line_is_an_error_naming_file_line_and_keyword() {
+    let dir = TempDir::new("cli-bad");
+    let config = dir.write("sshd_config", "Port 22\n# fine\nNoSuchKeyword yes\n");
+    let out = conchd_with(&["-f", &config, "-t"]);
+    assert_eq!(out.status.code(), Some(255));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&config) && text.contains("line 3") && text.contains("NoSuchKeyword"),
+        "{text}"
+    );
+
+    let config = dir.write("bad_port", "Port seventy\n");
+    let out = conchd_with(&["-f", &config, "-T"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}
+
+/// A missing configuration file is an error with status 255.
+#[test]
+fn a_missing_configuration_file_is_an_error() {
+    let dir = TempDir::new("cli-missing");
+    let missing = dir.path("nope").display().to_string();
+    let out = conchd_with(&["-f", &missing, "-t"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains(&missing), "{}", stderr(&out));
+}
+
+/// `-t` passes with a usable host key, fails with status 1 when there is none, and skips
+/// (with a warning) a host key type we do not support.
+#[test]
+fn dash_t_checks_host_keys_and_skips_unsupported_types() {
+    let dir = TempDir::new("cli-keys");
+    let good = keygen(dir.root(), "host_ed25519", "ed25519");
+    let config = dir.write("sshd_config", &format!("HostKey {}\n", good.display()));
+    let out = conchd_with(&["-f", &config, "-t"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let config = dir.write("none", &format!("HostKey {}\n", dir.path("absent").display()));
+    let out = conchd_with(&["-f", &config, "-t"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no hostkeys available"), "{}", stderr(&out));
+
+    let dsa = keygen(dir.root(), "host_dsa", "dsa");
+    let config = dir.write("mixed", &format!("HostKey {}\n", dsa.display()));
+    let out = conchd_with(&["-f", &config, "-h", &good.display().to_string(), "-t"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unsupported"), "{}", stderr(&out));
+}
+
+/// Deprecated keywords OpenSSH still accepts are accepted.
+#[test]
+fn deprecated_keywords_are_accepted() {
+    let dir = TempDir::new("cli-deprecated");
+    let config =
+        dir.write("sshd_config", "UsePrivilegeSeparation sandbox\nProtocol 2\nX11Forwarding yes\n");
+    let out = conchd_with(&["-f", &config, "-T"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// An unknown flag or a bad `-p` prints the error and the usage, with status 1.
+#[test]
+fn unknown_flags_and_bad_ports_print_the_usage() {
+    let out = conchd_with(&["-Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("illegal option -- Z"));
+    assert!(stderr(&out).contains("usage: conchd"));
+    let out = conchd_with(&["-p", "0x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Bad port number 0x."));
+}

@@ -1,0 +1,575 @@
+//! `conchd` end to end with OpenSSH's clients: the embedded default run by an ordinary user,
+//! and, as root, a configured daemon serving a test user: a pty shell, exit codes, standard
+//! error, `scp`, `sftp`, a 256 MiB transfer, `-L`/`-R` forwarding, and the daemon's pidfile
+//! and signals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conchd_support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use conchd_support::{
+    client_options, conchd, conchd_command, free_port, is_root, keygen, output, ssh, stderr,
+    stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
+};
+
+/// Whether a root-only test can run; prints why not.
+fn root_or_skip(test: &str) -> bool {
+    if !is_root() {
+        println!("{test}: skipped: needs root to create a test user");
+    }
+    is_root()
+}
+
+/// A root daemon (`-D -e`) serving `user` from their `authorized_keys`, with `extra` lines.
+fn start_root_daemon(dir: &TempDir, extra: &str) -> Daemon {
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nLogLevel VERBOSE\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\n{extra}",
+            free_port(),
+            host_key.display()
+        ),
+    );
+    let mut command = conchd_command(None, dir.root());
+    command.args(["-D", "-e", "-f", &config]);
+    Daemon::start(command)
+}
+
+struct RootSetup {
+    dir: TempDir,
+    key: std::path::PathBuf,
+    user: TestUser,
+    daemon: Daemon,
+}
+
+fn root_setup(tag: &str, extra: &str) -> Option<RootSetup> {
+    let dir = TempDir::new(tag);
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(user) = TestUser::create(&dir.path("home"), &key) else {
+        println!("{tag}: skipped: useradd failed");
+        return None;
+    };
+    let daemon = start_root_daemon(&dir, extra);
+    Some(RootSetup { dir, key, user, daemon })
+}
+
+/// Run by an ordinary user with no arguments, `conchd` makes its host keys under the user's
+/// state directory, listens on 127.0.0.1 and lets that user in from `~/.ssh/authorized_keys`.
+#[test]
+fn the_embedded_default_lets_its_own_user_run_a_command() {
+    let dir = TempDir::new("embedded");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let home = dir.path("home");
+    let user = if is_root() {
+        match TestUser::create(&home, &key) {
+            Some(user) => Some(user),
+            None => {
+                println!("skipped: running as root and useradd failed");
+                return;
+            }
+        }
+    } else {
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::copy(key.with_extension("pub"), home.join(".ssh/authorized_keys")).unwrap();
+        None
+    };
+    let name = user.as_ref().map_or_else(
+        || nix::unistd::User::from_uid(nix::unistd::Uid::effective()).unwrap().unwrap().name,
+        |u| u.name.clone(),
+    );
+    let mut command = conchd_command(user.as_ref(), &home);
+    command
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .env("CONCHD_PORT", free_port().to_string());
+    let daemon = Daemon::start(command);
+
+    let out = output({
+        let mut c = ssh(daemon.port, &key, &name);
+        c.arg("echo hello from $USER; pwd");
+        c
+    });
+    assert!(out.status.success(), "ssh failed: {}", stderr(&out));
+    assert_eq!(stdout(&out), format!("hello from {name}\n{}\n", home.display()));
+    assert!(home.join(".local/state/conchd/ssh_host_ed25519_key").exists());
+    assert!(daemon.wait_for_log(&format!("Accepted publickey for {name}")).is_some());
+
+    let other = output({
+        let mut c = ssh(daemon.port, &key, "root");
+        c.arg("true");
+        c
+    });
+    assert!(!other.status.success(), "another user got in");
+}
+
+/// Commands report their exit status, and standard error arrives apart from output.
+#[test]
+fn exec_reports_exit_codes_and_standard_error() {
+    if !root_or_skip("exec") {
+        return;
+    }
+    let Some(s) = root_setup("exec", "") else { return };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo out; echo err >&2; id -un; exit 7");
+        c
+    });
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("out\n{}\n", s.user.name));
+    assert!(stderr(&out).contains("err"), "{}", stderr(&out));
+    let env = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo $USER $LOGNAME $HOME $SHELL; echo $SSH_CONNECTION");
+        c
+    });
+    let text = stdout(&env);
+    let home = s.user.home.display().to_string();
+    assert!(
+        text.starts_with(&format!("{0} {0} {home} /bin/sh\n127.0.0.1 ", s.user.name)),
+        "{text}"
+    );
+    drop(s.dir);
+}
+
+/// `ssh -tt` gets a login shell on a pty owned by the user.
+#[test]
+fn a_pty_shell_runs_as_the_user() {
+    if !root_or_skip("pty") {
+        return;
+    }
+    let Some(s) = root_setup("pty", "") else { return };
+    let mut child = Command::new("timeout")
+        .arg(CLIENT_TIME_LIMIT)
+        .arg("ssh")
+        .args(client_options(&s.key))
+        .args(["-tt", "-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo T=$(tty) U=$(id -un) O=$(stat -c %U $(tty)) M=$TERM Z=$0; exit 5\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}{}", stderr(&out));
+    let line = text.lines().find(|l| l.contains("T=/dev/pts/")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("U={} O={}", s.user.name, s.user.name)), "{line}");
+    assert!(line.ends_with("Z=-sh"), "not a login shell: {line}");
+    // The login is recorded in wtmp (when the system keeps one), as sshd records it.
+    if let Ok(wtmp) = std::fs::read("/var/log/wtmp") {
+        let name = s.user.name.as_bytes();
+        assert!(wtmp.windows(name.len()).any(|w| w == name), "no wtmp record for {}", s.user.name);
+    }
+    // PrintMotd (on by default) shows /etc/motd before the shell starts.
+    let motd = std::fs::read_to_string("/etc/motd").unwrap_or_default();
+    if let Some(first) = motd.lines().find(|l| !l.trim().is_empty()) {
+        assert!(text.contains(first.trim()), "no motd in {text}");
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_owned()
+}
+
+/// `scp` and `sftp` copy files both ways through the `sftp` subsystem.
+#[test]
+fn scp_and_sftp_copy_files_both_ways() {
+    if !root_or_skip("scp") {
+        return;
+    }
+    let Some(s) = root_setup("scp", "") else { return };
+    let local = s.dir.write("local.txt", "scp payload\n");
+    let remote = s.user.home.join("copied.txt");
+    let port = s.daemon.port.to_string();
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.arg(CLIENT_TIME_LIMIT).arg("scp").args(client_options(&s.key)).args(["-P", &port]);
+        c.arg(&local).arg(format!("{}@127.0.0.1:copied.txt", s.user.name));
+        c
+    });
+    assert!(out.status.success(), "scp up: {}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&remote).unwrap(), "scp payload\n");
+    let back = s.dir.path("back.txt");
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.arg(CLIENT_TIME_LIMIT).arg("scp").args(client_options(&s.key)).args(["-P", &port]);
+        c.arg(format!("{}@127.0.0.1:copied.txt", s.user.name)).arg(&back);
+        c
+    });
+    assert!(out.status.success(), "scp down: {}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "scp payload\n");
+
+    let batch = s.dir.write(
+        "batch",
+        &format!(
+            "put {local} via-sftp.txt\nget via-sftp.txt {}\nls\n",
+            s.dir.path("sftp-back.txt").display()
+        ),
+    );
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.arg(CLIENT_TIME_LIMIT)
+            .arg("sftp")
+            .args(client_options(&s.key))
+            .args(["-P", &port, "-b", &batch]);
+        c.arg(format!("{}@127.0.0.1", s.user.name));
+        c
+    });
+    assert!(out.status.success(), "sftp: {}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(s.user.home.join("via-sftp.txt")).unwrap(), "scp payload\n");
+    assert_eq!(std::fs::read_to_string(s.dir.path("sftp-back.txt")).unwrap(), "scp payload\n");
+}
+
+/// 256 MiB of random bytes go up through `cat` and come back with the same SHA-256.
+#[test]
+fn a_256_mib_transfer_keeps_its_checksum() {
+    if !root_or_skip("transfer") {
+        return;
+    }
+    let Some(s) = root_setup("transfer", "") else { return };
+    let data = s.dir.path("data");
+    let status = Command::new("head")
+        .args(["-c", "268435456", "/dev/urandom"])
+        .stdout(std::fs::File::create(&data).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = {
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("cat > upload; sha256sum upload");
+        c.stdin(std::fs::File::open(&data).unwrap()).output().unwrap()
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = sha256(&data);
+    assert_eq!(stdout(&out).split_whitespace().next(), Some(expected.as_str()));
+    let down = s.dir.path("down");
+    let out = {
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("cat upload");
+        c.stdin(Stdio::null()).stdout(std::fs::File::create(&down).unwrap()).output().unwrap()
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sha256(&down), expected);
+}
+
+/// An echo server on a free loopback port, on a thread; serves connections until the test ends.
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut buf = [0; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Connects to `port` (retrying while the forwarding is being set up) and echoes a line.
+fn echo_through(port: u16) -> Option<String> {
+    for _ in 0..100 {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            if stream.write_all(b"ping through the tunnel\n").is_err() {
+                continue;
+            }
+            let mut buf = [0; 64];
+            let mut got = Vec::new();
+            while !got.ends_with(b"\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            if !got.is_empty() {
+                return Some(String::from_utf8_lossy(&got).into_owned());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// `ssh -L` and `ssh -R` carry a TCP connection to an echo server.
+#[test]
+fn local_and_remote_forwarding_carry_tcp() {
+    if !root_or_skip("forwarding") {
+        return;
+    }
+    let Some(s) = root_setup("forwarding", "") else { return };
+    let echo = echo_server();
+    for flag in ["-L", "-R"] {
+        let listen = free_port();
+        let mut child = Command::new("timeout")
+            .arg(CLIENT_TIME_LIMIT)
+            .arg("ssh")
+            .args(client_options(&s.key))
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", flag])
+            .arg(format!("{listen}:127.0.0.1:{echo}"))
+            .args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let echoed = echo_through(listen);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(echoed.as_deref(), Some("ping through the tunnel\n"), "{flag}");
+    }
+}
+
+/// Without `-D` the daemon goes to the background, writes its pidfile once listening, and
+/// removes it on SIGTERM.
+#[test]
+fn the_daemon_writes_its_pidfile_and_removes_it_on_sigterm() {
+    let dir = TempDir::new("daemon");
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let pidfile = dir.path("conchd.pid");
+    let port = free_port();
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n",
+            host_key.display(),
+            pidfile.display()
+        ),
+    );
+    let log = dir.path("log").display().to_string();
+    let out = output({
+        let mut c = Command::new(conchd());
+        c.args(["-f", &config, &format!("-E{log}")]);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut pid = None;
+    for _ in 0..300 {
+        if let Some(p) =
+            std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            pid = Some(p);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = pid.expect("no pidfile");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..300 {
+        if !pidfile.exists() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "pidfile left behind");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("Server listening on 127.0.0.1 port {port}.")), "{text}");
+}
+
+/// `Match User` blocks are evaluated for each login: the matched user gets the block's
+/// `ForceCommand`; `DenyUsers` turns a user away.
+#[test]
+fn match_blocks_and_deny_users_apply_per_login() {
+    if !root_or_skip("match") {
+        return;
+    }
+    let dir = TempDir::new("match");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(alice) = TestUser::create(&dir.path("alice"), &key) else { return };
+    let Some(bob) = TestUser::create(&dir.path("bob"), &key) else { return };
+    let Some(carol) = TestUser::create(&dir.path("carol"), &key) else { return };
+    let extra = format!(
+        "DenyUsers {}\nMatch User {}\n  ForceCommand echo forced for $USER\n",
+        carol.name, alice.name
+    );
+    let daemon = start_root_daemon(&dir, &extra);
+    let run = |user: &TestUser| {
+        output({
+            let mut c = ssh(daemon.port, &key, &user.name);
+            c.arg("echo free");
+            c
+        })
+    };
+    let out = run(&alice);
+    assert_eq!(stdout(&out), format!("forced for {}\n", alice.name), "{}", stderr(&out));
+    let out = run(&bob);
+    assert_eq!(stdout(&out), "free\n", "{}", stderr(&out));
+    let out = run(&carol);
+    assert!(!out.status.success(), "a denied user got in");
+    assert!(daemon.wait_for_log("DenyUsers").is_some());
+}
+
+/// In inetd mode (`-i`), `conchd` speaks SSH on its standard input and output: OpenSSH's
+/// `ssh` runs it as a `ProxyCommand`, and the session sees `SSH_CONNECTION` as `UNKNOWN`.
+#[test]
+fn inetd_mode_serves_one_connection_over_pipes() {
+    if !root_or_skip("inetd") {
+        return;
+    }
+    let dir = TempDir::new("inetd");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(user) = TestUser::create(&dir.path("home"), &key) else { return };
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let config =
+        dir.write("sshd_config", &format!("HostKey {}\nPidFile none\n", host_key.display()));
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.arg(CLIENT_TIME_LIMIT).arg("ssh").args(client_options(&key));
+        c.arg("-o").arg(format!("ProxyCommand={} -i -f {config}", conchd()));
+        c.args(["-l", &user.name, "inetd-host", "echo $SSH_CONNECTION; exit 3"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "UNKNOWN 65535 UNKNOWN 65535\n");
+}
+
+/// A `Match` block that asks for something conchd cannot enforce (here `ChrootDirectory`)
+/// refuses the matching users instead of letting them in without it.
+#[test]
+fn a_match_block_with_an_unenforced_setting_refuses_the_login() {
+    if !root_or_skip("unenforced") {
+        return;
+    }
+    let Some(s) = root_setup("unenforced", "Match User *\n  ChrootDirectory /var/empty\n") else {
+        return;
+    };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("true");
+        c
+    });
+    assert!(!out.status.success(), "logged in without the chroot");
+    assert!(s.daemon.wait_for_log("unsupported settings apply: ChrootDirectory").is_some());
+}
+
+/// The user running the tests, and a daemon configuration that lets them in with `key`
+/// (no account needed: `conchd` runs as that user, or as root for root).
+fn self_config(dir: &TempDir, key: &Path, port: u16, extra: &str) -> (String, String) {
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let keys =
+        dir.write("authorized_keys", &std::fs::read_to_string(key.with_extension("pub")).unwrap());
+    let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective()).unwrap().unwrap().name;
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {keys}\n\
+             StrictModes no\nPermitRootLogin yes\n{extra}",
+            host_key.display()
+        ),
+    );
+    (me, config)
+}
+
+/// `-d` serves one connection in the foreground, logging to standard error, then exits.
+#[test]
+fn debug_mode_serves_one_connection_and_exits() {
+    let dir = TempDir::new("debug");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let (me, config) = self_config(&dir, &key, free_port(), "PidFile none\n");
+    let mut command = conchd_command(None, dir.root());
+    command.args(["-d", "-f", &config]);
+    let mut daemon = Daemon::start(command);
+    let out = output({
+        let mut c = ssh(daemon.port, &key, &me);
+        c.arg("echo one");
+        c
+    });
+    assert_eq!(stdout(&out), "one\n", "{}", stderr(&out));
+    assert!(daemon.wait_for_log("debug1:").is_some(), "no debug output");
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = daemon.try_wait() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(status.is_some(), "conchd -d did not exit after its connection");
+}
+
+/// Stops the background daemon whose pidfile this is, if the test ends early.
+struct StopDaemon(std::path::PathBuf);
+
+impl Drop for StopDaemon {
+    fn drop(&mut self) {
+        if let Some(pid) =
+            std::fs::read_to_string(&self.0).ok().and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+/// SIGHUP starts a new server (which writes the pidfile again and reads the configuration
+/// again) while a logged-in connection of the old one lives on.
+#[test]
+fn sighup_restarts_while_existing_connections_live_on() {
+    let dir = TempDir::new("sighup");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let port = free_port();
+    let pidfile = dir.path("conchd.pid");
+    let (me, config) = self_config(&dir, &key, port, &format!("PidFile {}\n", pidfile.display()));
+    let read_pid = || {
+        for _ in 0..300 {
+            if let Some(pid) =
+                std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no pidfile");
+    };
+    let status = Command::new(conchd()).args(["-f", &config]).status().unwrap();
+    assert!(status.success());
+    let _stop = StopDaemon(pidfile.clone());
+    let first = read_pid();
+    let mut long = ssh(port, &key, &me)
+        .arg("sleep 3; echo survived")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::remove_file(&pidfile).unwrap();
+    let signal = |pid: i32, sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    signal(first, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let second = read_pid();
+    assert_ne!(first, second);
+    let out = output({
+        let mut c = ssh(port, &key, &me);
+        c.arg("echo after");
+        c
+    });
+    assert_eq!(stdout(&out), "after\n", "{}", stderr(&out));
+    let mut survived = String::new();
+    long.stdout.take().unwrap().read_to_string(&mut survived).unwrap();
+    let _ = long.wait();
+    let _ = signal(second, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(survived, "survived\n");
+}
