@@ -21,6 +21,7 @@
 #![cfg_attr(test, deny(warnings))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod agent;
 pub mod client;
 pub mod config;
 pub mod connection;

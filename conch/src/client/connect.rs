@@ -260,6 +260,8 @@ impl ClientProtocol {
             host: config.host_key_alias.clone().unwrap_or_else(|| host.to_owned()),
             display_host: host.to_owned(),
             port,
+            // OpenSSH looks a `HostKeyAlias` up without the port.
+            key_port: if config.host_key_alias.is_some() { DEFAULT_PORT } else { port },
             user: config.user.clone(),
             policy: config.policy(),
             prompter: Rc::clone(&config.prompter),

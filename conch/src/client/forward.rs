@@ -37,6 +37,35 @@ pub enum ForwardTarget {
     },
     /// A Unix-domain socket.
     Unix(PathBuf),
+    /// No fixed target: each forwarded channel is accepted at once and run by a protocol
+    /// the handler makes (dynamic remote forwarding, `ssh -R port`: the protocol speaks SOCKS
+    /// over the channel and connects where it is asked). Only for remote forwards.
+    Handler(ForwardHandler),
+}
+
+/// Makes the protocol for each channel of a [`ForwardTarget::Handler`] forward.
+#[derive(Clone)]
+pub struct ForwardHandler(Rc<dyn Fn() -> Box<dyn Protocol>>);
+
+impl ForwardHandler {
+    /// A handler calling `make` for each forwarded channel.
+    pub fn new(make: impl Fn() -> Box<dyn Protocol> + 'static) -> Self {
+        Self(Rc::new(make))
+    }
+}
+
+impl PartialEq for ForwardHandler {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ForwardHandler {}
+
+impl fmt::Debug for ForwardHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardHandler").finish_non_exhaustive()
+    }
 }
 
 impl ForwardTarget {
@@ -302,6 +331,12 @@ impl Connection {
         let remote = match remote {
             ForwardTarget::Tcp { host, port } => Remote::Tcp { host, port },
             ForwardTarget::Unix(path) => Remote::Unix(path.into_os_string().into_encoded_bytes()),
+            ForwardTarget::Handler(_) => {
+                return Err(ClientError::Local(twine_core::Error::new(
+                    twine_core::ErrorKind::InvalidInput,
+                    "a local forward needs a target on the server's side",
+                )));
+            }
         };
         let factory = LocalFactory { connection: self.clone(), remote };
         let port = listen(reactor, factory).map_err(ClientError::Local)?;
@@ -412,6 +447,10 @@ pub(crate) fn forwarded_channel(shared: &Shared, id: ChannelId, kind: &ChannelKi
         peer: kind.type_name().to_owned(),
     };
     match target {
+        ForwardTarget::Handler(handler) => {
+            let channel = shared.adopt_channel(id, kind.type_name().to_owned(), (handler.0)());
+            channel.accept();
+        }
         ForwardTarget::Unix(path) => {
             reactor.connect_unix(path, TARGET_CONNECT_TIMEOUT, factory);
         }

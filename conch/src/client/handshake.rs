@@ -24,6 +24,8 @@ pub(crate) struct Handshake {
     /// The host as the user named it (for prompts).
     display_host: String,
     port: u16,
+    /// The port the host key is looked up with (22 under a `HostKeyAlias`, as OpenSSH does).
+    key_port: u16,
     user: String,
     policy: Rc<dyn HostKeyPolicy>,
     prompter: Rc<dyn Prompter>,
@@ -46,6 +48,7 @@ pub(crate) struct HandshakeParams {
     pub(crate) host: String,
     pub(crate) display_host: String,
     pub(crate) port: u16,
+    pub(crate) key_port: u16,
     pub(crate) user: String,
     pub(crate) policy: Rc<dyn HostKeyPolicy>,
     pub(crate) prompter: Rc<dyn Prompter>,
@@ -60,6 +63,7 @@ impl Handshake {
             host: params.host,
             display_host: params.display_host,
             port: params.port,
+            key_port: params.key_port,
             user: params.user,
             policy: params.policy,
             prompter: params.prompter,
@@ -162,7 +166,7 @@ impl Handshake {
         if let Some(timer) = self.timer.take() {
             timer.cancel();
         }
-        let query = HostKeyQuery::new(&self.host, self.port, key, algorithm);
+        let query = HostKeyQuery::new(&self.host, self.key_port, key, algorithm);
         let answer = self.policy.check_host_key(&shared.scheduler, &query);
         let weak = shared.me.clone();
         let _done: Deferred<()> = answer.then(move |accept| {

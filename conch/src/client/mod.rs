@@ -88,7 +88,7 @@ pub use connect::{
 };
 pub use connection::Connection;
 pub use error::ClientError;
-pub use forward::{ForwardTarget, LocalForward, RemoteForward};
+pub use forward::{ForwardHandler, ForwardTarget, LocalForward, RemoteForward};
 pub use host_key::{
     dangerous_accept_any, HostKeyPolicy, HostKeyQuery, KnownHostsPolicy, Lookup, PinnedKeys,
     StrictHostKeyChecking,

@@ -933,6 +933,7 @@ fn params(
         host: "server.example".into(),
         display_host: "server.example".into(),
         port: 22,
+        key_port: 22,
         user: "user".into(),
         policy,
         prompter,
