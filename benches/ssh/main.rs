@@ -315,49 +315,72 @@ fn rate(run: &mut Run, servers: &[Server]) {
     }
 }
 
-/// Bulk throughput with OpenSSH's ssh as the client.
+/// Bulk throughput with OpenSSH's ssh as the client, and our `conch` when it connects.
 fn bulk(run: &mut Run, servers: &[Server]) {
     let data = match Data::new(&run.scratch, run.sizes.bulk_chunk, run.sizes.bulk_repeats) {
         Ok(data) => data,
         Err(error) => return run.note(format!("bulk data: {error}")),
     };
     let mib = data.bytes >> 20;
-    println!("bulk throughput: {mib} MiB through OpenSSH's ssh, cksum-checked");
-    for (cipher, mac) in CIPHERS {
-        let short = cipher.split('@').next().unwrap_or(cipher);
-        for direction in [Direction::Up, Direction::Down] {
-            for server in servers {
-                let name = server.kind.name();
-                match openssh::bulk(&run.scratch, server, cipher, mac, direction, &data) {
-                    Ok(bulk) => {
-                        let gib = data.bytes as f64 / f64::from(1u32 << 30);
-                        let way = direction.name();
-                        run.add(
-                            "bulk",
-                            &format!("ssh {short} {way}: MB/s"),
-                            name,
-                            data.bytes as f64 / 1e6 / bulk.seconds,
-                            "MB/s",
-                            true,
-                        );
-                        run.add(
-                            "bulk",
-                            &format!("ssh {short} {way}: server CPU s/GiB"),
-                            name,
-                            bulk.server_cpu / gib,
-                            "s",
-                            false,
-                        );
-                        run.add(
-                            "bulk",
-                            &format!("ssh {short} {way}: client CPU s/GiB"),
-                            name,
-                            bulk.client_cpu / gib,
-                            "s",
-                            false,
-                        );
+    let mut clients = vec![("ssh", "ssh")];
+    if let (Some(conch), Some(ours)) = (option_env!("CARGO_BIN_EXE_conch"), servers.first()) {
+        match openssh::session(conch, &run.scratch, ours.port, None) {
+            Ok(_) => clients.push(("conch", conch)),
+            Err(error) => run.note(format!("conch: not measured as a client: {error}")),
+        }
+    }
+    let names: Vec<&str> = clients.iter().map(|c| c.0).collect();
+    println!("bulk throughput: {mib} MiB through {}, checksummed", names.join(" and "));
+    for (client, program) in clients {
+        for (cipher, mac) in CIPHERS {
+            let short = cipher.split('@').next().unwrap_or(cipher);
+            for direction in [Direction::Up, Direction::Down] {
+                for server in servers {
+                    let name = server.kind.name();
+                    let way = direction.name();
+                    match openssh::bulk(
+                        program,
+                        &run.scratch,
+                        server,
+                        cipher,
+                        mac,
+                        direction,
+                        &data,
+                    ) {
+                        Ok(bulk) => {
+                            let gib = data.bytes as f64 / f64::from(1u32 << 30);
+                            let mbs = data.bytes as f64 / 1e6 / bulk.seconds;
+                            run.add(
+                                "bulk",
+                                &format!("{client} {short} {way}: MB/s"),
+                                name,
+                                mbs,
+                                "MB/s",
+                                true,
+                            );
+                            let cpu = bulk.server_cpu / gib;
+                            run.add(
+                                "bulk",
+                                &format!("{client} {short} {way}: server CPU s/GiB"),
+                                name,
+                                cpu,
+                                "s",
+                                false,
+                            );
+                            let cpu = bulk.client_cpu / gib;
+                            run.add(
+                                "bulk",
+                                &format!("{client} {short} {way}: client CPU s/GiB"),
+                                name,
+                                cpu,
+                                "s",
+                                false,
+                            );
+                        }
+                        Err(error) => {
+                            run.note(format!("{client} -> {name} {short} {way}: {error}"))
+                        }
                     }
-                    Err(error) => run.note(format!("{name} {short} {}: {error}", direction.name())),
                 }
             }
         }
@@ -502,6 +525,38 @@ fn table(run: &Run, ours: &str) {
         );
     }
     println!("(↑ more is better, ↓ less is better; ratios are ours / theirs)");
+    // Our client and server together against OpenSSH's pair, and against the crypto ceiling.
+    let pairs: Vec<&Figure> = run
+        .figures
+        .iter()
+        .filter(|f| f.metric.starts_with("conch ") && f.unit == "MB/s" && f.server == ours)
+        .collect();
+    if !pairs.is_empty() {
+        println!();
+        println!(
+            "{:<52} {:>11} {:>11} {:>10} {:>10}",
+            "both ends", "conch-ours", "ssh-sshd", "ratio", "/ceiling"
+        );
+        for figure in pairs {
+            let openssh = find(&figure.metric.replacen("conch ", "ssh ", 1), "sshd");
+            let ceiling = [
+                ("aes128-gcm", "openssl aes-128-gcm"),
+                ("chacha20-poly1305", "openssl chacha20-poly1305"),
+                ("aes128-ctr", "openssl aes-128-ctr"),
+            ]
+            .iter()
+            .find(|(cipher, _)| figure.metric.contains(cipher))
+            .and_then(|(_, openssl)| find(openssl, "openssl"));
+            println!(
+                "{:<52} {:>11} {:>11} {:>10} {:>10}",
+                figure.metric,
+                cell(Some(figure.value)),
+                cell(openssh),
+                ratio(Some(figure.value), openssh),
+                ratio(Some(figure.value), ceiling)
+            );
+        }
+    }
     for note in &run.notes {
         println!("note: {note}");
     }

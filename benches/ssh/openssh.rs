@@ -59,12 +59,18 @@ fn ssh_args(scratch: &Scratch, port: u16, cipher: Option<(&str, Option<&str>)>) 
 }
 
 /// `ssh` under `sh`, which prints its children's CPU times (`times`) on standard error last.
-fn timed_ssh(args: &[String], command: &str, stdin: Stdio, stdout: Stdio) -> Result<Child, String> {
+fn timed_ssh(
+    program: &str,
+    args: &[String],
+    command: &str,
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Result<Child, String> {
     Command::new("sh")
         .arg("-c")
         .arg(format!("timeout {SSH_LIMIT_SECS} \"$@\"; s=$?; times >&2; exit $s"))
         .arg("sh")
-        .arg("ssh")
+        .arg(program)
         .args(args)
         .arg(command)
         .stdin(stdin)
@@ -99,14 +105,17 @@ fn parse_times(field: &str) -> f64 {
     minutes.parse::<f64>().unwrap_or(0.0) * 60.0 + seconds.parse::<f64>().unwrap_or(0.0)
 }
 
-/// One `ssh … true`: elapsed seconds and client CPU seconds.
+/// One `ssh … true` (or `program … true`, a client with ssh's command line): elapsed seconds
+/// and client CPU seconds.
 pub fn session(
+    program: &str,
     scratch: &Scratch,
     port: u16,
     cipher: Option<(&str, Option<&str>)>,
 ) -> Result<(f64, f64), String> {
     let started = Instant::now();
-    let child = timed_ssh(&ssh_args(scratch, port, cipher), "true", Stdio::null(), Stdio::null())?;
+    let child =
+        timed_ssh(program, &ssh_args(scratch, port, cipher), "true", Stdio::null(), Stdio::null())?;
     let cpu = finish(child)?;
     Ok((started.elapsed().as_secs_f64(), cpu))
 }
@@ -129,7 +138,7 @@ pub fn rate(
             let (claimed, done, failed, first_error) = (&claimed, &done, &failed, &first_error);
             scope.spawn(move || {
                 while started.elapsed() < limit && claimed.fetch_add(1, Ordering::Relaxed) < count {
-                    match session(scratch, port, None) {
+                    match session("ssh", scratch, port, None) {
                         Ok(_) => done.fetch_add(1, Ordering::Relaxed),
                         Err(error) => {
                             if let Ok(mut slot) = first_error.lock() {
@@ -267,8 +276,10 @@ fn drain(mut reader: impl std::io::Read) -> (Sum, f64) {
     (sum, first.map_or(0.0, |first| first.elapsed().as_secs_f64()))
 }
 
-/// A checksummed bulk transfer through `ssh` with `cipher` (and `mac`) against `server`.
+/// A checksummed bulk transfer through `program` (`ssh`, or `conch` with the same command line)
+/// with `cipher` (and `mac`) against `server`.
 pub fn bulk(
+    program: &str,
     scratch: &Scratch,
     server: &Server,
     cipher: &str,
@@ -279,7 +290,7 @@ pub fn bulk(
     let args = ssh_args(scratch, server.port, Some((cipher, mac)));
     // The fixed cost of a session with this cipher, to subtract from the CPU times.
     let cpu_before = procs::cpu_seconds(server.pid);
-    let (_, base_client) = session(scratch, server.port, Some((cipher, mac)))?;
+    let (_, base_client) = session(program, scratch, server.port, Some((cipher, mac)))?;
     procs::settle(server.pid, Duration::from_secs(5));
     let base_server = procs::cpu_seconds(server.pid) - cpu_before;
 
@@ -306,8 +317,9 @@ pub fn bulk(
                 .spawn()
                 .map_err(|e| e.to_string())?;
             let stdin = source.stdout.take().map_or(Stdio::null(), Stdio::from);
-            let cpu = timed_ssh(&args, &format!("cat > {fifo_text}"), stdin, Stdio::null())
-                .and_then(finish);
+            let cpu =
+                timed_ssh(program, &args, &format!("cat > {fifo_text}"), stdin, Stdio::null())
+                    .and_then(finish);
             reap(source);
             if cpu.is_err() {
                 // Nobody may have opened the FIFO's writing end: release the reader.
@@ -325,8 +337,13 @@ pub fn bulk(
                 .arg(&fifo)
                 .spawn()
                 .map_err(|e| e.to_string())?;
-            let mut ssh =
-                timed_ssh(&args, &format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
+            let mut ssh = timed_ssh(
+                program,
+                &args,
+                &format!("cat {fifo_text}"),
+                Stdio::null(),
+                Stdio::piped(),
+            )?;
             let received = ssh.stdout.take().map(drain).unwrap_or_default();
             let cpu = finish(ssh);
             // On failure the source may still be waiting for a reader of the FIFO.
