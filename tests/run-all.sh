@@ -20,3 +20,12 @@ cargo test --workspace --doc --all-features
 
 step "OpenSSH regress: keygen scripts against ckeygen"
 bash tests/regress/keygen.sh target/debug/ckeygen
+
+step "OpenSSH regress: sshd scripts against conchd"
+bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
+
+step "OpenSSH regress: ssh scripts against conch"
+bash tests/regress/ssh.sh "$PWD/target/debug/conch"
+
+step "Fuzz smoke: every fuzz target for a few seconds"
+bash tests/fuzz-smoke.sh
