@@ -19,8 +19,11 @@ seconds="${FUZZ_SECONDS:-9}"
 targets=(packet_decode identification kexinit kex_init kex_reply userauth connection
     server_session client_session private_key public_key authorized_keys known_hosts
     sshd_config ssh_config)
-# The whole-session targets run a real key exchange per input: give them a longer timeout.
-declare -A timeout=([userauth]=5 [connection]=5 [server_session]=5 [client_session]=5)
+# The whole-session targets run a real key exchange per input, the key exchange targets the
+# finite-field DH groups (8192-bit) and the private key target bcrypt-pbkdf with the rounds the
+# file names: their inputs get a longer timeout than the 1 s default.
+declare -A timeout=([userauth]=5 [connection]=5 [server_session]=5 [client_session]=5
+    [kex_init]=10 [kex_reply]=10 [private_key]=10)
 
 have_cargo_fuzz() { cargo fuzz --version >/dev/null 2>&1; }
 if ! have_cargo_fuzz; then

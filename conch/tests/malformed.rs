@@ -1526,3 +1526,40 @@ fn cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound() {
         assert!(fed <= most, "{target:?} took {fed} bytes");
     }
 }
+
+/// CVE-2025-26466 (OpenSSH 9.5p1–9.9p1: PONGs queued without limit during a key exchange): a
+/// flood of 2,000 PINGs of 512 bytes (1 MiB) while a rekey runs is read within 64 KiB of heap
+/// and gets no answer, written or queued for after the exchange; the connection stays up.
+#[test]
+fn cve_2025_26466_a_ping_flood_during_a_rekey_queues_nothing() {
+    let _turn = serial();
+    for chunk in CHUNKINGS {
+        let mut h = server_harness();
+        h.reach(State::Authenticated);
+        h.chunk = chunk;
+        h.peer.rekey(h.now).unwrap();
+        let mut kexinit = Vec::new();
+        h.peer.poll_transmit(&mut kexinit);
+        h.deliver_to_stack(&kexinit);
+        let mut answer = Vec::new();
+        h.stack.transmit(h.now, &mut answer);
+        assert!(!answer.is_empty(), "the server's KEXINIT");
+        let ping = payload(|w| {
+            w.write_u8(MessageType::PING.0).write_string(&[0x50; 512]);
+        });
+        let mut flood = Vec::new();
+        for _ in 0..2000 {
+            flood.extend_from_slice(&h.sealed(&ping));
+        }
+        let written = capped(WORKING_SPACE, || {
+            h.deliver_to_stack(&flood);
+            let mut out = Vec::new();
+            h.stack.transmit(h.now, &mut out);
+            out.len()
+        });
+        assert!(h.closed.is_none(), "chunk {chunk:?}: {:?}", h.closed);
+        assert_eq!(written, 0, "chunk {chunk:?}: the server answered during the key exchange");
+        let queued = h.stack.transport().send_queue_len();
+        assert_eq!(queued, 0, "chunk {chunk:?}: {queued} answers queued for after it");
+    }
+}

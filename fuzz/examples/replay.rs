@@ -37,7 +37,7 @@ fn mutate(input: &[u8], state: &mut u64) -> Vec<u8> {
         let r = next(state);
         let at = if out.is_empty() { 0 } else { (r >> 8) as usize % out.len() };
         match r % 5 {
-            0 if !out.is_empty() => out[at] ^= 1 << (r >> 40) % 8,
+            0 if !out.is_empty() => out[at] ^= 1 << ((r >> 40) % 8),
             1 if !out.is_empty() => out[at] = (r >> 32) as u8,
             2 => out.insert(at, (r >> 32) as u8),
             3 if !out.is_empty() => {
@@ -72,12 +72,12 @@ fn main() -> ExitCode {
     let inputs: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
     for (path, input) in paths.iter().zip(&inputs) {
         eprintln!("replay {name}: {}", path.display());
-        target(input);
+        twine_fuzz::run(target, input);
     }
     let mut state = 0x2545_f491_4f6c_dd1d;
     for i in 0..mutations {
         let base = inputs.get(i as usize % inputs.len().max(1)).cloned().unwrap_or_default();
-        target(&mutate(&base, &mut state));
+        twine_fuzz::run(target, &mutate(&base, &mut state));
     }
     println!("replay {name}: {} files, {mutations} mutations, no panic", inputs.len());
     ExitCode::SUCCESS
