@@ -177,6 +177,9 @@ fn main() {
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     ));
 
+    if !servers::private_home_possible() {
+        run.note("no private mount namespace (not root?): servers run with the real home, so sessions read its shell startup files and Dropbear its authorized_keys".into());
+    }
     // The servers: ours first (conchd if it serves, else the library's server).
     let mut servers = Vec::new();
     let conchd = option_env!("CARGO_BIN_EXE_conchd");

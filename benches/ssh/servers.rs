@@ -212,7 +212,10 @@ impl Server {
             .arg(home)
             .arg(command.get_program())
             .args(command.get_args());
-        let mut child = wrapped
+        // Without the privilege for a mount namespace (not root), the servers run as they are:
+        // their sessions then read the real home's shell startup files, and Dropbear its
+        // authorized_keys (so it fails to log in unless our key is there).
+        let mut child = if private_home_possible() { wrapped } else { command }
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -230,6 +233,20 @@ impl Server {
         procs::settle(pid, Duration::from_secs(2));
         Ok(Self { kind, port, pid, child })
     }
+}
+
+/// Whether `unshare -m` with a bind mount works here (root, or CAP_SYS_ADMIN).
+pub fn private_home_possible() -> bool {
+    static POSSIBLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *POSSIBLE.get_or_init(|| {
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", "mount --bind / / 2>/dev/null"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
 }
 
 impl Drop for Server {
