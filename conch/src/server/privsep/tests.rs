@@ -1,0 +1,442 @@
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::crypto::CryptoError;
+use crate::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
+use crate::server::ConnectionId;
+
+const C1: ConnectionId = ConnectionId(1);
+const HASH: [u8; 32] = [7; 32];
+
+fn host_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[42; 32]).unwrap()
+}
+
+#[derive(Debug)]
+struct Fake {
+    key: PrivateKey,
+    sessions_started: u32,
+}
+
+impl MonitorBackend for Fake {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if !self.key.public_key().supports(algorithm) {
+            return Err(CryptoError::UnsupportedAlgorithm);
+        }
+        HostKeySigner::sign(&self.key, algorithm, data)
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        (name == "alice" || name == "bob").then(|| user(name))
+    }
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        Some(format!("# keys of {}\n", user.name).into_bytes())
+    }
+    fn start_session(
+        &mut self,
+        _: ConnectionId,
+        _: &UserRecord,
+        _: &SessionKind,
+        _: Option<&str>,
+    ) -> Result<u64, String> {
+        self.sessions_started += 1;
+        Ok(u64::from(self.sessions_started))
+    }
+}
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        name: name.to_owned(),
+        uid: 1000,
+        gid: 1000,
+        home: format!("/home/{name}"),
+        shell: "/bin/sh".to_owned(),
+    }
+}
+
+fn monitor() -> Monitor<Fake> {
+    Monitor::new(Fake { key: host_key(), sessions_started: 0 }, Limits::default())
+}
+
+fn sign(connection: ConnectionId) -> Request {
+    Request::SignExchangeHash { connection, algorithm: "ssh-ed25519".into(), data: HASH.to_vec() }
+}
+
+fn lookup(name: &str) -> Request {
+    Request::LookupUser { connection: C1, user: name.into() }
+}
+
+fn authenticated(name: &str) -> Request {
+    Request::ConnectionAuthenticated {
+        connection: C1,
+        user: name.into(),
+        method: "publickey".into(),
+    }
+}
+
+fn shell() -> Request {
+    Request::StartSession { connection: C1, kind: SessionKind::Shell, term: Some("xterm".into()) }
+}
+
+fn every_request() -> Vec<Request> {
+    vec![
+        Request::ConnectionOpened { connection: C1 },
+        sign(C1),
+        lookup("alice"),
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        Request::PamStart { connection: C1, user: "alice".into() },
+        Request::PamRespond { connection: C1, responses: vec!["secret".into(), String::new()] },
+        authenticated("alice"),
+        shell(),
+        Request::StartSession {
+            connection: C1,
+            kind: SessionKind::Exec("ls -l".into()),
+            term: None,
+        },
+        Request::StartSession {
+            connection: C1,
+            kind: SessionKind::Subsystem("sftp".into()),
+            term: None,
+        },
+        Request::ConnectionClosed { connection: C1 },
+    ]
+}
+
+fn every_reply() -> Vec<Reply> {
+    vec![
+        Reply::Done,
+        Reply::Signature(vec![1, 2, 3]),
+        Reply::User(None),
+        Reply::User(Some(user("alice"))),
+        Reply::AuthorizedKeys(None),
+        Reply::AuthorizedKeys(Some(b"ssh-ed25519 AAAA\n".to_vec())),
+        Reply::SessionStarted(9),
+        Reply::Unsupported("pam".into()),
+        Reply::Failed("no".into()),
+    ]
+}
+
+type Decode<T> = fn(&[u8]) -> Result<(u32, T), CodecError>;
+
+fn decode_all<T>(
+    bytes: &[u8],
+    mut decoder: FrameDecoder,
+    chunk: usize,
+    decode: Decode<T>,
+) -> Vec<(u32, T)> {
+    let mut out = Vec::new();
+    for piece in bytes.chunks(chunk) {
+        decoder.extend(piece);
+        while let Some(body) = decoder.next_frame().unwrap() {
+            out.push(decode(&body).unwrap());
+        }
+    }
+    assert!(!decoder.has_partial());
+    out
+}
+
+#[test]
+fn every_request_decodes_to_itself_fed_whole_and_one_byte_at_a_time() {
+    let requests = every_request();
+    let mut stream = Vec::new();
+    for (id, r) in requests.iter().enumerate() {
+        stream.extend(r.encode(u32::try_from(id).unwrap()));
+    }
+    for chunk in [stream.len(), 1] {
+        let decoded = decode_all(&stream, FrameDecoder::requests(), chunk, Request::decode);
+        let expected: Vec<_> = requests
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, r)| (u32::try_from(i).unwrap(), r))
+            .collect();
+        assert_eq!(decoded, expected);
+    }
+}
+
+#[test]
+fn every_reply_decodes_to_itself_fed_whole_and_one_byte_at_a_time() {
+    let replies = every_reply();
+    let stream: Vec<u8> = replies.iter().flat_map(|r| r.encode(5)).collect();
+    for chunk in [stream.len(), 1] {
+        let decoded = decode_all(&stream, FrameDecoder::replies(), chunk, Reply::decode);
+        assert_eq!(decoded, replies.iter().cloned().map(|r| (5, r)).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_length_over_the_limit_is_refused_as_soon_as_its_four_bytes_arrive() {
+    let mut decoder = FrameDecoder::requests();
+    let len = u32::try_from(MAX_REQUEST_LEN + 1).unwrap().to_be_bytes();
+    for byte in &len[..3] {
+        decoder.extend(&[*byte]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+    }
+    decoder.extend(&len[3..]);
+    assert_eq!(decoder.next_frame(), Err(CodecError::BadLength(MAX_REQUEST_LEN + 1)));
+}
+
+#[test]
+fn a_length_shorter_than_the_header_is_refused() {
+    let mut decoder = FrameDecoder::requests();
+    decoder.extend(&[0, 0, 0, 5, 1, 1, 0, 0, 0]);
+    assert_eq!(decoder.next_frame(), Err(CodecError::BadLength(5)));
+}
+
+#[test]
+fn another_protocol_version_is_malformed() {
+    let mut frame = Request::ConnectionOpened { connection: C1 }.encode(1);
+    frame[4] = 2;
+    assert_eq!(Request::decode(&frame[4..]), Err(CodecError::BadVersion(2)));
+}
+
+#[test]
+fn a_reply_kind_sent_as_a_request_is_malformed() {
+    let frame = Reply::Done.encode(1);
+    assert_eq!(Request::decode(&frame[4..]), Err(CodecError::UnknownKind(128)));
+}
+
+#[test]
+fn trailing_bytes_after_the_last_field_are_malformed() {
+    let mut frame = Request::ConnectionClosed { connection: C1 }.encode(1);
+    frame.push(0);
+    frame[3] += 1;
+    assert!(matches!(Request::decode(&frame[4..]), Err(CodecError::Invalid(_))));
+}
+
+#[test]
+fn a_pam_response_count_over_the_limit_is_refused_before_reading_the_responses() {
+    let mut frame = Request::PamRespond { connection: C1, responses: vec![] }.encode(1);
+    let count = frame.len() - 4;
+    frame[count..].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(Request::decode(&frame[4..]), Err(CodecError::TooManyItems));
+}
+
+#[test]
+fn a_user_name_over_the_limit_is_malformed() {
+    let frame = lookup(&"a".repeat(MAX_USER_LEN + 1)).encode(1);
+    assert!(matches!(Request::decode(&frame[4..]), Err(CodecError::Invalid(_))));
+}
+
+/// Runs `requests` through a fresh monitor as one byte stream fed `chunk` bytes at a time;
+/// returns the decoded replies, or the violation.
+fn run(requests: &[Request], chunk: usize) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
+    let mut m = monitor();
+    let stream: Vec<u8> = requests.iter().flat_map(|r| r.encode(3)).collect();
+    let mut out = Vec::new();
+    for piece in stream.chunks(chunk) {
+        match m.received(piece) {
+            Ok(bytes) => out.extend(bytes),
+            Err(v) => return (m, Err(v)),
+        }
+    }
+    let replies = decode_all(&out, FrameDecoder::replies(), out.len().max(1), Reply::decode);
+    (m, Ok(replies.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// The same, fed whole and one byte at a time, which must agree.
+fn both_ways(requests: &[Request]) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
+    let (_, byte_by_byte) = run(requests, 1);
+    let (m, whole) = run(requests, usize::MAX);
+    assert_eq!(byte_by_byte, whole);
+    (m, whole)
+}
+
+fn opened() -> Request {
+    Request::ConnectionOpened { connection: C1 }
+}
+
+#[test]
+fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
+    let (m, replies) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        authenticated("alice"),
+        shell(),
+        sign(C1),
+        Request::ConnectionClosed { connection: C1 },
+    ]);
+    let replies = replies.unwrap();
+    assert_eq!(replies.len(), 8);
+    let Reply::Signature(blob) = &replies[1] else { panic!("{:?}", replies[1]) };
+    host_key().public_key().verify(SignatureAlgorithm::Ed25519, &HASH, blob).unwrap();
+    assert_eq!(replies[2], Reply::User(Some(user("alice"))));
+    assert_eq!(replies[3], Reply::AuthorizedKeys(Some(b"# keys of alice\n".to_vec())));
+    assert_eq!(replies[5], Reply::SessionStarted(1));
+    assert!(matches!(replies[6], Reply::Signature(_)));
+    assert_eq!(m.phase(C1), None);
+}
+
+#[test]
+fn a_session_for_an_unauthenticated_connection_is_a_violation_and_starts_nothing() {
+    let (m, result) = both_ways(&[opened(), sign(C1), lookup("alice"), shell()]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth })
+    );
+    assert_eq!(m.backend().sessions_started, 0);
+}
+
+#[test]
+fn a_request_for_a_connection_never_opened_is_a_violation() {
+    let (_, result) = both_ways(&[sign(C1)]);
+    assert_eq!(result, Err(Violation::UnknownConnection(C1)));
+}
+
+#[test]
+fn a_closed_connection_id_cannot_be_opened_again() {
+    let closed = Request::ConnectionClosed { connection: C1 };
+    let (_, result) = both_ways(&[opened(), closed.clone(), opened()]);
+    assert_eq!(result, Err(Violation::ReusedConnection(C1)));
+    let (_, result) = both_ways(&[opened(), closed, lookup("alice")]);
+    assert_eq!(result, Err(Violation::UnknownConnection(C1)));
+}
+
+#[test]
+fn a_second_signature_before_authentication_is_a_violation() {
+    let (_, result) = both_ways(&[opened(), sign(C1), sign(C1)]);
+    assert_eq!(result, Err(Violation::RateLimited("SignExchangeHash")));
+}
+
+#[test]
+fn data_that_is_not_an_exchange_hash_is_never_signed() {
+    let request = Request::SignExchangeHash {
+        connection: C1,
+        algorithm: "ssh-ed25519".into(),
+        data: vec![0; 33],
+    };
+    let (_, result) = both_ways(&[opened(), request]);
+    assert_eq!(result, Err(Violation::NotAnExchangeHash(33)));
+}
+
+#[test]
+fn signing_with_an_algorithm_the_monitor_holds_no_key_for_is_a_violation() {
+    let request = Request::SignExchangeHash {
+        connection: C1,
+        algorithm: "rsa-sha2-512".into(),
+        data: HASH.to_vec(),
+    };
+    let (_, result) = both_ways(&[opened(), request]);
+    assert_eq!(result, Err(Violation::UnknownAlgorithm("rsa-sha2-512".into())));
+}
+
+#[test]
+fn an_unknown_user_is_answered_and_cannot_then_be_authenticated() {
+    let (_, result) = both_ways(&[opened(), lookup("mallory")]);
+    assert_eq!(result, Ok(vec![Reply::Done, Reply::User(None)]));
+    let (_, result) = both_ways(&[opened(), lookup("mallory"), authenticated("mallory")]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn authenticating_a_user_other_than_the_one_looked_up_is_a_violation() {
+    let (_, result) = both_ways(&[opened(), lookup("alice"), authenticated("bob")]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn reading_the_keys_of_a_user_not_looked_up_is_a_violation() {
+    let read = Request::ReadAuthorizedKeys { connection: C1, user: "bob".into() };
+    let (_, result) = both_ways(&[opened(), lookup("alice"), read]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn a_lookup_after_authentication_is_out_of_state() {
+    let (_, result) =
+        both_ways(&[opened(), lookup("alice"), authenticated("alice"), lookup("bob")]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "LookupUser", phase: Phase::Authenticated })
+    );
+}
+
+#[test]
+fn lookups_beyond_the_limit_are_rate_limited() {
+    let mut requests = vec![opened()];
+    let limit = usize::try_from(Limits::default().max_lookups).unwrap();
+    requests.extend(std::iter::repeat_with(|| lookup("alice")).take(limit));
+    let (_, result) = both_ways(&requests);
+    assert_eq!(result.unwrap().len(), limit + 1);
+    requests.push(lookup("alice"));
+    let (_, result) = both_ways(&requests);
+    assert_eq!(result, Err(Violation::RateLimited("LookupUser")));
+}
+
+#[test]
+fn sessions_beyond_max_sessions_are_rate_limited() {
+    let mut requests = vec![opened(), lookup("alice"), authenticated("alice")];
+    let limit = usize::try_from(Limits::default().max_sessions).unwrap();
+    requests.extend(std::iter::repeat_with(shell).take(limit + 1));
+    let (m, result) = both_ways(&requests);
+    assert_eq!(result, Err(Violation::RateLimited("StartSession")));
+    assert_eq!(m.backend().sessions_started, u32::try_from(limit).unwrap());
+}
+
+#[test]
+fn pam_is_answered_unsupported_for_the_looked_up_user() {
+    let start = Request::PamStart { connection: C1, user: "alice".into() };
+    let (_, result) = both_ways(&[opened(), lookup("alice"), start]);
+    assert!(matches!(result.unwrap()[2], Reply::Unsupported(_)));
+}
+
+#[test]
+fn a_monitor_signer_signs_through_the_monitor_and_the_signature_verifies() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        matches!(serve(&mut m, monitor_end), ServeEnd::Closed)
+    });
+    let client = Arc::new(MonitorClient::new(worker_end));
+    let public = host_key().public_key().clone();
+    let signer = MonitorSigner::new(public.clone(), Arc::clone(&client));
+    assert_eq!(signer.sign(SignatureAlgorithm::Ed25519, &HASH), Err(CryptoError::InvalidKey));
+    assert_eq!(client.call(&opened()).unwrap(), Reply::Done);
+    let blob = {
+        let _scope = SigningScope::enter(C1);
+        signer.sign(SignatureAlgorithm::Ed25519, &HASH).unwrap()
+    };
+    public.verify(SignatureAlgorithm::Ed25519, &HASH, &blob).unwrap();
+    drop(signer);
+    drop(client);
+    assert!(server.join().unwrap());
+}
+
+#[test]
+fn a_worker_breaking_the_rules_ends_serving_with_the_violation() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let client = MonitorClient::new(worker_end);
+    let server = std::thread::spawn(move || serve(&mut monitor(), monitor_end));
+    assert_eq!(client.call(&opened()).unwrap(), Reply::Done);
+    assert!(client.call(&shell()).is_err());
+    let end = server.join().unwrap();
+    assert!(matches!(
+        end,
+        ServeEnd::Violation(Violation::OutOfState { request: "StartSession", .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_monitor(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut m = monitor();
+        let _ = m.received(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_a_valid_header_never_panic_the_decoder(
+        kind in 1u8..10,
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut frame = vec![PROTOCOL_VERSION, kind, 0, 0, 0, 1];
+        frame.extend(body);
+        let _ = Request::decode(&frame);
+        let _ = Reply::decode(&frame);
+    }
+}
