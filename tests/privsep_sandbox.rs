@@ -1,0 +1,306 @@
+//! Privilege separation, checked on real processes: a worker (this test binary run again with
+//! `TWINE_PRIVSEP_ROLE` set) enters `twine_core::sandbox`, and the test reads its state from
+//! `/proc`, watches how it dies, and plays the monitor it talks to.
+//!
+//! These need root (to chroot and change uid); as another user each test prints why it is
+//! skipped and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+
+use twine_conch::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
+use twine_conch::server::privsep::{
+    serve, Limits, Monitor, MonitorClient, MonitorSigner, Phase, Reply, Request, ServeEnd,
+    SessionKind, SigningScope, SystemBackend, Violation,
+};
+use twine_conch::server::ConnectionId;
+use twine_core::sandbox;
+
+const ROLE: &str = "TWINE_PRIVSEP_ROLE";
+const READY: &str = "TWINE-PRIVSEP-SANDBOXED";
+const HASH: [u8; 32] = [9; 32];
+
+fn host_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[5; 32]).unwrap()
+}
+
+fn not_root() -> bool {
+    let skip = !nix::unistd::Uid::effective().is_root();
+    if skip {
+        eprintln!("skipped: privilege separation tests need root (chroot, setresuid)");
+    }
+    skip
+}
+
+/// A directory for one test: an empty root-owned `empty/` and a host key file only root may
+/// read.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("twine-privsep-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        std::fs::set_permissions(dir.join("empty"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let key = dir.join("ssh_host_ed25519_key");
+        std::fs::write(&key, b"-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self(dir)
+    }
+    fn key(&self) -> PathBuf {
+        self.0.join("ssh_host_ed25519_key")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A worker process: this test binary, running only `test`, in role `action`.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn spawn(test: &str, action: &str, scratch: &Scratch) -> Self {
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+            .env(ROLE, action)
+            .env("TWINE_PRIVSEP_UID", nobody.uid.to_string())
+            .env("TWINE_PRIVSEP_GID", nobody.gid.to_string())
+            .env("TWINE_PRIVSEP_CHROOT", scratch.0.join("empty"))
+            .env("TWINE_PRIVSEP_KEY", scratch.key())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut worker = Self { child, stdin, stdout };
+        worker.wait_for(READY);
+        worker
+    }
+
+    /// Reads lines until one equals `line` (bounded: the harness prints a few of its own).
+    fn wait_for(&mut self, line: &str) {
+        for _ in 0..100 {
+            let mut got = String::new();
+            assert_ne!(self.stdout.read_line(&mut got).unwrap(), 0, "worker ended before {line:?}");
+            if got.trim_end() == line {
+                return;
+            }
+        }
+        panic!("no {line:?} from the worker");
+    }
+
+    fn next_line(&mut self) -> String {
+        let mut got = String::new();
+        self.stdout.read_line(&mut got).unwrap();
+        got.trim_end().to_owned()
+    }
+
+    fn status_field(&self, name: &str) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+            .unwrap_or_else(|| panic!("no {name} in /proc status"))
+            .trim()
+            .to_owned()
+    }
+
+    fn wait(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+/// The monitor's side of a worker's stdio.
+struct Stdio2<R, W>(R, W);
+
+impl<R: Read, W> Read for Stdio2<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R, W: Write> Write for Stdio2<R, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.1.flush()
+    }
+}
+
+/// What a worker does: enter the sandbox, say so, then `action`. Never returns.
+fn worker_main(action: &str) -> ! {
+    let var = |name: &str| std::env::var(name).unwrap();
+    let chroot = PathBuf::from(var("TWINE_PRIVSEP_CHROOT"));
+    let key = PathBuf::from(var("TWINE_PRIVSEP_KEY"));
+    sandbox::enter(&sandbox::Sandbox {
+        uid: var("TWINE_PRIVSEP_UID").parse().unwrap(),
+        gid: var("TWINE_PRIVSEP_GID").parse().unwrap(),
+        chroot: &chroot,
+    })
+    .unwrap();
+    let mut out = std::io::stdout();
+    writeln!(out, "{READY}").unwrap();
+    out.flush().unwrap();
+    match action {
+        "wait" => {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        }
+        "open-key" => {
+            let line = match std::fs::File::open(&key) {
+                Ok(_) => "opened".to_owned(),
+                Err(e) => format!("refused {}", e.raw_os_error().unwrap_or(0)),
+            };
+            writeln!(out, "{line}").unwrap();
+        }
+        "execve" => {
+            let _ = nix::unistd::execv(c"/bin/true", &[c"/bin/true"]);
+        }
+        "socket" => {
+            let _ = std::net::TcpListener::bind("127.0.0.1:0");
+        }
+        "monitor" => monitor_worker(key.as_path()),
+        _ => {}
+    }
+    out.flush().unwrap();
+    std::process::exit(0)
+}
+
+/// Signs an exchange hash through the monitor; if the signature verifies, asks for a session
+/// on the connection that never authenticated.
+fn monitor_worker(_key: &Path) {
+    let client = Arc::new(MonitorClient::new(Stdio2(std::io::stdin(), std::io::stdout())));
+    let connection = ConnectionId(1);
+    let public = host_key().public_key().clone();
+    let signer = MonitorSigner::new(public.clone(), Arc::clone(&client));
+    assert_eq!(client.call(&Request::ConnectionOpened { connection }).unwrap(), Reply::Done);
+    let signature = {
+        let _scope = SigningScope::enter(connection);
+        signer.sign(SignatureAlgorithm::Ed25519, &HASH)
+    };
+    if signature.is_ok_and(|s| public.verify(SignatureAlgorithm::Ed25519, &HASH, &s).is_ok()) {
+        let _ = client.call(&Request::StartSession {
+            connection,
+            kind: SessionKind::Shell,
+            term: None,
+        });
+    }
+    std::process::exit(3)
+}
+
+fn is_worker() {
+    if let Ok(action) = std::env::var(ROLE) {
+        worker_main(&action);
+    }
+}
+
+#[test]
+fn a_sandboxed_worker_runs_without_root_with_no_new_privs_and_a_seccomp_filter() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("status");
+    let worker = Worker::spawn(
+        "a_sandboxed_worker_runs_without_root_with_no_new_privs_and_a_seccomp_filter",
+        "wait",
+        &scratch,
+    );
+    for field in ["Uid", "Gid"] {
+        let ids = worker.status_field(field);
+        assert!(ids.split_whitespace().all(|id| id != "0"), "{field}: {ids}");
+    }
+    assert_eq!(worker.status_field("Groups").split_whitespace().filter(|g| *g == "0").count(), 0);
+    assert_eq!(worker.status_field("NoNewPrivs"), "1");
+    assert_eq!(worker.status_field("Seccomp"), "2");
+    let root = std::fs::read_link(format!("/proc/{}/root", worker.child.id())).unwrap();
+    assert_eq!(root, scratch.0.join("empty"));
+    let status = worker.wait();
+    assert_eq!(status.code(), Some(0), "a sandboxed worker exits cleanly: {status:?}");
+}
+
+#[test]
+fn a_sandboxed_worker_cannot_open_a_host_key_file() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("open-key");
+    let mut worker =
+        Worker::spawn("a_sandboxed_worker_cannot_open_a_host_key_file", "open-key", &scratch);
+    assert_eq!(worker.next_line(), format!("refused {}", libc_eacces()));
+    assert_eq!(worker.wait().code(), Some(0));
+}
+
+fn libc_eacces() -> i32 {
+    nix::errno::Errno::EACCES as i32
+}
+
+#[test]
+fn a_sandboxed_worker_that_calls_execve_is_killed() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("execve");
+    let worker =
+        Worker::spawn("a_sandboxed_worker_that_calls_execve_is_killed", "execve", &scratch);
+    assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGSYS as i32));
+}
+
+#[test]
+fn a_sandboxed_worker_that_creates_an_inet_socket_is_killed() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("socket");
+    let worker = Worker::spawn(
+        "a_sandboxed_worker_that_creates_an_inet_socket_is_killed",
+        "socket",
+        &scratch,
+    );
+    assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGSYS as i32));
+}
+
+#[test]
+fn a_sandboxed_worker_asking_for_a_session_of_an_unauthenticated_connection_is_refused_and_killed()
+{
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("monitor");
+    let mut worker = Worker::spawn(
+        "a_sandboxed_worker_asking_for_a_session_of_an_unauthenticated_connection_is_refused_and_killed",
+        "monitor",
+        &scratch,
+    );
+    let keys: Vec<Arc<dyn HostKeySigner>> = vec![Arc::new(host_key())];
+    let mut monitor = Monitor::new(SystemBackend::new(keys), Limits::default());
+    let stdin = worker.stdin.take().unwrap();
+    let end = serve(&mut monitor, Stdio2(&mut worker.stdout, stdin));
+    let ServeEnd::Violation(violation) = end else { panic!("{end:?}") };
+    assert_eq!(violation, Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth });
+    // The monitor's answer to a violation: kill the worker, by its pid.
+    worker.child.kill().unwrap();
+    assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGKILL as i32));
+}
