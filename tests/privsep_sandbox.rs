@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use twine_conch::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
@@ -19,7 +20,8 @@ use twine_conch::server::privsep::{
     SessionKind, SigningScope, SystemBackend, Violation,
 };
 use twine_conch::server::ConnectionId;
-use twine_core::sandbox;
+use twine_core::protocol::ProtocolFactory;
+use twine_core::{sandbox, Protocol, Reactor, Reason, Transport};
 
 const ROLE: &str = "TWINE_PRIVSEP_ROLE";
 const READY: &str = "TWINE-PRIVSEP-SANDBOXED";
@@ -151,6 +153,14 @@ fn worker_main(action: &str) -> ! {
     let var = |name: &str| std::env::var(name).unwrap();
     let chroot = PathBuf::from(var("TWINE_PRIVSEP_CHROOT"));
     let key = PathBuf::from(var("TWINE_PRIVSEP_KEY"));
+    // Like a real worker, everything the reactor needs is made before the sandbox closes.
+    let reactor = (action == "reactor").then(|| {
+        let reactor = Reactor::new().unwrap();
+        let stop = reactor.clone();
+        let factory = ProtocolFactory::new(move || Echo(None, stop.clone()));
+        let port = reactor.listen_tcp(([127, 0, 0, 1], 0).into(), factory).unwrap();
+        (reactor, port.tcp_address().unwrap())
+    });
     sandbox::enter(&sandbox::Sandbox {
         uid: var("TWINE_PRIVSEP_UID").parse().unwrap(),
         gid: var("TWINE_PRIVSEP_GID").parse().unwrap(),
@@ -178,6 +188,13 @@ fn worker_main(action: &str) -> ! {
             let _ = std::net::TcpListener::bind("127.0.0.1:0");
         }
         "monitor" => monitor_worker(key.as_path()),
+        "reactor" => {
+            if let Some((reactor, address)) = reactor {
+                writeln!(out, "{address}").unwrap();
+                out.flush().unwrap();
+                reactor.run().unwrap();
+            }
+        }
         _ => {}
     }
     out.flush().unwrap();
@@ -204,6 +221,21 @@ fn monitor_worker(_key: &Path) {
         });
     }
     std::process::exit(3)
+}
+
+/// Echoes, and stops the reactor when its connection ends.
+struct Echo(Option<Rc<dyn Transport>>, Reactor);
+
+impl Protocol for Echo {
+    fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        self.0 = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.0.iter().for_each(|t| t.write(data));
+    }
+    fn connection_lost(&mut self, _reason: Reason) {
+        self.1.stop();
+    }
 }
 
 fn is_worker() {
@@ -303,4 +335,32 @@ fn a_sandboxed_worker_asking_for_a_session_of_an_unauthenticated_connection_is_r
     // The monitor's answer to a violation: kill the worker, by its pid.
     worker.child.kill().unwrap();
     assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGKILL as i32));
+}
+
+#[test]
+fn a_sandboxed_worker_still_serves_a_connection_with_its_reactor() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("reactor");
+    let mut worker = Worker::spawn(
+        "a_sandboxed_worker_still_serves_a_connection_with_its_reactor",
+        "reactor",
+        &scratch,
+    );
+    let address: std::net::SocketAddr = worker.next_line().parse().unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(b"through the sandbox").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut echoed = Vec::new();
+    stream.read_to_end(&mut echoed).unwrap_or_default();
+    assert_eq!(echoed, b"through the sandbox");
+    drop(stream);
+    let status = worker.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the reactor ran and stopped inside the sandbox: {status:?}"
+    );
 }
