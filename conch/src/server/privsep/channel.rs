@@ -216,6 +216,13 @@ impl MonitorBackend for SystemBackend {
         key.sign(algorithm, data)
     }
 
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        self.host_keys
+            .iter()
+            .find(|k| k.public_key().supports(algorithm))
+            .map(|k| k.public_key().clone())
+    }
+
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
         let user = nix::unistd::User::from_name(name).ok().flatten()?;
         Some(UserRecord {

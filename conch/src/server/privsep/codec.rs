@@ -40,6 +40,7 @@ const MAX_SHORT_STRING: usize = 1024;
 const MAX_COMMAND_LEN: usize = 8 * 1024;
 const MAX_SIGN_DATA: usize = 64;
 const MAX_SIGNATURE_LEN: usize = 4096;
+const MAX_KEY_BLOB_LEN: usize = 4096;
 const MAX_PATH_LEN: usize = 4096;
 const HEADER_LEN: usize = 6;
 
@@ -99,7 +100,25 @@ pub enum Request {
         /// One answer per prompt.
         responses: Vec<String>,
     },
-    /// The connection's user is authenticated.
+    /// Check a `publickey` authentication: the monitor rebuilds the signed data from the
+    /// session id it signed, checks the key is in the user's `authorized_keys` and verifies the
+    /// signature. Success makes the user verified on this connection.
+    AuthenticatePublicKey {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+        /// The public key algorithm the client named.
+        algorithm: String,
+        /// The public key blob the client sent.
+        key_blob: Vec<u8>,
+        /// Whether the client used `publickey-hostbound-v00@openssh.com`.
+        host_bound: bool,
+        /// The signature blob the client sent.
+        signature: Vec<u8>,
+    },
+    /// The connection's user is authenticated: accepted only after the monitor verified that
+    /// user itself.
     ConnectionAuthenticated {
         /// The connection.
         connection: ConnectionId,
@@ -134,6 +153,7 @@ impl Request {
             | Self::ReadAuthorizedKeys { connection, .. }
             | Self::PamStart { connection, .. }
             | Self::PamRespond { connection, .. }
+            | Self::AuthenticatePublicKey { connection, .. }
             | Self::ConnectionAuthenticated { connection, .. }
             | Self::StartSession { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
@@ -149,6 +169,7 @@ impl Request {
             Self::ReadAuthorizedKeys { .. } => "ReadAuthorizedKeys",
             Self::PamStart { .. } => "PamStart",
             Self::PamRespond { .. } => "PamRespond",
+            Self::AuthenticatePublicKey { .. } => "AuthenticatePublicKey",
             Self::ConnectionAuthenticated { .. } => "ConnectionAuthenticated",
             Self::StartSession { .. } => "StartSession",
             Self::ConnectionClosed { .. } => "ConnectionClosed",
@@ -166,6 +187,7 @@ impl Request {
             Self::ConnectionAuthenticated { .. } => 7,
             Self::StartSession { .. } => 8,
             Self::ConnectionClosed { .. } => 9,
+            Self::AuthenticatePublicKey { .. } => 10,
         }
     }
 
@@ -190,6 +212,21 @@ impl Request {
                     w.write_string(response.as_bytes());
                 }
             }
+            Self::AuthenticatePublicKey {
+                connection,
+                user,
+                algorithm,
+                key_blob,
+                host_bound,
+                signature,
+            } => {
+                w.write_u64(connection.0)
+                    .write_string(user.as_bytes())
+                    .write_string(algorithm.as_bytes())
+                    .write_string(key_blob)
+                    .write_bool(*host_bound)
+                    .write_string(signature);
+            }
             Self::ConnectionAuthenticated { connection, user, method } => {
                 w.write_u64(connection.0)
                     .write_string(user.as_bytes())
@@ -213,7 +250,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=9).contains(&kind) {
+        if !(1..=10).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -261,6 +298,14 @@ impl Request {
                 Self::StartSession { connection, kind, term }
             }
             9 => Self::ConnectionClosed { connection },
+            10 => Self::AuthenticatePublicKey {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                key_blob: r.read_string_limited(MAX_KEY_BLOB_LEN)?.to_vec(),
+                host_bound: flag(r)?,
+                signature: r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec(),
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;

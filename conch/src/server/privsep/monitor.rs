@@ -5,8 +5,11 @@
 //!                  │
 //!                  ▼
 //!   ┌──────────  PreAuth  ── SignExchangeHash (once: the initial key exchange)
-//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond
+//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond,
+//!   │              │        AuthenticatePublicKey
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
+//!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
+//!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
 //!   │              ▼
 //!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded)
 //!   │              │
@@ -23,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::crypto::CryptoError;
-use crate::keys::SignatureAlgorithm;
+use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
 use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord};
@@ -36,7 +39,8 @@ pub struct Limits {
     /// User look-ups before authentication (OpenSSH: a user may not change; a client retrying
     /// gets a few).
     pub max_lookups: u32,
-    /// `authorized_keys` reads before authentication (one per offered key).
+    /// `authorized_keys` reads and public key checks before authentication (one per offered
+    /// key).
     pub max_key_reads: u32,
     /// PAM starts and responses before authentication.
     pub max_pam: u32,
@@ -66,6 +70,8 @@ pub trait MonitorBackend {
     /// Signs an exchange hash with the host key for `algorithm`; `UnsupportedAlgorithm` when
     /// the monitor holds no such key.
     fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// The public half of the host key that signs with `algorithm`.
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey>;
     /// The account named `name`, if any.
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord>;
     /// The user's `authorized_keys` contents, if readable.
@@ -93,6 +99,12 @@ pub enum Phase {
 struct Connection {
     phase: Phase,
     user: Option<UserRecord>,
+    /// The first exchange hash signed: the session identifier.
+    session_id: Option<Vec<u8>>,
+    /// The host key of the first key exchange, for host-bound public key authentication.
+    host_key: Option<PublicKey>,
+    /// The user whose public key the monitor verified.
+    verified: Option<String>,
     signatures: u32,
     lookups: u32,
     key_reads: u32,
@@ -126,6 +138,8 @@ pub enum Violation {
     UnknownAlgorithm(String),
     /// A user other than the one looked up on this connection, or none was found.
     UserMismatch,
+    /// `ConnectionAuthenticated` for a user the monitor did not verify.
+    Unverified,
 }
 
 impl fmt::Display for Violation {
@@ -142,6 +156,7 @@ impl fmt::Display for Violation {
             Self::NotAnExchangeHash(n) => write!(f, "{n} bytes to sign are not an exchange hash"),
             Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
             Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
+            Self::Unverified => f.write_str("authentication the monitor did not verify"),
         }
     }
 }
@@ -219,6 +234,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 Connection {
                     phase: Phase::PreAuth,
                     user: None,
+                    session_id: None,
+                    host_key: None,
+                    verified: None,
                     signatures: 0,
                     lookups: 0,
                     key_reads: 0,
@@ -251,7 +269,13 @@ impl<B: MonitorBackend> Monitor<B> {
                 let algorithm = SignatureAlgorithm::from_name(&algorithm)
                     .ok_or(Violation::UnknownAlgorithm(algorithm))?;
                 match self.backend.sign(algorithm, &data) {
-                    Ok(signature) => Ok(Reply::Signature(signature)),
+                    Ok(signature) => {
+                        if conn.session_id.is_none() {
+                            conn.session_id = Some(data);
+                            conn.host_key = self.backend.host_public_key(algorithm);
+                        }
+                        Ok(Reply::Signature(signature))
+                    }
                     Err(CryptoError::UnsupportedAlgorithm) => {
                         Err(Violation::UnknownAlgorithm(algorithm.name().to_owned()))
                     }
@@ -264,6 +288,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 bump(&mut conn.lookups, limits.max_lookups, name)?;
                 let found = self.backend.lookup_user(&user);
+                if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
+                    conn.verified = None;
+                }
                 conn.user.clone_from(&found);
                 Ok(Reply::User(found))
             }
@@ -290,11 +317,65 @@ impl<B: MonitorBackend> Monitor<B> {
                 bump(&mut conn.pam, limits.max_pam, name)?;
                 Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
             }
+            Request::AuthenticatePublicKey {
+                user,
+                algorithm,
+                key_blob,
+                host_bound,
+                signature,
+                ..
+            } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                let record = looked_up(conn, &user)?;
+                let session_id = conn
+                    .session_id
+                    .as_deref()
+                    .ok_or(Violation::OutOfState { request: name, phase: Phase::PreAuth })?;
+                let host_key = match (host_bound, &conn.host_key) {
+                    (false, _) => None,
+                    (true, Some(key)) => Some(key.to_blob()),
+                    (true, None) => return Ok(Reply::Failed("no host key to bind to".to_owned())),
+                };
+                let Some(sig_algorithm) = SignatureAlgorithm::from_name(&algorithm) else {
+                    return Ok(Reply::Failed("unknown public key algorithm".to_owned()));
+                };
+                let Ok(key) = PublicKey::from_blob(&key_blob) else {
+                    return Ok(Reply::Failed("malformed public key".to_owned()));
+                };
+                let listed = self.backend.read_authorized_keys(record).is_some_and(|text| {
+                    AuthorizedKeys::parse(&String::from_utf8_lossy(&text))
+                        .find(&key)
+                        .next()
+                        .is_some()
+                });
+                if !listed {
+                    return Ok(Reply::Failed("key not authorized".to_owned()));
+                }
+                let signed = crate::userauth::signed_data(
+                    session_id,
+                    &user,
+                    "ssh-connection",
+                    &algorithm,
+                    &key_blob,
+                    host_key.as_deref(),
+                );
+                if key.verify(sig_algorithm, &signed, &signature).is_err() {
+                    return Ok(Reply::Failed("signature does not verify".to_owned()));
+                }
+                conn.verified = Some(user);
+                Ok(Reply::Done)
+            }
             Request::ConnectionAuthenticated { user, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
                 looked_up(conn, &user)?;
+                if conn.verified.as_deref() != Some(user.as_str()) {
+                    return Err(Violation::Unverified);
+                }
                 conn.phase = Phase::Authenticated;
                 Ok(Reply::Done)
             }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::crypto::CryptoError;
-use crate::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
+use crate::keys::{HostKeySigner, PrivateKey, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
 const C1: ConnectionId = ConnectionId(1);
@@ -13,6 +13,35 @@ const HASH: [u8; 32] = [7; 32];
 
 fn host_key() -> PrivateKey {
     PrivateKey::ed25519_from_seed(&[42; 32]).unwrap()
+}
+
+fn client_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[1; 32]).unwrap()
+}
+
+/// A `publickey` proof by `key` for `user` over `session_id`, as a client would sign it.
+fn proof(key: &PrivateKey, user: &str, session_id: &[u8], host_key: Option<&[u8]>) -> Request {
+    let blob = key.public_key().to_blob();
+    let data = crate::userauth::signed_data(
+        session_id,
+        user,
+        "ssh-connection",
+        "ssh-ed25519",
+        &blob,
+        host_key,
+    );
+    Request::AuthenticatePublicKey {
+        connection: C1,
+        user: user.into(),
+        algorithm: "ssh-ed25519".into(),
+        key_blob: blob,
+        host_bound: host_key.is_some(),
+        signature: HostKeySigner::sign(key, SignatureAlgorithm::Ed25519, &data).unwrap(),
+    }
+}
+
+fn alice_proof() -> Request {
+    proof(&client_key(), "alice", &HASH, None)
 }
 
 #[derive(Debug)]
@@ -28,11 +57,16 @@ impl MonitorBackend for Fake {
         }
         HostKeySigner::sign(&self.key, algorithm, data)
     }
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        let key = self.key.public_key();
+        key.supports(algorithm).then(|| key.clone())
+    }
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
         (name == "alice" || name == "bob").then(|| user(name))
     }
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
-        Some(format!("# keys of {}\n", user.name).into_bytes())
+        let line = client_key().public_key().to_openssh();
+        Some(format!("# keys of {}\n{line} {}@laptop\n", user.name, user.name).into_bytes())
     }
     fn start_session(
         &mut self,
@@ -88,6 +122,7 @@ fn every_request() -> Vec<Request> {
         Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
         Request::PamStart { connection: C1, user: "alice".into() },
         Request::PamRespond { connection: C1, responses: vec!["secret".into(), String::new()] },
+        alice_proof(),
         authenticated("alice"),
         shell(),
         Request::StartSession {
@@ -255,19 +290,22 @@ fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
         sign(C1),
         lookup("alice"),
         Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        alice_proof(),
         authenticated("alice"),
         shell(),
         sign(C1),
         Request::ConnectionClosed { connection: C1 },
     ]);
     let replies = replies.unwrap();
-    assert_eq!(replies.len(), 8);
+    assert_eq!(replies.len(), 9);
     let Reply::Signature(blob) = &replies[1] else { panic!("{:?}", replies[1]) };
     host_key().public_key().verify(SignatureAlgorithm::Ed25519, &HASH, blob).unwrap();
     assert_eq!(replies[2], Reply::User(Some(user("alice"))));
-    assert_eq!(replies[3], Reply::AuthorizedKeys(Some(b"# keys of alice\n".to_vec())));
-    assert_eq!(replies[5], Reply::SessionStarted(1));
-    assert!(matches!(replies[6], Reply::Signature(_)));
+    let Reply::AuthorizedKeys(Some(keys)) = &replies[3] else { panic!("{:?}", replies[3]) };
+    assert!(keys.starts_with(b"# keys of alice\nssh-ed25519 "));
+    assert_eq!(replies[4], Reply::Done);
+    assert_eq!(replies[6], Reply::SessionStarted(1));
+    assert!(matches!(replies[7], Reply::Signature(_)));
     assert_eq!(m.phase(C1), None);
 }
 
@@ -347,8 +385,14 @@ fn reading_the_keys_of_a_user_not_looked_up_is_a_violation() {
 
 #[test]
 fn a_lookup_after_authentication_is_out_of_state() {
-    let (_, result) =
-        both_ways(&[opened(), lookup("alice"), authenticated("alice"), lookup("bob")]);
+    let (_, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        alice_proof(),
+        authenticated("alice"),
+        lookup("bob"),
+    ]);
     assert_eq!(
         result,
         Err(Violation::OutOfState { request: "LookupUser", phase: Phase::Authenticated })
@@ -369,12 +413,61 @@ fn lookups_beyond_the_limit_are_rate_limited() {
 
 #[test]
 fn sessions_beyond_max_sessions_are_rate_limited() {
-    let mut requests = vec![opened(), lookup("alice"), authenticated("alice")];
+    let mut requests =
+        vec![opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")];
     let limit = usize::try_from(Limits::default().max_sessions).unwrap();
     requests.extend(std::iter::repeat_with(shell).take(limit + 1));
     let (m, result) = both_ways(&requests);
     assert_eq!(result, Err(Violation::RateLimited("StartSession")));
     assert_eq!(m.backend().sessions_started, u32::try_from(limit).unwrap());
+}
+
+#[test]
+fn authenticating_a_user_whose_key_the_monitor_did_not_verify_is_a_violation() {
+    let (m, result) = both_ways(&[opened(), sign(C1), lookup("alice"), authenticated("alice")]);
+    assert_eq!(result, Err(Violation::Unverified));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn a_signature_over_another_session_id_fails_and_does_not_verify_the_user() {
+    let replay = proof(&client_key(), "alice", &[8; 32], None);
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), replay.clone()]);
+    assert!(matches!(result.unwrap()[3], Reply::Failed(_)));
+    let (_, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), replay, authenticated("alice")]);
+    assert_eq!(result, Err(Violation::Unverified));
+}
+
+#[test]
+fn a_key_missing_from_authorized_keys_fails_even_with_a_good_signature() {
+    let stranger = PrivateKey::ed25519_from_seed(&[2; 32]).unwrap();
+    let attempt = proof(&stranger, "alice", &HASH, None);
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), attempt]);
+    assert_eq!(result.unwrap()[3], Reply::Failed("key not authorized".into()));
+}
+
+#[test]
+fn a_host_bound_signature_is_checked_against_the_host_key_of_the_first_exchange() {
+    let host_blob = host_key().public_key().to_blob();
+    let bound = proof(&client_key(), "alice", &HASH, Some(&host_blob));
+    let (m, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), bound, authenticated("alice")]);
+    assert_eq!(result.unwrap()[3], Reply::Done);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    let other = PrivateKey::ed25519_from_seed(&[3; 32]).unwrap().public_key().to_blob();
+    let wrong = proof(&client_key(), "alice", &HASH, Some(&other));
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), wrong]);
+    assert!(matches!(result.unwrap()[3], Reply::Failed(_)));
+}
+
+#[test]
+fn a_public_key_proof_before_any_key_exchange_is_out_of_state() {
+    let (_, result) = both_ways(&[opened(), lookup("alice"), alice_proof()]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "AuthenticatePublicKey", phase: Phase::PreAuth })
+    );
 }
 
 #[test]
@@ -431,7 +524,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_after_a_valid_header_never_panic_the_decoder(
-        kind in 1u8..10,
+        kind in 1u8..11,
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
         let mut frame = vec![PROTOCOL_VERSION, kind, 0, 0, 0, 1];
