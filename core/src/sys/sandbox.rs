@@ -217,3 +217,107 @@ pub const REFUSED_SYSCALLS: &[i64] = &[
     libc::SYS_readlink,
     libc::SYS_readlinkat,
 ];
+
+/// The most descriptors [`recv_with_fds`] accepts with one message; more are closed.
+pub const MAX_PASSED_FDS: usize = 8;
+
+/// Sends `data` on the Unix socket `socket`, with `fds` attached (`SCM_RIGHTS`): the way the
+/// monitor hands a worker a session's pty master or pipes. Returns how many bytes were sent;
+/// the descriptors go with the first byte.
+pub fn send_with_fds(
+    socket: std::os::fd::BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let cmsgs = if raw.is_empty() { Vec::new() } else { vec![ControlMessage::ScmRights(&raw)] };
+    let iov = [io::IoSlice::new(data)];
+    Ok(sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None)?)
+}
+
+/// Receives into `buf` from the Unix socket `socket`, appending any descriptors that came with
+/// the bytes to `fds` (close-on-exec; beyond [`MAX_PASSED_FDS`] they are closed). Returns how
+/// many bytes were read; 0 is end of stream. A truncated set of descriptors is an error.
+pub fn recv_with_fds(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+) -> io::Result<usize> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_PASSED_FDS]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let bytes = msg.bytes;
+    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            for raw in received {
+                // SAFETY: the kernel just installed `raw` in our table for this message; nothing
+                // else in the process knows the number, so this is its only owner.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                if fds.len() < MAX_PASSED_FDS {
+                    fds.push(owned);
+                }
+            }
+        }
+    }
+    if truncated {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "too many descriptors passed"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_descriptor_sent_with_bytes_arrives_with_them_and_still_works() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut reader, writer) = io::pipe().unwrap();
+        assert_eq!(send_with_fds(a.as_fd(), b"pty", &[writer.as_fd()]).unwrap(), 3);
+        drop(writer);
+        let mut buf = [0u8; 16];
+        let mut fds = Vec::new();
+        assert_eq!(recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap(), 3);
+        assert_eq!(&buf[..3], b"pty");
+        assert_eq!(fds.len(), 1);
+        let mut passed = std::fs::File::from(fds.pop().unwrap());
+        passed.write_all(b"through the socket").unwrap();
+        drop(passed);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "through the socket");
+    }
+
+    #[test]
+    fn bytes_without_descriptors_arrive_with_none() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send_with_fds(a.as_fd(), b"x", &[]).unwrap();
+        let mut fds = Vec::new();
+        assert_eq!(recv_with_fds(b.as_fd(), &mut [0u8; 4], &mut fds).unwrap(), 1);
+        assert!(fds.is_empty());
+    }
+
+    #[test]
+    fn more_descriptors_than_allowed_are_an_error_and_none_leak_into_the_list() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let pipes: Vec<_> = (0..MAX_PASSED_FDS + 1).map(|_| io::pipe().unwrap()).collect();
+        let borrowed: Vec<_> = pipes.iter().map(|(_, w)| w.as_fd()).collect();
+        send_with_fds(a.as_fd(), b"x", &borrowed).unwrap();
+        let mut fds = Vec::new();
+        assert!(recv_with_fds(b.as_fd(), &mut [0u8; 4], &mut fds).is_err());
+        assert!(fds.len() <= MAX_PASSED_FDS);
+    }
+}
