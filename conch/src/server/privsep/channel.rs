@@ -4,6 +4,8 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +14,7 @@ use crate::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
 use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord};
-use super::monitor::{Monitor, MonitorBackend, Violation};
+use super::monitor::{Monitor, MonitorBackend, StartedSession, Violation};
 
 /// Why a call to the monitor failed.
 #[derive(Debug)]
@@ -64,6 +66,14 @@ impl<S: Read + Write> MonitorClient<S> {
 
     /// Sends `request` and waits for its reply.
     pub fn call(&self, request: &Request) -> Result<Reply, ClientError> {
+        self.exchange(request, |stream, buf| stream.read(buf))
+    }
+
+    fn exchange(
+        &self,
+        request: &Request,
+        mut recv: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
+    ) -> Result<Reply, ClientError> {
         let mut inner = self
             .inner
             .lock()
@@ -79,12 +89,31 @@ impl<S: Read + Write> MonitorClient<S> {
                 let (got, reply) = Reply::decode(&body).map_err(ClientError::BadReply)?;
                 return if got == id { Ok(reply) } else { Err(ClientError::UnexpectedReply) };
             }
-            let n = inner.stream.read(&mut buf).map_err(ClientError::Io)?;
+            let n = recv(&mut inner.stream, &mut buf).map_err(ClientError::Io)?;
             if n == 0 {
                 return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
             }
             inner.decoder.extend(buf.get(..n).unwrap_or_default());
         }
+    }
+}
+
+impl MonitorClient<UnixStream> {
+    /// Sends `request` and waits for its reply, with the descriptors that came with it (a
+    /// started session's). A reply announcing other than the descriptors received is an error.
+    pub fn call_with_fds(&self, request: &Request) -> Result<(Reply, Vec<OwnedFd>), ClientError> {
+        let mut fds = Vec::new();
+        let reply = self.exchange(request, |stream, buf| {
+            twine_core::sandbox::recv_with_fds(stream.as_fd(), buf, &mut fds)
+        })?;
+        let announced = match reply {
+            Reply::SessionStarted { fds, .. } => usize::from(fds),
+            _ => 0,
+        };
+        if announced != fds.len() {
+            return Err(ClientError::UnexpectedReply);
+        }
+        Ok((reply, fds))
     }
 }
 
@@ -191,6 +220,40 @@ pub fn serve<B: MonitorBackend, S: Read + Write>(
     }
 }
 
+/// [`serve`] over a Unix socket, attaching each started session's descriptors to its reply.
+pub fn serve_unix<B: MonitorBackend>(monitor: &mut Monitor<B>, stream: &UnixStream) -> ServeEnd {
+    let mut buf = [0u8; 4096];
+    let mut reader = stream;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) if monitor.has_partial_request() => {
+                return ServeEnd::Io(io::ErrorKind::UnexpectedEof.into())
+            }
+            Ok(0) => return ServeEnd::Closed,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return ServeEnd::Io(e),
+        };
+        let replies = match monitor.received(buf.get(..n).unwrap_or_default()) {
+            Ok(replies) => replies,
+            Err(v) => return ServeEnd::Violation(v),
+        };
+        let fds = monitor.take_fds();
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+        let mut sent = 0;
+        if !borrowed.is_empty() && !replies.is_empty() {
+            match twine_core::sandbox::send_with_fds(stream.as_fd(), &replies, &borrowed) {
+                Ok(n) => sent = n,
+                Err(e) => return ServeEnd::Io(e),
+            }
+        }
+        let mut writer = stream;
+        if let Err(e) = writer.write_all(replies.get(sent..).unwrap_or_default()) {
+            return ServeEnd::Io(e);
+        }
+    }
+}
+
 /// The monitor's backend on the real system: host keys in memory, accounts from the system
 /// database, `~/.ssh/authorized_keys` read as root. Sessions are not started through the
 /// monitor yet: [`MonitorBackend::start_session`] answers that it cannot.
@@ -249,7 +312,7 @@ impl MonitorBackend for SystemBackend {
         _user: &UserRecord,
         _kind: &SessionKind,
         _term: Option<&str>,
-    ) -> Result<u64, String> {
+    ) -> Result<StartedSession, String> {
         Err("sessions are not started by the monitor yet".to_owned())
     }
 }

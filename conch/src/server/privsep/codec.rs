@@ -339,8 +339,14 @@ pub enum Reply {
     User(Option<UserRecord>),
     /// The user's `authorized_keys`, or `None` when it is missing or unreadable.
     AuthorizedKeys(Option<Vec<u8>>),
-    /// A session was started; its id names it in later messages.
-    SessionStarted(u64),
+    /// A session was started; its id names it in later messages. `fds` descriptors (the pty
+    /// master, or stdin, stdout and stderr pipes) come with the reply (`SCM_RIGHTS`).
+    SessionStarted {
+        /// The session's id.
+        session: u64,
+        /// How many descriptors are attached.
+        fds: u8,
+    },
     /// The monitor does not do this (yet): the worker should act as if the method were off.
     Unsupported(String),
     /// A legal request that failed (a signing error, a session that could not start).
@@ -354,7 +360,7 @@ impl Reply {
             Self::Signature(_) => 129,
             Self::User(_) => 130,
             Self::AuthorizedKeys(_) => 131,
-            Self::SessionStarted(_) => 132,
+            Self::SessionStarted { .. } => 132,
             Self::Unsupported(_) => 133,
             Self::Failed(_) => 134,
         }
@@ -381,8 +387,8 @@ impl Reply {
             Self::AuthorizedKeys(Some(contents)) => {
                 w.write_bool(true).write_string(contents);
             }
-            Self::SessionStarted(session) => {
-                w.write_u64(*session);
+            Self::SessionStarted { session, fds } => {
+                w.write_u64(*session).write_u8(*fds);
             }
             Self::Unsupported(what) | Self::Failed(what) => {
                 w.write_string(what.as_bytes());
@@ -413,7 +419,7 @@ impl Reply {
             } else {
                 None
             }),
-            132 => Self::SessionStarted(r.read_u64()?),
+            132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
             133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
             134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
             other => return Err(CodecError::UnknownKind(other)),

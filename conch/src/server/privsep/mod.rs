@@ -21,10 +21,11 @@ mod monitor;
 mod tests;
 
 pub use channel::{
-    serve, ClientError, MonitorClient, MonitorSigner, ServeEnd, SigningScope, SystemBackend,
+    serve, serve_unix, ClientError, MonitorClient, MonitorSigner, ServeEnd, SigningScope,
+    SystemBackend,
 };
 pub use codec::{
     CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord, MAX_AUTHORIZED_KEYS_LEN,
     MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
-pub use monitor::{Limits, Monitor, MonitorBackend, Phase, Violation};
+pub use monitor::{Limits, Monitor, MonitorBackend, Phase, StartedSession, Violation};

@@ -24,6 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::os::fd::OwnedFd;
 
 use crate::crypto::CryptoError;
 use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
@@ -76,14 +77,25 @@ pub trait MonitorBackend {
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord>;
     /// The user's `authorized_keys` contents, if readable.
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>>;
-    /// Starts a session for an authenticated user, returning its id.
+    /// Starts a session for an authenticated user (as that user: groups, ids, a pty it owns),
+    /// returning its id and the descriptors the worker relays it through.
     fn start_session(
         &mut self,
         connection: ConnectionId,
         user: &UserRecord,
         kind: &SessionKind,
         term: Option<&str>,
-    ) -> Result<u64, String>;
+    ) -> Result<StartedSession, String>;
+}
+
+/// A session the monitor started: its id, and the descriptors handed to the worker.
+#[derive(Debug)]
+pub struct StartedSession {
+    /// The session's id.
+    pub id: u64,
+    /// The pty master, or the stdin, stdout and stderr pipes (at most
+    /// `twine_core::sandbox::MAX_PASSED_FDS`).
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Where a connection is, as far as the monitor knows.
@@ -177,6 +189,7 @@ pub struct Monitor<B> {
     connections: BTreeMap<ConnectionId, Connection>,
     highest_opened: Option<ConnectionId>,
     decoder: FrameDecoder,
+    fds: Vec<OwnedFd>,
 }
 
 impl<B: MonitorBackend> Monitor<B> {
@@ -188,12 +201,18 @@ impl<B: MonitorBackend> Monitor<B> {
             connections: BTreeMap::new(),
             highest_opened: None,
             decoder: FrameDecoder::requests(),
+            fds: Vec::new(),
         }
     }
 
     /// The backend, to inspect it.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The backend, to change it.
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
     }
 
     /// The phase of `connection`, if it is open.
@@ -211,6 +230,12 @@ impl<B: MonitorBackend> Monitor<B> {
             out.extend(self.handle(request)?.encode(id));
         }
         Ok(out)
+    }
+
+    /// The descriptors to attach to the replies [`received`](Self::received) just returned
+    /// (a started session's). Dropped, they are closed.
+    pub fn take_fds(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.fds)
     }
 
     /// Whether the worker stopped in the middle of a request.
@@ -386,7 +411,15 @@ impl<B: MonitorBackend> Monitor<B> {
                 bump(&mut conn.sessions, limits.max_sessions, name)?;
                 let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
                 match self.backend.start_session(connection, user, &kind, term.as_deref()) {
-                    Ok(session) => Ok(Reply::SessionStarted(session)),
+                    Ok(started) => {
+                        let max = twine_core::sandbox::MAX_PASSED_FDS;
+                        if started.fds.len() > max {
+                            return Ok(Reply::Failed(format!("more than {max} descriptors")));
+                        }
+                        let fds = u8::try_from(started.fds.len()).unwrap_or(u8::MAX);
+                        self.fds.extend(started.fds);
+                        Ok(Reply::SessionStarted { session: started.id, fds })
+                    }
                     Err(e) => Ok(Reply::Failed(e)),
                 }
             }

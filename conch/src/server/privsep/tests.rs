@@ -48,6 +48,8 @@ fn alice_proof() -> Request {
 struct Fake {
     key: PrivateKey,
     sessions_started: u32,
+    /// Handed to the worker with the next session started.
+    session_output: Option<std::os::fd::OwnedFd>,
 }
 
 impl MonitorBackend for Fake {
@@ -74,9 +76,13 @@ impl MonitorBackend for Fake {
         _: &UserRecord,
         _: &SessionKind,
         _: Option<&str>,
-    ) -> Result<u64, String> {
+    ) -> Result<StartedSession, String> {
         self.sessions_started += 1;
-        Ok(u64::from(self.sessions_started))
+        let fds = match self.session_output.take() {
+            Some(fd) => vec![fd],
+            None => Vec::new(),
+        };
+        Ok(StartedSession { id: u64::from(self.sessions_started), fds })
     }
 }
 
@@ -91,7 +97,10 @@ fn user(name: &str) -> UserRecord {
 }
 
 fn monitor() -> Monitor<Fake> {
-    Monitor::new(Fake { key: host_key(), sessions_started: 0 }, Limits::default())
+    Monitor::new(
+        Fake { key: host_key(), sessions_started: 0, session_output: None },
+        Limits::default(),
+    )
 }
 
 fn sign(connection: ConnectionId) -> Request {
@@ -147,7 +156,7 @@ fn every_reply() -> Vec<Reply> {
         Reply::User(Some(user("alice"))),
         Reply::AuthorizedKeys(None),
         Reply::AuthorizedKeys(Some(b"ssh-ed25519 AAAA\n".to_vec())),
-        Reply::SessionStarted(9),
+        Reply::SessionStarted { session: 9, fds: 2 },
         Reply::Unsupported("pam".into()),
         Reply::Failed("no".into()),
     ]
@@ -304,7 +313,7 @@ fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
     let Reply::AuthorizedKeys(Some(keys)) = &replies[3] else { panic!("{:?}", replies[3]) };
     assert!(keys.starts_with(b"# keys of alice\nssh-ed25519 "));
     assert_eq!(replies[4], Reply::Done);
-    assert_eq!(replies[6], Reply::SessionStarted(1));
+    assert_eq!(replies[6], Reply::SessionStarted { session: 1, fds: 0 });
     assert!(matches!(replies[7], Reply::Signature(_)));
     assert_eq!(m.phase(C1), None);
 }
@@ -532,4 +541,30 @@ proptest! {
         let _ = Request::decode(&frame);
         let _ = Reply::decode(&frame);
     }
+}
+
+#[test]
+fn a_started_session_s_descriptor_reaches_the_worker_with_its_reply() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let (mut output, input) = std::io::pipe().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        m.backend_mut().session_output = Some(input.into());
+        matches!(serve_unix(&mut m, &monitor_end), ServeEnd::Closed)
+    });
+    let client = MonitorClient::new(worker_end);
+    for request in [opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")] {
+        let (_, fds) = client.call_with_fds(&request).unwrap();
+        assert!(fds.is_empty());
+    }
+    let (reply, mut fds) = client.call_with_fds(&shell()).unwrap();
+    assert_eq!(reply, Reply::SessionStarted { session: 1, fds: 1 });
+    let mut pty = std::fs::File::from(fds.pop().unwrap());
+    std::io::Write::write_all(&mut pty, b"login banner").unwrap();
+    drop(pty);
+    drop(client);
+    assert!(server.join().unwrap());
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut output, &mut got).unwrap();
+    assert_eq!(got, "login banner");
 }
