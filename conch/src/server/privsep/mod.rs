@@ -12,11 +12,13 @@
 //! ```
 //!
 //! The codec and the [`Monitor`] are sans-IO and tested byte by byte; [`serve`] and
-//! [`MonitorClient`] are their blocking ends. The sandbox itself is `twine_core::sandbox`.
+//! [`MonitorClient`] are their blocking ends. [`Penalties`] is `PerSourcePenalties`, for the
+//! listener to feed with worker crashes and authentication failures. The sandbox itself is `twine_core::sandbox`.
 
 mod channel;
 mod codec;
 mod monitor;
+mod penalty;
 #[cfg(test)]
 mod tests;
 
@@ -29,3 +31,4 @@ pub use codec::{
     MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
 pub use monitor::{Limits, Monitor, MonitorBackend, Phase, StartedSession, Violation};
+pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

@@ -568,3 +568,116 @@ fn a_started_session_s_descriptor_reaches_the_worker_with_its_reply() {
     std::io::Read::read_to_string(&mut output, &mut got).unwrap();
     assert_eq!(got, "login banner");
 }
+
+mod penalties {
+    use super::super::{Overflow, Penalties, PenaltyConfig, PenaltyKind};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn table() -> Penalties {
+        Penalties::new(PenaltyConfig::default(), Vec::new())
+    }
+
+    #[test]
+    fn one_failed_login_is_recorded_but_does_not_refuse_the_source() {
+        let mut p = table();
+        p.penalise(ip("192.0.2.1"), PenaltyKind::AuthFail, secs(100));
+        assert_eq!(p.len(), (1, 0));
+        assert_eq!(p.check(ip("192.0.2.1"), secs(100)), Ok(()));
+    }
+
+    #[test]
+    fn failed_logins_past_the_minimum_refuse_the_source_until_the_penalty_expires() {
+        let mut p = table();
+        for _ in 0..4 {
+            p.penalise(ip("192.0.2.1"), PenaltyKind::AuthFail, secs(100));
+        }
+        assert_eq!(p.check(ip("192.0.2.1"), secs(100)), Err("penalty: failed authentication"));
+        assert_eq!(p.check(ip("192.0.2.2"), secs(100)), Ok(()));
+        assert!(p.check(ip("192.0.2.1"), secs(120)).is_err());
+        assert_eq!(p.check(ip("192.0.2.1"), secs(121)), Ok(()));
+        assert_eq!(p.len(), (0, 0));
+    }
+
+    #[test]
+    fn a_crash_refuses_the_source_at_once_for_ninety_seconds() {
+        let mut p = table();
+        p.penalise(ip("2001:db8::7"), PenaltyKind::Crash, secs(0));
+        assert_eq!(p.check(ip("2001:db8::7"), secs(0)), Err("penalty: caused crash"));
+        assert!(p.check(ip("2001:db8::7"), secs(90)).is_err());
+        assert_eq!(p.check(ip("2001:db8::7"), secs(91)), Ok(()));
+    }
+
+    #[test]
+    fn penalties_accumulate_no_further_than_the_maximum() {
+        let mut p = table();
+        for _ in 0..100 {
+            p.penalise(ip("192.0.2.9"), PenaltyKind::Crash, secs(0));
+        }
+        assert!(p.check(ip("192.0.2.9"), secs(600)).is_err());
+        assert_eq!(p.check(ip("192.0.2.9"), secs(601)), Ok(()));
+    }
+
+    #[test]
+    fn an_exempt_network_is_never_refused() {
+        let mut p = Penalties::new(PenaltyConfig::default(), vec![(ip("10.0.0.0"), 8)]);
+        p.penalise(ip("10.1.2.3"), PenaltyKind::Crash, secs(0));
+        assert_eq!(p.check(ip("10.1.2.3"), secs(0)), Ok(()));
+        assert_eq!(p.len(), (0, 0));
+    }
+
+    #[test]
+    fn sources_in_one_net_block_share_their_penalty() {
+        let config = PenaltyConfig { netblock4: 24, ..PenaltyConfig::default() };
+        let mut p = Penalties::new(config, Vec::new());
+        p.penalise(ip("198.51.100.7"), PenaltyKind::Crash, secs(0));
+        assert!(p.check(ip("198.51.100.200"), secs(1)).is_err());
+        assert_eq!(p.check(ip("198.51.101.7"), secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_table_in_deny_all_mode_refuses_every_source_of_that_family() {
+        let config = PenaltyConfig {
+            max_sources4: 2,
+            overflow4: Overflow::DenyAll,
+            ..PenaltyConfig::default()
+        };
+        let mut p = Penalties::new(config, Vec::new());
+        p.penalise(ip("192.0.2.1"), PenaltyKind::NoAuth, secs(0));
+        p.penalise(ip("192.0.2.2"), PenaltyKind::NoAuth, secs(0));
+        assert_eq!(p.check(ip("192.0.2.3"), secs(0)), Err("too many penalised addresses"));
+        assert_eq!(p.check(ip("2001:db8::1"), secs(0)), Ok(()));
+        assert_eq!(p.check(ip("192.0.2.3"), secs(2)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_table_in_permissive_mode_forgets_the_soonest_to_expire() {
+        let config = PenaltyConfig { max_sources4: 2, ..PenaltyConfig::default() };
+        let mut p = Penalties::new(config, Vec::new());
+        p.penalise(ip("192.0.2.1"), PenaltyKind::Crash, secs(0));
+        p.penalise(ip("192.0.2.2"), PenaltyKind::Crash, secs(1));
+        p.penalise(ip("192.0.2.3"), PenaltyKind::Crash, secs(2));
+        assert_eq!(p.len(), (2, 0));
+        assert_eq!(p.check(ip("192.0.2.1"), secs(3)), Ok(()));
+        assert!(p.check(ip("192.0.2.2"), secs(3)).is_err());
+        assert!(p.check(ip("192.0.2.3"), secs(3)).is_err());
+    }
+
+    #[test]
+    fn penalties_switched_off_refuse_nobody() {
+        let mut p = Penalties::new(
+            PenaltyConfig { enabled: false, ..PenaltyConfig::default() },
+            Vec::new(),
+        );
+        p.penalise(ip("192.0.2.1"), PenaltyKind::Crash, secs(0));
+        assert_eq!(p.check(ip("192.0.2.1"), secs(0)), Ok(()));
+    }
+}
