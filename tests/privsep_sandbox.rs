@@ -188,6 +188,12 @@ fn worker_main(action: &str) -> ! {
             let _ = std::net::TcpListener::bind("127.0.0.1:0");
         }
         "monitor" => monitor_worker(key.as_path()),
+        "garbage" => {
+            // A length field far over the limit, then bytes that were never a request.
+            out.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+            out.flush().unwrap();
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        }
         "reactor" => {
             if let Some((reactor, address)) = reactor {
                 writeln!(out, "{address}").unwrap();
@@ -363,4 +369,30 @@ fn a_sandboxed_worker_still_serves_a_connection_with_its_reactor() {
         Some(0),
         "the reactor ran and stopped inside the sandbox: {status:?}"
     );
+}
+
+#[test]
+fn a_sandboxed_worker_sending_a_malformed_request_is_killed_and_the_monitor_goes_on() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("garbage");
+    let mut worker = Worker::spawn(
+        "a_sandboxed_worker_sending_a_malformed_request_is_killed_and_the_monitor_goes_on",
+        "garbage",
+        &scratch,
+    );
+    let keys: Vec<Arc<dyn HostKeySigner>> = vec![Arc::new(host_key())];
+    let mut monitor = Monitor::new(SystemBackend::new(keys), Limits::default());
+    let stdin = worker.stdin.take().unwrap();
+    let end = serve(&mut monitor, Stdio2(&mut worker.stdout, stdin));
+    assert!(matches!(end, ServeEnd::Violation(Violation::Malformed(_))), "{end:?}");
+    worker.child.kill().unwrap();
+    assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGKILL as i32));
+    // The monitor process is still here and serves the next worker.
+    let mut next = Monitor::new(SystemBackend::new(Vec::new()), Limits::default());
+    let replies =
+        next.received(&Request::ConnectionOpened { connection: ConnectionId(1) }.encode(1));
+    assert_eq!(replies.unwrap(), Reply::Done.encode(1));
 }
