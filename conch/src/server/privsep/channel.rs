@@ -193,6 +193,8 @@ pub enum ServeEnd {
 }
 
 /// Serves one worker over a blocking stream until it closes the channel or breaks the rules.
+/// Descriptors of started sessions cannot travel over a plain stream and are closed: use
+/// [`serve_unix`] for a real worker.
 /// The caller kills the worker on anything but [`ServeEnd::Closed`].
 pub fn serve<B: MonitorBackend, S: Read + Write>(
     monitor: &mut Monitor<B>,
@@ -211,6 +213,8 @@ pub fn serve<B: MonitorBackend, S: Read + Write>(
         };
         match monitor.received(buf.get(..n).unwrap_or_default()) {
             Ok(replies) => {
+                // Without a Unix socket there is no passing descriptors: close them.
+                drop(monitor.take_fds());
                 if let Err(e) = stream.write_all(&replies).and_then(|()| stream.flush()) {
                     return ServeEnd::Io(e);
                 }

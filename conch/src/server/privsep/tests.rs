@@ -681,3 +681,26 @@ mod penalties {
         assert_eq!(p.check(ip("192.0.2.1"), secs(0)), Ok(()));
     }
 }
+
+#[test]
+fn a_session_s_descriptor_is_closed_when_the_stream_cannot_carry_it() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let (mut output, input) = std::io::pipe().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        m.backend_mut().session_output = Some(input.into());
+        matches!(serve(&mut m, monitor_end), ServeEnd::Closed)
+    });
+    let client = MonitorClient::new(worker_end);
+    for request in [opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")] {
+        client.call(&request).unwrap();
+    }
+    assert_eq!(client.call(&shell()).unwrap(), Reply::SessionStarted { session: 1, fds: 1 });
+    // The monitor dropped the pipe's only write end: a non-blocking read sees end of file,
+    // where a leaked descriptor would make it `WouldBlock`.
+    let flags = nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&output, nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+    assert_eq!(std::io::Read::read(&mut output, &mut [0u8; 8]).unwrap(), 0);
+    drop(client);
+    assert!(server.join().unwrap());
+}
