@@ -7,17 +7,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use twine_conch::crypto::CryptoError;
+use twine_conch::keys::PublicKey;
 use twine_conch::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
 use twine_conch::server::privsep::{
-    serve, Limits, Monitor, MonitorClient, MonitorSigner, Phase, Reply, Request, ServeEnd,
-    SessionKind, SigningScope, SystemBackend, Violation,
+    serve, serve_unix, Limits, Monitor, MonitorBackend, MonitorClient, MonitorSigner, Phase, Reply,
+    Request, ServeEnd, SessionKind, SigningScope, StartedSession, SystemBackend, UserRecord,
+    Violation,
 };
 use twine_conch::server::ConnectionId;
 use twine_core::protocol::ProtocolFactory;
@@ -76,6 +81,10 @@ struct Worker {
 
 impl Worker {
     fn spawn(test: &str, action: &str, scratch: &Scratch) -> Self {
+        Self::spawn_with_stdin(test, action, scratch, Stdio::piped())
+    }
+
+    fn spawn_with_stdin(test: &str, action: &str, scratch: &Scratch, stdin: Stdio) -> Self {
         let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
@@ -84,7 +93,7 @@ impl Worker {
             .env("TWINE_PRIVSEP_GID", nobody.gid.to_string())
             .env("TWINE_PRIVSEP_CHROOT", scratch.0.join("empty"))
             .env("TWINE_PRIVSEP_KEY", scratch.key())
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -161,6 +170,8 @@ fn worker_main(action: &str) -> ! {
         let port = reactor.listen_tcp(([127, 0, 0, 1], 0).into(), factory).unwrap();
         (reactor, port.tcp_address().unwrap())
     });
+    let monitor_socket = (action == "session")
+        .then(|| UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned().unwrap()));
     sandbox::enter(&sandbox::Sandbox {
         uid: var("TWINE_PRIVSEP_UID").parse().unwrap(),
         gid: var("TWINE_PRIVSEP_GID").parse().unwrap(),
@@ -188,6 +199,11 @@ fn worker_main(action: &str) -> ! {
             let _ = std::net::TcpListener::bind("127.0.0.1:0");
         }
         "monitor" => monitor_worker(key.as_path()),
+        "session" => {
+            if let Some(socket) = monitor_socket {
+                session_worker(socket);
+            }
+        }
         "garbage" => {
             // A length field far over the limit, then bytes that were never a request.
             out.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
@@ -241,6 +257,99 @@ impl Protocol for Echo {
     }
     fn connection_lost(&mut self, _reason: Reason) {
         self.1.stop();
+    }
+}
+
+/// A whole login through the monitor, then writes through the descriptor of the session the
+/// monitor started.
+fn session_worker(socket: UnixStream) {
+    let client = Arc::new(MonitorClient::new(socket));
+    let connection = ConnectionId(1);
+    let signer = MonitorSigner::new(host_key().public_key().clone(), Arc::clone(&client));
+    client.call(&Request::ConnectionOpened { connection }).unwrap();
+    {
+        let _scope = SigningScope::enter(connection);
+        signer.sign(SignatureAlgorithm::Ed25519, &HASH).unwrap();
+    }
+    client.call(&Request::LookupUser { connection, user: "alice".into() }).unwrap();
+    let key = client_key();
+    let blob = key.public_key().to_blob();
+    let mut signed = Vec::new();
+    for field in [&HASH[..]] {
+        signed.extend_from_slice(&u32::try_from(field.len()).unwrap().to_be_bytes());
+        signed.extend_from_slice(field);
+    }
+    signed.push(50);
+    for field in [&b"alice"[..], b"ssh-connection", b"publickey"] {
+        signed.extend_from_slice(&u32::try_from(field.len()).unwrap().to_be_bytes());
+        signed.extend_from_slice(field);
+    }
+    signed.push(1);
+    for field in [&b"ssh-ed25519"[..], &blob] {
+        signed.extend_from_slice(&u32::try_from(field.len()).unwrap().to_be_bytes());
+        signed.extend_from_slice(field);
+    }
+    let signature = HostKeySigner::sign(&key, SignatureAlgorithm::Ed25519, &signed).unwrap();
+    let proof = Request::AuthenticatePublicKey {
+        connection,
+        user: "alice".into(),
+        algorithm: "ssh-ed25519".into(),
+        key_blob: blob,
+        host_bound: false,
+        signature,
+    };
+    assert_eq!(client.call(&proof).unwrap(), Reply::Done);
+    let done = Request::ConnectionAuthenticated {
+        connection,
+        user: "alice".into(),
+        method: "publickey".into(),
+    };
+    assert_eq!(client.call(&done).unwrap(), Reply::Done);
+    let start = Request::StartSession { connection, kind: SessionKind::Shell, term: None };
+    let (reply, mut fds) = client.call_with_fds(&start).unwrap();
+    assert_eq!(reply, Reply::SessionStarted { session: 1, fds: 1 });
+    let mut session = std::fs::File::from(fds.pop().unwrap());
+    session.write_all(b"hello from the sandbox").unwrap();
+}
+
+fn client_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[6; 32]).unwrap()
+}
+
+/// The monitor's backend for the session test: one user, `alice`, whose session is a pipe.
+struct OneUser {
+    key: PrivateKey,
+    session_output: Option<OwnedFd>,
+}
+
+impl MonitorBackend for OneUser {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        HostKeySigner::sign(&self.key, algorithm, data)
+    }
+    fn host_public_key(&self, _: SignatureAlgorithm) -> Option<PublicKey> {
+        Some(self.key.public_key().clone())
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        (name == "alice").then(|| UserRecord {
+            name: name.into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+        })
+    }
+    fn read_authorized_keys(&mut self, _: &UserRecord) -> Option<Vec<u8>> {
+        Some(format!("{}\n", client_key().public_key().to_openssh()).into_bytes())
+    }
+    fn start_session(
+        &mut self,
+        _: ConnectionId,
+        _: &UserRecord,
+        _: &SessionKind,
+        _: Option<&str>,
+    ) -> Result<StartedSession, String> {
+        let fds = self.session_output.take().into_iter().collect();
+        Ok(StartedSession { id: 1, fds })
     }
 }
 
@@ -395,4 +504,31 @@ fn a_sandboxed_worker_sending_a_malformed_request_is_killed_and_the_monitor_goes
     let replies =
         next.received(&Request::ConnectionOpened { connection: ConnectionId(1) }.encode(1));
     assert_eq!(replies.unwrap(), Reply::Done.encode(1));
+}
+
+#[test]
+fn a_sandboxed_worker_gets_its_session_s_descriptor_from_the_monitor_after_a_verified_login() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let scratch = Scratch::new("session");
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let (mut output, input) = std::io::pipe().unwrap();
+    let worker = Worker::spawn_with_stdin(
+        "a_sandboxed_worker_gets_its_session_s_descriptor_from_the_monitor_after_a_verified_login",
+        "session",
+        &scratch,
+        Stdio::from(OwnedFd::from(worker_end)),
+    );
+    let backend = OneUser { key: host_key(), session_output: Some(input.into()) };
+    let mut monitor = Monitor::new(backend, Limits::default());
+    let end = serve_unix(&mut monitor, &monitor_end);
+    assert!(matches!(end, ServeEnd::Closed), "{end:?}");
+    drop(monitor);
+    let status = worker.wait();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let mut got = String::new();
+    output.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "hello from the sandbox");
 }
