@@ -274,21 +274,17 @@ fn session_worker(socket: UnixStream) {
     client.call(&Request::LookupUser { connection, user: "alice".into() }).unwrap();
     let key = client_key();
     let blob = key.public_key().to_blob();
+    // RFC 4252 §7: what a client signs, over the session id the monitor signed first.
     let mut signed = Vec::new();
-    for field in [&HASH[..]] {
-        signed.extend_from_slice(&u32::try_from(field.len()).unwrap().to_be_bytes());
-        signed.extend_from_slice(field);
-    }
-    signed.push(50);
-    for field in [&b"alice"[..], b"ssh-connection", b"publickey"] {
-        signed.extend_from_slice(&u32::try_from(field.len()).unwrap().to_be_bytes());
-        signed.extend_from_slice(field);
-    }
-    signed.push(1);
-    for field in [&b"ssh-ed25519"[..], &blob] {
-        signed.extend_from_slice(&u32::try_from(field.len()).unwrap().to_be_bytes());
-        signed.extend_from_slice(field);
-    }
+    twine_conch::wire::Writer::new(&mut signed)
+        .write_string(&HASH)
+        .write_u8(50)
+        .write_string(b"alice")
+        .write_string(b"ssh-connection")
+        .write_string(b"publickey")
+        .write_bool(true)
+        .write_string(b"ssh-ed25519")
+        .write_string(&blob);
     let signature = HostKeySigner::sign(&key, SignatureAlgorithm::Ed25519, &signed).unwrap();
     let proof = Request::AuthenticatePublicKey {
         connection,
