@@ -61,11 +61,11 @@ pub fn enter_empty_chroot(dir: &Path) -> io::Result<()> {
 }
 
 /// Sets every uid to `uid` and every gid to `gid`, with `gid` as the only group, then checks
-/// that root cannot be regained. Refuses `uid` 0.
+/// that root cannot be regained. Refuses uid 0 and gid 0.
 pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
-    if uid == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to drop to uid 0"));
+    if uid == 0 || gid == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to drop to root's ids"));
     }
     let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
     if Uid::effective().is_root() {
@@ -299,6 +299,23 @@ mod tests {
         let mut got = String::new();
         reader.read_to_string(&mut got).unwrap();
         assert_eq!(got, "through the socket");
+    }
+
+    #[test]
+    fn dropping_to_root_s_user_or_group_is_refused_before_anything_changes() {
+        for (uid, gid) in [(0, 65534), (65534, 0)] {
+            let err = drop_privileges(uid, gid).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+
+    #[test]
+    fn a_chroot_into_a_directory_that_is_not_empty_is_refused() {
+        let dir = std::env::temp_dir().join(format!("twine-sandbox-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("planted")).unwrap();
+        let result = enter_empty_chroot(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(result.is_err());
     }
 
     #[test]
