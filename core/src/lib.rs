@@ -102,6 +102,8 @@ pub mod process;
 pub mod protocol;
 pub mod reactor;
 mod sys;
+#[cfg(unix)]
+pub use sys::sandbox;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod threads;

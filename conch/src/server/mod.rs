@@ -26,6 +26,7 @@ mod account;
 pub mod auth;
 mod channel;
 mod forwarding;
+pub mod privsep;
 mod protocol;
 mod restrictions;
 pub mod session;

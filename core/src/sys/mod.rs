@@ -4,6 +4,7 @@
 //!
 //! - `fd`: non-blocking and close-on-exec flags on a descriptor, half-closing a socket.
 //! - `pty`: opening a pseudo-terminal pair, reading and setting its window size.
+//! - `sandbox` (public as `twine_core::sandbox`): confining a privilege-separated worker.
 //! - `process`: the child-side set-up between `fork` and `exec` (new session, controlling
 //!   terminal, groups and ids, descriptors), installed on a [`std::process::Command`].
 //!
@@ -13,6 +14,8 @@
 //! a sibling module with the same items.
 #![allow(unsafe_code)]
 
+#[cfg(unix)]
+pub mod sandbox;
 #[cfg(unix)]
 mod unix;
 

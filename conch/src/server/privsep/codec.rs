@@ -1,0 +1,554 @@
+//! The monitor⇄worker wire format, sans-IO.
+//!
+//! ```text
+//!  uint32  length      of everything after this field, 6 ..= the direction's maximum
+//!  byte    version     PROTOCOL_VERSION
+//!  byte    kind        a Request (1..) or a Reply (128..)
+//!  uint32  id          chosen by the worker, echoed in the reply
+//!  ...     fields      SSH encodings (RFC 4251 §5), nothing after the last field
+//! ```
+//!
+//! Lengths are checked before anything is buffered past the header, every string has its own
+//! limit, and a request carries at most [`MAX_PAM_RESPONSES`] items, so a hostile worker can
+//! make the monitor allocate at most [`MAX_REQUEST_LEN`] bytes at a time.
+
+use std::fmt;
+
+use crate::server::ConnectionId;
+use crate::wire::{InvalidMessage, Reader, Writer};
+
+/// The version byte every frame carries; a frame with another is malformed.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The longest request frame (after the length field) the monitor accepts from a worker.
+pub const MAX_REQUEST_LEN: usize = 16 * 1024;
+
+/// The longest reply frame a worker accepts from the monitor: an `authorized_keys` file is the
+/// largest thing a reply carries.
+pub const MAX_REPLY_LEN: usize = 1024 * 1024 + 1024;
+
+/// The longest `authorized_keys` file the monitor hands a worker.
+pub const MAX_AUTHORIZED_KEYS_LEN: usize = 1024 * 1024;
+
+/// The longest user name, as the kernel's and OpenSSH's limits put it.
+pub const MAX_USER_LEN: usize = 256;
+
+/// The most responses one keyboard-interactive round may carry.
+pub const MAX_PAM_RESPONSES: usize = 32;
+
+const MAX_SHORT_STRING: usize = 1024;
+const MAX_COMMAND_LEN: usize = 8 * 1024;
+const MAX_SIGN_DATA: usize = 64;
+const MAX_SIGNATURE_LEN: usize = 4096;
+const MAX_KEY_BLOB_LEN: usize = 4096;
+const MAX_PATH_LEN: usize = 4096;
+const HEADER_LEN: usize = 6;
+
+/// What a session runs, as asked by the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// The user's login shell.
+    Shell,
+    /// A command line.
+    Exec(String),
+    /// A named subsystem (`sftp`).
+    Subsystem(String),
+}
+
+/// A worker's request to the monitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A new connection was accepted; ids only ever grow.
+    ConnectionOpened {
+        /// The new connection.
+        connection: ConnectionId,
+    },
+    /// Sign a key exchange's exchange hash with the host key for `algorithm` (an SSH name).
+    SignExchangeHash {
+        /// The connection in key exchange.
+        connection: ConnectionId,
+        /// The signature algorithm's SSH name (`ssh-ed25519`).
+        algorithm: String,
+        /// The exchange hash: 20, 32, 48 or 64 bytes, never arbitrary data.
+        data: Vec<u8>,
+    },
+    /// Look up an account by name.
+    LookupUser {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user name the client sent.
+        user: String,
+    },
+    /// Read the `authorized_keys` of the user looked up on this connection.
+    ReadAuthorizedKeys {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
+    /// Start a PAM conversation for the user looked up on this connection.
+    PamStart {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
+    /// Answers to the prompts of a PAM conversation.
+    PamRespond {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// One answer per prompt.
+        responses: Vec<String>,
+    },
+    /// Check a `publickey` authentication: the monitor rebuilds the signed data from the
+    /// session id it signed, checks the key is in the user's `authorized_keys` and verifies the
+    /// signature. Success makes the user verified on this connection.
+    AuthenticatePublicKey {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+        /// The public key algorithm the client named.
+        algorithm: String,
+        /// The public key blob the client sent.
+        key_blob: Vec<u8>,
+        /// Whether the client used `publickey-hostbound-v00@openssh.com`.
+        host_bound: bool,
+        /// The signature blob the client sent.
+        signature: Vec<u8>,
+    },
+    /// The connection's user is authenticated: accepted only after the monitor verified that
+    /// user itself.
+    ConnectionAuthenticated {
+        /// The connection.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+        /// The method that succeeded (`publickey`).
+        method: String,
+    },
+    /// Start a session for the authenticated user of this connection.
+    StartSession {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// What to run.
+        kind: SessionKind,
+        /// The terminal type, when the client asked for a pty.
+        term: Option<String>,
+    },
+    /// The connection ended.
+    ConnectionClosed {
+        /// The connection.
+        connection: ConnectionId,
+    },
+}
+
+impl Request {
+    /// The connection the request is about.
+    pub fn connection(&self) -> ConnectionId {
+        match self {
+            Self::ConnectionOpened { connection }
+            | Self::SignExchangeHash { connection, .. }
+            | Self::LookupUser { connection, .. }
+            | Self::ReadAuthorizedKeys { connection, .. }
+            | Self::PamStart { connection, .. }
+            | Self::PamRespond { connection, .. }
+            | Self::AuthenticatePublicKey { connection, .. }
+            | Self::ConnectionAuthenticated { connection, .. }
+            | Self::StartSession { connection, .. }
+            | Self::ConnectionClosed { connection } => *connection,
+        }
+    }
+
+    /// The request's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ConnectionOpened { .. } => "ConnectionOpened",
+            Self::SignExchangeHash { .. } => "SignExchangeHash",
+            Self::LookupUser { .. } => "LookupUser",
+            Self::ReadAuthorizedKeys { .. } => "ReadAuthorizedKeys",
+            Self::PamStart { .. } => "PamStart",
+            Self::PamRespond { .. } => "PamRespond",
+            Self::AuthenticatePublicKey { .. } => "AuthenticatePublicKey",
+            Self::ConnectionAuthenticated { .. } => "ConnectionAuthenticated",
+            Self::StartSession { .. } => "StartSession",
+            Self::ConnectionClosed { .. } => "ConnectionClosed",
+        }
+    }
+
+    fn kind(&self) -> u8 {
+        match self {
+            Self::ConnectionOpened { .. } => 1,
+            Self::SignExchangeHash { .. } => 2,
+            Self::LookupUser { .. } => 3,
+            Self::ReadAuthorizedKeys { .. } => 4,
+            Self::PamStart { .. } => 5,
+            Self::PamRespond { .. } => 6,
+            Self::ConnectionAuthenticated { .. } => 7,
+            Self::StartSession { .. } => 8,
+            Self::ConnectionClosed { .. } => 9,
+            Self::AuthenticatePublicKey { .. } => 10,
+        }
+    }
+
+    /// The whole frame for this request, length field included.
+    pub fn encode(&self, id: u32) -> Vec<u8> {
+        frame(self.kind(), id, |w| match self {
+            Self::ConnectionOpened { connection } | Self::ConnectionClosed { connection } => {
+                w.write_u64(connection.0);
+            }
+            Self::SignExchangeHash { connection, algorithm, data } => {
+                w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(data);
+            }
+            Self::LookupUser { connection, user }
+            | Self::ReadAuthorizedKeys { connection, user }
+            | Self::PamStart { connection, user } => {
+                w.write_u64(connection.0).write_string(user.as_bytes());
+            }
+            Self::PamRespond { connection, responses } => {
+                w.write_u64(connection.0);
+                w.write_u32(u32::try_from(responses.len()).unwrap_or(u32::MAX));
+                for response in responses {
+                    w.write_string(response.as_bytes());
+                }
+            }
+            Self::AuthenticatePublicKey {
+                connection,
+                user,
+                algorithm,
+                key_blob,
+                host_bound,
+                signature,
+            } => {
+                w.write_u64(connection.0)
+                    .write_string(user.as_bytes())
+                    .write_string(algorithm.as_bytes())
+                    .write_string(key_blob)
+                    .write_bool(*host_bound)
+                    .write_string(signature);
+            }
+            Self::ConnectionAuthenticated { connection, user, method } => {
+                w.write_u64(connection.0)
+                    .write_string(user.as_bytes())
+                    .write_string(method.as_bytes());
+            }
+            Self::StartSession { connection, kind, term } => {
+                w.write_u64(connection.0);
+                match kind {
+                    SessionKind::Shell => w.write_u8(0).write_string(b""),
+                    SessionKind::Exec(command) => w.write_u8(1).write_string(command.as_bytes()),
+                    SessionKind::Subsystem(name) => w.write_u8(2).write_string(name.as_bytes()),
+                };
+                match term {
+                    None => w.write_bool(false),
+                    Some(term) => w.write_bool(true).write_string(term.as_bytes()),
+                };
+            }
+        })
+    }
+
+    /// Decodes one frame body (everything after the length field).
+    pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
+        let (kind, id, mut r) = header(body)?;
+        if !(1..=10).contains(&kind) {
+            return Err(CodecError::UnknownKind(kind));
+        }
+        let r = &mut r;
+        let connection = ConnectionId(r.read_u64()?);
+        let request = match kind {
+            1 => Self::ConnectionOpened { connection },
+            2 => Self::SignExchangeHash {
+                connection,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                data: r.read_string_limited(MAX_SIGN_DATA)?.to_vec(),
+            },
+            3 => Self::LookupUser { connection, user: text(r, MAX_USER_LEN)? },
+            4 => Self::ReadAuthorizedKeys { connection, user: text(r, MAX_USER_LEN)? },
+            5 => Self::PamStart { connection, user: text(r, MAX_USER_LEN)? },
+            6 => {
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PAM_RESPONSES {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut responses = Vec::with_capacity(count);
+                for _ in 0..count {
+                    responses.push(text(r, MAX_SHORT_STRING)?);
+                }
+                Self::PamRespond { connection, responses }
+            }
+            7 => Self::ConnectionAuthenticated {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                method: text(r, MAX_SHORT_STRING)?,
+            },
+            8 => {
+                let tag = r.read_u8()?;
+                let argument = text(r, MAX_COMMAND_LEN)?;
+                let kind = match tag {
+                    0 if argument.is_empty() => SessionKind::Shell,
+                    1 => SessionKind::Exec(argument),
+                    2 => SessionKind::Subsystem(argument),
+                    _ => return Err(CodecError::Invalid(InvalidMessage::InvalidValue)),
+                };
+                let term = match r.read_u8()? {
+                    0 => None,
+                    1 => Some(text(r, MAX_SHORT_STRING)?),
+                    _ => return Err(CodecError::Invalid(InvalidMessage::InvalidBoolean)),
+                };
+                Self::StartSession { connection, kind, term }
+            }
+            9 => Self::ConnectionClosed { connection },
+            10 => Self::AuthenticatePublicKey {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                key_blob: r.read_string_limited(MAX_KEY_BLOB_LEN)?.to_vec(),
+                host_bound: flag(r)?,
+                signature: r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec(),
+            },
+            other => return Err(CodecError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok((id, request))
+    }
+}
+
+/// An account, as the monitor found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The login name.
+    pub name: String,
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+    /// The home directory.
+    pub home: String,
+    /// The login shell.
+    pub shell: String,
+}
+
+/// The monitor's answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The request was taken into account; nothing to return.
+    Done,
+    /// A signature blob (`string algorithm || string signature`).
+    Signature(Vec<u8>),
+    /// The account, or `None` when there is no such user.
+    User(Option<UserRecord>),
+    /// The user's `authorized_keys`, or `None` when it is missing or unreadable.
+    AuthorizedKeys(Option<Vec<u8>>),
+    /// A session was started; its id names it in later messages. `fds` descriptors (the pty
+    /// master, or stdin, stdout and stderr pipes) come with the reply (`SCM_RIGHTS`).
+    SessionStarted {
+        /// The session's id.
+        session: u64,
+        /// How many descriptors are attached.
+        fds: u8,
+    },
+    /// The monitor does not do this (yet): the worker should act as if the method were off.
+    Unsupported(String),
+    /// A legal request that failed (a signing error, a session that could not start).
+    Failed(String),
+}
+
+impl Reply {
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Done => 128,
+            Self::Signature(_) => 129,
+            Self::User(_) => 130,
+            Self::AuthorizedKeys(_) => 131,
+            Self::SessionStarted { .. } => 132,
+            Self::Unsupported(_) => 133,
+            Self::Failed(_) => 134,
+        }
+    }
+
+    /// The whole frame for this reply, length field included.
+    pub fn encode(&self, id: u32) -> Vec<u8> {
+        frame(self.kind(), id, |w| match self {
+            Self::Done => {}
+            Self::Signature(blob) => {
+                w.write_string(blob);
+            }
+            Self::User(None) | Self::AuthorizedKeys(None) => {
+                w.write_bool(false);
+            }
+            Self::User(Some(user)) => {
+                w.write_bool(true)
+                    .write_string(user.name.as_bytes())
+                    .write_u32(user.uid)
+                    .write_u32(user.gid)
+                    .write_string(user.home.as_bytes())
+                    .write_string(user.shell.as_bytes());
+            }
+            Self::AuthorizedKeys(Some(contents)) => {
+                w.write_bool(true).write_string(contents);
+            }
+            Self::SessionStarted { session, fds } => {
+                w.write_u64(*session).write_u8(*fds);
+            }
+            Self::Unsupported(what) | Self::Failed(what) => {
+                w.write_string(what.as_bytes());
+            }
+        })
+    }
+
+    /// Decodes one frame body (everything after the length field).
+    pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
+        let (kind, id, mut r) = header(body)?;
+        let r = &mut r;
+        let reply = match kind {
+            128 => Self::Done,
+            129 => Self::Signature(r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec()),
+            130 => Self::User(if flag(r)? {
+                Some(UserRecord {
+                    name: text(r, MAX_USER_LEN)?,
+                    uid: r.read_u32()?,
+                    gid: r.read_u32()?,
+                    home: text(r, MAX_PATH_LEN)?,
+                    shell: text(r, MAX_PATH_LEN)?,
+                })
+            } else {
+                None
+            }),
+            131 => Self::AuthorizedKeys(if flag(r)? {
+                Some(r.read_string_limited(MAX_AUTHORIZED_KEYS_LEN)?.to_vec())
+            } else {
+                None
+            }),
+            132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
+            133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
+            134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
+            other => return Err(CodecError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok((id, reply))
+    }
+}
+
+/// Why a frame could not be decoded. From a worker, every one of these is a protocol violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodecError {
+    /// The length field was below the header's size or above the direction's maximum.
+    BadLength(usize),
+    /// The version byte was not [`PROTOCOL_VERSION`].
+    BadVersion(u8),
+    /// The kind byte names no message of this direction.
+    UnknownKind(u8),
+    /// A list claimed more items than allowed.
+    TooManyItems,
+    /// A field was truncated, over its limit, not UTF-8, or followed by trailing bytes.
+    Invalid(InvalidMessage),
+}
+
+impl From<InvalidMessage> for CodecError {
+    fn from(e: InvalidMessage) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadLength(n) => write!(f, "frame length {n} out of bounds"),
+            Self::BadVersion(v) => write!(f, "protocol version {v}, expected {PROTOCOL_VERSION}"),
+            Self::UnknownKind(k) => write!(f, "unknown message kind {k}"),
+            Self::TooManyItems => f.write_str("too many items in a list"),
+            Self::Invalid(e) => write!(f, "malformed field: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+/// Splits a byte stream into frame bodies, holding at most one frame's bytes.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max: usize,
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    /// A decoder for frames whose length field is at most `max`.
+    pub fn new(max: usize) -> Self {
+        Self { max, buf: Vec::new() }
+    }
+
+    /// A decoder for what the monitor reads from a worker.
+    pub fn requests() -> Self {
+        Self::new(MAX_REQUEST_LEN)
+    }
+
+    /// A decoder for what a worker reads from the monitor.
+    pub fn replies() -> Self {
+        Self::new(MAX_REPLY_LEN)
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Whether bytes of an unfinished frame are buffered.
+    pub fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// The next complete frame body, `Ok(None)` until one is complete. A bad length field is
+    /// an error as soon as its four bytes are in, before the body is buffered.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, CodecError> {
+        let Some(len_bytes) = self.buf.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = usize::try_from(u32::from_be_bytes(*len_bytes)).unwrap_or(usize::MAX);
+        if !(HEADER_LEN..=self.max).contains(&len) {
+            return Err(CodecError::BadLength(len));
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(4 + len);
+        let mut frame = std::mem::replace(&mut self.buf, rest);
+        frame.drain(..4);
+        Ok(Some(frame))
+    }
+}
+
+fn frame(kind: u8, id: u32, body: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out);
+    w.write_prefixed(|w| {
+        w.write_u8(PROTOCOL_VERSION).write_u8(kind).write_u32(id);
+        body(w);
+    });
+    out
+}
+
+fn header(body: &[u8]) -> Result<(u8, u32, Reader<'_>), CodecError> {
+    let mut r = Reader::new(body);
+    let version = r.read_u8()?;
+    if version != PROTOCOL_VERSION {
+        return Err(CodecError::BadVersion(version));
+    }
+    let kind = r.read_u8()?;
+    let id = r.read_u32()?;
+    Ok((kind, id, r))
+}
+
+fn text(r: &mut Reader<'_>, limit: usize) -> Result<String, CodecError> {
+    let bytes = r.read_string_limited(limit)?;
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidUtf8))
+}
+
+fn flag(r: &mut Reader<'_>) -> Result<bool, CodecError> {
+    match r.read_u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(CodecError::Invalid(InvalidMessage::InvalidBoolean)),
+    }
+}

@@ -1,0 +1,440 @@
+//! The monitor's side: which request is allowed when, per connection, and how many.
+//!
+//! ```text
+//!            ConnectionOpened
+//!                  │
+//!                  ▼
+//!   ┌──────────  PreAuth  ── SignExchangeHash (once: the initial key exchange)
+//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond,
+//!   │              │        AuthenticatePublicKey
+//!   │  ConnectionAuthenticated (the user looked up on this connection)
+//!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
+//!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
+//!   │              ▼
+//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded)
+//!   │              │
+//!   └─────► ConnectionClosed ──► forgotten; its id is never accepted again
+//! ```
+//!
+//! Anything else — a request for a connection that was never opened, a session before
+//! authentication, a second pre-auth signature, data to sign that is not an exchange hash, a
+//! user other than the one looked up, too many requests of a kind — is a [`Violation`]. The
+//! monitor answers a violation by killing the worker (every connection it served is lost);
+//! nothing a worker sends can make the monitor panic or allocate without bound.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::fd::OwnedFd;
+
+use crate::crypto::CryptoError;
+use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
+use crate::server::ConnectionId;
+
+use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord};
+
+/// How many requests of each kind one connection may make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections one worker may have open at once.
+    pub max_connections: usize,
+    /// User look-ups before authentication (OpenSSH: a user may not change; a client retrying
+    /// gets a few).
+    pub max_lookups: u32,
+    /// `authorized_keys` reads and public key checks before authentication (one per offered
+    /// key).
+    pub max_key_reads: u32,
+    /// PAM starts and responses before authentication.
+    pub max_pam: u32,
+    /// Signatures after authentication (one per rekey).
+    pub max_rekey_signatures: u32,
+    /// Sessions per connection (`MaxSessions`).
+    pub max_sessions: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 65_536,
+            max_lookups: 10,
+            max_key_reads: 64,
+            max_pam: 64,
+            max_rekey_signatures: 1024,
+            max_sessions: 10,
+        }
+    }
+}
+
+/// What the monitor does with privilege: the only code that touches host keys, the account
+/// database and users' files. Implemented for the real system by [`SystemBackend`](super::SystemBackend),
+/// and by fakes in tests.
+pub trait MonitorBackend {
+    /// Signs an exchange hash with the host key for `algorithm`; `UnsupportedAlgorithm` when
+    /// the monitor holds no such key.
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// The public half of the host key that signs with `algorithm`.
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey>;
+    /// The account named `name`, if any.
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord>;
+    /// The user's `authorized_keys` contents, if readable.
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>>;
+    /// Starts a session for an authenticated user (as that user: groups, ids, a pty it owns),
+    /// returning its id and the descriptors the worker relays it through.
+    fn start_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        kind: &SessionKind,
+        term: Option<&str>,
+    ) -> Result<StartedSession, String>;
+}
+
+/// A session the monitor started: its id, and the descriptors handed to the worker.
+#[derive(Debug)]
+pub struct StartedSession {
+    /// The session's id.
+    pub id: u64,
+    /// The pty master, or the stdin, stdout and stderr pipes (at most
+    /// `twine_core::sandbox::MAX_PASSED_FDS`).
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Where a connection is, as far as the monitor knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Key exchange and user authentication.
+    PreAuth,
+    /// The named user logged in.
+    Authenticated,
+}
+
+#[derive(Debug)]
+struct Connection {
+    phase: Phase,
+    user: Option<UserRecord>,
+    /// The first exchange hash signed: the session identifier.
+    session_id: Option<Vec<u8>>,
+    /// The host key of the first key exchange, for host-bound public key authentication.
+    host_key: Option<PublicKey>,
+    /// The user whose public key the monitor verified.
+    verified: Option<String>,
+    signatures: u32,
+    lookups: u32,
+    key_reads: u32,
+    pam: u32,
+    sessions: u32,
+}
+
+/// A request the monitor refuses to serve; the worker that sent it is killed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// The bytes were not a well-formed request.
+    Malformed(CodecError),
+    /// The request names a connection that is not open.
+    UnknownConnection(ConnectionId),
+    /// `ConnectionOpened` for an id not above every id opened before.
+    ReusedConnection(ConnectionId),
+    /// More connections open than [`Limits::max_connections`].
+    TooManyConnections,
+    /// A request not allowed in the connection's phase.
+    OutOfState {
+        /// The request's name.
+        request: &'static str,
+        /// The phase the connection was in.
+        phase: Phase,
+    },
+    /// More requests of one kind than the limits allow.
+    RateLimited(&'static str),
+    /// Data to sign that is not an exchange hash (20, 32, 48 or 64 bytes).
+    NotAnExchangeHash(usize),
+    /// A signature algorithm the monitor does not know or holds no key for.
+    UnknownAlgorithm(String),
+    /// A user other than the one looked up on this connection, or none was found.
+    UserMismatch,
+    /// `ConnectionAuthenticated` for a user the monitor did not verify.
+    Unverified,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed request: {e}"),
+            Self::UnknownConnection(c) => {
+                write!(f, "request for connection {c}, which is not open")
+            }
+            Self::ReusedConnection(c) => write!(f, "connection id {c} reused"),
+            Self::TooManyConnections => f.write_str("too many open connections"),
+            Self::OutOfState { request, phase } => write!(f, "{request} not allowed in {phase:?}"),
+            Self::RateLimited(request) => write!(f, "too many {request} requests"),
+            Self::NotAnExchangeHash(n) => write!(f, "{n} bytes to sign are not an exchange hash"),
+            Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
+            Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
+            Self::Unverified => f.write_str("authentication the monitor did not verify"),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+impl From<CodecError> for Violation {
+    fn from(e: CodecError) -> Self {
+        Self::Malformed(e)
+    }
+}
+
+/// The monitor's state for one worker: its connections and their phases.
+#[derive(Debug)]
+pub struct Monitor<B> {
+    backend: B,
+    limits: Limits,
+    connections: BTreeMap<ConnectionId, Connection>,
+    highest_opened: Option<ConnectionId>,
+    decoder: FrameDecoder,
+    fds: Vec<OwnedFd>,
+}
+
+impl<B: MonitorBackend> Monitor<B> {
+    /// A monitor serving one worker through `backend`.
+    pub fn new(backend: B, limits: Limits) -> Self {
+        Self {
+            backend,
+            limits,
+            connections: BTreeMap::new(),
+            highest_opened: None,
+            decoder: FrameDecoder::requests(),
+            fds: Vec::new(),
+        }
+    }
+
+    /// The backend, to inspect it.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, to change it.
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// The phase of `connection`, if it is open.
+    pub fn phase(&self, connection: ConnectionId) -> Option<&Phase> {
+        self.connections.get(&connection).map(|c| &c.phase)
+    }
+
+    /// Feeds bytes read from the worker, returning the encoded replies to write back. After an
+    /// error, the worker must be killed and this monitor dropped.
+    pub fn received(&mut self, bytes: &[u8]) -> Result<Vec<u8>, Violation> {
+        self.decoder.extend(bytes);
+        let mut out = Vec::new();
+        while let Some(body) = self.decoder.next_frame()? {
+            let (id, request) = Request::decode(&body)?;
+            out.extend(self.handle(request)?.encode(id));
+        }
+        Ok(out)
+    }
+
+    /// The descriptors to attach to the replies [`received`](Self::received) just returned
+    /// (a started session's). Dropped, they are closed.
+    pub fn take_fds(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.fds)
+    }
+
+    /// Whether the worker stopped in the middle of a request.
+    pub fn has_partial_request(&self) -> bool {
+        self.decoder.has_partial()
+    }
+
+    /// Serves one decoded request.
+    pub fn handle(&mut self, request: Request) -> Result<Reply, Violation> {
+        let name = request.name();
+        if let Request::ConnectionOpened { connection } = request {
+            if self.highest_opened.is_some_and(|h| connection <= h) {
+                return Err(Violation::ReusedConnection(connection));
+            }
+            if self.connections.len() >= self.limits.max_connections {
+                return Err(Violation::TooManyConnections);
+            }
+            self.highest_opened = Some(connection);
+            self.connections.insert(
+                connection,
+                Connection {
+                    phase: Phase::PreAuth,
+                    user: None,
+                    session_id: None,
+                    host_key: None,
+                    verified: None,
+                    signatures: 0,
+                    lookups: 0,
+                    key_reads: 0,
+                    pam: 0,
+                    sessions: 0,
+                },
+            );
+            return Ok(Reply::Done);
+        }
+        let id = request.connection();
+        let limits = &self.limits;
+        let conn = self.connections.get_mut(&id).ok_or(Violation::UnknownConnection(id))?;
+        let out_of_state =
+            |phase: &Phase| Violation::OutOfState { request: name, phase: phase.clone() };
+        match request {
+            Request::ConnectionOpened { .. } => Ok(Reply::Done),
+            Request::ConnectionClosed { connection } => {
+                self.connections.remove(&connection);
+                Ok(Reply::Done)
+            }
+            Request::SignExchangeHash { algorithm, data, .. } => {
+                let allowed = match conn.phase {
+                    Phase::PreAuth => 1,
+                    Phase::Authenticated => limits.max_rekey_signatures,
+                };
+                bump(&mut conn.signatures, allowed, name)?;
+                if ![20, 32, 48, 64].contains(&data.len()) {
+                    return Err(Violation::NotAnExchangeHash(data.len()));
+                }
+                let algorithm = SignatureAlgorithm::from_name(&algorithm)
+                    .ok_or(Violation::UnknownAlgorithm(algorithm))?;
+                match self.backend.sign(algorithm, &data) {
+                    Ok(signature) => {
+                        if conn.session_id.is_none() {
+                            conn.session_id = Some(data);
+                            conn.host_key = self.backend.host_public_key(algorithm);
+                        }
+                        Ok(Reply::Signature(signature))
+                    }
+                    Err(CryptoError::UnsupportedAlgorithm) => {
+                        Err(Violation::UnknownAlgorithm(algorithm.name().to_owned()))
+                    }
+                    Err(e) => Ok(Reply::Failed(e.to_string())),
+                }
+            }
+            Request::LookupUser { user, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.lookups, limits.max_lookups, name)?;
+                let found = self.backend.lookup_user(&user);
+                if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
+                    conn.verified = None;
+                }
+                conn.user.clone_from(&found);
+                Ok(Reply::User(found))
+            }
+            Request::ReadAuthorizedKeys { user, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                let record = looked_up(conn, &user)?;
+                Ok(Reply::AuthorizedKeys(self.backend.read_authorized_keys(record)))
+            }
+            Request::PamStart { ref user, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.pam, limits.max_pam, name)?;
+                looked_up(conn, user)?;
+                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+            }
+            Request::PamRespond { .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.pam, limits.max_pam, name)?;
+                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+            }
+            Request::AuthenticatePublicKey {
+                user,
+                algorithm,
+                key_blob,
+                host_bound,
+                signature,
+                ..
+            } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                let record = looked_up(conn, &user)?;
+                let session_id = conn
+                    .session_id
+                    .as_deref()
+                    .ok_or(Violation::OutOfState { request: name, phase: Phase::PreAuth })?;
+                let host_key = match (host_bound, &conn.host_key) {
+                    (false, _) => None,
+                    (true, Some(key)) => Some(key.to_blob()),
+                    (true, None) => return Ok(Reply::Failed("no host key to bind to".to_owned())),
+                };
+                let Some(sig_algorithm) = SignatureAlgorithm::from_name(&algorithm) else {
+                    return Ok(Reply::Failed("unknown public key algorithm".to_owned()));
+                };
+                let Ok(key) = PublicKey::from_blob(&key_blob) else {
+                    return Ok(Reply::Failed("malformed public key".to_owned()));
+                };
+                let listed = self.backend.read_authorized_keys(record).is_some_and(|text| {
+                    AuthorizedKeys::parse(&String::from_utf8_lossy(&text))
+                        .find(&key)
+                        .next()
+                        .is_some()
+                });
+                if !listed {
+                    return Ok(Reply::Failed("key not authorized".to_owned()));
+                }
+                let signed = crate::userauth::signed_data(
+                    session_id,
+                    &user,
+                    "ssh-connection",
+                    &algorithm,
+                    &key_blob,
+                    host_key.as_deref(),
+                );
+                if key.verify(sig_algorithm, &signed, &signature).is_err() {
+                    return Ok(Reply::Failed("signature does not verify".to_owned()));
+                }
+                conn.verified = Some(user);
+                Ok(Reply::Done)
+            }
+            Request::ConnectionAuthenticated { user, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                looked_up(conn, &user)?;
+                if conn.verified.as_deref() != Some(user.as_str()) {
+                    return Err(Violation::Unverified);
+                }
+                conn.phase = Phase::Authenticated;
+                Ok(Reply::Done)
+            }
+            Request::StartSession { connection, kind, term } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.sessions, limits.max_sessions, name)?;
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                match self.backend.start_session(connection, user, &kind, term.as_deref()) {
+                    Ok(started) => {
+                        let max = twine_core::sandbox::MAX_PASSED_FDS;
+                        if started.fds.len() > max {
+                            return Ok(Reply::Failed(format!("more than {max} descriptors")));
+                        }
+                        let fds = u8::try_from(started.fds.len()).unwrap_or(u8::MAX);
+                        self.fds.extend(started.fds);
+                        Ok(Reply::SessionStarted { session: started.id, fds })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+        }
+    }
+}
+
+fn bump(count: &mut u32, limit: u32, name: &'static str) -> Result<(), Violation> {
+    if *count >= limit {
+        return Err(Violation::RateLimited(name));
+    }
+    *count += 1;
+    Ok(())
+}
+
+fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {
+    conn.user.as_ref().filter(|u| u.name == user).ok_or(Violation::UserMismatch)
+}

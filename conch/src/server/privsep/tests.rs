@@ -1,0 +1,706 @@
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::crypto::CryptoError;
+use crate::keys::{HostKeySigner, PrivateKey, PublicKey, SignatureAlgorithm};
+use crate::server::ConnectionId;
+
+const C1: ConnectionId = ConnectionId(1);
+const HASH: [u8; 32] = [7; 32];
+
+fn host_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[42; 32]).unwrap()
+}
+
+fn client_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[1; 32]).unwrap()
+}
+
+/// A `publickey` proof by `key` for `user` over `session_id`, as a client would sign it.
+fn proof(key: &PrivateKey, user: &str, session_id: &[u8], host_key: Option<&[u8]>) -> Request {
+    let blob = key.public_key().to_blob();
+    let data = crate::userauth::signed_data(
+        session_id,
+        user,
+        "ssh-connection",
+        "ssh-ed25519",
+        &blob,
+        host_key,
+    );
+    Request::AuthenticatePublicKey {
+        connection: C1,
+        user: user.into(),
+        algorithm: "ssh-ed25519".into(),
+        key_blob: blob,
+        host_bound: host_key.is_some(),
+        signature: HostKeySigner::sign(key, SignatureAlgorithm::Ed25519, &data).unwrap(),
+    }
+}
+
+fn alice_proof() -> Request {
+    proof(&client_key(), "alice", &HASH, None)
+}
+
+#[derive(Debug)]
+struct Fake {
+    key: PrivateKey,
+    sessions_started: u32,
+    /// Handed to the worker with the next session started.
+    session_output: Option<std::os::fd::OwnedFd>,
+}
+
+impl MonitorBackend for Fake {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if !self.key.public_key().supports(algorithm) {
+            return Err(CryptoError::UnsupportedAlgorithm);
+        }
+        HostKeySigner::sign(&self.key, algorithm, data)
+    }
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        let key = self.key.public_key();
+        key.supports(algorithm).then(|| key.clone())
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        (name == "alice" || name == "bob").then(|| user(name))
+    }
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        let line = client_key().public_key().to_openssh();
+        Some(format!("# keys of {}\n{line} {}@laptop\n", user.name, user.name).into_bytes())
+    }
+    fn start_session(
+        &mut self,
+        _: ConnectionId,
+        _: &UserRecord,
+        _: &SessionKind,
+        _: Option<&str>,
+    ) -> Result<StartedSession, String> {
+        self.sessions_started += 1;
+        let fds = match self.session_output.take() {
+            Some(fd) => vec![fd],
+            None => Vec::new(),
+        };
+        Ok(StartedSession { id: u64::from(self.sessions_started), fds })
+    }
+}
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        name: name.to_owned(),
+        uid: 1000,
+        gid: 1000,
+        home: format!("/home/{name}"),
+        shell: "/bin/sh".to_owned(),
+    }
+}
+
+fn monitor() -> Monitor<Fake> {
+    Monitor::new(
+        Fake { key: host_key(), sessions_started: 0, session_output: None },
+        Limits::default(),
+    )
+}
+
+fn sign(connection: ConnectionId) -> Request {
+    Request::SignExchangeHash { connection, algorithm: "ssh-ed25519".into(), data: HASH.to_vec() }
+}
+
+fn lookup(name: &str) -> Request {
+    Request::LookupUser { connection: C1, user: name.into() }
+}
+
+fn authenticated(name: &str) -> Request {
+    Request::ConnectionAuthenticated {
+        connection: C1,
+        user: name.into(),
+        method: "publickey".into(),
+    }
+}
+
+fn shell() -> Request {
+    Request::StartSession { connection: C1, kind: SessionKind::Shell, term: Some("xterm".into()) }
+}
+
+fn every_request() -> Vec<Request> {
+    vec![
+        Request::ConnectionOpened { connection: C1 },
+        sign(C1),
+        lookup("alice"),
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        Request::PamStart { connection: C1, user: "alice".into() },
+        Request::PamRespond { connection: C1, responses: vec!["secret".into(), String::new()] },
+        alice_proof(),
+        authenticated("alice"),
+        shell(),
+        Request::StartSession {
+            connection: C1,
+            kind: SessionKind::Exec("ls -l".into()),
+            term: None,
+        },
+        Request::StartSession {
+            connection: C1,
+            kind: SessionKind::Subsystem("sftp".into()),
+            term: None,
+        },
+        Request::ConnectionClosed { connection: C1 },
+    ]
+}
+
+fn every_reply() -> Vec<Reply> {
+    vec![
+        Reply::Done,
+        Reply::Signature(vec![1, 2, 3]),
+        Reply::User(None),
+        Reply::User(Some(user("alice"))),
+        Reply::AuthorizedKeys(None),
+        Reply::AuthorizedKeys(Some(b"ssh-ed25519 AAAA\n".to_vec())),
+        Reply::SessionStarted { session: 9, fds: 2 },
+        Reply::Unsupported("pam".into()),
+        Reply::Failed("no".into()),
+    ]
+}
+
+type Decode<T> = fn(&[u8]) -> Result<(u32, T), CodecError>;
+
+fn decode_all<T>(
+    bytes: &[u8],
+    mut decoder: FrameDecoder,
+    chunk: usize,
+    decode: Decode<T>,
+) -> Vec<(u32, T)> {
+    let mut out = Vec::new();
+    for piece in bytes.chunks(chunk) {
+        decoder.extend(piece);
+        while let Some(body) = decoder.next_frame().unwrap() {
+            out.push(decode(&body).unwrap());
+        }
+    }
+    assert!(!decoder.has_partial());
+    out
+}
+
+#[test]
+fn every_request_decodes_to_itself_fed_whole_and_one_byte_at_a_time() {
+    let requests = every_request();
+    let mut stream = Vec::new();
+    for (id, r) in requests.iter().enumerate() {
+        stream.extend(r.encode(u32::try_from(id).unwrap()));
+    }
+    for chunk in [stream.len(), 1] {
+        let decoded = decode_all(&stream, FrameDecoder::requests(), chunk, Request::decode);
+        let expected: Vec<_> = requests
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, r)| (u32::try_from(i).unwrap(), r))
+            .collect();
+        assert_eq!(decoded, expected);
+    }
+}
+
+#[test]
+fn every_reply_decodes_to_itself_fed_whole_and_one_byte_at_a_time() {
+    let replies = every_reply();
+    let stream: Vec<u8> = replies.iter().flat_map(|r| r.encode(5)).collect();
+    for chunk in [stream.len(), 1] {
+        let decoded = decode_all(&stream, FrameDecoder::replies(), chunk, Reply::decode);
+        assert_eq!(decoded, replies.iter().cloned().map(|r| (5, r)).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_length_over_the_limit_is_refused_as_soon_as_its_four_bytes_arrive() {
+    let mut decoder = FrameDecoder::requests();
+    let len = u32::try_from(MAX_REQUEST_LEN + 1).unwrap().to_be_bytes();
+    for byte in &len[..3] {
+        decoder.extend(&[*byte]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+    }
+    decoder.extend(&len[3..]);
+    assert_eq!(decoder.next_frame(), Err(CodecError::BadLength(MAX_REQUEST_LEN + 1)));
+}
+
+#[test]
+fn a_length_shorter_than_the_header_is_refused() {
+    let mut decoder = FrameDecoder::requests();
+    decoder.extend(&[0, 0, 0, 5, 1, 1, 0, 0, 0]);
+    assert_eq!(decoder.next_frame(), Err(CodecError::BadLength(5)));
+}
+
+#[test]
+fn another_protocol_version_is_malformed() {
+    let mut frame = Request::ConnectionOpened { connection: C1 }.encode(1);
+    frame[4] = 2;
+    assert_eq!(Request::decode(&frame[4..]), Err(CodecError::BadVersion(2)));
+}
+
+#[test]
+fn a_reply_kind_sent_as_a_request_is_malformed() {
+    let frame = Reply::Done.encode(1);
+    assert_eq!(Request::decode(&frame[4..]), Err(CodecError::UnknownKind(128)));
+}
+
+#[test]
+fn trailing_bytes_after_the_last_field_are_malformed() {
+    let mut frame = Request::ConnectionClosed { connection: C1 }.encode(1);
+    frame.push(0);
+    frame[3] += 1;
+    assert!(matches!(Request::decode(&frame[4..]), Err(CodecError::Invalid(_))));
+}
+
+#[test]
+fn a_pam_response_count_over_the_limit_is_refused_before_reading_the_responses() {
+    let mut frame = Request::PamRespond { connection: C1, responses: vec![] }.encode(1);
+    let count = frame.len() - 4;
+    frame[count..].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(Request::decode(&frame[4..]), Err(CodecError::TooManyItems));
+}
+
+#[test]
+fn a_user_name_over_the_limit_is_malformed() {
+    let frame = lookup(&"a".repeat(MAX_USER_LEN + 1)).encode(1);
+    assert!(matches!(Request::decode(&frame[4..]), Err(CodecError::Invalid(_))));
+}
+
+/// Runs `requests` through a fresh monitor as one byte stream fed `chunk` bytes at a time;
+/// returns the decoded replies, or the violation.
+fn run(requests: &[Request], chunk: usize) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
+    let mut m = monitor();
+    let stream: Vec<u8> = requests.iter().flat_map(|r| r.encode(3)).collect();
+    let mut out = Vec::new();
+    for piece in stream.chunks(chunk) {
+        match m.received(piece) {
+            Ok(bytes) => out.extend(bytes),
+            Err(v) => return (m, Err(v)),
+        }
+    }
+    let replies = decode_all(&out, FrameDecoder::replies(), out.len().max(1), Reply::decode);
+    (m, Ok(replies.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// The same, fed whole and one byte at a time, which must agree.
+fn both_ways(requests: &[Request]) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
+    let (_, byte_by_byte) = run(requests, 1);
+    let (m, whole) = run(requests, usize::MAX);
+    assert_eq!(byte_by_byte, whole);
+    (m, whole)
+}
+
+fn opened() -> Request {
+    Request::ConnectionOpened { connection: C1 }
+}
+
+#[test]
+fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
+    let (m, replies) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        alice_proof(),
+        authenticated("alice"),
+        shell(),
+        sign(C1),
+        Request::ConnectionClosed { connection: C1 },
+    ]);
+    let replies = replies.unwrap();
+    assert_eq!(replies.len(), 9);
+    let Reply::Signature(blob) = &replies[1] else { panic!("{:?}", replies[1]) };
+    host_key().public_key().verify(SignatureAlgorithm::Ed25519, &HASH, blob).unwrap();
+    assert_eq!(replies[2], Reply::User(Some(user("alice"))));
+    let Reply::AuthorizedKeys(Some(keys)) = &replies[3] else { panic!("{:?}", replies[3]) };
+    assert!(keys.starts_with(b"# keys of alice\nssh-ed25519 "));
+    assert_eq!(replies[4], Reply::Done);
+    assert_eq!(replies[6], Reply::SessionStarted { session: 1, fds: 0 });
+    assert!(matches!(replies[7], Reply::Signature(_)));
+    assert_eq!(m.phase(C1), None);
+}
+
+#[test]
+fn a_session_for_an_unauthenticated_connection_is_a_violation_and_starts_nothing() {
+    let (m, result) = both_ways(&[opened(), sign(C1), lookup("alice"), shell()]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth })
+    );
+    assert_eq!(m.backend().sessions_started, 0);
+}
+
+#[test]
+fn a_request_for_a_connection_never_opened_is_a_violation() {
+    let (_, result) = both_ways(&[sign(C1)]);
+    assert_eq!(result, Err(Violation::UnknownConnection(C1)));
+}
+
+#[test]
+fn a_closed_connection_id_cannot_be_opened_again() {
+    let closed = Request::ConnectionClosed { connection: C1 };
+    let (_, result) = both_ways(&[opened(), closed.clone(), opened()]);
+    assert_eq!(result, Err(Violation::ReusedConnection(C1)));
+    let (_, result) = both_ways(&[opened(), closed, lookup("alice")]);
+    assert_eq!(result, Err(Violation::UnknownConnection(C1)));
+}
+
+#[test]
+fn a_second_signature_before_authentication_is_a_violation() {
+    let (_, result) = both_ways(&[opened(), sign(C1), sign(C1)]);
+    assert_eq!(result, Err(Violation::RateLimited("SignExchangeHash")));
+}
+
+#[test]
+fn data_that_is_not_an_exchange_hash_is_never_signed() {
+    let request = Request::SignExchangeHash {
+        connection: C1,
+        algorithm: "ssh-ed25519".into(),
+        data: vec![0; 33],
+    };
+    let (_, result) = both_ways(&[opened(), request]);
+    assert_eq!(result, Err(Violation::NotAnExchangeHash(33)));
+}
+
+#[test]
+fn signing_with_an_algorithm_the_monitor_holds_no_key_for_is_a_violation() {
+    let request = Request::SignExchangeHash {
+        connection: C1,
+        algorithm: "rsa-sha2-512".into(),
+        data: HASH.to_vec(),
+    };
+    let (_, result) = both_ways(&[opened(), request]);
+    assert_eq!(result, Err(Violation::UnknownAlgorithm("rsa-sha2-512".into())));
+}
+
+#[test]
+fn an_unknown_user_is_answered_and_cannot_then_be_authenticated() {
+    let (_, result) = both_ways(&[opened(), lookup("mallory")]);
+    assert_eq!(result, Ok(vec![Reply::Done, Reply::User(None)]));
+    let (_, result) = both_ways(&[opened(), lookup("mallory"), authenticated("mallory")]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn authenticating_a_user_other_than_the_one_looked_up_is_a_violation() {
+    let (_, result) = both_ways(&[opened(), lookup("alice"), authenticated("bob")]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn reading_the_keys_of_a_user_not_looked_up_is_a_violation() {
+    let read = Request::ReadAuthorizedKeys { connection: C1, user: "bob".into() };
+    let (_, result) = both_ways(&[opened(), lookup("alice"), read]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn a_lookup_after_authentication_is_out_of_state() {
+    let (_, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        alice_proof(),
+        authenticated("alice"),
+        lookup("bob"),
+    ]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "LookupUser", phase: Phase::Authenticated })
+    );
+}
+
+#[test]
+fn lookups_beyond_the_limit_are_rate_limited() {
+    let mut requests = vec![opened()];
+    let limit = usize::try_from(Limits::default().max_lookups).unwrap();
+    requests.extend(std::iter::repeat_with(|| lookup("alice")).take(limit));
+    let (_, result) = both_ways(&requests);
+    assert_eq!(result.unwrap().len(), limit + 1);
+    requests.push(lookup("alice"));
+    let (_, result) = both_ways(&requests);
+    assert_eq!(result, Err(Violation::RateLimited("LookupUser")));
+}
+
+#[test]
+fn sessions_beyond_max_sessions_are_rate_limited() {
+    let mut requests =
+        vec![opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")];
+    let limit = usize::try_from(Limits::default().max_sessions).unwrap();
+    requests.extend(std::iter::repeat_with(shell).take(limit + 1));
+    let (m, result) = both_ways(&requests);
+    assert_eq!(result, Err(Violation::RateLimited("StartSession")));
+    assert_eq!(m.backend().sessions_started, u32::try_from(limit).unwrap());
+}
+
+#[test]
+fn authenticating_a_user_whose_key_the_monitor_did_not_verify_is_a_violation() {
+    let (m, result) = both_ways(&[opened(), sign(C1), lookup("alice"), authenticated("alice")]);
+    assert_eq!(result, Err(Violation::Unverified));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn a_signature_over_another_session_id_fails_and_does_not_verify_the_user() {
+    let replay = proof(&client_key(), "alice", &[8; 32], None);
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), replay.clone()]);
+    assert!(matches!(result.unwrap()[3], Reply::Failed(_)));
+    let (_, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), replay, authenticated("alice")]);
+    assert_eq!(result, Err(Violation::Unverified));
+}
+
+#[test]
+fn a_key_missing_from_authorized_keys_fails_even_with_a_good_signature() {
+    let stranger = PrivateKey::ed25519_from_seed(&[2; 32]).unwrap();
+    let attempt = proof(&stranger, "alice", &HASH, None);
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), attempt]);
+    assert_eq!(result.unwrap()[3], Reply::Failed("key not authorized".into()));
+}
+
+#[test]
+fn a_host_bound_signature_is_checked_against_the_host_key_of_the_first_exchange() {
+    let host_blob = host_key().public_key().to_blob();
+    let bound = proof(&client_key(), "alice", &HASH, Some(&host_blob));
+    let (m, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), bound, authenticated("alice")]);
+    assert_eq!(result.unwrap()[3], Reply::Done);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    let other = PrivateKey::ed25519_from_seed(&[3; 32]).unwrap().public_key().to_blob();
+    let wrong = proof(&client_key(), "alice", &HASH, Some(&other));
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), wrong]);
+    assert!(matches!(result.unwrap()[3], Reply::Failed(_)));
+}
+
+#[test]
+fn a_public_key_proof_before_any_key_exchange_is_out_of_state() {
+    let (_, result) = both_ways(&[opened(), lookup("alice"), alice_proof()]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "AuthenticatePublicKey", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn pam_is_answered_unsupported_for_the_looked_up_user() {
+    let start = Request::PamStart { connection: C1, user: "alice".into() };
+    let (_, result) = both_ways(&[opened(), lookup("alice"), start]);
+    assert!(matches!(result.unwrap()[2], Reply::Unsupported(_)));
+}
+
+#[test]
+fn a_monitor_signer_signs_through_the_monitor_and_the_signature_verifies() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        matches!(serve(&mut m, monitor_end), ServeEnd::Closed)
+    });
+    let client = Arc::new(MonitorClient::new(worker_end));
+    let public = host_key().public_key().clone();
+    let signer = MonitorSigner::new(public.clone(), Arc::clone(&client));
+    assert_eq!(signer.sign(SignatureAlgorithm::Ed25519, &HASH), Err(CryptoError::InvalidKey));
+    assert_eq!(client.call(&opened()).unwrap(), Reply::Done);
+    let blob = {
+        let _scope = SigningScope::enter(C1);
+        signer.sign(SignatureAlgorithm::Ed25519, &HASH).unwrap()
+    };
+    public.verify(SignatureAlgorithm::Ed25519, &HASH, &blob).unwrap();
+    drop(signer);
+    drop(client);
+    assert!(server.join().unwrap());
+}
+
+#[test]
+fn a_worker_breaking_the_rules_ends_serving_with_the_violation() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let client = MonitorClient::new(worker_end);
+    let server = std::thread::spawn(move || serve(&mut monitor(), monitor_end));
+    assert_eq!(client.call(&opened()).unwrap(), Reply::Done);
+    assert!(client.call(&shell()).is_err());
+    let end = server.join().unwrap();
+    assert!(matches!(
+        end,
+        ServeEnd::Violation(Violation::OutOfState { request: "StartSession", .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_monitor(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut m = monitor();
+        let _ = m.received(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_a_valid_header_never_panic_the_decoder(
+        kind in 1u8..11,
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut frame = vec![PROTOCOL_VERSION, kind, 0, 0, 0, 1];
+        frame.extend(body);
+        let _ = Request::decode(&frame);
+        let _ = Reply::decode(&frame);
+    }
+}
+
+#[test]
+fn a_started_session_s_descriptor_reaches_the_worker_with_its_reply() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let (mut output, input) = std::io::pipe().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        m.backend_mut().session_output = Some(input.into());
+        matches!(serve_unix(&mut m, &monitor_end), ServeEnd::Closed)
+    });
+    let client = MonitorClient::new(worker_end);
+    for request in [opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")] {
+        let (_, fds) = client.call_with_fds(&request).unwrap();
+        assert!(fds.is_empty());
+    }
+    let (reply, mut fds) = client.call_with_fds(&shell()).unwrap();
+    assert_eq!(reply, Reply::SessionStarted { session: 1, fds: 1 });
+    let mut pty = std::fs::File::from(fds.pop().unwrap());
+    std::io::Write::write_all(&mut pty, b"login banner").unwrap();
+    drop(pty);
+    drop(client);
+    assert!(server.join().unwrap());
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut output, &mut got).unwrap();
+    assert_eq!(got, "login banner");
+}
+
+mod penalties {
+    use super::super::{Overflow, Penalties, PenaltyConfig, PenaltyKind};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn table() -> Penalties {
+        Penalties::new(PenaltyConfig::default(), Vec::new())
+    }
+
+    #[test]
+    fn one_failed_login_is_recorded_but_does_not_refuse_the_source() {
+        let mut p = table();
+        p.penalise(ip("192.0.2.1"), PenaltyKind::AuthFail, secs(100));
+        assert_eq!(p.len(), (1, 0));
+        assert_eq!(p.check(ip("192.0.2.1"), secs(100)), Ok(()));
+    }
+
+    #[test]
+    fn failed_logins_past_the_minimum_refuse_the_source_until_the_penalty_expires() {
+        let mut p = table();
+        for _ in 0..4 {
+            p.penalise(ip("192.0.2.1"), PenaltyKind::AuthFail, secs(100));
+        }
+        assert_eq!(p.check(ip("192.0.2.1"), secs(100)), Err("penalty: failed authentication"));
+        assert_eq!(p.check(ip("192.0.2.2"), secs(100)), Ok(()));
+        assert!(p.check(ip("192.0.2.1"), secs(120)).is_err());
+        assert_eq!(p.check(ip("192.0.2.1"), secs(121)), Ok(()));
+        assert_eq!(p.len(), (0, 0));
+    }
+
+    #[test]
+    fn a_crash_refuses_the_source_at_once_for_ninety_seconds() {
+        let mut p = table();
+        p.penalise(ip("2001:db8::7"), PenaltyKind::Crash, secs(0));
+        assert_eq!(p.check(ip("2001:db8::7"), secs(0)), Err("penalty: caused crash"));
+        assert!(p.check(ip("2001:db8::7"), secs(90)).is_err());
+        assert_eq!(p.check(ip("2001:db8::7"), secs(91)), Ok(()));
+    }
+
+    #[test]
+    fn penalties_accumulate_no_further_than_the_maximum() {
+        let mut p = table();
+        for _ in 0..100 {
+            p.penalise(ip("192.0.2.9"), PenaltyKind::Crash, secs(0));
+        }
+        assert!(p.check(ip("192.0.2.9"), secs(600)).is_err());
+        assert_eq!(p.check(ip("192.0.2.9"), secs(601)), Ok(()));
+    }
+
+    #[test]
+    fn an_exempt_network_is_never_refused() {
+        let mut p = Penalties::new(PenaltyConfig::default(), vec![(ip("10.0.0.0"), 8)]);
+        p.penalise(ip("10.1.2.3"), PenaltyKind::Crash, secs(0));
+        assert_eq!(p.check(ip("10.1.2.3"), secs(0)), Ok(()));
+        assert_eq!(p.len(), (0, 0));
+    }
+
+    #[test]
+    fn sources_in_one_net_block_share_their_penalty() {
+        let config = PenaltyConfig { netblock4: 24, ..PenaltyConfig::default() };
+        let mut p = Penalties::new(config, Vec::new());
+        p.penalise(ip("198.51.100.7"), PenaltyKind::Crash, secs(0));
+        assert!(p.check(ip("198.51.100.200"), secs(1)).is_err());
+        assert_eq!(p.check(ip("198.51.101.7"), secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_table_in_deny_all_mode_refuses_every_source_of_that_family() {
+        let config = PenaltyConfig {
+            max_sources4: 2,
+            overflow4: Overflow::DenyAll,
+            ..PenaltyConfig::default()
+        };
+        let mut p = Penalties::new(config, Vec::new());
+        p.penalise(ip("192.0.2.1"), PenaltyKind::NoAuth, secs(0));
+        p.penalise(ip("192.0.2.2"), PenaltyKind::NoAuth, secs(0));
+        assert_eq!(p.check(ip("192.0.2.3"), secs(0)), Err("too many penalised addresses"));
+        assert_eq!(p.check(ip("2001:db8::1"), secs(0)), Ok(()));
+        assert_eq!(p.check(ip("192.0.2.3"), secs(2)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_table_in_permissive_mode_forgets_the_soonest_to_expire() {
+        let config = PenaltyConfig { max_sources4: 2, ..PenaltyConfig::default() };
+        let mut p = Penalties::new(config, Vec::new());
+        p.penalise(ip("192.0.2.1"), PenaltyKind::Crash, secs(0));
+        p.penalise(ip("192.0.2.2"), PenaltyKind::Crash, secs(1));
+        p.penalise(ip("192.0.2.3"), PenaltyKind::Crash, secs(2));
+        assert_eq!(p.len(), (2, 0));
+        assert_eq!(p.check(ip("192.0.2.1"), secs(3)), Ok(()));
+        assert!(p.check(ip("192.0.2.2"), secs(3)).is_err());
+        assert!(p.check(ip("192.0.2.3"), secs(3)).is_err());
+    }
+
+    #[test]
+    fn penalties_switched_off_refuse_nobody() {
+        let mut p = Penalties::new(
+            PenaltyConfig { enabled: false, ..PenaltyConfig::default() },
+            Vec::new(),
+        );
+        p.penalise(ip("192.0.2.1"), PenaltyKind::Crash, secs(0));
+        assert_eq!(p.check(ip("192.0.2.1"), secs(0)), Ok(()));
+    }
+}
+
+#[test]
+fn a_session_s_descriptor_is_closed_when_the_stream_cannot_carry_it() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let (mut output, input) = std::io::pipe().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        m.backend_mut().session_output = Some(input.into());
+        matches!(serve(&mut m, monitor_end), ServeEnd::Closed)
+    });
+    let client = MonitorClient::new(worker_end);
+    for request in [opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")] {
+        client.call(&request).unwrap();
+    }
+    assert_eq!(client.call(&shell()).unwrap(), Reply::SessionStarted { session: 1, fds: 1 });
+    // The monitor dropped the pipe's only write end: a non-blocking read sees end of file,
+    // where a leaked descriptor would make it `WouldBlock`.
+    let flags = nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&output, nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+    assert_eq!(std::io::Read::read(&mut output, &mut [0u8; 8]).unwrap(), 0);
+    drop(client);
+    assert!(server.join().unwrap());
+}
