@@ -366,3 +366,56 @@ fn batch_mode_never_asks_and_fails_with_permission_denied() {
     assert!(stderr.contains("Permission denied ("), "{stderr}");
     assert!(!stderr.contains("password:"), "{stderr}");
 }
+
+/// `-f` returns once the forwards are up; `-O check` finds the master and `-O exit` ends it.
+#[test]
+fn a_backgrounded_master_answers_check_and_exit() {
+    let Some(setup) = Setup::start() else { return };
+    let echo = echo_server(8);
+    let local = free_port();
+    let control = setup.sshd.dir.path("ctl");
+    let control = control.to_str().unwrap();
+    let spec = format!("{local}:127.0.0.1:{echo}");
+    // The background copy keeps our standard streams: wait for the status, not for them.
+    let status = setup
+        .command(&["-f", "-N", "-M", "-S", control, "-L", &spec, "server"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{}", setup.sshd.log());
+    let payload = pattern(4096);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    assert_eq!(exchange(stream, &payload), payload);
+    let check = setup.run(&["-S", control, "-O", "check", "server"]);
+    setup.check(&check);
+    assert!(String::from_utf8_lossy(&check.stderr).contains("Master running"));
+    let exit = setup.run(&["-S", control, "-O", "exit", "server"]);
+    setup.check(&exit);
+    let mut closed = false;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(closed, "the master still listens after -O exit");
+    let again = setup.run(&["-S", control, "-O", "check", "server"]);
+    assert_eq!(again.status.code(), Some(255));
+}
+
+/// With ExitOnForwardFailure, a local port already taken ends the connection with 255.
+#[test]
+fn exit_on_forward_failure_ends_the_connection() {
+    let Some(setup) = Setup::start() else { return };
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = format!("127.0.0.1:{port}:127.0.0.1:22");
+    let output = setup.run(&["-o", "ExitOnForwardFailure=yes", "-L", &spec, "server", "echo ran"]);
+    assert_eq!(output.status.code(), Some(255));
+    assert!(output.stdout.is_empty());
+    let output = setup.run(&["-L", &spec, "server", "echo ran"]);
+    setup.check(&output);
+    assert_eq!(output.stdout, b"ran\n");
+}

@@ -45,12 +45,18 @@ pub(crate) struct Cli {
     pub(crate) remote: Vec<Forward>,
     /// `-W host:port`.
     pub(crate) stdio_forward: Option<(String, u16)>,
+    /// `-W` also means `ExitOnForwardFailure yes` and `ClearAllForwardings yes`, unless the
+    /// command line says otherwise (added after every other option).
+    pub(crate) stdio_forward_flags: bool,
     /// `-O ctl_cmd`.
     pub(crate) control_command: Option<String>,
     /// The destination's host, and the user and port it named.
     pub(crate) host: String,
     pub(crate) user: Option<String>,
     pub(crate) port: Option<u16>,
+    /// How many configuration lines came before the destination: its user goes after them
+    /// (the first value wins, so `-l` before `user@host` beats it, and after it loses).
+    pub(crate) destination_position: usize,
     /// The command words.
     pub(crate) command: Vec<String>,
     /// `-V`.
@@ -86,6 +92,7 @@ impl Cli {
             return Err(Refused(None));
         };
         cli.destination(&destination)?;
+        cli.destination_position = cli.options.len();
         rest.remove(0);
         // `--` before the destination ends the options for good.
         let before = args.len().saturating_sub(rest.len() + 1);
@@ -155,7 +162,7 @@ impl Cli {
                         Refused(Some(format!("Bad stdio forwarding specification '{arg}'")))
                     })?;
                     self.stdio_forward = Some(parsed);
-                    push(self, "ClearAllForwardings yes".into());
+                    self.stdio_forward_flags = true;
                 }
                 other => return Err(getopt_error(GetoptError::Unknown(other))),
             }
@@ -258,6 +265,7 @@ mod tests {
     fn flags_become_configuration_lines_and_the_destination_is_split() {
         let cli = parse("-p 2222 -l bob -oBatchMode=yes alice@example.org uname -a");
         assert_eq!(cli.options, ["Port 2222", "User bob", "BatchMode=yes"]);
+        assert_eq!(cli.user.as_deref(), Some("alice"));
         assert_eq!((cli.user.as_deref(), cli.host.as_str()), (Some("alice"), "example.org"));
         assert_eq!(cli.command, ["uname", "-a"]);
     }

@@ -59,13 +59,19 @@ fn run(args: &[String]) -> u8 {
         return query(topic);
     }
     let local = setup::Local::discover();
-    let mut options = Vec::new();
+    // The destination's user goes where the destination was: options before it win over it,
+    // options after it lose (the first value wins, as in OpenSSH).
+    let mut options = cli.options.clone();
     if let Some(user) = &cli.user {
-        options.push(format!("User {user}"));
+        let at = cli.destination_position.min(options.len());
+        options.insert(at, format!("User {user}"));
     }
-    options.extend(cli.options.iter().cloned());
     if let Some(port) = cli.port {
         options.push(format!("Port {port}"));
+    }
+    if cli.stdio_forward_flags {
+        options.push("ExitOnForwardFailure yes".into());
+        options.push("ClearAllForwardings yes".into());
     }
     if cli.no_command {
         options.push("SessionType none".into());
@@ -102,6 +108,9 @@ fn run(args: &[String]) -> u8 {
     if config.control_master != 0 || config.control_path.is_some() || cli.control_command.is_some()
     {
         log::debug!("ControlMaster/ControlPath/ControlPersist accepted; connection multiplexing is not supported, connecting directly");
+    }
+    if config.forward_agent {
+        log::debug!("ForwardAgent requested; agent forwarding is not supported");
     }
     if let Some(command) = &cli.control_command {
         return match control_path(&config, &local) {
@@ -198,6 +207,28 @@ impl Client {
         Plan { command, subsystem: self.cli.subsystem, tty }
     }
 
+    /// `LocalCommand`, when `PermitLocalCommand` allows it: run through the shell, with the
+    /// `%` tokens expanded, before the session starts.
+    fn run_local_command(&self) {
+        let dump = self.config.dump();
+        let value = |key: &str| dump.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned);
+        if value("permitlocalcommand ").as_deref() != Some("yes") {
+            return;
+        }
+        let Some(command) = value("localcommand ") else { return };
+        let env = |name: &str| std::env::var(name).ok();
+        let command =
+            self.config.expand_path(&command, &self.local.home, Some(&env)).unwrap_or(command);
+        log::debug!("Executing command: '{command}'");
+        let shell = std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        if let Err(err) = std::process::Command::new(shell).arg("-c").arg(&command).status() {
+            log::error!("Couldn't execute {command}: {err}");
+        }
+    }
+
     /// `PermitRemoteOpen`, as `-G` prints it.
     fn permit_remote_open(&self) -> forward::Permit {
         let dump = self.config.dump();
@@ -260,6 +291,7 @@ impl Client {
             }
             _ => None,
         };
+        self.run_local_command();
         background::ready();
         if let Some((host, port)) = self.cli.stdio_forward.clone() {
             return self.stdio_forward(reactor, &connection, &host, port).await;
