@@ -419,3 +419,35 @@ fn exit_on_forward_failure_ends_the_connection() {
     setup.check(&output);
     assert_eq!(output.stdout, b"ran\n");
 }
+
+/// With ServerAliveInterval, a server that stops answering is given up on with OpenSSH's
+/// message and 255.
+#[test]
+fn a_silent_server_is_given_up_on_after_the_keepalives() {
+    let Some(setup) = Setup::start() else { return };
+    let mut child = setup
+        .command(&[
+            "-o",
+            "ServerAliveInterval=1",
+            "-o",
+            "ServerAliveCountMax=2",
+            "server",
+            "echo ready; sleep 60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    let signal = setup.sshd.signaller();
+    signal("STOP");
+    let output = child.wait_with_output();
+    signal("CONT");
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Timeout, server 127.0.0.1 not responding."), "{stderr}");
+}

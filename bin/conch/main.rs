@@ -503,9 +503,24 @@ impl Client {
         let status = session.exit_status();
         let _ = done.await;
         stdio.finish();
-        let status = status.await.unwrap_or(ExitStatus::Unknown);
+        let status = status.await;
         terminal::leave_raw_mode();
         let terminated = link.borrow().terminated;
+        let status = match status {
+            Ok(status) => status,
+            Err(error) if !terminated => {
+                return Err(match error {
+                    ClientError::ServerNotResponding => {
+                        format!("Timeout, server {} not responding.", self.config.hostname)
+                    }
+                    ClientError::ConnectionLost(_) | ClientError::Protocol(_) => {
+                        format!("Connection to {} closed by remote host.", self.config.hostname)
+                    }
+                    other => other.to_string(),
+                });
+            }
+            Err(_) => ExitStatus::Unknown,
+        };
         if plan.tty && !self.quiet {
             eprintln!("Connection to {} closed.", self.config.hostname);
         }
