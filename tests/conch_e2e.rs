@@ -328,6 +328,14 @@ fn the_real_ssh_agent_signs_for_us() {
         .unwrap();
     setup.check(&output);
     assert_eq!(output.stdout, b"agent\n");
+    // -A: the server's ssh-add sees the same agent.
+    let output = setup
+        .command(&["-A", "-o", "IdentityFile=/nonexistent", "server", "ssh-add -l"])
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    setup.check(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("(ECDSA)"));
 }
 
 /// An encrypted identity file's passphrase is asked (through SSH_ASKPASS here) and used.

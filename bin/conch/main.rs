@@ -109,9 +109,6 @@ fn run(args: &[String]) -> u8 {
     {
         log::debug!("ControlMaster/ControlPath/ControlPersist accepted; connection multiplexing is not supported, connecting directly");
     }
-    if config.forward_agent {
-        log::debug!("ForwardAgent requested; agent forwarding is not supported");
-    }
     if let Some(command) = &cli.control_command {
         return match control_path(&config, &local) {
             Some(path) => control::command(&path, command),
@@ -227,6 +224,22 @@ impl Client {
         if let Err(err) = std::process::Command::new(shell).arg("-c").arg(&command).status() {
             log::error!("Couldn't execute {command}: {err}");
         }
+    }
+
+    /// The agent socket `ForwardAgent` names (`yes`: `SSH_AUTH_SOCK`), if any.
+    fn agent_to_forward(&self) -> Option<String> {
+        if let Some(socket) = &self.config.forward_agent_socket {
+            // `$NAME` (or `${NAME}`) names an environment variable holding the path.
+            if let Some(name) = socket.strip_prefix('$') {
+                let name = name.trim_start_matches('{').trim_end_matches('}');
+                return std::env::var(name).ok().filter(|s| !s.is_empty());
+            }
+            return Some(socket.clone());
+        }
+        if !self.config.forward_agent {
+            return None;
+        }
+        std::env::var("SSH_AUTH_SOCK").ok().filter(|s| !s.is_empty())
     }
 
     /// `PermitRemoteOpen`, as `-G` prints it.
@@ -457,6 +470,11 @@ impl Client {
         });
         for (name, value) in self.environment() {
             builder = builder.env(&name, value);
+        }
+        if let Some(socket) = self.agent_to_forward() {
+            log::debug!("Requesting authentication agent forwarding.");
+            connection.forward_agent(socket);
+            builder = builder.agent_forwarding();
         }
         if plan.tty {
             let size = terminal::window_size();
