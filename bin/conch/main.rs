@@ -272,7 +272,14 @@ impl Client {
         let task = Rc::clone(&this);
         let outcome = reactor
             .run_until(async move { Ok(task.connected(&handle, connecting).await) })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                // Stopped by a signal: its message is out already.
+                if e.kind() == twine_core::ErrorKind::ReactorStopped {
+                    String::new()
+                } else {
+                    e.to_string()
+                }
+            })?;
         drop(children);
         outcome
     }
@@ -515,6 +522,7 @@ impl Client {
             let handle = reactor.clone();
             let _ = reactor.observe_signal(signal, move || {
                 terminal::leave_raw_mode();
+                eprintln!("Killed by signal {}.", signal.as_raw());
                 handle.stop();
             });
         }
