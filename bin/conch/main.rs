@@ -486,7 +486,8 @@ impl Client {
         if plan.tty {
             let size = terminal::window_size();
             let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
-            let mut pty = PtyRequest::new(&term, size.cols, size.rows);
+            let mut pty =
+                PtyRequest::new(&term, size.cols, size.rows).with_modes(terminal::modes());
             pty.size = size;
             builder = builder.pty(pty);
         }
