@@ -85,7 +85,8 @@ fn a_256_mib_transfer_each_way_keeps_its_checksum() {
     assert_eq!(remote.split_whitespace().next(), Some(sha256(&output.stdout).as_str()));
 }
 
-/// With `-tt` in tmux: the session has a terminal, a resize reaches it, and `~.` ends it.
+/// With `-tt` in tmux: the session has a terminal, a resize reaches it, `~C` adds a forward,
+/// and `~.` ends it.
 #[test]
 fn a_terminal_session_resizes_and_ends_with_tilde_dot() {
     let Some(setup) = Setup::start() else { return };
@@ -110,6 +111,17 @@ fn a_terminal_session_resizes_and_ends_with_tilde_dot() {
     tmux.type_text("clear; stty size");
     tmux.send(&["Enter"]);
     tmux.wait_for("40 120");
+    // ~C adds a local forward to a running session.
+    let echo = echo_server(4);
+    let local = free_port();
+    tmux.send(&["Enter"]);
+    tmux.type_text("~C");
+    tmux.type_text(&format!("-L {local}:127.0.0.1:{echo}"));
+    tmux.send(&["Enter"]);
+    tmux.wait_for("Forwarding port.");
+    let payload = pattern(65536);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    assert_eq!(exchange(stream, &payload), payload);
     tmux.send(&["Enter"]);
     tmux.type_text("~.");
     tmux.wait_for("closed.");

@@ -137,7 +137,7 @@ impl Tmux {
 
     /// Types `text` literally.
     pub fn type_text(&self, text: &str) {
-        let status = self.tmux().args(["send-keys", "-l", text]).status().unwrap();
+        let status = self.tmux().args(["send-keys", "-l", "--", text]).status().unwrap();
         assert!(status.success());
     }
 
