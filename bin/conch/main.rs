@@ -334,7 +334,21 @@ impl Client {
             ClientError::AuthFailed { .. } => {
                 format!("{}@{}: {error}", self.config.user, self.config.hostname)
             }
-            ClientError::Connect { .. } => format!("conch: {error}"),
+            ClientError::Connect { host, port, error: cause } => match cause.kind() {
+                twine_core::ErrorKind::NameResolution => {
+                    let text =
+                        cause.context().replace("failed to lookup address information: ", "");
+                    if text.starts_with("Could not resolve") {
+                        format!("conch: {text}")
+                    } else {
+                        format!("conch: Could not resolve hostname {host}: {text}")
+                    }
+                }
+                twine_core::ErrorKind::TimedOut if cause.raw_os_error().is_none() => {
+                    format!("conch: connect to host {host} port {port}: Connection timed out")
+                }
+                _ => format!("conch: {error}"),
+            },
             ClientError::ConnectionLost(_) => {
                 format!("Connection closed by {} port {}", self.config.hostname, self.config.port)
             }
