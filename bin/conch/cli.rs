@@ -33,10 +33,8 @@ pub(crate) struct Cli {
     pub(crate) background: bool,
     /// `-N`.
     pub(crate) no_command: bool,
-    /// `-t` count.
-    pub(crate) tty: u8,
-    /// `-T`.
-    pub(crate) no_tty: bool,
+    /// `-t` (`yes`, `force` when given twice) or `-T` (`no`), the last one winning.
+    pub(crate) request_tty: Option<&'static str>,
     /// `-s`: the command is a subsystem.
     pub(crate) subsystem: bool,
     /// `-L`, `-D`, `-R` from the command line.
@@ -127,8 +125,12 @@ impl Cli {
                 'n' => self.null_stdin = true,
                 'q' => self.quiet = true,
                 's' => self.subsystem = true,
-                'T' => self.no_tty = true,
-                't' => self.tty = self.tty.saturating_add(1),
+                'T' => self.request_tty = Some("no"),
+                't' => {
+                    let forced =
+                        self.request_tty == Some("yes") || self.request_tty == Some("force");
+                    self.request_tty = Some(if forced { "force" } else { "yes" });
+                }
                 'V' => self.version = true,
                 'v' => self.verbose = self.verbose.saturating_add(1),
                 'b' => push(self, format!("BindAddress {arg}")),

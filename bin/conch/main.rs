@@ -76,6 +76,10 @@ fn run(args: &[String]) -> u8 {
     if cli.no_command {
         options.push("SessionType none".into());
     }
+    // `-t` and `-T` win over any `RequestTTY`, wherever it is.
+    if let Some(request) = cli.request_tty {
+        options.insert(0, format!("RequestTTY {request}"));
+    }
     let config = match setup::resolve(&local, cli.config_file.as_deref(), &options, &cli.host) {
         Ok(config) => config,
         Err(message) => {
@@ -182,15 +186,7 @@ impl Client {
         if command.is_none() {
             command = self.config.remote_command.clone().filter(|c| !c.is_empty() && c != "none");
         }
-        let request = if self.cli.no_tty {
-            RequestTty::No
-        } else if self.cli.tty >= 2 {
-            RequestTty::Force
-        } else if self.cli.tty == 1 {
-            RequestTty::Yes
-        } else {
-            self.config.request_tty
-        };
+        let request = self.config.request_tty;
         let stdin_tty = terminal::stdin_is_tty();
         let tty = match request {
             RequestTty::No => false,
