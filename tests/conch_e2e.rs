@@ -219,7 +219,7 @@ fn a_stdio_forward_joins_our_streams_to_a_remote_port() {
     assert_eq!(output.stdout, payload);
 }
 
-/// `-J` reaches a second sshd through the first.
+/// `-J` reaches a second sshd through the first, in one hop or two.
 #[test]
 fn a_jump_host_reaches_a_second_server() {
     let Some(setup) = Setup::start() else { return };
@@ -237,6 +237,10 @@ fn a_jump_host_reaches_a_second_server() {
     );
     setup.write_config(&extra);
     let output = setup.run(&["-J", "server", "target", "echo $USER"]);
+    setup.check(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), second.user.name);
+    // Two hops: the first server, then the first server again through itself.
+    let output = setup.run(&["-J", "server,server", "target", "echo $USER"]);
     setup.check(&output);
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), second.user.name);
 }
