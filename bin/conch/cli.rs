@@ -2,7 +2,7 @@
 //! and, once, between the destination and the command; `-o` and most flags become
 //! configuration lines that win over the files (the first value obtained wins).
 
-use twine_conch::config::ssh::{parse_forward, Forward, ForwardKind};
+use twine_conch::config::ssh::{parse_forward, Endpoint, Forward, ForwardKind};
 
 use crate::getopt::{getopt, GetoptError};
 
@@ -207,6 +207,49 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// The `-L`, `-D` and `-R` forwardings as `LocalForward`, `DynamicForward` and
+    /// `RemoteForward` lines.
+    pub(crate) fn forward_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for forward in &self.local {
+            if let Some(connect) = &forward.connect {
+                lines.push(format!(
+                    "LocalForward {} {}",
+                    endpoint(&forward.listen),
+                    endpoint(connect)
+                ));
+            }
+        }
+        for forward in &self.dynamic {
+            lines.push(format!("DynamicForward {}", endpoint(&forward.listen)));
+        }
+        for forward in &self.remote {
+            match &forward.connect {
+                Some(connect) => lines.push(format!(
+                    "RemoteForward {} {}",
+                    endpoint(&forward.listen),
+                    endpoint(connect)
+                )),
+                None => lines.push(format!("RemoteForward {}", endpoint(&forward.listen))),
+            }
+        }
+        lines
+    }
+}
+
+/// An endpoint as `ssh_config` writes it: `port`, `host:port`, `[v6]:port` or a path.
+fn endpoint(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Tcp { host: None, port } => port.to_string(),
+        Endpoint::Tcp { host: Some(host), port } if host.contains(':') => {
+            format!("[{host}]:{port}")
+        }
+        Endpoint::Tcp { host: Some(host), port } => format!("{host}:{port}"),
+        Endpoint::Unix(path) => path.clone(),
+    }
+}
+
 fn getopt_error(error: GetoptError) -> Refused {
     match error {
         GetoptError::Unknown(letter) => {
@@ -282,6 +325,22 @@ mod tests {
         );
         assert_eq!(cli.verbose, 1);
         assert_eq!(cli.command, ["true"]);
+    }
+
+    /// Forwardings become configuration lines that say the same.
+    #[test]
+    fn forwardings_become_configuration_lines() {
+        let cli = parse("-L 8080:db:5432 -L [::1]:1:h:2 -D 1080 -R 9000 -R 0:localhost:22 h");
+        assert_eq!(
+            cli.forward_lines(),
+            [
+                "LocalForward 8080 db:5432",
+                "LocalForward [::1]:1 h:2",
+                "DynamicForward 1080",
+                "RemoteForward 9000",
+                "RemoteForward 0 localhost:22",
+            ]
+        );
     }
 
     /// A missing destination and bad forwardings are refused.

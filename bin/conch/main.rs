@@ -76,6 +76,9 @@ fn run(args: &[String]) -> u8 {
     if cli.no_command {
         options.push("SessionType none".into());
     }
+    // -L, -D and -R as configuration lines, so that -G shows them and ClearAllForwardings
+    // applies to them, as in OpenSSH.
+    options.extend(cli.forward_lines());
     // `-t` and `-T` win over any `RequestTTY`, wherever it is.
     if let Some(request) = cli.request_tty {
         options.insert(0, format!("RequestTTY {request}"));
@@ -363,13 +366,7 @@ impl Client {
             return Ok(());
         }
         let strict = self.config.exit_on_forward_failure;
-        let locals: Vec<&Forward> = self
-            .cli
-            .local
-            .iter()
-            .chain(&self.cli.dynamic)
-            .chain(&self.config.local_forwards)
-            .collect();
+        let locals: Vec<&Forward> = self.config.local_forwards.iter().collect();
         for spec in locals {
             let started = forward::start_local(
                 reactor,
@@ -385,8 +382,7 @@ impl Client {
                 log::error!("{message}");
             }
         }
-        let remotes: Vec<&Forward> =
-            self.cli.remote.iter().chain(&self.config.remote_forwards).collect();
+        let remotes: Vec<&Forward> = self.config.remote_forwards.iter().collect();
         for spec in remotes {
             let (address, port) = forward::remote_listen(spec);
             let target = forward::remote_target(spec)
