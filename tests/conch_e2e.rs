@@ -85,7 +85,8 @@ fn a_256_mib_transfer_each_way_keeps_its_checksum() {
     assert_eq!(remote.split_whitespace().next(), Some(sha256(&output.stdout).as_str()));
 }
 
-/// With `-tt` in tmux: the session has a terminal, a resize reaches it, and `~.` ends it.
+/// With `-tt` in tmux: the session has a terminal, a resize reaches it, `~C` adds a forward,
+/// and `~.` ends it.
 #[test]
 fn a_terminal_session_resizes_and_ends_with_tilde_dot() {
     let Some(setup) = Setup::start() else { return };
@@ -110,6 +111,17 @@ fn a_terminal_session_resizes_and_ends_with_tilde_dot() {
     tmux.type_text("clear; stty size");
     tmux.send(&["Enter"]);
     tmux.wait_for("40 120");
+    // ~C adds a local forward to a running session.
+    let echo = echo_server(4);
+    let local = free_port();
+    tmux.send(&["Enter"]);
+    tmux.type_text("~C");
+    tmux.type_text(&format!("-L {local}:127.0.0.1:{echo}"));
+    tmux.send(&["Enter"]);
+    tmux.wait_for("Forwarding port.");
+    let payload = pattern(65536);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    assert_eq!(exchange(stream, &payload), payload);
     tmux.send(&["Enter"]);
     tmux.type_text("~.");
     tmux.wait_for("closed.");
@@ -207,7 +219,7 @@ fn a_stdio_forward_joins_our_streams_to_a_remote_port() {
     assert_eq!(output.stdout, payload);
 }
 
-/// `-J` reaches a second sshd through the first.
+/// `-J` reaches a second sshd through the first, in one hop or two.
 #[test]
 fn a_jump_host_reaches_a_second_server() {
     let Some(setup) = Setup::start() else { return };
@@ -225,6 +237,10 @@ fn a_jump_host_reaches_a_second_server() {
     );
     setup.write_config(&extra);
     let output = setup.run(&["-J", "server", "target", "echo $USER"]);
+    setup.check(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), second.user.name);
+    // Two hops: the first server, then the first server again through itself.
+    let output = setup.run(&["-J", "server,server", "target", "echo $USER"]);
     setup.check(&output);
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), second.user.name);
 }
@@ -328,6 +344,14 @@ fn the_real_ssh_agent_signs_for_us() {
         .unwrap();
     setup.check(&output);
     assert_eq!(output.stdout, b"agent\n");
+    // -A: the server's ssh-add sees the same agent.
+    let output = setup
+        .command(&["-A", "-o", "IdentityFile=/nonexistent", "server", "ssh-add -l"])
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    setup.check(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("(ECDSA)"));
 }
 
 /// An encrypted identity file's passphrase is asked (through SSH_ASKPASS here) and used.
@@ -365,4 +389,89 @@ fn batch_mode_never_asks_and_fails_with_permission_denied() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Permission denied ("), "{stderr}");
     assert!(!stderr.contains("password:"), "{stderr}");
+}
+
+/// `-f` returns once the forwards are up; `-O check` finds the master and `-O exit` ends it.
+#[test]
+fn a_backgrounded_master_answers_check_and_exit() {
+    let Some(setup) = Setup::start() else { return };
+    let echo = echo_server(8);
+    let local = free_port();
+    let control = setup.sshd.dir.path("ctl");
+    let control = control.to_str().unwrap();
+    let spec = format!("{local}:127.0.0.1:{echo}");
+    // The background copy keeps our standard streams: wait for the status, not for them.
+    let status = setup
+        .command(&["-f", "-N", "-M", "-S", control, "-L", &spec, "server"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{}", setup.sshd.log());
+    let payload = pattern(4096);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    assert_eq!(exchange(stream, &payload), payload);
+    let check = setup.run(&["-S", control, "-O", "check", "server"]);
+    setup.check(&check);
+    assert!(String::from_utf8_lossy(&check.stderr).contains("Master running"));
+    let exit = setup.run(&["-S", control, "-O", "exit", "server"]);
+    setup.check(&exit);
+    let mut closed = false;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(closed, "the master still listens after -O exit");
+    let again = setup.run(&["-S", control, "-O", "check", "server"]);
+    assert_eq!(again.status.code(), Some(255));
+}
+
+/// With ExitOnForwardFailure, a local port already taken ends the connection with 255.
+#[test]
+fn exit_on_forward_failure_ends_the_connection() {
+    let Some(setup) = Setup::start() else { return };
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = format!("127.0.0.1:{port}:127.0.0.1:22");
+    let output = setup.run(&["-o", "ExitOnForwardFailure=yes", "-L", &spec, "server", "echo ran"]);
+    assert_eq!(output.status.code(), Some(255));
+    assert!(output.stdout.is_empty());
+    let output = setup.run(&["-L", &spec, "server", "echo ran"]);
+    setup.check(&output);
+    assert_eq!(output.stdout, b"ran\n");
+}
+
+/// With ServerAliveInterval, a server that stops answering is given up on with OpenSSH's
+/// message and 255.
+#[test]
+fn a_silent_server_is_given_up_on_after_the_keepalives() {
+    let Some(setup) = Setup::start() else { return };
+    let mut child = setup
+        .command(&[
+            "-o",
+            "ServerAliveInterval=1",
+            "-o",
+            "ServerAliveCountMax=2",
+            "server",
+            "echo ready; sleep 60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    let signal = setup.sshd.signaller();
+    signal("STOP");
+    let output = child.wait_with_output();
+    signal("CONT");
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Timeout, server 127.0.0.1 not responding."), "{stderr}");
 }

@@ -2,7 +2,7 @@
 //! and, once, between the destination and the command; `-o` and most flags become
 //! configuration lines that win over the files (the first value obtained wins).
 
-use twine_conch::config::ssh::{parse_forward, Forward, ForwardKind};
+use twine_conch::config::ssh::{parse_forward, Endpoint, Forward, ForwardKind};
 
 use crate::getopt::{getopt, GetoptError};
 
@@ -33,10 +33,8 @@ pub(crate) struct Cli {
     pub(crate) background: bool,
     /// `-N`.
     pub(crate) no_command: bool,
-    /// `-t` count.
-    pub(crate) tty: u8,
-    /// `-T`.
-    pub(crate) no_tty: bool,
+    /// `-t` (`yes`, `force` when given twice) or `-T` (`no`), the last one winning.
+    pub(crate) request_tty: Option<&'static str>,
     /// `-s`: the command is a subsystem.
     pub(crate) subsystem: bool,
     /// `-L`, `-D`, `-R` from the command line.
@@ -45,12 +43,18 @@ pub(crate) struct Cli {
     pub(crate) remote: Vec<Forward>,
     /// `-W host:port`.
     pub(crate) stdio_forward: Option<(String, u16)>,
+    /// `-W` also means `ExitOnForwardFailure yes` and `ClearAllForwardings yes`, unless the
+    /// command line says otherwise (added after every other option).
+    pub(crate) stdio_forward_flags: bool,
     /// `-O ctl_cmd`.
     pub(crate) control_command: Option<String>,
     /// The destination's host, and the user and port it named.
     pub(crate) host: String,
     pub(crate) user: Option<String>,
     pub(crate) port: Option<u16>,
+    /// How many configuration lines came before the destination: its user goes after them
+    /// (the first value wins, so `-l` before `user@host` beats it, and after it loses).
+    pub(crate) destination_position: usize,
     /// The command words.
     pub(crate) command: Vec<String>,
     /// `-V`.
@@ -86,6 +90,7 @@ impl Cli {
             return Err(Refused(None));
         };
         cli.destination(&destination)?;
+        cli.destination_position = cli.options.len();
         rest.remove(0);
         // `--` before the destination ends the options for good.
         let before = args.len().saturating_sub(rest.len() + 1);
@@ -120,8 +125,12 @@ impl Cli {
                 'n' => self.null_stdin = true,
                 'q' => self.quiet = true,
                 's' => self.subsystem = true,
-                'T' => self.no_tty = true,
-                't' => self.tty = self.tty.saturating_add(1),
+                'T' => self.request_tty = Some("no"),
+                't' => {
+                    let forced =
+                        self.request_tty == Some("yes") || self.request_tty == Some("force");
+                    self.request_tty = Some(if forced { "force" } else { "yes" });
+                }
                 'V' => self.version = true,
                 'v' => self.verbose = self.verbose.saturating_add(1),
                 'b' => push(self, format!("BindAddress {arg}")),
@@ -155,7 +164,7 @@ impl Cli {
                         Refused(Some(format!("Bad stdio forwarding specification '{arg}'")))
                     })?;
                     self.stdio_forward = Some(parsed);
-                    push(self, "ClearAllForwardings yes".into());
+                    self.stdio_forward_flags = true;
                 }
                 other => return Err(getopt_error(GetoptError::Unknown(other))),
             }
@@ -195,6 +204,49 @@ impl Cli {
             return Err(Refused(None));
         }
         Ok(())
+    }
+}
+
+impl Cli {
+    /// The `-L`, `-D` and `-R` forwardings as `LocalForward`, `DynamicForward` and
+    /// `RemoteForward` lines.
+    pub(crate) fn forward_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for forward in &self.local {
+            if let Some(connect) = &forward.connect {
+                lines.push(format!(
+                    "LocalForward {} {}",
+                    endpoint(&forward.listen),
+                    endpoint(connect)
+                ));
+            }
+        }
+        for forward in &self.dynamic {
+            lines.push(format!("DynamicForward {}", endpoint(&forward.listen)));
+        }
+        for forward in &self.remote {
+            match &forward.connect {
+                Some(connect) => lines.push(format!(
+                    "RemoteForward {} {}",
+                    endpoint(&forward.listen),
+                    endpoint(connect)
+                )),
+                None => lines.push(format!("RemoteForward {}", endpoint(&forward.listen))),
+            }
+        }
+        lines
+    }
+}
+
+/// An endpoint as `ssh_config` writes it: `port`, `host:port`, `[v6]:port` or a path.
+fn endpoint(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Tcp { host: None, port } => port.to_string(),
+        Endpoint::Tcp { host: Some(host), port } if host.contains(':') => {
+            format!("[{host}]:{port}")
+        }
+        Endpoint::Tcp { host: Some(host), port } => format!("{host}:{port}"),
+        Endpoint::Unix(path) => path.clone(),
     }
 }
 
@@ -258,6 +310,7 @@ mod tests {
     fn flags_become_configuration_lines_and_the_destination_is_split() {
         let cli = parse("-p 2222 -l bob -oBatchMode=yes alice@example.org uname -a");
         assert_eq!(cli.options, ["Port 2222", "User bob", "BatchMode=yes"]);
+        assert_eq!(cli.user.as_deref(), Some("alice"));
         assert_eq!((cli.user.as_deref(), cli.host.as_str()), (Some("alice"), "example.org"));
         assert_eq!(cli.command, ["uname", "-a"]);
     }
@@ -272,6 +325,22 @@ mod tests {
         );
         assert_eq!(cli.verbose, 1);
         assert_eq!(cli.command, ["true"]);
+    }
+
+    /// Forwardings become configuration lines that say the same.
+    #[test]
+    fn forwardings_become_configuration_lines() {
+        let cli = parse("-L 8080:db:5432 -L [::1]:1:h:2 -D 1080 -R 9000 -R 0:localhost:22 h");
+        assert_eq!(
+            cli.forward_lines(),
+            [
+                "LocalForward 8080 db:5432",
+                "LocalForward [::1]:1 h:2",
+                "DynamicForward 1080",
+                "RemoteForward 9000",
+                "RemoteForward 0 localhost:22",
+            ]
+        );
     }
 
     /// A missing destination and bad forwardings are refused.

@@ -141,7 +141,7 @@ pub(crate) fn help(char: u8) -> String {
         "\nSupported escape sequences:\n \
          {c}.   - terminate connection\n \
          {c}B   - send a BREAK to the remote system\n \
-         {c}C   - open a command line (-L, -R, -D, -KR)\n \
+         {c}C   - open a command line (-L, -R, -D)\n \
          {c}^Z  - suspend conch\n \
          {c}#   - list forwarded connections\n \
          {c}?   - this message\n \

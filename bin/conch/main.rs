@@ -59,16 +59,29 @@ fn run(args: &[String]) -> u8 {
         return query(topic);
     }
     let local = setup::Local::discover();
-    let mut options = Vec::new();
+    // The destination's user goes where the destination was: options before it win over it,
+    // options after it lose (the first value wins, as in OpenSSH).
+    let mut options = cli.options.clone();
     if let Some(user) = &cli.user {
-        options.push(format!("User {user}"));
+        let at = cli.destination_position.min(options.len());
+        options.insert(at, format!("User {user}"));
     }
-    options.extend(cli.options.iter().cloned());
     if let Some(port) = cli.port {
         options.push(format!("Port {port}"));
     }
+    if cli.stdio_forward_flags {
+        options.push("ExitOnForwardFailure yes".into());
+        options.push("ClearAllForwardings yes".into());
+    }
     if cli.no_command {
         options.push("SessionType none".into());
+    }
+    // -L, -D and -R as configuration lines, so that -G shows them and ClearAllForwardings
+    // applies to them, as in OpenSSH.
+    options.extend(cli.forward_lines());
+    // `-t` and `-T` win over any `RequestTTY`, wherever it is.
+    if let Some(request) = cli.request_tty {
+        options.insert(0, format!("RequestTTY {request}"));
     }
     let config = match setup::resolve(&local, cli.config_file.as_deref(), &options, &cli.host) {
         Ok(config) => config,
@@ -176,15 +189,7 @@ impl Client {
         if command.is_none() {
             command = self.config.remote_command.clone().filter(|c| !c.is_empty() && c != "none");
         }
-        let request = if self.cli.no_tty {
-            RequestTty::No
-        } else if self.cli.tty >= 2 {
-            RequestTty::Force
-        } else if self.cli.tty == 1 {
-            RequestTty::Yes
-        } else {
-            self.config.request_tty
-        };
+        let request = self.config.request_tty;
         let stdin_tty = terminal::stdin_is_tty();
         let tty = match request {
             RequestTty::No => false,
@@ -196,6 +201,44 @@ impl Client {
             eprintln!("Pseudo-terminal will not be allocated because stdin is not a terminal.");
         }
         Plan { command, subsystem: self.cli.subsystem, tty }
+    }
+
+    /// `LocalCommand`, when `PermitLocalCommand` allows it: run through the shell, with the
+    /// `%` tokens expanded, before the session starts.
+    fn run_local_command(&self) {
+        let dump = self.config.dump();
+        let value = |key: &str| dump.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned);
+        if value("permitlocalcommand ").as_deref() != Some("yes") {
+            return;
+        }
+        let Some(command) = value("localcommand ") else { return };
+        let env = |name: &str| std::env::var(name).ok();
+        let command =
+            self.config.expand_path(&command, &self.local.home, Some(&env)).unwrap_or(command);
+        log::debug!("Executing command: '{command}'");
+        let shell = std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        if let Err(err) = std::process::Command::new(shell).arg("-c").arg(&command).status() {
+            log::error!("Couldn't execute {command}: {err}");
+        }
+    }
+
+    /// The agent socket `ForwardAgent` names (`yes`: `SSH_AUTH_SOCK`), if any.
+    fn agent_to_forward(&self) -> Option<String> {
+        if let Some(socket) = &self.config.forward_agent_socket {
+            // `$NAME` (or `${NAME}`) names an environment variable holding the path.
+            if let Some(name) = socket.strip_prefix('$') {
+                let name = name.trim_start_matches('{').trim_end_matches('}');
+                return std::env::var(name).ok().filter(|s| !s.is_empty());
+            }
+            return Some(socket.clone());
+        }
+        if !self.config.forward_agent {
+            return None;
+        }
+        std::env::var("SSH_AUTH_SOCK").ok().filter(|s| !s.is_empty())
     }
 
     /// `PermitRemoteOpen`, as `-G` prints it.
@@ -228,7 +271,14 @@ impl Client {
         let task = Rc::clone(&this);
         let outcome = reactor
             .run_until(async move { Ok(task.connected(&handle, connecting).await) })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                // Stopped by a signal: its message is out already.
+                if e.kind() == twine_core::ErrorKind::ReactorStopped {
+                    String::new()
+                } else {
+                    e.to_string()
+                }
+            })?;
         drop(children);
         outcome
     }
@@ -260,6 +310,7 @@ impl Client {
             }
             _ => None,
         };
+        self.run_local_command();
         background::ready();
         if let Some((host, port)) = self.cli.stdio_forward.clone() {
             return self.stdio_forward(reactor, &connection, &host, port).await;
@@ -282,7 +333,21 @@ impl Client {
             ClientError::AuthFailed { .. } => {
                 format!("{}@{}: {error}", self.config.user, self.config.hostname)
             }
-            ClientError::Connect { .. } => format!("conch: {error}"),
+            ClientError::Connect { host, port, error: cause } => match cause.kind() {
+                twine_core::ErrorKind::NameResolution => {
+                    let text =
+                        cause.context().replace("failed to lookup address information: ", "");
+                    if text.starts_with("Could not resolve") {
+                        format!("conch: {text}")
+                    } else {
+                        format!("conch: Could not resolve hostname {host}: {text}")
+                    }
+                }
+                twine_core::ErrorKind::TimedOut if cause.raw_os_error().is_none() => {
+                    format!("conch: connect to host {host} port {port}: Connection timed out")
+                }
+                _ => format!("conch: {error}"),
+            },
             ClientError::ConnectionLost(_) => {
                 format!("Connection closed by {} port {}", self.config.hostname, self.config.port)
             }
@@ -301,13 +366,7 @@ impl Client {
             return Ok(());
         }
         let strict = self.config.exit_on_forward_failure;
-        let locals: Vec<&Forward> = self
-            .cli
-            .local
-            .iter()
-            .chain(&self.cli.dynamic)
-            .chain(&self.config.local_forwards)
-            .collect();
+        let locals: Vec<&Forward> = self.config.local_forwards.iter().collect();
         for spec in locals {
             let started = forward::start_local(
                 reactor,
@@ -323,8 +382,7 @@ impl Client {
                 log::error!("{message}");
             }
         }
-        let remotes: Vec<&Forward> =
-            self.cli.remote.iter().chain(&self.config.remote_forwards).collect();
+        let remotes: Vec<&Forward> = self.config.remote_forwards.iter().collect();
         for spec in remotes {
             let (address, port) = forward::remote_listen(spec);
             let target = forward::remote_target(spec)
@@ -426,10 +484,16 @@ impl Client {
         for (name, value) in self.environment() {
             builder = builder.env(&name, value);
         }
+        if let Some(socket) = self.agent_to_forward() {
+            log::debug!("Requesting authentication agent forwarding.");
+            connection.forward_agent(socket);
+            builder = builder.agent_forwarding();
+        }
         if plan.tty {
             let size = terminal::window_size();
             let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
-            let mut pty = PtyRequest::new(&term, size.cols, size.rows);
+            let mut pty =
+                PtyRequest::new(&term, size.cols, size.rows).with_modes(terminal::modes());
             pty.size = size;
             builder = builder.pty(pty);
         }
@@ -465,15 +529,31 @@ impl Client {
             let handle = reactor.clone();
             let _ = reactor.observe_signal(signal, move || {
                 terminal::leave_raw_mode();
+                eprintln!("Killed by signal {}.", signal.as_raw());
                 handle.stop();
             });
         }
         let status = session.exit_status();
         let _ = done.await;
         stdio.finish();
-        let status = status.await.unwrap_or(ExitStatus::Unknown);
+        let status = status.await;
         terminal::leave_raw_mode();
         let terminated = link.borrow().terminated;
+        let status = match status {
+            Ok(status) => status,
+            Err(error) if !terminated => {
+                return Err(match error {
+                    ClientError::ServerNotResponding => {
+                        format!("Timeout, server {} not responding.", self.config.hostname)
+                    }
+                    ClientError::ConnectionLost(_) | ClientError::Protocol(_) => {
+                        format!("Connection to {} closed by remote host.", self.config.hostname)
+                    }
+                    other => other.to_string(),
+                });
+            }
+            Err(_) => ExitStatus::Unknown,
+        };
         if plan.tty && !self.quiet {
             eprintln!("Connection to {} closed.", self.config.hostname);
         }

@@ -81,3 +81,67 @@ pub(crate) fn suspend() {
         enter_raw_mode();
     }
 }
+
+/// The local terminal's modes for `pty-req` (the control characters and the common flags),
+/// so that the remote terminal behaves as this one; empty without a terminal.
+pub(crate) fn modes() -> twine_conch::client::TerminalModes {
+    use twine_conch::connection::msgs::TerminalMode as M;
+    use twine_core::process::termios::{
+        ControlFlags as C, InputFlags as I, LocalFlags as L, OutputFlags as O,
+        SpecialCharacterIndices as Cc,
+    };
+    let mut modes = twine_conch::client::TerminalModes::new();
+    let Ok(termios) = termios::tcgetattr(std::io::stdin().as_fd()) else { return modes };
+    let chars = [
+        (M::VINTR, Cc::VINTR),
+        (M::VQUIT, Cc::VQUIT),
+        (M::VERASE, Cc::VERASE),
+        (M::VKILL, Cc::VKILL),
+        (M::VEOF, Cc::VEOF),
+        (M::VEOL, Cc::VEOL),
+        (M::VEOL2, Cc::VEOL2),
+        (M::VSTART, Cc::VSTART),
+        (M::VSTOP, Cc::VSTOP),
+        (M::VSUSP, Cc::VSUSP),
+        (M::VREPRINT, Cc::VREPRINT),
+        (M::VWERASE, Cc::VWERASE),
+        (M::VLNEXT, Cc::VLNEXT),
+    ];
+    for (mode, index) in chars {
+        if let Some(&byte) = termios.control_chars.get(index as usize) {
+            // 0 means disabled locally; the protocol says 255.
+            modes.insert(mode, if byte == 0 { 255 } else { u32::from(byte) });
+        }
+    }
+    let input = [
+        (M::IGNPAR, I::IGNPAR),
+        (M::ICRNL, I::ICRNL),
+        (M::IXON, I::IXON),
+        (M::IXANY, I::IXANY),
+        (M::IMAXBEL, I::IMAXBEL),
+    ];
+    for (mode, flag) in input {
+        modes.insert(mode, u32::from(termios.input_flags.contains(flag)));
+    }
+    let local = [
+        (M::ISIG, L::ISIG),
+        (M::ICANON, L::ICANON),
+        (M::ECHO, L::ECHO),
+        (M::ECHOE, L::ECHOE),
+        (M::ECHOK, L::ECHOK),
+        (M::ECHONL, L::ECHONL),
+        (M::IEXTEN, L::IEXTEN),
+        (M::ECHOCTL, L::ECHOCTL),
+        (M::ECHOKE, L::ECHOKE),
+    ];
+    for (mode, flag) in local {
+        modes.insert(mode, u32::from(termios.local_flags.contains(flag)));
+    }
+    for (mode, flag) in [(M::OPOST, O::OPOST), (M::ONLCR, O::ONLCR)] {
+        modes.insert(mode, u32::from(termios.output_flags.contains(flag)));
+    }
+    for (mode, flag) in [(M::CS8, C::CS8), (M::PARENB, C::PARENB)] {
+        modes.insert(mode, u32::from(termios.control_flags.contains(flag)));
+    }
+    modes
+}

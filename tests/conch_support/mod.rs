@@ -108,7 +108,10 @@ pub struct Tmux {
 impl Tmux {
     /// Starts `command` in a detached `cols` × `rows` session.
     pub fn start(dir: &Path, command: &str, cols: u16, rows: u16) -> Self {
-        let socket = dir.join("tmux.sock");
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // A socket of its own per server: a server being stopped may still hold the last one.
+        let socket = dir.join(format!("tmux-{n}.sock"));
         let tmux = Self { socket };
         let status = tmux
             .tmux()
@@ -134,7 +137,7 @@ impl Tmux {
 
     /// Types `text` literally.
     pub fn type_text(&self, text: &str) {
-        let status = self.tmux().args(["send-keys", "-l", text]).status().unwrap();
+        let status = self.tmux().args(["send-keys", "-l", "--", text]).status().unwrap();
         assert!(status.success());
     }
 

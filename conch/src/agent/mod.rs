@@ -256,7 +256,7 @@ impl AgentSigner {
     }
 
     /// `IdentitiesOnly`: offer only the agent's keys whose public halves are in these identity
-    /// files (or their `.pub` files).
+    /// files (private or public key files, or their `.pub` files).
     #[must_use]
     pub fn only(mut self, files: Vec<PathBuf>) -> Self {
         self.only = Some(files);
@@ -288,8 +288,12 @@ impl AgentSigner {
                 .ok()
                 .and_then(|text| keys::load_public_key(&text).ok())
                 .map(|line| line.key);
-            let from_file =
-                std::fs::read(file).ok().and_then(|text| keys::public_key_from_private(&text).ok());
+            let contents = std::fs::read(file).ok();
+            let from_file = contents.as_deref().and_then(|text| {
+                keys::public_key_from_private(text)
+                    .ok()
+                    .or_else(|| keys::load_public_key(text).ok().map(|line| line.key))
+            });
             from_pub.as_ref() == Some(key) || from_file.as_ref() == Some(key)
         })
     }
@@ -298,11 +302,14 @@ impl AgentSigner {
 impl IdentitySigner for AgentSigner {
     fn public_keys(&self, scheduler: &Rc<dyn Scheduler>) -> Deferred<Vec<PublicKey>> {
         let keys = match self.with_client(AgentClient::identities) {
-            Ok(identities) => identities
-                .into_iter()
-                .filter_map(|identity| identity.key)
-                .filter(|key| self.allowed(key))
-                .collect(),
+            Ok(identities) => {
+                log::debug!("the agent holds {} identities", identities.len());
+                identities
+                    .into_iter()
+                    .filter_map(|identity| identity.key)
+                    .filter(|key| self.allowed(key))
+                    .collect()
+            }
             Err(err) => {
                 log::debug!("{err}");
                 Vec::new()

@@ -165,6 +165,9 @@ pub(crate) struct Core {
     pub(crate) channels: HashMap<ChannelId, Rc<ChannelInner>>,
     globals: HashMap<RequestId, GlobalWaiter>,
     pub(crate) remote_forwards: Vec<RemoteForwardEntry>,
+    /// The local agent socket `auth-agent@openssh.com` channels are connected to, once agent
+    /// forwarding was asked for ([`Connection::forward_agent`]).
+    pub(crate) agent_socket: Option<std::path::PathBuf>,
     pub(crate) closed: Option<ClientError>,
     out: Vec<u8>,
 }
@@ -187,6 +190,7 @@ impl Shared {
                 channels: HashMap::new(),
                 globals: HashMap::new(),
                 remote_forwards: Vec::new(),
+                agent_socket: None,
                 closed: None,
                 out: Vec::new(),
             }),
@@ -544,6 +548,13 @@ impl Shared {
         {
             super::forward::forwarded_channel(self, id, &kind);
             return;
+        }
+        if let ChannelKind::AuthAgent = kind {
+            let socket = self.core.borrow().agent_socket.clone();
+            if let Some(socket) = socket {
+                super::forward::agent_channel(self, id, socket);
+                return;
+            }
         }
         log::debug!("the server's {} channel refused", kind.type_name());
         self.with_connection(|conn| {

@@ -403,6 +403,13 @@ impl Connection {
         pending
     }
 
+    /// Agent forwarding (`ssh -A`): `auth-agent@openssh.com` channels the server opens are
+    /// connected to the agent at `socket`. Sessions ask for it with
+    /// [`SessionBuilder::agent_forwarding`](super::SessionBuilder::agent_forwarding).
+    pub fn forward_agent(&self, socket: impl Into<PathBuf>) {
+        self.shared.core.borrow_mut().agent_socket = Some(socket.into());
+    }
+
     fn reactor_or_error(&self) -> Result<&twine_core::Reactor, ClientError> {
         self.reactor().ok_or_else(|| {
             ClientError::Local(twine_core::Error::new(
@@ -466,6 +473,18 @@ pub(crate) fn forwarded_channel(shared: &Shared, id: ChannelId, kind: &ChannelKi
             });
         }
     }
+}
+
+/// The server opened an `auth-agent@openssh.com` channel: connect it to the local agent.
+pub(crate) fn agent_channel(shared: &Shared, id: ChannelId, socket: PathBuf) {
+    let Some(reactor) = shared.reactor.clone() else { return };
+    let factory = TargetFactory {
+        shared: shared.me.clone(),
+        id,
+        link: Splice::new(),
+        peer: "auth-agent@openssh.com".to_owned(),
+    };
+    reactor.connect_unix(socket, TARGET_CONNECT_TIMEOUT, factory);
 }
 
 /// Connects a forwarded channel's target; on success, accepts the channel and relays.

@@ -133,11 +133,12 @@ pub struct SessionBuilder {
     env: Vec<(String, Vec<u8>)>,
     pty: Option<PtyRequest>,
     stderr: Option<StderrSink>,
+    agent: bool,
 }
 
 impl SessionBuilder {
     pub(crate) fn new(connection: Connection) -> Self {
-        Self { connection, env: Vec::new(), pty: None, stderr: None }
+        Self { connection, env: Vec::new(), pty: None, stderr: None, agent: false }
     }
 
     /// Asks the server to set an environment variable (`env`; OpenSSH servers accept only the
@@ -151,6 +152,13 @@ impl SessionBuilder {
     /// with `ssh`.
     pub fn pty(mut self, pty: PtyRequest) -> Self {
         self.pty = Some(pty);
+        self
+    }
+
+    /// Asks the server to forward the agent to this session (`auth-agent-req@openssh.com`;
+    /// the connection must have [`Connection::forward_agent`] set). A refusal is ignored.
+    pub fn agent_forwarding(mut self) -> Self {
+        self.agent = true;
         self
     }
 
@@ -183,7 +191,7 @@ impl SessionBuilder {
         let scheduler = Rc::clone(self.connection.scheduler());
         let pending = Pending::new(&scheduler);
         let settle = pending.clone();
-        let Self { connection, env, pty, stderr } = self;
+        let Self { connection, env, pty, stderr, agent } = self;
         let on_made = Box::new(move |result: Result<Rc<ChannelInner>, ClientError>| {
             let channel = match result {
                 Ok(channel) => channel,
@@ -193,6 +201,11 @@ impl SessionBuilder {
             channel.set_on_made(Box::new(move |result| {
                 settle.settle(result.map(|channel| Session { channel }));
             }));
+            if agent {
+                if let Err(error) = channel.request(&ChannelRequest::AuthAgentReq, None) {
+                    log::debug!("auth-agent-req not sent: {error}");
+                }
+            }
             if let Err(error) = send_requests(&channel, env, pty, &start) {
                 channel.started(Err(error));
             }
