@@ -89,15 +89,18 @@ pub(crate) fn config_for(
     account: Option<&Account>,
     facts: &ConnectionFacts,
 ) -> Result<SshdConfig, String> {
-    let address = facts.peer.map(|a| a.ip().to_string());
+    // Over pipes (inetd mode) the ends are sshd's "UNKNOWN" port 65535: `Match Address` and
+    // `Match LocalAddress` then do not match, rather than being an error.
+    let unknown = || "UNKNOWN".to_owned();
+    let address = Some(facts.peer.map_or_else(unknown, |a| a.ip().to_string()));
     let ci = ConnectionInfo {
         user: Some(user.to_owned()),
         user_invalid: account.is_none(),
         groups: account.map(groups_of),
         host: address.clone(),
         address,
-        local_address: facts.local.map(|a| a.ip().to_string()),
-        local_port: facts.local.map(|a| a.port()),
+        local_address: Some(facts.local.map_or_else(unknown, |a| a.ip().to_string())),
+        local_port: Some(facts.local.map_or(65535, |a| a.port())),
         rdomain: None,
         test: false,
     };
