@@ -112,7 +112,17 @@ fn dash_t_checks_host_keys_and_skips_unsupported_types() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no hostkeys available"), "{}", stderr(&out));
 
-    let dsa = keygen(dir.root(), "host_dsa", "dsa");
+    // DSA: a type OpenSSH 9.2 still makes and we do not load (newer ssh-keygen may refuse).
+    let dsa = dir.path("host_dsa");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "dsa", "-N", "", "-f"])
+        .arg(&dsa)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        println!("skipped the unsupported-type part: ssh-keygen cannot make a DSA key");
+        return;
+    }
     let config = dir.write("mixed", &format!("HostKey {}\n", dsa.display()));
     let out = conchd_with(&["-f", &config, "-h", &good.display().to_string(), "-t"]);
     assert!(out.status.success(), "{}", stderr(&out));

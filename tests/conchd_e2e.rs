@@ -573,3 +573,57 @@ fn sighup_restarts_while_existing_connections_live_on() {
     let _ = signal(second, nix::sys::signal::Signal::SIGTERM);
     assert_eq!(survived, "survived\n");
 }
+
+/// `AllowTcpForwarding local` in a `Match` block lets the user forward with `-L` but refuses
+/// `-R`, per login.
+#[test]
+fn match_allow_tcp_forwarding_local_refuses_remote_forwarding() {
+    if !root_or_skip("fwd-match") {
+        return;
+    }
+    let Some(s) = root_setup("fwd-match", "Match User ct*\n  AllowTcpForwarding local\n") else {
+        return;
+    };
+    let echo = echo_server();
+    let remote = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-N", "-o", "ExitOnForwardFailure=yes", "-R"]);
+        c.arg(format!("{}:127.0.0.1:{echo}", free_port()));
+        c
+    });
+    assert!(!remote.status.success(), "-R was allowed");
+    let listen = free_port();
+    let mut local = Command::new("timeout")
+        .arg(CLIENT_TIME_LIMIT)
+        .arg("ssh")
+        .args(client_options(&s.key))
+        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+        .arg(format!("{listen}:127.0.0.1:{echo}"))
+        .args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let echoed = echo_through(listen);
+    let _ = local.kill();
+    let _ = local.wait();
+    assert_eq!(echoed.as_deref(), Some("ping through the tunnel\n"));
+}
+
+/// `~/.ssh/rc` runs as the user before the session's command, as sshd runs it.
+#[test]
+fn the_users_rc_script_runs_before_the_command() {
+    if !root_or_skip("rc") {
+        return;
+    }
+    let Some(s) = root_setup("rc", "") else { return };
+    let rc = s.user.home.join(".ssh/rc");
+    std::fs::write(&rc, "id -un > \"$HOME/rc-ran\"\n").unwrap();
+    std::os::unix::fs::chown(&rc, Some(s.user.uid), Some(s.user.gid)).unwrap();
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("cat rc-ran; echo args: \"$0\" done");
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\nargs: sh done\n", s.user.name));
+}

@@ -6,12 +6,12 @@
 //! `~/.local/state/conchd`), only that user, from `~/.ssh/authorized_keys`, logging to
 //! standard error. With any argument, or as root, it is `sshd`.
 
+mod around;
 mod cli;
 #[path = "../ckeygen/getopt.rs"]
 mod getopt;
 mod hostkeys;
 mod logging;
-mod motd;
 mod policy;
 mod server;
 mod utmp;
@@ -44,7 +44,7 @@ static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 struct Fatal(String, u8);
 
 fn main() -> ExitCode {
-    if let Some(err) = motd::run_helper() {
+    if let Some(err) = around::run_helper() {
         eprintln!("conchd: cannot run the shell: {err}");
         return ExitCode::from(1);
     }

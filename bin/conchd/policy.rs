@@ -89,17 +89,17 @@ pub(crate) fn config_for(
     account: Option<&Account>,
     facts: &ConnectionFacts,
 ) -> Result<SshdConfig, String> {
-    // Over pipes (inetd mode) the ends are sshd's "UNKNOWN" port 65535: `Match Address` and
-    // `Match LocalAddress` then do not match, rather than being an error.
-    let unknown = || "UNKNOWN".to_owned();
-    let address = Some(facts.peer.map_or_else(unknown, |a| a.ip().to_string()));
+    // Over inetd pipes there is no address: sshd matches "UNKNOWN" and port 65535.
+    let address = facts.peer.map_or_else(|| "UNKNOWN".to_owned(), |a| a.ip().to_string());
     let ci = ConnectionInfo {
         user: Some(user.to_owned()),
         user_invalid: account.is_none(),
         groups: account.map(groups_of),
-        host: address.clone(),
-        address,
-        local_address: Some(facts.local.map_or_else(unknown, |a| a.ip().to_string())),
+        host: Some(address.clone()),
+        address: Some(address),
+        local_address: Some(
+            facts.local.map_or_else(|| "UNKNOWN".to_owned(), |a| a.ip().to_string()),
+        ),
         local_port: Some(facts.local.map_or(65535, |a| a.port())),
         rdomain: None,
         test: false,
@@ -228,9 +228,19 @@ fn config_restrictions(config: &SshdConfig, mut r: Restrictions) -> Restrictions
             _ => command.clone(),
         });
     }
+    // AllowTcpForwarding local|remote, per connection: the direction not allowed gets an
+    // empty permit list.
     let mut extra = Restrictions::none();
-    extra.permit_open = permitted(&config.permit_open, false);
-    extra.permit_listen = permitted(&config.permit_listen, true);
+    extra.permit_open = if config.tcp_forwarding_local() {
+        permitted(&config.permit_open, false)
+    } else {
+        Some(Vec::new())
+    };
+    extra.permit_listen = if config.tcp_forwarding_remote() {
+        permitted(&config.permit_listen, true)
+    } else {
+        Some(Vec::new())
+    };
     r.intersect(&extra)
 }
 

@@ -27,7 +27,7 @@ use twine::internet::protocol::{Address, HalfClose, Protocol, Transport};
 use twine::internet::reactor::{FdWatch, Interest, ThreadHandle};
 use twine::internet::Reactor;
 
-use crate::motd::MotdSpawner;
+use crate::around::AroundSpawner;
 use crate::policy::Policy;
 use twine::conch::server::session::LocalSpawner;
 
@@ -134,7 +134,7 @@ pub(crate) fn server_config(
     }
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let spawner = MotdSpawner::new(LocalSpawner::new(reactor), c.print_motd);
+    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd);
     let sessions = UnixSessions::with_spawner(spawner);
     let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
@@ -147,7 +147,8 @@ pub(crate) fn server_config(
     }
     let mut config = ServerConfig::new(stack, policy, sessions);
     let mut forwarding = ForwardingPolicy::default();
-    forwarding.tcp = allow(c.tcp_forwarding_local(), c.tcp_forwarding_remote());
+    // Every login's restrictions carry its own AllowTcpForwarding (Match blocks included).
+    forwarding.tcp = AllowForwarding::Yes;
     forwarding.streamlocal = if c.disable_forwarding {
         AllowForwarding::No
     } else {

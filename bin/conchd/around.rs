@@ -1,0 +1,163 @@
+//! What conchd adds around a session's process, as sshd does: login records for sessions
+//! on a pty ([`crate::utmp`]), `PrintMotd` (a login shell on a pty first shows `/etc/motd`)
+//! and `~/.ssh/rc` (or `/etc/ssh/sshrc`) run before the session's program. For the last two
+//! the session starts `conchd` itself in a helper role, already as the user: it prints the
+//! file, runs the rc script, and then becomes the session's program (same process, same
+//! terminal, `argv[0]` kept), so nothing is written into the session from outside.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use twine::conch::server::session::{LocalSpawner, SessionSpawner, SpawnPlan};
+use twine::internet::process::{Process, ProcessProtocol, ProcessStatus};
+
+use crate::utmp::Entry;
+
+/// The program the helper becomes.
+const PROGRAM_VAR: &str = "CONCHD_HELPER_PROGRAM";
+/// Its `argv[0]`.
+const ARG0_VAR: &str = "CONCHD_HELPER_ARG0";
+/// Set when the helper prints `/etc/motd`.
+const MOTD_VAR: &str = "CONCHD_HELPER_MOTD";
+/// The rc script the helper runs first.
+const RC_VAR: &str = "CONCHD_HELPER_RC";
+
+/// sshd's system-wide rc script, run when the user has none.
+const SYSTEM_RC: &str = "/etc/ssh/sshrc";
+
+/// Spawns like [`LocalSpawner`], with login records, and through the helper when there is
+/// a message of the day to show or an rc script to run.
+pub(crate) struct AroundSpawner {
+    inner: LocalSpawner,
+    exe: Option<PathBuf>,
+    print_motd: bool,
+}
+
+impl AroundSpawner {
+    pub(crate) fn new(inner: LocalSpawner, print_motd: bool) -> Self {
+        Self { inner, exe: std::env::current_exe().ok(), print_motd }
+    }
+}
+
+/// The process's protocol, which also closes the login record when the process ends.
+struct Recorded {
+    inner: Box<dyn ProcessProtocol>,
+    entry: Rc<RefCell<Option<Entry>>>,
+}
+
+impl ProcessProtocol for Recorded {
+    fn connection_made(&mut self, process: Process) {
+        self.inner.connection_made(process);
+    }
+
+    fn out_received(&mut self, data: &[u8]) {
+        self.inner.out_received(data);
+    }
+
+    fn err_received(&mut self, data: &[u8]) {
+        self.inner.err_received(data);
+    }
+
+    fn in_connection_lost(&mut self) {
+        self.inner.in_connection_lost();
+    }
+
+    fn out_connection_lost(&mut self) {
+        self.inner.out_connection_lost();
+    }
+
+    fn err_connection_lost(&mut self) {
+        self.inner.err_connection_lost();
+    }
+
+    fn process_exited(&mut self, status: ProcessStatus) {
+        self.inner.process_exited(status);
+    }
+
+    fn process_ended(&mut self, status: ProcessStatus) {
+        if let Some(entry) = self.entry.borrow_mut().take() {
+            entry.logout();
+        }
+        self.inner.process_ended(status);
+    }
+}
+
+impl SessionSpawner for AroundSpawner {
+    fn spawn(
+        &self,
+        mut plan: SpawnPlan,
+        protocol: Box<dyn ProcessProtocol>,
+    ) -> Result<Process, twine::internet::Error> {
+        let login_shell = plan.pty.is_some()
+            && plan.args.is_empty()
+            && plan.arg0.as_bytes().first() == Some(&b'-');
+        let motd = self.print_motd && login_shell;
+        let user_rc = plan.account.home.join(".ssh/rc");
+        let rc = if plan.user_rc && user_rc.is_file() {
+            Some(user_rc)
+        } else {
+            Some(PathBuf::from(SYSTEM_RC)).filter(|p| p.is_file())
+        };
+        if let (true, Some(exe)) = (motd || rc.is_some(), &self.exe) {
+            plan.env.push((PROGRAM_VAR.into(), plan.program.clone().into_os_string()));
+            plan.env.push((ARG0_VAR.into(), plan.arg0.clone()));
+            if motd {
+                plan.env.push((MOTD_VAR.into(), "1".into()));
+            }
+            if let Some(rc) = rc {
+                plan.env.push((RC_VAR.into(), rc.into_os_string()));
+            }
+            plan.program = exe.clone();
+            plan.arg0 = OsString::from("conchd-session");
+        }
+        let user = plan.account.name.clone();
+        let host = plan
+            .env
+            .iter()
+            .find(|(k, _)| k == "SSH_CONNECTION")
+            .and_then(|(_, v)| v.to_str()?.split(' ').next()?.parse().ok());
+        let slot = Rc::new(RefCell::new(None));
+        let protocol = Box::new(Recorded { inner: protocol, entry: Rc::clone(&slot) });
+        let process = self.inner.spawn(plan, protocol)?;
+        if let Some(entry) =
+            process.tty_path().and_then(|tty| Entry::new(process.pid(), tty, &user, host))
+        {
+            entry.login();
+            *slot.borrow_mut() = Some(entry);
+        }
+        Ok(process)
+    }
+}
+
+/// In the helper role (the variables are set): prints `/etc/motd`, runs the rc script, and
+/// becomes the session's program with its arguments. Returns only if this process is not the
+/// helper, or the program could not be run.
+pub(crate) fn run_helper() -> Option<std::io::Error> {
+    let program = std::env::var_os(PROGRAM_VAR)?;
+    let arg0 = std::env::var_os(ARG0_VAR).unwrap_or_else(|| program.clone());
+    let motd = std::env::var_os(MOTD_VAR).is_some();
+    let rc = std::env::var_os(RC_VAR);
+    for var in [PROGRAM_VAR, ARG0_VAR, MOTD_VAR, RC_VAR] {
+        std::env::remove_var(var);
+    }
+    if motd {
+        if let Ok(text) = std::fs::read("/etc/motd") {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&text);
+            let _ = std::io::stdout().flush();
+        }
+    }
+    if let Some(rc) = rc {
+        let _ = std::process::Command::new("/bin/sh")
+            .arg(rc)
+            .stdin(std::process::Stdio::null())
+            .status();
+    }
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    Some(std::process::Command::new(program).arg0(arg0).args(args).exec())
+}
