@@ -129,7 +129,8 @@ pick_port() {
     return 1
 }
 # forwarding.sh chains forwards over ports <base><j><i> and <base><j><i>+50 (j, i in 0..2);
-# forward-control.sh uses two fixed ports. Both are edited in our copy to use free ones.
+# forward-control.sh, cfgmatch.sh, cfgmatchlisten.sh and multiplex.sh use fixed ports. All are
+# edited in our copy to use free ones: <base>80 to <base>83.
 pick_fwd_base() {
     local tries=0 b ports j i
     while [ $tries -lt 200 ]; do
@@ -141,7 +142,7 @@ pick_fwd_base() {
             done
         done
         # shellcheck disable=SC2086
-        if port_free $ports $((b * 100 + 80)) $((b * 100 + 81)); then
+        if port_free $ports $((b * 100 + 80)) $((b * 100 + 81)) $((b * 100 + 82)) $((b * 100 + 83)); then
             echo "$b"
             return 0
         fi
@@ -170,6 +171,8 @@ R=$W/regress
 sed -i "s/^base=33\$/base=$FWD_BASE/" "$R/forwarding.sh"
 sed -i -e "s/^LFWD_PORT=3320\$/LFWD_PORT=${FWD_BASE}80/" \
     -e "s/^RFWD_PORT=3321\$/RFWD_PORT=${FWD_BASE}81/" "$R/forward-control.sh"
+sed -i "s/^fwdport=3301\$/fwdport=${FWD_BASE}82/" "$R/cfgmatch.sh" "$R/cfgmatchlisten.sh"
+sed -i "s/^P=3301 /P=${FWD_BASE}83 /" "$R/multiplex.sh"
 
 BIN=$W/bin
 mkdir -p "$BIN"

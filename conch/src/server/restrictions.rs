@@ -116,8 +116,8 @@ impl Restrictions {
         self.agent_forwarding &= other.agent_forwarding;
         self.x11_forwarding &= other.x11_forwarding;
         self.user_rc &= other.user_rc;
-        self.permit_open = intersect_lists(self.permit_open.take(), &other.permit_open);
-        self.permit_listen = intersect_lists(self.permit_listen.take(), &other.permit_listen);
+        self.permit_open = intersect_lists(self.permit_open.take(), &other.permit_open, false);
+        self.permit_listen = intersect_lists(self.permit_listen.take(), &other.permit_listen, true);
         self
     }
 
@@ -147,12 +147,15 @@ impl Restrictions {
         let Some(list) = &self.permit_listen else { return true };
         list.iter().any(|entry| match &entry.host {
             Some(_) => host_port_matches(entry, host, port),
-            None => {
-                let local = matches!(host, "" | "localhost" | "127.0.0.1" | "::1");
-                local && entry.port.is_none_or(|p| u32::from(p) == port)
-            }
+            None => is_default_listen_host(host) && entry.port.is_none_or(|p| u32::from(p) == port),
         })
     }
+}
+
+/// The hosts a `permitlisten` entry with only a port admits.
+fn is_default_listen_host(host: &str) -> bool {
+    host.is_empty()
+        || ["localhost", "127.0.0.1", "::1"].iter().any(|h| h.eq_ignore_ascii_case(host))
 }
 
 fn host_port_matches(entry: &PermittedHostPort, host: &str, port: u32) -> bool {
@@ -163,16 +166,61 @@ fn host_port_matches(entry: &PermittedHostPort, host: &str, port: u32) -> bool {
     host_ok && entry.port.is_none_or(|p| u32::from(p) == port)
 }
 
+/// What two permission lists both allow: each entry of one met with each entry of the other
+/// (an entry admits a set of destinations; a list, the union of its entries' sets).
 fn intersect_lists(
     mine: Option<Vec<PermittedHostPort>>,
     theirs: &Option<Vec<PermittedHostPort>>,
+    listen: bool,
 ) -> Option<Vec<PermittedHostPort>> {
     match (mine, theirs) {
         (None, None) => None,
         (Some(list), None) => Some(list),
         (None, Some(list)) => Some(list.clone()),
-        (Some(list), Some(other)) => Some(list.into_iter().filter(|e| other.contains(e)).collect()),
+        (Some(list), Some(other)) => {
+            let mut both: Vec<PermittedHostPort> = Vec::new();
+            for a in &list {
+                for b in other {
+                    if let Some(entry) = intersect_entries(a, b, listen) {
+                        if !both.contains(&entry) {
+                            both.push(entry);
+                        }
+                    }
+                }
+            }
+            Some(both)
+        }
     }
+}
+
+/// The destinations both `a` and `b` admit, if any. A port of `None` is any port; a host of
+/// `*` any host; a host of `None` (only in `permitlisten`) the default listen hosts.
+fn intersect_entries(
+    a: &PermittedHostPort,
+    b: &PermittedHostPort,
+    listen: bool,
+) -> Option<PermittedHostPort> {
+    let port = match (a.port, b.port) {
+        (None, port) | (port, None) => port,
+        (Some(x), Some(y)) if x == y => Some(x),
+        _ => return None,
+    };
+    let host = match (a.host.as_deref(), b.host.as_deref()) {
+        (None, None) => None,
+        (None, Some(h)) | (Some(h), None) => {
+            if h == "*" {
+                None
+            } else if listen && is_default_listen_host(h) {
+                Some(h.to_owned())
+            } else {
+                return None;
+            }
+        }
+        (Some("*"), Some(h)) | (Some(h), Some("*")) => Some(h.to_owned()),
+        (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => Some(x.to_owned()),
+        _ => return None,
+    };
+    Some(PermittedHostPort { host, port })
 }
 
 #[cfg(test)]
@@ -230,6 +278,37 @@ mod tests {
         r.permit_listen = Some(vec![entry(None, Some(8080))]);
         assert!(r.may_listen("localhost", 8080) && r.may_listen("", 8080));
         assert!(!r.may_listen("0.0.0.0", 8080) && !r.may_listen("localhost", 8081));
+    }
+
+    /// A key's `permitlisten` with only a port and the server's `PermitListen` naming that
+    /// port on 127.0.0.1 together admit that listener, and nothing the server does not name.
+    #[test]
+    fn a_bare_listen_port_and_a_host_port_for_it_admit_that_listener() {
+        let mut key = Restrictions::none();
+        key.permit_listen = Some(vec![entry(None, Some(6082))]);
+        let mut server = Restrictions::none();
+        server.permit_listen = Some(vec![
+            entry(Some("127.0.0.1"), Some(1)),
+            entry(Some("127.0.0.1"), Some(6082)),
+            entry(Some("127.0.0.2"), Some(2)),
+        ]);
+        let both = key.intersect(&server);
+        assert!(both.may_listen("127.0.0.1", 6082));
+        assert!(!both.may_listen("localhost", 6082), "the server names only 127.0.0.1");
+        assert!(!both.may_listen("127.0.0.1", 1) && !both.may_listen("127.0.0.2", 2));
+    }
+
+    /// Wildcards meet specific entries in what both admit: `*:80` and `db:*` leave `db:80`.
+    #[test]
+    fn wildcard_permissions_meet_in_what_both_admit() {
+        let mut a = Restrictions::none();
+        a.permit_open = Some(vec![entry(Some("*"), Some(80)), entry(Some("web"), Some(443))]);
+        let mut b = Restrictions::none();
+        b.permit_open = Some(vec![entry(Some("DB"), None)]);
+        let both = a.intersect(&b);
+        assert_eq!(both.permit_open, Some(vec![entry(Some("DB"), Some(80))]));
+        assert!(both.may_open("db", 80));
+        assert!(!both.may_open("db", 81) && !both.may_open("web", 443));
     }
 
     /// Two steps combine to what both allow.
