@@ -627,3 +627,62 @@ fn the_users_rc_script_runs_before_the_command() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\nargs: sh done\n", s.user.name));
 }
+
+/// `ssh` with a password through `sshpass`, public keys off.
+fn ssh_with_password(port: u16, user: &str, password: &str, command: &str) -> std::process::Output {
+    output({
+        let mut c = Command::new("timeout");
+        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
+        for option in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile=/dev/null",
+            "PubkeyAuthentication=no",
+            "PreferredAuthentications=password",
+            "NumberOfPasswordPrompts=1",
+        ] {
+            c.args(["-o", option]);
+        }
+        c.args(["-p", &port.to_string(), "-l", user, "127.0.0.1", command]);
+        c
+    })
+}
+
+/// With `UsePAM no` and `PasswordAuthentication yes`, as sshd, `conchd` checks the password
+/// against the user's `/etc/shadow` hash: the right one logs in, a wrong one is refused.
+#[test]
+fn without_pam_a_password_from_the_shadow_file_logs_in_and_a_wrong_one_is_refused() {
+    if !root_or_skip("shadow") {
+        return;
+    }
+    if Command::new("sshpass").arg("-V").output().is_err() {
+        println!("shadow: skipped: sshpass is not installed");
+        return;
+    }
+    let Some(setup) = root_setup(
+        "shadow",
+        "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n",
+    ) else {
+        return;
+    };
+    let password = "Tw1ne-shadow-pw";
+    let mut chpasswd = Command::new("chpasswd")
+        .args(["-c", "SHA512"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}:{password}\n", setup.user.name).as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+    let out = ssh_with_password(setup.daemon.port, &setup.user.name, password, "echo in as $USER");
+    assert_eq!(stdout(&out), format!("in as {}\n", setup.user.name), "{}", stderr(&out));
+    assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
+    let out = ssh_with_password(setup.daemon.port, &setup.user.name, "not-it", "echo in");
+    assert!(!out.status.success(), "a wrong password got in");
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    assert!(setup.daemon.wait_for_log("Failed password for").is_some());
+}

@@ -181,7 +181,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
     }
     if startup.use_pam && !cfg!(feature = "pam") {
-        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): password and keyboard-interactive authentication are off");
+        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): passwords are checked against /etc/shadow, keyboard-interactive is off");
     }
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {
