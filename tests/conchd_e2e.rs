@@ -17,6 +17,26 @@ use conchd_support::{
     stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
+/// Sets `user`'s password with `chpasswd -c SHA512` (a `$6$` hash in /etc/shadow).
+fn set_password(user: &str, password: &str) {
+    let mut chpasswd = Command::new("chpasswd")
+        .args(["-c", "SHA512"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    chpasswd.stdin.take().unwrap().write_all(format!("{user}:{password}\n").as_bytes()).unwrap();
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+}
+
+/// Whether `sshpass` is there; prints why not.
+fn sshpass_or_skip(test: &str) -> bool {
+    let there = Command::new("sshpass").arg("-V").output().is_ok();
+    if !there {
+        println!("{test}: skipped: sshpass is not installed");
+    }
+    there
+}
+
 /// Whether a root-only test can run; prints why not.
 fn root_or_skip(test: &str) -> bool {
     if !is_root() {
@@ -655,8 +675,7 @@ fn without_pam_a_password_from_the_shadow_file_logs_in_and_a_wrong_one_is_refuse
     if !root_or_skip("shadow") {
         return;
     }
-    if Command::new("sshpass").arg("-V").output().is_err() {
-        println!("shadow: skipped: sshpass is not installed");
+    if !sshpass_or_skip("shadow") {
         return;
     }
     let Some(setup) = root_setup(
@@ -666,18 +685,7 @@ fn without_pam_a_password_from_the_shadow_file_logs_in_and_a_wrong_one_is_refuse
         return;
     };
     let password = "Tw1ne-shadow-pw";
-    let mut chpasswd = Command::new("chpasswd")
-        .args(["-c", "SHA512"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    chpasswd
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}:{password}\n", setup.user.name).as_bytes())
-        .unwrap();
-    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+    set_password(&setup.user.name, password);
     let out = ssh_with_password(setup.daemon.port, &setup.user.name, password, "echo in as $USER");
     assert_eq!(stdout(&out), format!("in as {}\n", setup.user.name), "{}", stderr(&out));
     assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
@@ -685,4 +693,41 @@ fn without_pam_a_password_from_the_shadow_file_logs_in_and_a_wrong_one_is_refuse
     assert!(!out.status.success(), "a wrong password got in");
     assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
     assert!(setup.daemon.wait_for_log("Failed password for").is_some());
+}
+
+/// Under `AuthenticationMethods publickey,password`, the key is sshd's "Partial publickey"
+/// step and the password then completes the login ("Accepted password").
+#[test]
+fn a_partial_publickey_step_is_logged_as_partial_before_the_password_completes_it() {
+    if !root_or_skip("partial") || !sshpass_or_skip("partial") {
+        return;
+    }
+    let Some(setup) = root_setup(
+        "partial",
+        "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods publickey,password\n",
+    ) else {
+        return;
+    };
+    let password = "Tw1ne-partial-pw";
+    set_password(&setup.user.name, password);
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh"]);
+        c.args(client_options(&setup.key).into_iter().map(|o| {
+            if o == "BatchMode=yes" {
+                "BatchMode=no".to_owned()
+            } else {
+                o
+            }
+        }));
+        c.args(["-o", "PreferredAuthentications=publickey,password"]);
+        c.args(["-p", &setup.daemon.port.to_string(), "-l", &setup.user.name, "127.0.0.1"]);
+        c.arg("echo both");
+        c
+    });
+    assert_eq!(stdout(&out), "both\n", "{}", stderr(&out));
+    let partial = setup.daemon.wait_for_log("publickey for").expect("no publickey line");
+    let expected = format!("Partial publickey for {} from 127.0.0.1 port ", setup.user.name);
+    assert!(partial.contains(&expected) && partial.contains(" ssh2: ED25519 SHA256:"), "{partial}");
+    assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
 }
