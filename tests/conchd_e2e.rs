@@ -731,3 +731,51 @@ fn a_partial_publickey_step_is_logged_as_partial_before_the_password_completes_i
     assert!(partial.contains(&expected) && partial.contains(" ssh2: ED25519 SHA256:"), "{partial}");
     assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
 }
+
+/// A pty login shell, given `input`; its standard output.
+fn pty_login(port: u16, key: &Path, user: &str, input: &[u8]) -> String {
+    let mut child = Command::new("timeout")
+        .arg(CLIENT_TIME_LIMIT)
+        .arg("ssh")
+        .args(client_options(key))
+        .args(["-tt", "-p", &port.to_string(), "-l", user, "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    stdout(&out)
+}
+
+/// With `PrintLastLog yes` (the default) a pty login shell first shows sshd's
+/// "Last login: <date> from <host>" for the user's previous login; the first login shows none,
+/// and `PrintLastLog no` shows none.
+#[test]
+fn a_second_interactive_login_shows_the_last_login_line() {
+    if !root_or_skip("lastlog") {
+        return;
+    }
+    if !Path::new("/var/log/wtmp").exists() {
+        println!("lastlog: skipped: no /var/log/wtmp");
+        return;
+    }
+    let Some(s) = root_setup("lastlog", "PrintMotd no\n") else { return };
+    let first = pty_login(s.daemon.port, &s.key, &s.user.name, b"echo first-done; exit\n");
+    assert!(first.contains("first-done"), "{first}");
+    assert!(!first.contains("Last login:"), "a first login with a last login: {first}");
+    let second = pty_login(s.daemon.port, &s.key, &s.user.name, b"echo second-done; exit\n");
+    let line = second
+        .lines()
+        .find(|l| l.starts_with("Last login: "))
+        .unwrap_or_else(|| panic!("no Last login line in {second:?}"));
+    assert!(line.trim_end().ends_with(" from 127.0.0.1"), "{line:?}");
+    let at = second.find("Last login: ").unwrap();
+    assert!(at < second.rfind("second-done").unwrap(), "{second}");
+
+    let quiet_dir = TempDir::new("lastlog-quiet");
+    let quiet = start_root_daemon(&quiet_dir, "PrintLastLog no\n");
+    let third = pty_login(quiet.port, &s.key, &s.user.name, b"echo third-done; exit\n");
+    assert!(third.contains("third-done") && !third.contains("Last login:"), "{third}");
+}

@@ -140,7 +140,7 @@ pub(crate) fn server_config(
     }
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd);
+    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd, c.print_last_log);
     let sessions = UnixSessions::with_spawner(spawner);
     let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {
