@@ -93,6 +93,8 @@ fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
         "ListenAddress 127.0.0.1".to_owned(),
         format!("AllowUsers {}", me.name),
         format!("AuthorizedKeysFile {keys_file}"),
+        // Keys only: an ordinary user cannot read /etc/shadow.
+        "PasswordAuthentication no".to_owned(),
         "PidFile none".to_owned(),
         "Subsystem sftp /usr/lib/openssh/sftp-server".to_owned(),
     ];
