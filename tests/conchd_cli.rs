@@ -150,3 +150,34 @@ fn unknown_flags_and_bad_ports_print_the_usage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("Bad port number 0x."));
 }
+
+/// A cipher, MAC or key exchange OpenSSH has and conchd lacks is skipped with a warning
+/// naming file and line; the rest of the list is used. A name nobody knows is sshd's error.
+#[test]
+fn an_algorithm_openssh_has_but_conchd_lacks_is_skipped_with_a_warning() {
+    let dir = TempDir::new("cli-algorithms");
+    let key = keygen(dir.root(), "host_ed25519", "ed25519");
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "HostKey {}\nCiphers aes128-cbc,aes256-ctr\nMACs umac-128-etm@openssh.com,hmac-sha2-256\n\
+             KexAlgorithms diffie-hellman-group1-sha1,curve25519-sha256\n",
+            key.display()
+        ),
+    );
+    let out = conchd_with(&["-f", &config, "-T"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l == "ciphers aes256-ctr"), "{text}");
+    assert!(text.lines().any(|l| l == "macs hmac-sha2-256"), "{text}");
+    assert!(text.lines().any(|l| l == "kexalgorithms curve25519-sha256"), "{text}");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{config} line 2: ")) && err.contains("aes128-cbc"), "{err}");
+    assert!(err.contains(&format!("{config} line 4: ")), "{err}");
+
+    let bad =
+        dir.write("bad_config", &format!("HostKey {}\nCiphers aes256-ctr,rot13\n", key.display()));
+    let out = conchd_with(&["-f", &bad, "-t"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("Bad SSH2 cipher spec 'aes256-ctr,rot13'."), "{}", stderr(&out));
+}

@@ -17,6 +17,26 @@ use conchd_support::{
     stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
+/// Sets `user`'s password with `chpasswd -c SHA512` (a `$6$` hash in /etc/shadow).
+fn set_password(user: &str, password: &str) {
+    let mut chpasswd = Command::new("chpasswd")
+        .args(["-c", "SHA512"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    chpasswd.stdin.take().unwrap().write_all(format!("{user}:{password}\n").as_bytes()).unwrap();
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+}
+
+/// Whether `sshpass` is there; prints why not.
+fn sshpass_or_skip(test: &str) -> bool {
+    let there = Command::new("sshpass").arg("-V").output().is_ok();
+    if !there {
+        println!("{test}: skipped: sshpass is not installed");
+    }
+    there
+}
+
 /// Whether a root-only test can run; prints why not.
 fn root_or_skip(test: &str) -> bool {
     if !is_root() {
@@ -626,4 +646,136 @@ fn the_users_rc_script_runs_before_the_command() {
     });
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\nargs: sh done\n", s.user.name));
+}
+
+/// `ssh` with a password through `sshpass`, public keys off.
+fn ssh_with_password(port: u16, user: &str, password: &str, command: &str) -> std::process::Output {
+    output({
+        let mut c = Command::new("timeout");
+        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
+        for option in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile=/dev/null",
+            "PubkeyAuthentication=no",
+            "PreferredAuthentications=password",
+            "NumberOfPasswordPrompts=1",
+        ] {
+            c.args(["-o", option]);
+        }
+        c.args(["-p", &port.to_string(), "-l", user, "127.0.0.1", command]);
+        c
+    })
+}
+
+/// With `UsePAM no` and `PasswordAuthentication yes`, as sshd, `conchd` checks the password
+/// against the user's `/etc/shadow` hash: the right one logs in, a wrong one is refused.
+#[test]
+fn without_pam_a_password_from_the_shadow_file_logs_in_and_a_wrong_one_is_refused() {
+    if !root_or_skip("shadow") {
+        return;
+    }
+    if !sshpass_or_skip("shadow") {
+        return;
+    }
+    let Some(setup) = root_setup(
+        "shadow",
+        "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n",
+    ) else {
+        return;
+    };
+    let password = "Tw1ne-shadow-pw";
+    set_password(&setup.user.name, password);
+    let out = ssh_with_password(setup.daemon.port, &setup.user.name, password, "echo in as $USER");
+    assert_eq!(stdout(&out), format!("in as {}\n", setup.user.name), "{}", stderr(&out));
+    assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
+    let out = ssh_with_password(setup.daemon.port, &setup.user.name, "not-it", "echo in");
+    assert!(!out.status.success(), "a wrong password got in");
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    assert!(setup.daemon.wait_for_log("Failed password for").is_some());
+}
+
+/// Under `AuthenticationMethods publickey,password`, the key is sshd's "Partial publickey"
+/// step and the password then completes the login ("Accepted password").
+#[test]
+fn a_partial_publickey_step_is_logged_as_partial_before_the_password_completes_it() {
+    if !root_or_skip("partial") || !sshpass_or_skip("partial") {
+        return;
+    }
+    let Some(setup) = root_setup(
+        "partial",
+        "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods publickey,password\n",
+    ) else {
+        return;
+    };
+    let password = "Tw1ne-partial-pw";
+    set_password(&setup.user.name, password);
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh"]);
+        c.args(client_options(&setup.key).into_iter().map(|o| {
+            if o == "BatchMode=yes" {
+                "BatchMode=no".to_owned()
+            } else {
+                o
+            }
+        }));
+        c.args(["-o", "PreferredAuthentications=publickey,password"]);
+        c.args(["-p", &setup.daemon.port.to_string(), "-l", &setup.user.name, "127.0.0.1"]);
+        c.arg("echo both");
+        c
+    });
+    assert_eq!(stdout(&out), "both\n", "{}", stderr(&out));
+    let partial = setup.daemon.wait_for_log("publickey for").expect("no publickey line");
+    let expected = format!("Partial publickey for {} from 127.0.0.1 port ", setup.user.name);
+    assert!(partial.contains(&expected) && partial.contains(" ssh2: ED25519 SHA256:"), "{partial}");
+    assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
+}
+
+/// A pty login shell, given `input`; its standard output.
+fn pty_login(port: u16, key: &Path, user: &str, input: &[u8]) -> String {
+    let mut child = Command::new("timeout")
+        .arg(CLIENT_TIME_LIMIT)
+        .arg("ssh")
+        .args(client_options(key))
+        .args(["-tt", "-p", &port.to_string(), "-l", user, "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    stdout(&out)
+}
+
+/// With `PrintLastLog yes` (the default) a pty login shell first shows sshd's
+/// "Last login: <date> from <host>" for the user's previous login; the first login shows none,
+/// and `PrintLastLog no` shows none.
+#[test]
+fn a_second_interactive_login_shows_the_last_login_line() {
+    if !root_or_skip("lastlog") {
+        return;
+    }
+    if !Path::new("/var/log/wtmp").exists() {
+        println!("lastlog: skipped: no /var/log/wtmp");
+        return;
+    }
+    let Some(s) = root_setup("lastlog", "PrintMotd no\n") else { return };
+    let first = pty_login(s.daemon.port, &s.key, &s.user.name, b"echo first-done; exit\n");
+    assert!(first.contains("first-done"), "{first}");
+    assert!(!first.contains("Last login:"), "a first login with a last login: {first}");
+    let second = pty_login(s.daemon.port, &s.key, &s.user.name, b"echo second-done; exit\n");
+    let line = second
+        .lines()
+        .find(|l| l.starts_with("Last login: "))
+        .unwrap_or_else(|| panic!("no Last login line in {second:?}"));
+    assert!(line.trim_end().ends_with(" from 127.0.0.1"), "{line:?}");
+    let at = second.find("Last login: ").unwrap();
+    assert!(at < second.rfind("second-done").unwrap(), "{second}");
+
+    let quiet_dir = TempDir::new("lastlog-quiet");
+    let quiet = start_root_daemon(&quiet_dir, "PrintLastLog no\n");
+    let third = pty_login(quiet.port, &s.key, &s.user.name, b"echo third-done; exit\n");
+    assert!(third.contains("third-done") && !third.contains("Last login:"), "{third}");
 }

@@ -26,6 +26,8 @@ const ARG0_VAR: &str = "CONCHD_HELPER_ARG0";
 const MOTD_VAR: &str = "CONCHD_HELPER_MOTD";
 /// The rc script the helper runs first.
 const RC_VAR: &str = "CONCHD_HELPER_RC";
+/// Set when the helper prints the "Last login" line for this user.
+const LASTLOG_VAR: &str = "CONCHD_HELPER_LASTLOG";
 
 /// sshd's system-wide rc script, run when the user has none.
 const SYSTEM_RC: &str = "/etc/ssh/sshrc";
@@ -36,11 +38,12 @@ pub(crate) struct AroundSpawner {
     inner: LocalSpawner,
     exe: Option<PathBuf>,
     print_motd: bool,
+    print_last_log: bool,
 }
 
 impl AroundSpawner {
-    pub(crate) fn new(inner: LocalSpawner, print_motd: bool) -> Self {
-        Self { inner, exe: std::env::current_exe().ok(), print_motd }
+    pub(crate) fn new(inner: LocalSpawner, print_motd: bool, print_last_log: bool) -> Self {
+        Self { inner, exe: std::env::current_exe().ok(), print_motd, print_last_log }
     }
 }
 
@@ -97,17 +100,21 @@ impl SessionSpawner for AroundSpawner {
             && plan.args.is_empty()
             && plan.arg0.as_bytes().first() == Some(&b'-');
         let motd = self.print_motd && login_shell;
+        let last_log = self.print_last_log && login_shell;
         let user_rc = plan.account.home.join(".ssh/rc");
         let rc = if plan.user_rc && user_rc.is_file() {
             Some(user_rc)
         } else {
             Some(PathBuf::from(SYSTEM_RC)).filter(|p| p.is_file())
         };
-        if let (true, Some(exe)) = (motd || rc.is_some(), &self.exe) {
+        if let (true, Some(exe)) = (motd || last_log || rc.is_some(), &self.exe) {
             plan.env.push((PROGRAM_VAR.into(), plan.program.clone().into_os_string()));
             plan.env.push((ARG0_VAR.into(), plan.arg0.clone()));
             if motd {
                 plan.env.push((MOTD_VAR.into(), "1".into()));
+            }
+            if last_log {
+                plan.env.push((LASTLOG_VAR.into(), plan.account.name.clone().into()));
             }
             if let Some(rc) = rc {
                 plan.env.push((RC_VAR.into(), rc.into_os_string()));
@@ -142,9 +149,22 @@ pub(crate) fn run_helper() -> Option<std::io::Error> {
     let arg0 = std::env::var_os(ARG0_VAR).unwrap_or_else(|| program.clone());
     let motd = std::env::var_os(MOTD_VAR).is_some();
     let rc = std::env::var_os(RC_VAR);
-    for var in [PROGRAM_VAR, ARG0_VAR, MOTD_VAR, RC_VAR] {
+    let last_log = std::env::var(LASTLOG_VAR).ok();
+    for var in [PROGRAM_VAR, ARG0_VAR, MOTD_VAR, RC_VAR, LASTLOG_VAR] {
         std::env::remove_var(var);
     }
+    let hushed = std::env::var_os("HOME")
+        .is_some_and(|home| std::path::Path::new(&home).join(".hushlogin").exists());
+    // As sshd: the last login, then /etc/motd; ~/.hushlogin silences both.
+    if let (Some(user), false) = (last_log, hushed) {
+        if let Some((secs, host)) = crate::utmp::last_login(&user, std::process::id()) {
+            use std::io::Write;
+            let line = crate::utmp::last_login_message(secs, &host);
+            let _ = std::io::stdout().write_all(line.as_bytes());
+            let _ = std::io::stdout().flush();
+        }
+    }
+    let motd = motd && !hushed;
     if motd {
         if let Ok(text) = std::fs::read("/etc/motd") {
             use std::io::Write;

@@ -93,6 +93,8 @@ fn embedded_options(me: &Account) -> Result<Vec<String>, Fatal> {
         "ListenAddress 127.0.0.1".to_owned(),
         format!("AllowUsers {}", me.name),
         format!("AuthorizedKeysFile {keys_file}"),
+        // Keys only: an ordinary user cannot read /etc/shadow.
+        "PasswordAuthentication no".to_owned(),
         "PidFile none".to_owned(),
         "Subsystem sftp /usr/lib/openssh/sftp-server".to_owned(),
     ];
@@ -181,7 +183,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
     }
     if startup.use_pam && !cfg!(feature = "pam") {
-        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): password and keyboard-interactive authentication are off");
+        log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): passwords are checked against /etc/shadow, keyboard-interactive is off");
     }
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {

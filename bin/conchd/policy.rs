@@ -22,7 +22,7 @@ use twine::conch::server::{
     Account, AccountStatus, AuthBackend, AuthRequest, AuthorizedKeys, Chain, ConnectionFacts,
     ConnectionId, LoginRequest, Restrictions, SessionGrant,
 };
-use twine::conch::userauth::{Attempt, Decision};
+use twine::conch::userauth::{Attempt, Decision, Method};
 use twine::internet::Deferred;
 
 /// OpenSSH's sftp server, which stands in for `internal-sftp`.
@@ -34,6 +34,37 @@ struct ConnState {
     config: Option<Arc<SshdConfig>>,
     auth_info: Vec<String>,
     auth_file: Option<PathBuf>,
+    /// The methods accepted so far, for `AuthenticationMethods`' partial steps.
+    methods: Vec<Method>,
+}
+
+/// Whether accepting `method` after `done` completes one of the `AuthenticationMethods`
+/// lists (as the userauth machine advances them), so that sshd logs "Accepted", not "Partial".
+fn completes_a_list(config: &SshdConfig, done: &[Method], method: Method) -> bool {
+    let mut lists: Vec<Vec<Method>> = config
+        .authentication_methods
+        .iter()
+        .filter(|list| !list.eq_ignore_ascii_case("any"))
+        .map(|list| {
+            list.split(',')
+                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
+                .collect()
+        })
+        .collect();
+    if lists.is_empty() {
+        return true;
+    }
+    let mut complete = false;
+    for step in done.iter().chain(std::iter::once(&method)) {
+        complete = false;
+        for list in &mut lists {
+            if list.first() == Some(step) {
+                list.remove(0);
+                complete |= list.is_empty();
+            }
+        }
+    }
+    complete
 }
 
 /// Applies the configuration, then asks `inner` (PAM) for passwords and keyboard-interactive.
@@ -285,12 +316,20 @@ impl AuthBackend for Policy {
                     (Decision::Accept(_) | Decision::PartialSuccess(_), None) => Decision::Reject,
                     (other, _) => other,
                 };
-                log_decision(&request, &decision);
-                if matches!(decision, Decision::Accept(_) | Decision::PartialSuccess(_))
-                    && !matches!(request.attempt, Attempt::PublicKeyQuery { .. })
-                {
+                let counts = matches!(decision, Decision::Accept(_) | Decision::PartialSuccess(_))
+                    && !matches!(request.attempt, Attempt::PublicKeyQuery { .. });
+                let partial = counts
+                    && (matches!(decision, Decision::PartialSuccess(_))
+                        || config.as_deref().is_some_and(|config| {
+                            let state = state.borrow();
+                            let done = state.get(&facts.id).map_or(&[][..], |s| &s.methods[..]);
+                            !completes_a_list(config, done, request.attempt.method())
+                        }));
+                log_decision(&request, &decision, partial);
+                if counts {
                     let mut state = state.borrow_mut();
                     let slot = state.entry(facts.id).or_default();
+                    slot.methods.push(request.attempt.method());
                     slot.config = config;
                     if let Attempt::PublicKey { key, .. } = &request.attempt {
                         slot.auth_info.push(format!("publickey {}", key.to_openssh()));
@@ -375,7 +414,7 @@ impl AuthBackend for Policy {
     }
 }
 
-fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>) {
+fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>, partial: bool) {
     let from = from_where(&request.connection);
     let user = &request.user;
     let (method, detail) = match &request.attempt {
@@ -388,6 +427,9 @@ fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>) {
         _ => ("none", String::new()),
     };
     match decision {
+        Decision::Accept(_) | Decision::PartialSuccess(_) if partial => {
+            log::info!("Partial {method} for {user} from {from} ssh2{detail}");
+        }
         Decision::Accept(_) => log::info!("Accepted {method} for {user} from {from} ssh2{detail}"),
         Decision::PartialSuccess(_) => {
             log::info!("Partial {method} for {user} from {from} ssh2{detail}");

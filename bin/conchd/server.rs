@@ -17,7 +17,7 @@ use twine::conch::crypto::{OsRandom, SecureRandom};
 use twine::conch::keys::{HostKeySigner, SignatureAlgorithm};
 use twine::conch::server::{
     AllowForwarding, Chain, ForwardingPolicy, GatewayPorts, ServerConfig, ServerFactory,
-    ServerProtocol, UnixSessions,
+    ServerProtocol, ShadowPasswords, UnixSessions,
 };
 use twine::conch::stack::ServerStackConfig;
 use twine::conch::transport;
@@ -64,6 +64,9 @@ pub(crate) fn stack_config(
     if cfg!(feature = "pam") && c.use_pam {
         methods.push(Method::Password);
         methods.push(Method::KeyboardInteractive);
+    } else if c.password_authentication {
+        // Without PAM, as sshd with `UsePAM no`: passwords from /etc/shadow.
+        methods.push(Method::Password);
     }
     u.methods = methods;
     u.authentication_methods = c
@@ -119,10 +122,13 @@ pub(crate) fn server_config(
     stack: Arc<ServerStackConfig>,
     open_logins: Arc<AtomicUsize>,
 ) -> (ServerConfig, Logins) {
-    #[allow(unused_mut)]
     let mut inner = Chain::new();
+    let pam = cfg!(feature = "pam") && c.use_pam;
+    if !pam && c.password_authentication {
+        inner = inner.with(ShadowPasswords::new().with_empty_passwords(c.permit_empty_passwords));
+    }
     #[cfg(feature = "pam")]
-    if c.use_pam {
+    if pam {
         let service = c.pam_service_name.clone().unwrap_or_else(|| "sshd".into());
         inner = inner.with(
             twine::conch::server::PamBackend::new()
@@ -134,7 +140,7 @@ pub(crate) fn server_config(
     }
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd);
+    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd, c.print_last_log);
     let sessions = UnixSessions::with_spawner(spawner);
     let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {

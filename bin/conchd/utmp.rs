@@ -113,3 +113,121 @@ impl Entry {
         file.write_all(record)
     }
 }
+
+/// The user's previous login in wtmp: the newest `USER_PROCESS` record for `user` not made by
+/// process `this_pid` (the session asking), as its time (Unix seconds) and host. Blocking; run
+/// in the session's helper process.
+pub(crate) fn last_login(user: &str, this_pid: u32) -> Option<(i64, String)> {
+    last_login_in(Path::new(WTMP), user, this_pid)
+}
+
+fn last_login_in(path: &Path, user: &str, this_pid: u32) -> Option<(i64, String)> {
+    const CHUNK: u64 = 256 * RECORD as u64;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut end = len - len % RECORD as u64;
+    let field = |r: &[u8], at: usize, n: usize| -> String {
+        let bytes = r.get(at..at + n).unwrap_or_default();
+        let used = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(bytes.get(..used).unwrap_or_default()).into_owned()
+    };
+    let word = |r: &[u8], at: usize| -> [u8; 4] {
+        r.get(at..at + 4).and_then(|b| b.try_into().ok()).unwrap_or_default()
+    };
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut chunk = vec![0u8; usize::try_from(end - start).ok()?];
+        file.read_exact(&mut chunk).ok()?;
+        for record in chunk.chunks_exact(RECORD).rev() {
+            let kind = u16::from_ne_bytes([record.first().copied()?, record.get(1).copied()?]);
+            if kind != USER_PROCESS || field(record, 44, 32) != user {
+                continue;
+            }
+            if u32::from_ne_bytes(word(record, 4)) == this_pid {
+                continue;
+            }
+            let secs = i64::from(u32::from_ne_bytes(word(record, 340)));
+            return Some((secs, field(record, 76, 256)));
+        }
+        end = start;
+    }
+    None
+}
+
+/// sshd's line: `Last login: Sat Nov 28 05:16:16 2026 from 127.0.0.1` (`ctime` in local time).
+pub(crate) fn last_login_message(secs: i64, host: &str) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let time = tz::TimeZone::local()
+        .ok()
+        .and_then(|zone| tz::DateTime::from_timespec(secs, 0, zone.as_ref()).ok())
+        .or_else(|| tz::DateTime::from_timespec(secs, 0, tz::TimeZoneRef::utc()).ok());
+    let when = match time {
+        Some(t) => format!(
+            "{} {} {:2} {:02}:{:02}:{:02} {}",
+            DAYS.get(usize::from(t.week_day())).unwrap_or(&"???"),
+            MONTHS.get(usize::from(t.month()).saturating_sub(1)).unwrap_or(&"???"),
+            t.month_day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.year()
+        ),
+        None => secs.to_string(),
+    };
+    if host.is_empty() {
+        format!("Last login: {when}\r\n")
+    } else {
+        format!("Last login: {when} from {host}\r\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The newest record of the user counts, and the asking session's own record does not.
+    #[test]
+    fn the_last_login_is_the_newest_record_of_the_user_but_not_this_sessions() {
+        let path = std::env::temp_dir().join(format!("conchd-wtmp-{}", std::process::id()));
+        let host = |h: &str| h.parse().ok();
+        let older =
+            Entry { pid: 10, line: "pts/1".into(), user: "ann".into(), host: host("10.0.0.1") };
+        let newer =
+            Entry { pid: 11, line: "pts/2".into(), user: "ann".into(), host: host("10.0.0.2") };
+        let other =
+            Entry { pid: 12, line: "pts/3".into(), user: "bob".into(), host: host("10.0.0.3") };
+        let mine =
+            Entry { pid: 13, line: "pts/4".into(), user: "ann".into(), host: host("10.0.0.4") };
+        let mut bytes = Vec::new();
+        for (entry, kind) in [
+            (&older, USER_PROCESS),
+            (&newer, USER_PROCESS),
+            (&newer, DEAD_PROCESS),
+            (&other, USER_PROCESS),
+            (&mine, USER_PROCESS),
+        ] {
+            bytes.extend_from_slice(&entry.record(kind));
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let found = last_login_in(&path, "ann", 13);
+        let none = last_login_in(&path, "carl", 13);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(found.map(|(_, h)| h).as_deref(), Some("10.0.0.2"));
+        assert_eq!(none, None);
+    }
+
+    /// The date reads as `ctime`'s, the host follows "from".
+    #[test]
+    fn the_last_login_line_reads_as_sshds() {
+        let line = last_login_message(0, "192.0.2.7");
+        assert!(line.starts_with("Last login: "), "{line}");
+        assert!(line.ends_with(" from 192.0.2.7\r\n"), "{line}");
+        assert_eq!(
+            last_login_message(86_400 * 365, "").len(),
+            "Last login: Fri Jan  1 00:00:00 1971\r\n".len()
+        );
+    }
+}

@@ -36,7 +36,8 @@ pub use account::Account;
 pub use auth::PamBackend;
 pub use auth::{
     AccountStatus, AuthBackend, AuthRequest, AuthorizedKeys, Chain, ConnectionFacts, ConnectionId,
-    LoginRequest, Offload, SessionGrant, StaticUsers, TofuVerdict, TrustOnFirstUse,
+    LoginRequest, Offload, SessionGrant, ShadowPasswords, StaticUsers, TofuVerdict,
+    TrustOnFirstUse,
 };
 pub use channel::ChannelTransport;
 pub use forwarding::{AllowForwarding, ForwardingPolicy, GatewayPorts};

@@ -11,7 +11,7 @@ use super::super::Support;
 use crate::crypto::algorithms::Category;
 
 use crate::config::shared::choice;
-pub(super) use crate::config::shared::{valid_algorithm_list, Args, LineError};
+pub(super) use crate::config::shared::{Args, LineError};
 
 /// Where a keyword may appear.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,11 +377,17 @@ pub(super) struct LineCtx<'a> {
     pub(super) absolute: &'a dyn Fn(&str) -> Result<String, String>,
     /// Expands `~` in a path (`tilde_expand_filename`).
     pub(super) tilde: &'a dyn Fn(&str) -> Result<String, String>,
+    /// Warnings the line gives (an algorithm OpenSSH has and we do not).
+    pub(super) warnings: &'a std::cell::RefCell<Vec<String>>,
 }
 
 impl LineCtx<'_> {
     pub(super) fn fatal(&self, text: impl std::fmt::Display) -> LineError {
         LineError { message: format!("{} line {}: {text}", self.file, self.line), fatal: true }
+    }
+
+    pub(super) fn warn(&self, text: impl std::fmt::Display) {
+        self.warnings.borrow_mut().push(format!("{} line {}: {text}", self.file, self.line));
     }
 
     pub(super) fn error(&self, text: impl std::fmt::Display) -> LineError {
@@ -401,6 +407,107 @@ pub(super) fn algorithm_category(kw: Kw) -> Option<Category> {
         | CaSignatureAlgorithms => Some(Category::HostKey),
         _ => None,
     }
+}
+
+/// Names OpenSSH knows that twine does not implement, by category: a list naming one is used
+/// without it (with a warning), where an unknown name is an error.
+const OPENSSH_CIPHERS: &[&str] = &["3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc"];
+const OPENSSH_MACS: &[&str] = &[
+    "hmac-sha1",
+    "hmac-sha1-96",
+    "hmac-md5",
+    "hmac-md5-96",
+    "umac-64@openssh.com",
+    "umac-128@openssh.com",
+    "hmac-sha1-etm@openssh.com",
+    "hmac-sha1-96-etm@openssh.com",
+    "hmac-md5-etm@openssh.com",
+    "hmac-md5-96-etm@openssh.com",
+    "umac-64-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+];
+const OPENSSH_KEX: &[&str] = &[
+    "diffie-hellman-group1-sha1",
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+    "mlkem768x25519-sha256",
+];
+const OPENSSH_KEY_ALGORITHMS: &[&str] = &[
+    "ssh-dss",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Whether OpenSSH knows `name` in `category` but we do not implement it.
+fn openssh_only(category: Category, name: &str) -> bool {
+    if category.supported().contains(&name) {
+        return false;
+    }
+    match category {
+        Category::Cipher => OPENSSH_CIPHERS.contains(&name),
+        Category::Mac => OPENSSH_MACS.contains(&name),
+        Category::Kex => OPENSSH_KEX.contains(&name),
+        Category::HostKey => {
+            let known =
+                |n: &str| category.supported().contains(&n) || OPENSSH_KEY_ALGORITHMS.contains(&n);
+            known(name)
+                || name
+                    .strip_suffix("-cert-v01@openssh.com")
+                    .is_some_and(|base| known(base) || known(&format!("{base}@openssh.com")))
+        }
+        Category::Compression => false,
+    }
+}
+
+/// An algorithm list (`Ciphers`, `MACs`, ...): names OpenSSH has and we do not are skipped
+/// with a warning naming the line; an unknown name is `bad`'s error, as OpenSSH's; a list
+/// left with no names is an error. `-` lists (removals) are kept as written.
+fn algorithm_list(
+    ctx: &LineCtx<'_>,
+    category: Category,
+    arg: &str,
+    bad: impl Fn() -> String,
+) -> Result<Value, LineError> {
+    if arg.starts_with('-') {
+        return Ok(Value::Text(arg.to_owned()));
+    }
+    let (prefix, names) = match arg.strip_prefix(['+', '^']) {
+        Some(names) => (arg.get(..1).unwrap_or(""), names),
+        None => ("", arg),
+    };
+    let mut kept = Vec::new();
+    for name in names.split(',') {
+        if category.supported().contains(&name) {
+            kept.push(name);
+        } else if openssh_only(category, name) {
+            ctx.warn(format!(
+                "{}: {} {name} is not supported; skipped",
+                ctx.keyword,
+                category.noun()
+            ));
+        } else {
+            return Err(ctx.fatal(bad()));
+        }
+    }
+    if kept.is_empty() {
+        if prefix.is_empty() {
+            return Err(
+                ctx.fatal(format!("{}: no supported algorithm left in '{arg}'.", ctx.keyword))
+            );
+        }
+        // Nothing to add: the defaults stand (a removal of nothing).
+        return Ok(Value::Text("-".to_owned()));
+    }
+    Ok(Value::Text(format!("{prefix}{}", kept.join(","))))
 }
 
 /// `AuthenticationMethods` method names.
@@ -545,25 +652,18 @@ pub(super) fn parse_value(kw: Kw, ctx: &LineCtx<'_>, args: &mut Args) -> Result<
         | CaSignatureAlgorithms => {
             let arg = args.next_nonempty().ok_or_else(|| ctx.fatal("Missing argument."))?;
             let category = algorithm_category(kw).unwrap_or(Category::HostKey);
-            if !valid_algorithm_list(category, &arg) {
-                return Err(ctx.fatal(format!("Bad key types '{arg}'.")));
-            }
-            Ok(Value::Text(arg))
+            algorithm_list(ctx, category, &arg, || format!("Bad key types '{arg}'."))
         }
         Ciphers | Macs | KexAlgorithms => {
             let arg = args
                 .next_nonempty()
                 .ok_or_else(|| ctx.fatal(format!("{keyword} missing argument.")))?;
             let category = algorithm_category(kw).unwrap_or(Category::Cipher);
-            if !valid_algorithm_list(category, &arg) {
-                let what = match kw {
-                    Ciphers => format!("Bad SSH2 cipher spec '{arg}'."),
-                    Macs => format!("Bad SSH2 mac spec '{arg}'."),
-                    _ => format!("Bad SSH2 KexAlgorithms '{arg}'."),
-                };
-                return Err(ctx.fatal(what));
-            }
-            Ok(Value::Text(arg))
+            algorithm_list(ctx, category, &arg, || match kw {
+                Ciphers => format!("Bad SSH2 cipher spec '{arg}'."),
+                Macs => format!("Bad SSH2 mac spec '{arg}'."),
+                _ => format!("Bad SSH2 KexAlgorithms '{arg}'."),
+            })
         }
         PubkeyAuthOptions => {
             let mut options = Vec::new();

@@ -560,6 +560,7 @@ impl Parser<'_, '_> {
                 }
                 let absolute = |p: &str| self.loader.absolute(p);
                 let tilde = |p: &str| self.loader.tilde(p);
+                let line_warnings = std::cell::RefCell::new(Vec::new());
                 let ctx = LineCtx {
                     file,
                     line: number,
@@ -567,9 +568,12 @@ impl Parser<'_, '_> {
                     rest: line.rest,
                     absolute: &absolute,
                     tilde: &tilde,
+                    warnings: &line_warnings,
                 };
                 let mut args = Args::new(words);
-                let value = match parse_value(kw, &ctx, &mut args) {
+                let parsed = parse_value(kw, &ctx, &mut args);
+                self.warnings.append(&mut line_warnings.into_inner());
+                let value = match parsed {
                     Ok(value) => value,
                     Err(LineError { message, fatal: true }) => {
                         return Err(ConfigError::new(message))

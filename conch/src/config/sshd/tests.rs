@@ -152,9 +152,10 @@ fn bad_values_fail_with_openssh_messages() {
         ("LogLevel LOUD", format!("{p} line 1: unsupported log level 'LOUD'")),
         ("SyslogFacility KERN", format!("{p} line 1: unsupported log facility 'KERN'")),
         ("Ciphers rot13", format!("{p} line 1: Bad SSH2 cipher spec 'rot13'.")),
-        ("MACs hmac-md5", format!("{p} line 1: Bad SSH2 mac spec 'hmac-md5'.")),
+        ("MACs hmac-md4", format!("{p} line 1: Bad SSH2 mac spec 'hmac-md4'.")),
         ("KexAlgorithms +dh-none", format!("{p} line 1: Bad SSH2 KexAlgorithms '+dh-none'.")),
-        ("HostKeyAlgorithms ssh-dss", format!("{p} line 1: Bad key types 'ssh-dss'.")),
+        ("HostKeyAlgorithms ssh-foo", format!("{p} line 1: Bad key types 'ssh-foo'.")),
+        ("HostKeyAlgorithms ssh-dss", format!("{p} line 1: HostKeyAlgorithms: no supported algorithm left in 'ssh-dss'.")),
         ("RekeyLimit 1Q", format!("{p} line 1: Bad RekeyLimit number '1Q': Invalid argument")),
         ("RekeyLimit 8", format!("{p} line 1: RekeyLimit too small")),
         ("MaxStartups 10:0:100", format!("{p} line 1: Invalid MaxStartups spec.")),
@@ -204,6 +205,64 @@ fn several_bad_lines_are_counted() {
             format!("{PATH}: line 3: Bad configuration option: Bar"),
             format!("{PATH}: terminating, 2 bad configuration options"),
         ]
+    );
+}
+
+/// An algorithm OpenSSH has and twine does not is left out of the list with a warning naming
+/// file and line, and the rest of the list is used.
+#[test]
+fn an_openssh_algorithm_we_lack_is_skipped_with_a_warning_naming_the_line() {
+    let text =
+        "Port 22\nCiphers aes128-cbc,aes256-ctr,3des-cbc\nMACs +umac-64@openssh.com,hmac-md5\n\
+                KexAlgorithms diffie-hellman-group-exchange-sha256,curve25519-sha256\n\
+                HostKeyAlgorithms ssh-ed25519,ssh-dss,ssh-ed25519-cert-v01@openssh.com\n\
+                PubkeyAcceptedAlgorithms ^sk-ssh-ed25519@openssh.com,rsa-sha2-512\n\
+                CASignatureAlgorithms ssh-ed25519,sk-ecdsa-sha2-nistp256@openssh.com\n";
+    let file = load(text).unwrap();
+    let warnings = file.warnings();
+    for (line, name) in [
+        (2, "aes128-cbc"),
+        (2, "3des-cbc"),
+        (3, "umac-64@openssh.com"),
+        (3, "hmac-md5"),
+        (4, "diffie-hellman-group-exchange-sha256"),
+        (5, "ssh-dss"),
+        (5, "ssh-ed25519-cert-v01@openssh.com"),
+        (6, "sk-ssh-ed25519@openssh.com"),
+        (7, "sk-ecdsa-sha2-nistp256@openssh.com"),
+    ] {
+        let prefix = format!("{PATH} line {line}: ");
+        assert!(
+            warnings.iter().any(|w| w.starts_with(&prefix) && w.contains(name)),
+            "no warning for {name} on line {line}: {warnings:?}"
+        );
+    }
+    let config = file.effective(None).unwrap();
+    assert_eq!(config.ciphers, ["aes256-ctr"]);
+    assert_eq!(config.kex_algorithms, ["curve25519-sha256"]);
+    assert_eq!(config.host_key_algorithms, ["ssh-ed25519"]);
+    assert_eq!(
+        config.macs,
+        crate::crypto::algorithms::Category::Mac.defaults(crate::crypto::algorithms::Side::Server)
+    );
+    assert_eq!(config.pubkey_accepted_algorithms.first().copied(), Some("rsa-sha2-512"));
+}
+
+/// A list with nothing we implement is an error, and a name OpenSSH does not know either is
+/// OpenSSH's "Bad SSH2 cipher spec".
+#[test]
+fn an_algorithm_list_left_empty_or_with_an_unknown_name_is_an_error() {
+    assert_eq!(
+        error("Ciphers 3des-cbc,aes128-cbc"),
+        format!("{PATH} line 1: Ciphers: no supported algorithm left in '3des-cbc,aes128-cbc'.")
+    );
+    assert_eq!(
+        error("Ciphers aes128-cbc,blowfish-cbc"),
+        format!("{PATH} line 1: Bad SSH2 cipher spec 'aes128-cbc,blowfish-cbc'.")
+    );
+    assert_eq!(
+        error("HostKeyAlgorithms ssh-foo-cert-v01@openssh.com"),
+        format!("{PATH} line 1: Bad key types 'ssh-foo-cert-v01@openssh.com'.")
     );
 }
 

@@ -44,6 +44,7 @@ pub(crate) mod authorized_keys;
 mod chain;
 #[cfg(feature = "pam")]
 mod pam;
+mod shadow;
 mod tofu;
 mod users;
 
@@ -54,6 +55,7 @@ pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
 pub use pam::PamBackend;
+pub use shadow::ShadowPasswords;
 pub use tofu::{TofuVerdict, TrustOnFirstUse};
 pub use users::StaticUsers;
 

@@ -168,7 +168,7 @@ impl<'a> CryptHash<'a> {
 
 /// Whether `password` hashes to `hash` (compared in constant time). Blocking: thousands of
 /// rounds of SHA-2.
-fn crypt_matches(hash: &str, password: &Password) -> bool {
+pub(super) fn crypt_matches(hash: &str, password: &Password) -> bool {
     let Some(parsed) = CryptHash::parse(hash) else { return false };
     // crypt(3) clamps the rounds to 1000..=999_999_999 and truncates the salt to 16 bytes.
     let rounds = parsed.rounds.unwrap_or(5000).clamp(1000, 999_999_999);
