@@ -288,6 +288,12 @@ impl Timers {
 
     /// Removes and returns the earliest call due at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Box<dyn FnOnce()>> {
+        // The loop asks on every turn: when even the heap's top (cancelled or not) is later,
+        // nothing is due, and the map need not be consulted.
+        let Reverse((earliest, _, _)) = self.heap.peek()?;
+        if *earliest > now {
+            return None;
+        }
         let deadline = self.next_deadline()?;
         if deadline > now {
             return None;
