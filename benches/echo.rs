@@ -10,6 +10,9 @@
 //!   MB/s echoed.
 //!
 //! It prints both figures and the twine/tokio ratio; it asserts nothing.
+//!
+//! `--only twine` or `--only tokio` runs one runtime alone (for profilers: `valgrind --tool=callgrind`,
+//! `perf stat`), and `--case ping-pong` or `--case bulk` one case; the ratio is then left out.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
 
@@ -57,31 +60,93 @@ fn main() {
             ""
         }
     );
+    let only = option("--only");
+    let (run_twine, run_tokio) = match only.as_deref() {
+        None => (true, true),
+        Some("twine") => (true, false),
+        Some("tokio") => (false, true),
+        Some(other) => panic!("--only takes twine or tokio, not {other:?}"),
+    };
+    let case = option("--case");
+    let (run_ping_pong, run_bulk) = match case.as_deref() {
+        None => (true, true),
+        Some("ping-pong") => (true, false),
+        Some("bulk") => (false, true),
+        Some(other) => panic!("--case takes ping-pong or bulk, not {other:?}"),
+    };
     println!("{:<10} {:>18} {:>18} {:>12}", "case", "twine", "tokio", "twine/tokio");
 
-    let (mut twine, mut tokio) = (0.0_f64, 0.0_f64);
-    for _ in 0..rounds {
-        let run = twine_ping_pong(duration);
-        twine = twine.max(rate(run.round_trips, run.elapsed));
-        let run = tokio_ping_pong(duration);
-        tokio = tokio.max(rate(run.round_trips, run.elapsed));
+    if run_ping_pong {
+        let (mut twine, mut tokio) = (0.0_f64, 0.0_f64);
+        for _ in 0..rounds {
+            if run_twine {
+                let run = twine_ping_pong(duration);
+                twine = twine.max(rate(run.round_trips, run.elapsed));
+            }
+            if run_tokio {
+                let run = tokio_ping_pong(duration);
+                tokio = tokio.max(rate(run.round_trips, run.elapsed));
+            }
+        }
+        println!(
+            "{:<10} {:>12.0} req/s {:>12.0} req/s {:>12}",
+            "ping-pong",
+            twine,
+            tokio,
+            ratio(twine, tokio)
+        );
     }
-    println!(
-        "{:<10} {:>12.0} req/s {:>12.0} req/s {:>12.2}",
-        "ping-pong",
-        twine,
-        tokio,
-        twine / tokio
-    );
 
-    let (mut twine, mut tokio) = (0.0_f64, 0.0_f64);
-    for _ in 0..rounds {
-        let run = twine_bulk(duration);
-        twine = twine.max(rate(run.bytes, run.elapsed) / 1e6);
-        let run = tokio_bulk(duration);
-        tokio = tokio.max(rate(run.bytes, run.elapsed) / 1e6);
+    if run_bulk {
+        let (mut twine, mut tokio) = (0.0_f64, 0.0_f64);
+        for _ in 0..rounds {
+            if run_twine {
+                let run = twine_bulk(duration);
+                twine = twine.max(rate(run.bytes, run.elapsed) / 1e6);
+            }
+            if run_tokio {
+                let run = tokio_bulk(duration);
+                tokio = tokio.max(rate(run.bytes, run.elapsed) / 1e6);
+            }
+        }
+        println!(
+            "{:<10} {:>13.1} MB/s {:>13.1} MB/s {:>12}",
+            "bulk",
+            twine,
+            tokio,
+            ratio(twine, tokio)
+        );
     }
-    println!("{:<10} {:>13.1} MB/s {:>13.1} MB/s {:>12.2}", "bulk", twine, tokio, twine / tokio);
+}
+
+/// The value after `name` on the command line (`--only twine`), or of `name=value`.
+fn option(name: &str) -> Option<String> {
+    let mut args = std::env::args();
+    while let Some(arg) = args.next() {
+        if arg == name {
+            return args.next();
+        }
+        if let Some(value) = arg.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')) {
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+/// `twine / tokio` to two places, or `-` when one of them did not run.
+fn ratio(twine: f64, tokio: f64) -> String {
+    if twine > 0.0 && tokio > 0.0 {
+        format!("{:.2}", twine / tokio)
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// With `--only`, the whole run's count (warm-up included), to divide a profiler's totals by.
+fn total(count: u64) {
+    if option("--only").is_some() {
+        println!("  ({count} in all, warm-up and wind-down included)");
+    }
 }
 
 fn rate(count: u64, elapsed: Duration) -> f64 {
@@ -186,6 +251,7 @@ fn twine_ping_pong(duration: Duration) -> Figures {
     }
     let figures = measure(&reactor, &shared, duration, |shared| shared.round_trips.get());
     stop_server();
+    total(shared.round_trips.get());
     Figures { round_trips: figures.0, bytes: 0, elapsed: figures.1 }
 }
 
@@ -370,22 +436,28 @@ where
 {
     let (addr, stop_server) = tokio_server();
     let counter = Arc::new(AtomicU64::new(0));
+    let local_counter = Arc::clone(&counter);
     let runtime = tokio_runtime();
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&runtime, async move {
         let running = Arc::new(AtomicBool::new(true));
         for _ in 0..connections {
-            tokio::task::spawn_local(client(addr, Arc::clone(&counter), Arc::clone(&running)));
+            tokio::task::spawn_local(client(
+                addr,
+                Arc::clone(&local_counter),
+                Arc::clone(&running),
+            ));
         }
         tokio::time::sleep(duration / 5).await;
-        let (started, base) = (Instant::now(), counter.load(Ordering::Relaxed));
+        let (started, base) = (Instant::now(), local_counter.load(Ordering::Relaxed));
         tokio::time::sleep(duration).await;
-        let result = (counter.load(Ordering::Relaxed) - base, started.elapsed());
+        let result = (local_counter.load(Ordering::Relaxed) - base, started.elapsed());
         running.store(false, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(50)).await;
         result
     });
     stop_server();
+    total(counter.load(Ordering::Relaxed));
     result
 }
 

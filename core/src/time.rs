@@ -9,7 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -214,7 +214,9 @@ struct TimerEntry {
 pub(crate) struct Timers {
     source: TimeSource,
     heap: BinaryHeap<Reverse<(Instant, u64, u64)>>,
-    entries: HashMap<u64, TimerEntry>,
+    /// By id. A B-tree rather than a hash map: the loop looks the heap's top up on every
+    /// turn, and a few comparisons of sequential ids cost less than hashing one.
+    entries: BTreeMap<u64, TimerEntry>,
     next_id: u64,
     next_seq: u64,
 }
@@ -224,7 +226,7 @@ impl Timers {
         Rc::new(RefCell::new(Self {
             source,
             heap: BinaryHeap::new(),
-            entries: HashMap::new(),
+            entries: BTreeMap::new(),
             next_id: 0,
             next_seq: 0,
         }))
@@ -288,6 +290,12 @@ impl Timers {
 
     /// Removes and returns the earliest call due at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Box<dyn FnOnce()>> {
+        // The loop asks on every turn: when even the heap's top (cancelled or not) is later,
+        // nothing is due, and the map need not be consulted.
+        let Reverse((earliest, _, _)) = self.heap.peek()?;
+        if *earliest > now {
+            return None;
+        }
         let deadline = self.next_deadline()?;
         if deadline > now {
             return None;
@@ -299,7 +307,7 @@ impl Timers {
     /// Drops every pending call (the loop is shutting down).
     pub(crate) fn clear(&mut self) -> Vec<Box<dyn FnOnce()>> {
         self.heap.clear();
-        self.entries.drain().map(|(_, entry)| entry.call).collect()
+        std::mem::take(&mut self.entries).into_values().map(|entry| entry.call).collect()
     }
 
     /// How many calls are pending.

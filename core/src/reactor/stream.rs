@@ -276,7 +276,7 @@ impl Stream {
                 }
             }
             let result = match self.io.borrow().reader() {
-                Some(mut file) => file.read(&mut buffer),
+                Some(file) => self.read_from(file, &mut buffer),
                 None => break false,
             };
             match result {
@@ -315,6 +315,22 @@ impl Stream {
         }
     }
 
+    /// One read: `recv` on a socket (a shorter path in the kernel than `read`), else `read`.
+    fn read_from(&self, mut file: &File, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.kind {
+            StreamKind::Socket => fd::recv_from_socket(file, buffer),
+            StreamKind::Pipe | StreamKind::Pty => file.read(buffer),
+        }
+    }
+
+    /// One write: `send` on a socket, else `write`.
+    fn write_to(&self, mut file: &File, data: &[u8]) -> io::Result<usize> {
+        match self.kind {
+            StreamKind::Socket => fd::send_to_socket(file, data),
+            StreamKind::Pipe | StreamKind::Pty => file.write(data),
+        }
+    }
+
     fn eof_received(&self) {
         let write_shut = {
             let mut state = self.state.borrow_mut();
@@ -350,7 +366,7 @@ impl Stream {
                     break;
                 }
                 match self.io.borrow().writer() {
-                    Some(mut file) => file.write(pending),
+                    Some(file) => self.write_to(file, pending),
                     None => break,
                 }
             };
@@ -524,7 +540,7 @@ impl Transport for Stream {
         if self.state.borrow().pending() == 0 {
             let result = match self.io.borrow().writer() {
                 Some(mut file) => match data {
-                    [one] => file.write(one),
+                    [one] => self.write_to(file, one),
                     _ => {
                         let slices: Vec<IoSlice<'_>> =
                             data.iter().map(|d| IoSlice::new(d)).collect();

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
-use nix::sys::socket::{shutdown, Shutdown};
+use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
 use nix::unistd::pipe2;
 
 /// Puts `fd` in (or out of) non-blocking mode.
@@ -25,6 +25,18 @@ pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub(crate) fn shutdown_write(fd: impl AsFd) -> io::Result<()> {
     shutdown(fd.as_fd().as_raw_fd(), Shutdown::Write)?;
     Ok(())
+}
+
+/// Reads from a connected socket with `recv`: the same bytes as `read`, through a shorter path
+/// in the kernel (no file-level accounting or change notification).
+pub(crate) fn recv_from_socket(fd: impl AsFd, buffer: &mut [u8]) -> io::Result<usize> {
+    Ok(recv(fd.as_fd().as_raw_fd(), buffer, MsgFlags::empty())?)
+}
+
+/// Writes to a connected socket with `send(MSG_NOSIGNAL)`: like `write` (Rust programs ignore
+/// `SIGPIPE`, so a closed peer is `EPIPE` either way), through a shorter path in the kernel.
+pub(crate) fn send_to_socket(fd: impl AsFd, data: &[u8]) -> io::Result<usize> {
+    Ok(send(fd.as_fd().as_raw_fd(), data, MsgFlags::MSG_NOSIGNAL)?)
 }
 
 /// A close-on-exec pipe: `(read end, write end)`.
