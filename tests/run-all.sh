@@ -22,6 +22,10 @@ step "OpenSSH regress: keygen scripts against ckeygen"
 bash tests/regress/keygen.sh target/debug/ckeygen
 
 step "OpenSSH regress: sshd scripts against conchd"
+# The default build (no `pam` feature), as `cargo run --bin conchd` makes it: with PAM built in,
+# the suite's `UsePAM yes` would open PAM sessions on a PAM thread, where pam_loginuid cannot set
+# the login uid (see the conchd notes); the PAM backend has its own tests above.
+cargo build --bin conchd --bin conch
 bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
 
 step "OpenSSH regress: ssh scripts against conch"
