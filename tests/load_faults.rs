@@ -132,3 +132,166 @@ fn a_thousand_logins_succeed_while_two_hundred_idle_connections_are_held() {
     );
     let _ = &setup.dir;
 }
+
+/// Every descendant of `pid` (children found through each thread's `children` list).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut parents = vec![pid];
+    while let Some(parent) = parents.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else { continue };
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+                if !found.contains(&child) {
+                    found.push(child);
+                    parents.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// What the server holds: its descendants, its descriptors, and the pty descriptors (master or
+/// slave) held by it or any descendant.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct Holdings {
+    processes: usize,
+    fds: usize,
+    ptys: usize,
+}
+
+fn holdings(pid: u32) -> Holdings {
+    let processes = descendants(pid);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
+    let ptys = std::iter::once(pid)
+        .chain(processes.iter().copied())
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target.contains("ptmx") || target.starts_with("/dev/pts/")
+        })
+        .count();
+    Holdings { processes: processes.len(), fds, ptys }
+}
+
+/// Waits (at most 30 s, polling) until the server holds no more than `baseline`; returns the
+/// last reading.
+fn settle(pid: u32, baseline: Holdings) -> Holdings {
+    let mut now = holdings(pid);
+    for _ in 0..300 {
+        if now.processes <= baseline.processes
+            && now.fds <= baseline.fds
+            && now.ptys <= baseline.ptys
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        now = holdings(pid);
+    }
+    now
+}
+
+/// The server's descriptors and what they point at, for failure messages.
+fn fd_targets(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.flatten()
+        .map(|entry| {
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            format!("{} -> {}", entry.file_name().to_string_lossy(), target.display())
+        })
+        .collect()
+}
+
+/// `ss`'s lines for the server's sockets, for failure messages.
+fn sockets(pid: u32) -> String {
+    let output = std::process::Command::new("ss").args(["-anp"]).output().unwrap();
+    let needle = format!("pid={pid},");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(&needle))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The server's resident set in KiB, for the report (never asserted: it is not a bound).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// OpenSSH's `ssh` to the setup's server, with no configuration, bounded by `timeout`.
+fn ssh(setup: &Setup) -> std::process::Command {
+    let mut command = std::process::Command::new("ssh");
+    command
+        .args(conchd_support::client_options(&setup.key))
+        .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
+        .args(["-p", &setup.daemon.port.to_string(), "-l", &setup.user.name, "127.0.0.1"]);
+    command
+}
+
+/// Starts an OpenSSH client in one of three modes (a transfer, a pty session, an idle command),
+/// and kills it (SIGKILL, by PID) after `delay`.
+fn kill_client(setup: &Setup, mode: usize, delay: Duration) {
+    let mut command = ssh(setup);
+    match mode % 3 {
+        0 => command.args(["-T", "cat /dev/zero"]),
+        1 => command.args(["-tt", "cat"]),
+        _ => command.args(["-T", "sleep 30"]),
+    };
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap();
+}
+
+/// Kills `count` clients at pseudo-random points (up to 600 ms after start: the key exchange,
+/// authentication, or the session), then logs in once.
+fn kill_clients(setup: &Setup, reactor: &twine_core::Reactor, count: usize, seed: u64) {
+    let mut state = seed;
+    for i in 0..count {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        kill_client(setup, i, Duration::from_millis(state % 600));
+    }
+    login(setup, reactor).unwrap();
+}
+
+/// 100 OpenSSH clients killed (SIGKILL, by PID) at spread-out points — during the key
+/// exchange, authentication, a transfer, a pty session — leave the server serving, with its
+/// child processes, descriptors and ptys back where they were after a warm-up round of ten.
+#[test]
+fn a_hundred_clients_killed_at_random_points_leave_nothing_behind() {
+    let Some(setup) = setup("load-kills", "") else { return };
+    let reactor = twine_core::Reactor::new().unwrap();
+    let pid = setup.daemon.pid();
+    let cold = holdings(pid);
+    kill_clients(&setup, &reactor, 10, 0x2545_f491_4f6c_dd1d);
+    let baseline = settle(pid, holdings(pid));
+    let rss_before = rss_kib(pid);
+    let fds_before = fd_targets(pid);
+    kill_clients(&setup, &reactor, 100, 0x9e37_79b9_7f4a_7c15);
+    let after = settle(pid, baseline);
+    println!(
+        "100 killed clients: cold {cold:?}, after warm-up {baseline:?}, after {after:?}; \
+         conchd RSS {rss_before:?} KiB after warm-up, {:?} KiB after",
+        rss_kib(pid)
+    );
+    assert_eq!(
+        after,
+        baseline,
+        "the server's holdings after 100 killed clients; descriptors before {fds_before:?}, \
+         after {:?}; sockets {}",
+        fd_targets(pid),
+        sockets(pid)
+    );
+}
