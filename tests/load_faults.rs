@@ -293,14 +293,31 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// OpenSSH's `ssh` to the setup's server, with no configuration, bounded by `timeout`.
+/// OpenSSH's `ssh` to the setup's server, with no configuration. Unbounded: for clients the
+/// test kills itself by PID (a `timeout` wrapper would leave `ssh` running when killed).
 fn ssh(setup: &Setup) -> std::process::Command {
     let mut command = std::process::Command::new("ssh");
+    command.args(ssh_args(setup));
     command
-        .args(conchd_support::client_options(&setup.key))
-        .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
-        .args(["-p", &setup.daemon.port.to_string(), "-l", &setup.user.name, "127.0.0.1"]);
+}
+
+/// `ssh` as [`ssh`], killed by `timeout` after `limit` seconds (a bound, never an assertion).
+fn bounded_ssh(setup: &Setup, limit: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("timeout");
+    command.args([limit, "ssh"]).args(ssh_args(setup));
     command
+}
+
+fn ssh_args(setup: &Setup) -> Vec<String> {
+    let mut args = conchd_support::client_options(&setup.key);
+    for arg in ["-o", "ControlMaster=no", "-o", "ControlPath=none", "-p"] {
+        args.push(arg.to_owned());
+    }
+    args.push(setup.daemon.port.to_string());
+    for arg in ["-l", &setup.user.name, "127.0.0.1"] {
+        args.push(arg.to_owned());
+    }
+    args
 }
 
 /// Starts an OpenSSH client in one of three modes (a transfer, a pty session, an idle command),
@@ -487,4 +504,114 @@ fn a_failed_authentication_flood_from_fifty_sources_does_not_keep_a_user_out() {
         "the server's holdings after the flood: {after:?}, {baseline:?} before; {}",
         sockets(pid)
     );
+}
+
+/// Bytes moved each way by the rekeying transfer (CI size; 1 GiB for the large run).
+const TRANSFER: usize = 256 << 20;
+
+/// How long one transfer's `ssh` may run (a bound, never an assertion).
+const TRANSFER_LIMIT: &str = "900";
+
+/// SHA-256 as lowercase hex.
+fn hex_digest(context: ring::digest::Context) -> String {
+    context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How many key exchanges a `ssh -v` run's standard error reports finishing.
+fn key_exchanges(stderr: &[u8]) -> usize {
+    String::from_utf8_lossy(stderr).matches("SSH2_MSG_NEWKEYS received").count()
+}
+
+/// 256 MiB up and 256 MiB down through OpenSSH's `ssh`, both ends set to rekey every 1 MiB
+/// (`RekeyLimit 1M`): the checksums on both sides are equal, and the client saw a key
+/// exchange for at least every 2 MiB.
+#[test]
+fn quarter_gibibyte_each_way_with_a_rekey_every_mebibyte_arrives_intact() {
+    let Some(setup) = setup("load-rekey", "RekeyLimit 1M\n") else { return };
+    let mut block = vec![0u8; 1 << 16];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+
+    // Up: a pseudo-random stream into `sha256sum` on the server.
+    let mut up = bounded_ssh(&setup, TRANSFER_LIMIT);
+    up.args(["-v", "-T", "-o", "RekeyLimit=1M", "sha256sum"]);
+    let mut child = up
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut sent = ring::digest::Context::new(&ring::digest::SHA256);
+    let stderr_reader = {
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
+            text
+        })
+    };
+    for _ in 0..TRANSFER / block.len() {
+        for byte in &mut block {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state.to_le_bytes()[0];
+        }
+        sent.update(&block);
+        stdin.write_all(&block).unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let up_stderr = stderr_reader.join().unwrap();
+    let remote = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        remote.split_whitespace().next(),
+        Some(hex_digest(sent).as_str()),
+        "upload checksum; ssh said {}",
+        String::from_utf8_lossy(&up_stderr)
+    );
+    let up_rekeys = key_exchanges(&up_stderr);
+
+    // Down: the server makes a file of the same size, hashes it, and sends it.
+    let mut make = bounded_ssh(&setup, TRANSFER_LIMIT);
+    make.args(["-T", &format!("head -c {TRANSFER} /dev/urandom > big && sha256sum big")]);
+    let made = make.stdin(std::process::Stdio::null()).output().unwrap();
+    let made_sum =
+        String::from_utf8_lossy(&made.stdout).split_whitespace().next().map(str::to_owned);
+    let mut down = bounded_ssh(&setup, TRANSFER_LIMIT);
+    down.args(["-v", "-T", "-o", "RekeyLimit=1M", "cat big && rm big"]);
+    let mut child = down
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_reader = {
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
+            text
+        })
+    };
+    let mut stdout = child.stdout.take().unwrap();
+    let mut received = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut total = 0usize;
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut block).unwrap();
+        if n == 0 {
+            break;
+        }
+        received.update(block.get(..n).unwrap());
+        total += n;
+    }
+    child.wait().unwrap();
+    let down_stderr = stderr_reader.join().unwrap();
+    let down_rekeys = key_exchanges(&down_stderr);
+    println!("{TRANSFER} bytes each way: {up_rekeys} key exchanges up, {down_rekeys} down");
+    assert_eq!(total, TRANSFER, "bytes received");
+    assert_eq!(Some(hex_digest(received)), made_sum, "download checksum");
+    let floor = TRANSFER / (2 << 20);
+    assert!(up_rekeys >= floor, "{up_rekeys} key exchanges for the upload, want ≥ {floor}");
+    assert!(down_rekeys >= floor, "{down_rekeys} key exchanges for the download, want ≥ {floor}");
 }
