@@ -615,3 +615,55 @@ fn quarter_gibibyte_each_way_with_a_rekey_every_mebibyte_arrives_intact() {
     assert!(up_rekeys >= floor, "{up_rekeys} key exchanges for the upload, want ≥ {floor}");
     assert!(down_rekeys >= floor, "{down_rekeys} key exchanges for the download, want ≥ {floor}");
 }
+
+/// Counts what a session sends, and pauses reading at its first data: the client then hands
+/// the server no more window for it.
+struct NeverAdjusts {
+    received: std::rc::Rc<std::cell::Cell<usize>>,
+    transport: Option<std::rc::Rc<dyn twine_core::Transport>>,
+}
+
+impl twine_core::Protocol for NeverAdjusts {
+    fn connection_made(&mut self, transport: std::rc::Rc<dyn twine_core::Transport>) {
+        self.transport = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        if self.received.get() == 0 {
+            if let Some(transport) = &self.transport {
+                transport.pause_producing();
+            }
+        }
+        self.received.set(self.received.get() + data.len());
+    }
+}
+
+/// Bytes the live channel moves beside the stalled one.
+const BESIDE: usize = 16 << 20;
+
+/// On one connection, a channel whose reader never adjusts its window (the server's
+/// `cat /dev/zero` flows, then stops at the window) does not hold up another channel, which
+/// moves 16 MiB in full.
+#[test]
+fn a_channel_that_never_adjusts_its_window_does_not_hold_up_another() {
+    let Some(setup) = setup("load-window", "") else { return };
+    let reactor = twine_core::Reactor::new().unwrap();
+    let (target, config, r) = (setup.target(), setup.config(), reactor.clone());
+    let stalled = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = std::rc::Rc::clone(&stalled);
+    let result = block_on(&reactor, Duration::from_secs(300), async move {
+        let connection = client::connect(&r, target, config).await?;
+        let _stuck = connection
+            .exec("cat /dev/zero", NeverAdjusts { received: counter, transport: None })
+            .await?;
+        let output = connection.run(format!("head -c {BESIDE} /dev/zero"), BESIDE + 1).await?;
+        connection.disconnect();
+        Ok(output)
+    });
+    let output = result.unwrap();
+    println!("stalled channel received {} bytes; the other {}", stalled.get(), output.stdout.len());
+    assert_eq!(output.stdout.len(), BESIDE, "the live channel's output");
+    assert_eq!(output.status, ExitStatus::Code(0));
+    assert!(stalled.get() > 0, "the stalled channel never flowed");
+    assert!(stalled.get() < BESIDE, "the stalled channel got {} bytes", stalled.get());
+}
