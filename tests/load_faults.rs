@@ -52,7 +52,7 @@ fn setup(tag: &str, extra: &str) -> Option<Setup> {
         "sshd_config",
         &format!(
             "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nLogLevel INFO\n\
-             MaxStartups 1000\n{extra}",
+             {extra}",
             free_port(),
             host_key.display()
         ),
@@ -110,7 +110,8 @@ fn login(setup: &Setup, reactor: &twine_core::Reactor) -> Result<(), String> {
 /// connections (half silent, half stopped after their identification line) are held open.
 #[test]
 fn a_thousand_logins_succeed_while_two_hundred_idle_connections_are_held() {
-    let Some(setup) = setup("load-logins", "") else { return };
+    // Room for the idle connections: OpenSSH's default (10:30:100) drops most of them.
+    let Some(setup) = setup("load-logins", "MaxStartups 1000\n") else { return };
     let reactor = twine_core::Reactor::new().unwrap();
     login(&setup, &reactor).unwrap();
     let mut idle = Vec::new();
@@ -123,7 +124,20 @@ fn a_thousand_logins_succeed_while_two_hundred_idle_connections_are_held() {
     }
     let logins = std::env::var("LOAD_LOGINS").ok().and_then(|n| n.parse().ok()).unwrap_or(LOGINS);
     let failures: Vec<String> = (0..logins).filter_map(|_| login(&setup, &reactor).err()).collect();
+    // Each idle connection is still open: nothing to read yet, and no end of stream.
+    let dropped = idle
+        .iter()
+        .filter(|stream| {
+            stream.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            match stream.peek(&mut byte) {
+                Err(err) => err.kind() != std::io::ErrorKind::WouldBlock,
+                Ok(n) => n == 0,
+            }
+        })
+        .count();
     drop(idle);
+    assert_eq!(dropped, 0, "the server dropped {dropped} of the {IDLE} idle connections");
     // ≥ 99.9%: at most one failure in a thousand.
     assert!(
         failures.len() * 1000 <= logins,
@@ -486,7 +500,11 @@ fn flood(
 /// the server holding what it held after a one-attempt warm-up round.
 #[test]
 fn a_failed_authentication_flood_from_fifty_sources_does_not_keep_a_user_out() {
-    let Some(setup) = setup("load-flood", "PasswordAuthentication yes\n") else { return };
+    // Room for 50 sources' unauthenticated connections: under OpenSSH's default MaxStartups
+    // (10:30:100) early drops are random and reach the legitimate user too (seen: 2 of 10
+    // logins reset), and conchd does not apply PerSourceMaxStartups or PerSourcePenalties yet.
+    let extra = "PasswordAuthentication yes\nMaxStartups 200\n";
+    let Some(setup) = setup("load-flood", extra) else { return };
     let reactor = twine_core::Reactor::new().unwrap();
     let pid = setup.daemon.pid();
     let stranger = keygen(setup.dir.root(), "stranger", "ed25519");
