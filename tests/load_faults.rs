@@ -399,7 +399,7 @@ fn a_hundred_clients_killed_at_random_points_leave_nothing_behind() {
 /// A pty session whose process ignores SIGHUP and keeps the pty open still ends when the
 /// client goes: the server's processes, descriptors and ptys return to where they were.
 #[test]
-fn a_child_that_ignores_sighup_and_holds_the_pty_does_not_outlive_its_session() {
+fn a_child_that_ignores_sighup_and_holds_the_pty_does_not_keep_its_session_open() {
     let Some(setup) = setup("load-hup", "") else { return };
     let reactor = twine_core::Reactor::new().unwrap();
     login(&setup, &reactor).unwrap();
