@@ -31,3 +31,21 @@ pub(crate) fn shutdown_write(fd: impl AsFd) -> io::Result<()> {
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pipe2(OFlag::O_CLOEXEC)?)
 }
+
+/// The capacity asked of the pipes for a child's standard input and output: bulk data through a
+/// 64 KiB pipe costs a wakeup on each side for every 64 KiB.
+pub(crate) const CHILD_PIPE_SIZE: usize = 1024 * 1024;
+
+/// A close-on-exec pipe grown to `size` bytes where the kernel allows it (Linux; past
+/// `/proc/sys/fs/pipe-max-size` or an unprivileged user's pipe quota it refuses, and the pipe
+/// keeps its default size). Elsewhere a plain pipe.
+pub(crate) fn pipe_sized(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe()?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(size) = i32::try_from(size) {
+        let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(size));
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = size;
+    Ok((read, write))
+}
