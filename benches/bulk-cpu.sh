@@ -7,6 +7,7 @@
 # (perf stat -p on the listening server, counters inherited by its children).
 #
 #   benches/bulk-cpu.sh [SIZE_MIB] [conchd|sshd]     (default 512 conchd)
+#   CIPHERS='aes128-gcm@openssh.com:' WAYS=down benches/bulk-cpu.sh   (cipher:mac, a subset)
 #
 # conchd is target/release/conchd (`cargo build --release --bin conchd`). Runs as the current
 # user on a free 127.0.0.1 port with a scratch directory under /dev/shm, removed at the end.
@@ -62,10 +63,10 @@ hz=$(getconf CLK_TCK)
 have_perf=no
 perf stat -e task-clock true >/dev/null 2>&1 && have_perf=yes
 printf '%-40s %10s %12s %12s\n' "$server ${size} MiB" "CPU s/GiB" "perf s/GiB" "cswitch/GiB"
-for spec in aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: aes128-ctr:hmac-sha2-256-etm@openssh.com; do
+for spec in ${CIPHERS:-aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: aes128-ctr:hmac-sha2-256-etm@openssh.com}; do
     cipher=${spec%%:*}; mac=${spec#*:}
     set -- -c "$cipher"; [ -n "$mac" ] && set -- "$@" -m "$mac"
-    for way in down up; do
+    for way in ${WAYS:-down up}; do
         if [ $way = down ]; then cmd="head -c ${size}M /dev/zero"; else cmd="cat >/dev/null"; fi
         sleep 0.3
         before=$(ticks)
