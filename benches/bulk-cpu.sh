@@ -9,7 +9,7 @@
 #   benches/bulk-cpu.sh [SIZE_MIB] [conchd|sshd]     (default 512 conchd)
 #   CIPHERS='aes128-gcm@openssh.com:' WAYS=down benches/bulk-cpu.sh   (cipher:mac, a subset)
 #
-# conchd is target/release/conchd (`cargo build --release --bin conchd`). Runs as the current
+# conchd is $CONCHD or target/release/conchd (`cargo build --release --bin conchd`). Runs as the current
 # user on a free 127.0.0.1 port with a scratch directory under /dev/shm, removed at the end.
 set -eu
 size=${1:-512}
@@ -44,7 +44,7 @@ PrintMotd no
 PrintLastLog no
 EOF
 case $server in
-conchd) "$root/target/release/conchd" -D -e -f "$dir/config" 2>"$dir/log" & ;;
+conchd) "${CONCHD:-$root/target/release/conchd}" -D -e -f "$dir/config" 2>"$dir/log" & ;;
 sshd) mkdir -p /run/sshd; /usr/sbin/sshd -D -e -f "$dir/config" 2>"$dir/log" & ;;
 *) echo "server: conchd or sshd" >&2; exit 2 ;;
 esac
