@@ -779,10 +779,15 @@ impl Reactor {
                 ParentFds::Pty { controller, path: path.ok() }
             }
             None => {
-                let pipe = || sys::fd::pipe().map_err(|err| Error::from_io(&err, context("pipe")));
-                let (in_read, in_write) = pipe()?;
-                let (out_read, out_write) = pipe()?;
-                let (err_read, err_write) = pipe()?;
+                // Standard input and output carry bulk data: larger pipes, fewer wakeups.
+                // Standard error keeps the default (and the user's pipe quota).
+                let pipe = |size: Option<usize>| {
+                    size.map_or_else(sys::fd::pipe, sys::fd::pipe_sized)
+                        .map_err(|err| Error::from_io(&err, context("pipe")))
+                };
+                let (in_read, in_write) = pipe(Some(sys::fd::CHILD_PIPE_SIZE))?;
+                let (out_read, out_write) = pipe(Some(sys::fd::CHILD_PIPE_SIZE))?;
+                let (err_read, err_write) = pipe(None)?;
                 command.stdin(Stdio::from(in_read));
                 command.stdout(Stdio::from(out_write));
                 command.stderr(Stdio::from(err_write));

@@ -435,6 +435,29 @@ impl Connection {
         true
     }
 
+    /// As [`poll_payload`](Self::poll_payload), but lends the next payload to `send` rather
+    /// than copying it out of the queue (a window adjust is written to `scratch` first, which is
+    /// cleared). `None` when there is none.
+    pub fn poll_payload_with<R>(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        send: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        while let Some(id) = self.adjust_pending.pop() {
+            let Some(channel) = self.channel_mut(id) else { continue };
+            channel.recv.adjust_queued = false;
+            if let Some(bytes_to_add) = channel.take_adjust() {
+                let recipient = channel.remote_id;
+                scratch.clear();
+                ChannelWindowAdjust { recipient, bytes_to_add }.encode(&mut Writer::new(scratch));
+                return Some(send(scratch));
+            }
+        }
+        let result = self.out.pop_with(send)?;
+        self.wake_queue_waiters();
+        Some(result)
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;

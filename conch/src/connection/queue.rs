@@ -25,11 +25,17 @@ impl OutQueue {
 
     /// Moves the oldest payload to the end of `out`; `false` if the queue is empty.
     pub(super) fn pop_into(&mut self, out: &mut Vec<u8>) -> bool {
-        let Some(queued) = self.buf.get(self.start..) else { return false };
+        self.pop_with(|payload| out.extend_from_slice(payload)).is_some()
+    }
+
+    /// Lends the oldest payload to `f` and removes it (no copy); `None` if the queue is empty.
+    pub(super) fn pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let queued = self.buf.get(self.start..)?;
         let mut r = Reader::new(queued);
-        let Ok(payload) = r.read_string() else { return false };
-        out.extend_from_slice(payload);
-        self.start += 4 + payload.len();
+        let payload = r.read_string().ok()?;
+        let len = payload.len();
+        let result = f(payload);
+        self.start += 4 + len;
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
@@ -37,7 +43,7 @@ impl OutQueue {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        true
+        Some(result)
     }
 
     /// Bytes queued, counting each payload's 4-byte length.
@@ -95,5 +101,22 @@ mod tests {
             assert_eq!(out, chunk);
         }
         assert!(q.buf.len() <= 2 * COMPACT_AFTER + 2 * 1004, "{}", q.buf.len());
+    }
+
+    /// A payload lent to the caller is the next one in order and is gone afterwards.
+    #[test]
+    fn a_lent_payload_comes_in_order_and_is_removed() {
+        let mut q = OutQueue::default();
+        q.push(|w| {
+            w.write_raw(b"one");
+        });
+        q.push(|w| {
+            w.write_raw(b"two");
+        });
+        assert_eq!(q.pop_with(<[u8]>::to_vec), Some(b"one".to_vec()));
+        assert_eq!(q.len(), 4 + 3);
+        assert_eq!(q.pop_with(<[u8]>::to_vec), Some(b"two".to_vec()));
+        assert_eq!(q.pop_with(<[u8]>::to_vec), None);
+        assert_eq!(q.len(), 0);
     }
 }

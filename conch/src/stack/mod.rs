@@ -248,16 +248,27 @@ impl<E: StackEvent> Core<E> {
                 }
             }
             let Some(connection) = self.connection.as_mut() else { break };
-            if !connection.poll_payload(&mut self.outgoing) {
+            // The payload goes from the connection's queue straight into the transport's
+            // packet buffer, without a copy in between.
+            let transport = &mut self.transport;
+            let Some(sent) = connection
+                .poll_payload_with(&mut self.outgoing, |payload| transport.send_payload(payload))
+            else {
                 break;
-            }
-            self.send_outgoing();
+            };
+            self.sent(sent);
         }
         self.collect_connection_events();
     }
 
     fn send_outgoing(&mut self) {
-        match self.transport.send_payload(&self.outgoing) {
+        let sent = self.transport.send_payload(&self.outgoing);
+        self.sent(sent);
+    }
+
+    /// Acts on the transport's answer to a payload.
+    fn sent(&mut self, sent: Result<(), Error>) {
+        match sent {
             Ok(()) => {}
             // A payload a layer should never have produced: end the connection, say nothing.
             Err(e @ Error::LocalMisuse(_)) => self.fail(e),

@@ -217,7 +217,8 @@ enum Ending {
 }
 
 struct State {
-    pending: VecDeque<(Stream, Vec<u8>)>,
+    /// Buffered writes, oldest first: each buffer's bytes from the offset on are unsent.
+    pending: VecDeque<(Stream, Vec<u8>, usize)>,
     pending_len: usize,
     limits: BufferLimits,
     producer: Option<Rc<dyn PushProducer>>,
@@ -357,8 +358,17 @@ impl ChannelTransport {
         let (pause, over) = {
             let mut state = self.state.borrow_mut();
             match state.pending.back_mut() {
-                Some((last, bytes)) if *last == stream => bytes.extend_from_slice(rest),
-                _ => state.pending.push_back((stream, rest.to_vec())),
+                Some((last, bytes, start)) if *last == stream => {
+                    // Drop the sent prefix before growing, so that a buffer that never quite
+                    // empties does not keep every byte it ever held (amortised: at most as
+                    // many bytes moved as were sent).
+                    if *start > 0 && *start >= bytes.len() / 2 {
+                        bytes.drain(..*start);
+                        *start = 0;
+                    }
+                    bytes.extend_from_slice(rest);
+                }
+                _ => state.pending.push_back((stream, rest.to_vec(), 0)),
             }
             state.pending_len += rest.len();
             let over = state.pending_len > state.limits.hard;
@@ -417,21 +427,24 @@ impl ChannelTransport {
                     None => break,
                 }
             };
-            let (stream, bytes) = front;
-            match self.send_now(stream, &bytes) {
+            // A partly sent buffer goes back with its offset moved, rather than copying the
+            // rest: a window-limited bulk transfer sends a little of a large buffer each time.
+            let (stream, bytes, start) = front;
+            let unsent = bytes.get(start..).unwrap_or_default();
+            let unsent_len = unsent.len();
+            match self.send_now(stream, unsent) {
                 Some(Ok(n)) => {
                     let mut state = self.state.borrow_mut();
                     state.pending_len -= n.min(state.pending_len);
-                    if n < bytes.len() {
-                        let rest = bytes.get(n..).unwrap_or_default().to_vec();
-                        state.pending.push_front((stream, rest));
+                    if n < unsent_len {
+                        state.pending.push_front((stream, bytes, start + n));
                         break;
                     }
                 }
                 Some(Err(())) => break,
                 None => {
                     let mut state = self.state.borrow_mut();
-                    state.pending.push_front((stream, bytes));
+                    state.pending.push_front((stream, bytes, start));
                     drop(state);
                     self.mark_dirty();
                     return;

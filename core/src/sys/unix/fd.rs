@@ -43,3 +43,53 @@ pub(crate) fn send_to_socket(fd: impl AsFd, data: &[u8]) -> io::Result<usize> {
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pipe2(OFlag::O_CLOEXEC)?)
 }
+
+/// The capacity asked of the pipes for a child's standard input and output: bulk data through a
+/// 64 KiB pipe costs a wakeup on each side for every 64 KiB.
+pub(crate) const CHILD_PIPE_SIZE: usize = 1024 * 1024;
+
+/// A close-on-exec pipe grown to `size` bytes where the kernel allows it (Linux; past
+/// `/proc/sys/fs/pipe-max-size` or an unprivileged user's pipe quota it refuses, and the pipe
+/// keeps its default size). Elsewhere a plain pipe.
+pub(crate) fn pipe_sized(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe()?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(size) = i32::try_from(size) {
+        let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(size));
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = size;
+    Ok((read, write))
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn capacity(fd: &OwnedFd) -> usize {
+        usize::try_from(fcntl(fd, FcntlArg::F_GETPIPE_SZ).unwrap()).unwrap()
+    }
+
+    /// Where the kernel's limit allows it, the pipe holds what was asked.
+    #[test]
+    fn a_sized_pipe_holds_what_was_asked_within_the_kernel_limit() {
+        let limit: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        let (read, write) = pipe_sized(CHILD_PIPE_SIZE).unwrap();
+        if limit >= CHILD_PIPE_SIZE {
+            assert_eq!(capacity(&write), CHILD_PIPE_SIZE);
+            assert_eq!(capacity(&read), CHILD_PIPE_SIZE);
+        }
+    }
+
+    /// A size out of the range fcntl takes leaves a pipe of the default size.
+    #[test]
+    fn a_size_out_of_range_leaves_a_default_pipe() {
+        let (_, default) = pipe().unwrap();
+        let (_read, write) = pipe_sized(usize::MAX).unwrap();
+        assert_eq!(capacity(&write), capacity(&default));
+    }
+}

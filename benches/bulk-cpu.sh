@@ -1,0 +1,90 @@
+#!/bin/sh
+# Server CPU per GiB of a bulk transfer through conchd (or sshd), robust on a loaded machine:
+# it counts CPU time, not wall-clock time. For each cipher and direction it moves SIZE MiB of
+# zeros with OpenSSH's `ssh` and prints the server tree's user+system seconds per GiB (from
+# /proc/<pid>/stat fields 14-17 of the listening server, which reaps every per-connection
+# process and session child), and, when `perf` works, task-clock seconds (ns resolution) and context switches per GiB
+# (perf stat -p on the listening server, counters inherited by its children).
+#
+#   benches/bulk-cpu.sh [SIZE_MIB] [conchd|sshd]     (default 512 conchd)
+#   CIPHERS='aes128-gcm@openssh.com:' WAYS=down benches/bulk-cpu.sh   (cipher:mac, a subset)
+#
+# conchd is $CONCHD or target/release/conchd (`cargo build --release --bin conchd`). Runs as the current
+# user on a free 127.0.0.1 port with a scratch directory under /dev/shm, removed at the end.
+set -eu
+size=${1:-512}
+server=${2:-conchd}
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$(mktemp -d /dev/shm/twine-bulk-cpu.XXXXXX)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+ssh-keygen -q -t ed25519 -N '' -f "$dir/host" >/dev/null
+ssh-keygen -q -t ed25519 -N '' -f "$dir/id" >/dev/null
+cp "$dir/id.pub" "$dir/authorized_keys"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$dir/config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/host
+PidFile none
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UseDNS no
+LogLevel ERROR
+X11Forwarding no
+PrintMotd no
+PrintLastLog no
+EOF
+case $server in
+conchd) "${CONCHD:-$root/target/release/conchd}" -D -e -f "$dir/config" 2>"$dir/log" & ;;
+sshd) mkdir -p /run/sshd; /usr/sbin/sshd -D -e -f "$dir/config" 2>"$dir/log" & ;;
+*) echo "server: conchd or sshd" >&2; exit 2 ;;
+esac
+pid=$!
+i=0
+until ssh-keyscan -p "$port" 127.0.0.1 >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 50 ] || { cat "$dir/log" >&2; exit 1; }; sleep 0.1
+done
+ssh_() {
+    ssh -F /dev/null -T -x -a -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Compression=no -o ControlPath=none \
+        -i "$dir/id" -p "$port" "$@" 127.0.0.1 "$cmd"
+}
+ticks() { awk '{print $14+$15+$16+$17}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+have_perf=no
+perf stat -e task-clock true >/dev/null 2>&1 && have_perf=yes
+printf '%-40s %10s %12s %12s\n' "$server ${size} MiB" "CPU s/GiB" "perf s/GiB" "cswitch/GiB"
+for spec in ${CIPHERS:-aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: aes128-ctr:hmac-sha2-256-etm@openssh.com}; do
+    cipher=${spec%%:*}; mac=${spec#*:}
+    set -- -c "$cipher"; [ -n "$mac" ] && set -- "$@" -m "$mac"
+    for way in ${WAYS:-down up}; do
+        if [ $way = down ]; then cmd="head -c ${size}M /dev/zero"; else cmd="cat >/dev/null"; fi
+        sleep 0.3
+        before=$(ticks)
+        if [ $have_perf = yes ]; then
+            perf stat -x, -o "$dir/perf" -e task-clock,context-switches -p "$pid" &
+            perfpid=$!
+            sleep 0.2
+        fi
+        if [ $way = down ]; then ssh_ "$@" >/dev/null; else head -c "${size}M" /dev/zero | ssh_ "$@"; fi
+        sleep 0.3
+        after=$(ticks)
+        ins=-; cs=-
+        if [ $have_perf = yes ]; then
+            kill -INT $perfpid; wait $perfpid || true
+            ins=$(awk -F, -v s="$size" '$3=="task-clock"{printf "%.3f", $1/1e3*1024/s}' "$dir/perf")
+            cs=$(awk -F, -v s="$size" '$3=="context-switches"{printf "%.0f", $1*1024/s}' "$dir/perf")
+        fi
+        cpu=$(awk -v a="$before" -v b="$after" -v hz="$hz" -v s="$size" 'BEGIN{printf "%.3f", (b-a)/hz*1024/s}')
+        printf '%-40s %10s %12s %12s\n' "${cipher%@*} $way" "$cpu" "$ins" "$cs"
+    done
+done
