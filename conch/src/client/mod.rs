@@ -78,8 +78,6 @@ mod session;
 mod stack;
 
 #[cfg(test)]
-mod policy_tests;
-#[cfg(test)]
 mod tests;
 
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};

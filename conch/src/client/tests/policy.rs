@@ -11,7 +11,7 @@ use twine_core::time::Scheduler;
 use twine_core::Deferred;
 use zeroize::Zeroizing;
 
-use super::*;
+use crate::client::*;
 use crate::crypto::OsRandom;
 use crate::keys::openssh::{self, Encryption};
 use crate::keys::{

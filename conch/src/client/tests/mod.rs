@@ -2,6 +2,8 @@
 //! handshake, a real user authentication client) wired to a real server-side connection
 //! layer and user authentication server in virtual time. No sockets, no sleeping.
 
+mod policy;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
