@@ -439,12 +439,15 @@ fn a_sandboxed_worker_asking_for_a_session_of_an_unauthenticated_connection_is_r
     );
     let keys: Vec<Arc<dyn HostKeySigner>> = vec![Arc::new(host_key())];
     let mut monitor = Monitor::new(SystemBackend::new(keys), Limits::default());
-    let stdin = worker.stdin.take().unwrap();
-    let end = serve(&mut monitor, Stdio2(&mut worker.stdout, stdin));
+    // The monitor keeps the worker's end open until it has killed it: a closed pipe would let
+    // the worker exit on its own first, and the kill would find it already gone.
+    let mut stdin = worker.stdin.take().unwrap();
+    let end = serve(&mut monitor, Stdio2(&mut worker.stdout, &mut stdin));
     let ServeEnd::Violation(violation) = end else { panic!("{end:?}") };
     assert_eq!(violation, Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth });
     // The monitor's answer to a violation: kill the worker, by its pid.
     worker.child.kill().unwrap();
+    drop(stdin);
     assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGKILL as i32));
 }
 
