@@ -6,30 +6,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+started=$SECONDS
+step() { printf '\n== %s (at %ds)\n' "$*" "$((SECONDS - started))"; }
+# Every step is bounded, so a hung test fails the run with its name instead of using up CI's
+# whole time budget: `bounded MINUTES command...`.
+bounded() {
+    local minutes=$1
+    shift
+    timeout --kill-after=30 "${minutes}m" "$@" || {
+        local code=$?
+        [ "$code" -eq 124 ] && echo "run-all: '$*' ran over ${minutes} minutes" >&2
+        return "$code"
+    }
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --all-features -- -D warnings
+bounded 30 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo test"
-cargo test --workspace --all-targets --all-features
-cargo test --workspace --doc --all-features
+bounded 45 cargo test --workspace --all-targets --all-features
+bounded 15 cargo test --workspace --doc --all-features
 
 step "OpenSSH regress: keygen scripts against ckeygen"
-bash tests/regress/keygen.sh target/debug/ckeygen
+bounded 10 bash tests/regress/keygen.sh target/debug/ckeygen
 
 step "OpenSSH regress: sshd scripts against conchd"
 # The default build (no `pam` feature), as `cargo run --bin conchd` makes it: with PAM built in,
 # the suite's `UsePAM yes` would open PAM sessions on a PAM thread, where pam_loginuid cannot set
 # the login uid (see the conchd notes); the PAM backend has its own tests above.
 cargo build --bin conchd --bin conch
-bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
+bounded 20 bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
 
 step "OpenSSH regress: ssh scripts against conch"
-bash tests/regress/ssh.sh "$PWD/target/debug/conch"
+bounded 15 bash tests/regress/ssh.sh "$PWD/target/debug/conch"
 
 step "Fuzz smoke: every fuzz target for a few seconds"
-bash tests/fuzz-smoke.sh
+bounded 25 bash tests/fuzz-smoke.sh
+step "all passed"

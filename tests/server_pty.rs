@@ -4,8 +4,6 @@
 
 mod server_support;
 
-use std::process::Command;
-
 use server_support::{stderr, stdout, stop, with_key, Options, Server, Sessions};
 
 /// With `-tt` the command runs on a pty (`tty` names it, as `SSH_TTY` does), and its output
@@ -22,19 +20,14 @@ fn a_forced_tty_runs_the_command_on_a_pty() {
 }
 
 /// The pty has the client terminal's size (`stty size`), as `ssh` reads it from its own
-/// terminal: here one `script` makes, of 33 rows and 101 columns.
+/// terminal: here a pty of 33 rows and 101 columns.
 #[test]
 fn the_pty_has_the_client_terminals_size() {
     let (server, _keys, key) = with_key(Server::start(Options::new(Sessions::Unix)));
-    let ssh = server.ssh().key(&key).args(&["-tt"]).command_line(&["stty size"]);
-    let inner = format!("stty rows 33 cols 101; {ssh}");
-    let output = Command::new("script")
-        .args(["-q", "-e", "-c", &inner, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script runs (util-linux)");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).contains("33 101\r\n"), "{:?}", stdout(&output));
+    let (code, shown) =
+        server.ssh().key(&key).args(&["-tt"]).run_on_terminal(33, 101, &["stty size"]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("33 101\r\n"), "{shown:?}");
 }
 
 /// The pty belongs to the user, with sshd's mode (`pty_setowner`: 0620 with a `tty` group),

@@ -434,13 +434,40 @@ impl Ssh {
     }
 
     /// The command line, for `script -c` (a shell-quoted string).
-    pub(crate) fn command_line(&self, remote: &[&str]) -> String {
-        let command = self.command(remote);
-        std::iter::once(command.get_program())
-            .chain(command.get_args())
-            .map(|arg| shell_quote(arg.to_str().unwrap()))
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// Runs `remote` with `ssh`'s standard input, output and error on a new pty of `rows` ×
+    /// `columns` (as a user's terminal would be), to the end; returns the exit code and what
+    /// the terminal showed. `ssh` is bounded by the same time limit as every other run.
+    pub(crate) fn run_on_terminal(
+        &self,
+        rows: u16,
+        columns: u16,
+        remote: &[&str],
+    ) -> (Option<i32>, String) {
+        use std::io::Read as _;
+        let size = nix::pty::Winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&size), None).expect("a pty opens");
+        let slave = |pty: &nix::pty::OpenptyResult| Stdio::from(pty.slave.try_clone().unwrap());
+        let mut child = self
+            .command(remote)
+            .stdin(slave(&pty))
+            .stdout(slave(&pty))
+            .stderr(slave(&pty))
+            .spawn()
+            .expect("ssh runs (install openssh-client)");
+        let nix::pty::OpenptyResult { master, slave } = pty;
+        drop(slave);
+        let reader = std::thread::spawn(move || {
+            let mut master = std::fs::File::from(master);
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // EIO once every holder of the slave side has gone.
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                seen.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let status = child.wait().unwrap();
+        (status.code(), reader.join().unwrap())
     }
 }
 
