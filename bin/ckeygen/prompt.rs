@@ -4,22 +4,15 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
-use std::process::{Command, Stdio};
 
+use twine_conch::client::askpass::{askpass_program, run_askpass};
 use zeroize::Zeroizing;
 
 /// Reads a passphrase after `prompt`. `None` if none could be read (no terminal, no askpass,
 /// standard input closed).
 pub(crate) fn read_passphrase(prompt: &str) -> Option<Zeroizing<String>> {
-    let askpass = std::env::var("SSH_ASKPASS").ok().filter(|p| !p.is_empty());
-    let require = std::env::var("SSH_ASKPASS_REQUIRE").unwrap_or_default();
     let stdin_is_tty = std::io::stdin().is_terminal();
-    let use_askpass = match (require.as_str(), &askpass) {
-        ("never", _) | (_, None) => false,
-        ("force" | "prefer", Some(_)) => true,
-        (_, Some(_)) => !stdin_is_tty && std::env::var_os("DISPLAY").is_some(),
-    };
-    if let (true, Some(program)) = (use_askpass, askpass) {
+    if let Some(program) = askpass_program(!stdin_is_tty) {
         return run_askpass(&program, prompt);
     }
     if stdin_is_tty {
@@ -31,20 +24,6 @@ pub(crate) fn read_passphrase(prompt: &str) -> Option<Zeroizing<String>> {
     let line = read_line()?;
     eprintln!();
     Some(line)
-}
-
-fn run_askpass(program: &str, prompt: &str) -> Option<Zeroizing<String>> {
-    let out = Command::new(program)
-        .arg(prompt)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
-    Some(Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 /// One line from standard input without its line ending; `None` at end of input.

@@ -5,9 +5,9 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 
+use twine_conch::client::askpass::{askpass_program, run_askpass};
 use twine_conch::client::{
     InfoRequest, Password, PasswordAnswer, PasswordPrompt, Prompter, UnknownHostKey,
 };
@@ -29,38 +29,12 @@ impl TtyPrompter {
         if self.batch {
             return None;
         }
-        if let Some(program) = askpass() {
+        let no_tty = OpenOptions::new().read(true).write(true).open("/dev/tty").is_err();
+        if let Some(program) = askpass_program(no_tty) {
             return run_askpass(&program, prompt);
         }
         rpassword::prompt_password(prompt).ok().map(Zeroizing::new)
     }
-}
-
-/// `SSH_ASKPASS`, when OpenSSH would use it: forced, or without a terminal to ask on.
-fn askpass() -> Option<String> {
-    let program = std::env::var("SSH_ASKPASS").ok().filter(|p| !p.is_empty())?;
-    let require = std::env::var("SSH_ASKPASS_REQUIRE").unwrap_or_default();
-    let no_tty = OpenOptions::new().read(true).write(true).open("/dev/tty").is_err();
-    match require.as_str() {
-        "never" => None,
-        "force" | "prefer" => Some(program),
-        _ if no_tty && std::env::var_os("DISPLAY").is_some() => Some(program),
-        _ => None,
-    }
-}
-
-fn run_askpass(program: &str, prompt: &str) -> Option<Zeroizing<String>> {
-    let out = Command::new(program)
-        .arg(prompt)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
-    Some(Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 /// Asks `question` on `/dev/tty` and reads a line; `None` without a terminal.

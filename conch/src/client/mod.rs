@@ -61,6 +61,7 @@
 //! # Ok::<(), twine_core::Error>(())
 //! ```
 
+pub mod askpass;
 mod channel;
 mod config;
 mod connect;
