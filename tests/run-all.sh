@@ -30,6 +30,9 @@ step "cargo test"
 bounded 45 cargo test --workspace --all-targets --all-features
 bounded 15 cargo test --workspace --doc --all-features
 
+step "cargo doc (no broken links)"
+RUSTDOCFLAGS="-D warnings" bounded 15 cargo doc --workspace --no-deps --all-features
+
 step "OpenSSH regress: keygen scripts against ckeygen"
 bounded 10 bash tests/regress/keygen.sh target/debug/ckeygen
 
