@@ -15,7 +15,7 @@
 //! | `LOAD_LOGINS`       |      1,000 |     1,000 | legitimate logins made while they are held   |
 //! | `LOAD_KILLS`        |        100 |     1,000 | clients killed at random points              |
 //! | `LOAD_TRANSFER_MIB` |        256 |     1,024 | MiB moved each way with a rekey every 1 MiB  |
-//! | `LOAD_FLOOD_TRIES`  |          3 |        10 | wrong passwords sent from each flood source  |
+//! | `LOAD_FLOOD_TRIES`  |          4 |        10 | connections from each flood source           |
 //!
 //! e.g. `LOAD_IDLE=1000 LOAD_KILLS=1000 LOAD_TRANSFER_MIB=1024 cargo test --test load_faults
 //! -- --nocapture --test-threads=1`.
@@ -40,8 +40,11 @@ const LOGINS: usize = 1_000;
 /// Clients killed at random points (CI size; `LOAD_KILLS`).
 const KILLS: usize = 100;
 
-/// Wrong passwords each flood source sends (CI size; `LOAD_FLOOD_TRIES`).
-const FLOOD_TRIES: usize = 3;
+/// Connections each flood source makes after the warm-up one (CI size; `LOAD_FLOOD_TRIES`).
+/// Under the default penalties (authfail 5 s, active past 15 s) a source that fails four
+/// times within a few seconds is refused at accept for a while; how many are depends on the
+/// pace, so it is reported, not asserted (tests/conchd_penalties.rs pins the refusal).
+const FLOOD_TRIES: usize = 4;
 
 /// A size from the environment variable `name`, else `default`.
 fn size(name: &str, default: usize) -> usize {
@@ -504,8 +507,8 @@ fn set_password(user: &str, password: &str) {
 /// The test user's password in the flood test.
 const FLOOD_PASSWORD: &str = "Tw1ne-flood-pw";
 
-/// `ssh` through `sshpass` with `password` (three prompts, each answered with it), public
-/// keys off, from `source`, bounded by `timeout`.
+/// `ssh` through `sshpass` with `password` (which answers the first prompt only), public keys
+/// off, from `source`, bounded by `timeout`.
 fn password_ssh(port: u16, user: &str, source: &str, password: &str) -> std::process::Command {
     let mut c = std::process::Command::new("timeout");
     c.args([
@@ -523,7 +526,7 @@ fn password_ssh(port: u16, user: &str, source: &str, password: &str) -> std::pro
         "GlobalKnownHostsFile=/dev/null",
         "PubkeyAuthentication=no",
         "PreferredAuthentications=password",
-        "NumberOfPasswordPrompts=3",
+        "NumberOfPasswordPrompts=1",
         "LogLevel=ERROR",
     ] {
         c.args(["-o", option]);
@@ -533,8 +536,8 @@ fn password_ssh(port: u16, user: &str, source: &str, password: &str) -> std::pro
     c
 }
 
-/// One flood round: from each of 127.0.0.2–51, `attempts` connections each sending three wrong
-/// passwords, while the legitimate user logs in `logins` times with the key (from 127.0.0.1).
+/// One flood round: from each of 127.0.0.2–51, `attempts` connections each sending a wrong
+/// password (`sshpass` gives up at the second prompt), while the legitimate user logs in `logins` times with the key (from 127.0.0.1).
 /// Returns how many flood connections got in and the legitimate logins' failures.
 fn flood(
     setup: &Setup,
@@ -572,16 +575,22 @@ fn flood(
     (admitted.into_inner(), failures)
 }
 
-/// How many of the daemon's log lines so far contain `needle` (the lines are used up).
-fn count_log(setup: &Setup, needle: &str) -> usize {
-    setup.daemon.log.try_iter().filter(|line| line.contains(needle)).count()
+/// How many of the daemon's log lines so far contain each of `needles` (the lines are used
+/// up).
+fn count_log<const N: usize>(setup: &Setup, needles: [&str; N]) -> [usize; N] {
+    let mut counts = [0; N];
+    for line in setup.daemon.log.try_iter() {
+        for (count, needle) in counts.iter_mut().zip(needles) {
+            *count += usize::from(line.contains(needle));
+        }
+    }
+    counts
 }
 
-/// Wrong passwords from 50 source addresses (127.0.0.2–51, each connection trying three) do
-/// not keep a legitimate user out: key logins from 127.0.0.1 succeed during the flood and the
+/// Wrong passwords from 50 source addresses (127.0.0.2–51, five connections each) do not keep a legitimate user out: key logins from 127.0.0.1 succeed during the flood and the
 /// right password logs in after it; no wrong password gets in; and the server holds what it
-/// held after a one-connection warm-up round. Sources that keep failing are penalised
-/// (`PerSourcePenalties`' defaults) and refused at accept, which the log shows.
+/// held after a one-connection warm-up round. Sources that keep failing fast enough are
+/// penalised (`PerSourcePenalties`' defaults) and refused at accept; their count is reported.
 #[test]
 fn a_failed_password_flood_from_fifty_sources_does_not_keep_a_user_out() {
     // Room for 50 sources' unauthenticated connections: under OpenSSH's default MaxStartups
@@ -604,11 +613,11 @@ fn a_failed_password_flood_from_fifty_sources_does_not_keep_a_user_out() {
         .arg("echo in")
         .output()
         .unwrap();
-    let failed = count_log(&setup, "Failed password for");
-    let refused = count_log(&setup, "penalty: failed authentication");
+    let [failed, refused] =
+        count_log(&setup, ["Failed password for", "penalty: failed authentication"]);
     println!(
-        "flood of {} connections (3 wrong passwords each) from 50 sources: {failed} \
-         wrong passwords logged so far, {refused} connections refused by penalty",
+        "flood of {} connections from 50 sources: {failed} wrong passwords logged, {refused} \
+         connections refused at accept by penalty",
         50 * (tries + 1)
     );
     assert_eq!(warm_admitted + admitted, 0, "a wrong password logged in");
