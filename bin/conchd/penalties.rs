@@ -153,6 +153,11 @@ impl SourceLimits {
     fn admit(&self, peer: SocketAddr, now: Instant) -> Result<(), (usize, &'static str)> {
         let clock = self.clock(now);
         let mut state = self.state();
+        // A connection that failed to start never reports its end; the login grace time ends
+        // every live one, so an entry twice as old is such a leftover.
+        if let Some(grace) = self.grace {
+            state.pending.retain(|_, p| now.saturating_duration_since(p.started) <= grace * 2);
+        }
         let startups = state.pending.len();
         if self.penalising && !self.is_exempt(peer.ip()) {
             state.penalties.check(peer.ip(), clock).map_err(|reason| (startups, reason))?;
@@ -428,6 +433,17 @@ mod tests {
         l.admit(peer("10.0.1.1:1"), t).unwrap();
         l.authenticated(peer("10.0.0.1:1"));
         l.admit(peer("10.0.0.3:1"), t).unwrap();
+    }
+
+    /// An entry left by a connection that never reported its end stops counting once it is
+    /// twice the login grace time old.
+    #[test]
+    fn a_connection_that_never_reports_its_end_stops_counting_after_twice_the_grace_time() {
+        let l = limits("PerSourceMaxStartups 1\nLoginGraceTime 10\n");
+        let t = Instant::now();
+        l.admit(peer("10.0.0.1:1"), t).unwrap();
+        assert!(l.admit(peer("10.0.0.1:2"), t + Duration::from_secs(20)).is_err());
+        l.admit(peer("10.0.0.1:3"), t + Duration::from_secs(21)).unwrap();
     }
 
     /// Times read as OpenSSH reads them; bad items are errors.
