@@ -133,8 +133,6 @@ fn no_cbc_cipher_is_offered_by_default() {
 /// SHA-1 in any default list: `ssh-rsa` signatures, `diffie-hellman-*-sha1` key exchanges,
 /// `hmac-sha1*` MACs.
 #[test]
-#[ignore = "conchd's default MACs (conch/src/crypto/mac.rs MAC_NAMES, OpenSSH 10's order) still \
-            offer hmac-sha1-etm@openssh.com and hmac-sha1; issue 9 asks for no SHA-1 by default"]
 fn no_sha1_algorithm_is_offered_by_default() {
     if !ssh_audit_or_skip("no_sha1_algorithm_is_offered_by_default") {
         return;

@@ -1,8 +1,13 @@
 //! Load and faults on loopback, bounded (the reliability plan's T1–T3 at CI size): a twine SSH
 //! server (its reactor on a thread of this process) holding many idle pre-authentication
-//! connections while OpenSSH's `ssh` logs in; a failed-password flood beside a legitimate
-//! login; clients killed at random points. After each, the server's descriptors return to
-//! where they were (this process's `/proc/self/fd`, which holds the server's sockets).
+//! connections while OpenSSH's `ssh` logs in; a failed-password flood from 50 source addresses
+//! beside legitimate logins; clients killed at random points. After each, the server's
+//! descriptors return to where they were (this process's `/proc/self/fd`, which holds the
+//! server's sockets).
+//!
+//! Sizes: CI runs the defaults; `LOAD_IDLE` (200; 1,000 for the large run) sets the idle
+//! connections held and `LOAD_KILLS` (40) the clients killed. tests/load_faults.rs has the same
+//! knobs against the `conchd` binary.
 //!
 //! Every wait is bounded; every process started here is killed or waited for by its PID.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,8 +22,16 @@ use std::time::Duration;
 
 use server_support::{stderr, stdout, with_key, Options, Server, Sessions, PASSWORD};
 
-/// Idle pre-authentication connections held open (the plan's CI size; 1,000 for the large run).
+/// Idle pre-authentication connections held open (the plan's CI size; `LOAD_IDLE`).
 const IDLE: usize = 200;
+
+/// Clients killed at random points (CI size; `LOAD_KILLS`).
+const KILLS: usize = 40;
+
+/// A size from the environment variable `name`, else `default`.
+fn size(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+}
 
 /// Legitimate logins made while they are held.
 const LOGINS: usize = 20;
@@ -65,7 +78,7 @@ fn two_hundred_idle_connections_do_not_keep_legitimate_logins_out() {
     login(&server, &key).unwrap();
     let baseline = settle(open_fds());
     let mut idle = Vec::new();
-    for i in 0..IDLE {
+    for i in 0..size("LOAD_IDLE", IDLE) {
         let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         if i % 2 == 1 {
             stream.write_all(b"SSH-2.0-idle\r\n").unwrap();
@@ -82,8 +95,9 @@ fn two_hundred_idle_connections_do_not_keep_legitimate_logins_out() {
     );
 }
 
-/// A flood of wrong passwords from 8 parallel clients does not keep a key login out, and
-/// leaves no descriptor behind.
+/// A flood of wrong passwords from 50 source addresses (127.0.0.2–51, two connections each)
+/// does not keep key logins out, the right password still logs in after it, and it leaves no
+/// descriptor behind.
 #[test]
 fn a_failed_password_flood_does_not_keep_a_legitimate_login_out() {
     let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -91,14 +105,15 @@ fn a_failed_password_flood_does_not_keep_a_legitimate_login_out() {
     login(&server, &key).unwrap();
     let baseline = settle(open_fds());
     let failures = std::thread::scope(|scope| {
-        let attackers: Vec<_> = (0..8)
-            .map(|_| {
-                scope.spawn(|| {
-                    for _ in 0..3 {
+        let attackers: Vec<_> = (2..52)
+            .map(|source| {
+                let server = &server;
+                scope.spawn(move || {
+                    for _ in 0..2 {
                         let output = server
                             .ssh()
                             .password("wrong password")
-                            .args(&["-T", "-o", "NumberOfPasswordPrompts=3"])
+                            .args(&["-T", "-b", &format!("127.0.0.{source}")])
                             .run(&[], b"");
                         assert_ne!(output.status.code(), Some(0), "a wrong password logged in");
                     }
@@ -118,7 +133,7 @@ fn a_failed_password_flood_does_not_keep_a_legitimate_login_out() {
     assert!(after <= baseline, "{after} descriptors after the flood, {baseline} before");
 }
 
-/// 40 clients killed (SIGKILL, by PID) at spread-out points of their connection (before the
+/// 40 clients (`LOAD_KILLS`) killed (SIGKILL, by PID) at spread-out points of their connection (before the
 /// key exchange ends, during authentication, in the session) leave the server serving, and
 /// holding no descriptor for them.
 #[test]
@@ -128,7 +143,8 @@ fn clients_killed_at_random_points_leave_nothing_behind() {
     login(&server, &key).unwrap();
     let baseline = settle(open_fds());
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..40 {
+    let kills = size("LOAD_KILLS", KILLS);
+    for _ in 0..kills {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
@@ -151,5 +167,8 @@ fn clients_killed_at_random_points_leave_nothing_behind() {
     }
     login(&server, &key).unwrap();
     let after = settle(baseline);
-    assert!(after <= baseline, "{after} descriptors after 40 killed clients, {baseline} before");
+    assert!(
+        after <= baseline,
+        "{after} descriptors after {kills} killed clients, {baseline} before"
+    );
 }

@@ -12,6 +12,7 @@ mod cli;
 mod getopt;
 mod hostkeys;
 mod logging;
+mod penalties;
 mod policy;
 mod server;
 mod utmp;

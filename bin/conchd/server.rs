@@ -151,7 +151,7 @@ pub(crate) fn server_config(
         };
         sessions = sessions.with_subsystem(s.name.clone(), command);
     }
-    let mut config = ServerConfig::new(stack, policy, sessions);
+    let mut config = ServerConfig::new(stack, crate::penalties::Watch::new(policy), sessions);
     let mut forwarding = ForwardingPolicy::default();
     // Every login's restrictions carry its own AllowTcpForwarding (Match blocks included).
     forwarding.tcp = AllowForwarding::Yes;
@@ -333,6 +333,7 @@ impl Acceptor {
         open_logins: Arc<AtomicUsize>,
     ) -> Rc<Self> {
         let shared = Arc::clone(&hub.shared);
+        crate::penalties::install(c);
         let mut targets = vec![Target::Local(hub, main.clone())];
         let build = Arc::new(build);
         for index in 0..workers {
@@ -436,6 +437,9 @@ impl Acceptor {
             }
             if self.should_drop() {
                 log::info!("drop connection from {peer} past MaxStartups");
+                continue;
+            }
+            if !crate::penalties::admit(&stream, peer) {
                 continue;
             }
             let _ = stream.set_nodelay(true);

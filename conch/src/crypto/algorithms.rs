@@ -97,8 +97,14 @@ const DEFAULT_HOST_KEY: &[&str] = &[
 /// Every cipher we have, which `CIPHER_NAMES` lists in OpenSSH 10's order.
 const DEFAULT_CIPHER: &[&str] = CIPHER_NAMES;
 
-/// Every MAC we have, which `MAC_NAMES` lists in OpenSSH 10's order (it adds UMAC variants).
-const DEFAULT_MAC: &[&str] = MAC_NAMES;
+/// OpenSSH 10's MAC order without its UMAC variants (we have none) and without SHA-1: the
+/// SHA-1 MACs stay available (`MACs +hmac-sha1-etm@openssh.com`) but are not offered unasked.
+const DEFAULT_MAC: &[&str] = &[
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+];
 
 const DEFAULT_COMPRESSION: &[&str] = &["none", "zlib@openssh.com"];
 
@@ -530,6 +536,19 @@ mod tests {
         prefs.configure(Category::Kex, "+diffie-hellman-group14-sha256").unwrap();
         assert_eq!(prefs.list(Category::Kex).last(), Some(&"diffie-hellman-group14-sha256"));
         assert_eq!(prefs.side(), Side::Server);
+    }
+
+    /// No SHA-1 MAC is offered unless configured, yet each can be added back with `+`.
+    #[test]
+    fn sha1_macs_are_supported_but_not_offered_by_default() {
+        for side in [Side::Client, Side::Server] {
+            let defaults = Category::Mac.defaults(side);
+            assert!(defaults.iter().all(|name| !name.contains("sha1")), "{defaults:?}");
+            assert!(defaults.iter().all(|name| MAC_NAMES.contains(name)));
+            let mut prefs = Preferences::defaults(side);
+            prefs.configure(Category::Mac, "+hmac-sha1-etm@openssh.com").unwrap();
+            assert_eq!(prefs.list(Category::Mac).last(), Some(&"hmac-sha1-etm@openssh.com"));
+        }
     }
 
     /// Glob matching handles leading, trailing and repeated stars, and `?`.

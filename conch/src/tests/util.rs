@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::crypto::algorithms::Category;
 use crate::crypto::kex::KEX_NAMES;
+use crate::crypto::mac::MAC_NAMES;
 use crate::error::Error;
 use crate::keys::{HostKeySigner, SignatureAlgorithm};
 use crate::testing::{fixtures, Pair, SeededRandom};
@@ -28,11 +29,13 @@ pub(super) fn host_keys() -> Vec<(Arc<dyn HostKeySigner>, Vec<SignatureAlgorithm
         .collect()
 }
 
-/// A server config with every host key of the suite and every key exchange method we
-/// implement (servers leave finite-field DH off by default, as OpenSSH 10 does).
+/// A server config with every host key of the suite, every key exchange method and every MAC
+/// we implement (servers leave finite-field DH off by default, as OpenSSH 10 does, and nobody
+/// offers the SHA-1 MACs unasked).
 pub(super) fn server_config() -> ServerConfig {
     let mut config = ServerConfig::new(host_keys().into_iter().map(|(k, _)| k).collect());
     config.algorithms.configure(Category::Kex, &KEX_NAMES.join(",")).unwrap();
+    config.algorithms.configure(Category::Mac, &MAC_NAMES.join(",")).unwrap();
     config
 }
 

@@ -1,0 +1,462 @@
+//! `PerSourceMaxStartups` and `PerSourcePenalties` (sshd_config(5)) at the accept path, after
+//! OpenSSH's `srclimit`.
+//!
+//! conchd is not split into privilege-separated processes yet, so the outcome a penalty is
+//! judged on is what the reactor sees of the connection instead of a child's exit status:
+//! [`Watch`] wraps the authentication policy and notes, per connection (keyed by the client's
+//! address and port), whether authentication was tried and whether it succeeded. When an
+//! unauthenticated connection ends, its source earns `grace-exceeded` if it lasted the
+//! `LoginGraceTime`, else `authfail` if it tried to authenticate, else `noauth`. Authenticated
+//! connections earn nothing. (There is no worker to crash, and no `RefuseConnection` or
+//! invalid-user outcome is told apart yet: those penalties are parsed and kept unused.)
+//!
+//! The penalty table itself is the library's ([`Penalties`]); this module adds the exemption
+//! list (an address list, as `addr_match_list` reads it), the per-source count of connections
+//! not yet authenticated, and sshd's log line for a refused connection.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use twine::conch::config::pattern::{match_address_list, ListMatch};
+use twine::conch::config::sshd::SshdConfig;
+use twine::conch::server::privsep::{Overflow, Penalties, PenaltyConfig, PenaltyKind};
+use twine::conch::server::{
+    AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, LoginRequest, Restrictions,
+    SessionGrant,
+};
+use twine::conch::userauth::Decision;
+use twine::internet::Deferred;
+
+/// What a refused client is told before the socket closes (as sshd does).
+const REFUSAL: &[u8] = b"Not allowed at this time\r\n";
+
+/// The process's limits, set up with the listeners (absent in inetd mode: nothing is limited).
+static LIMITS: OnceLock<Arc<SourceLimits>> = OnceLock::new();
+
+/// Sets up the process's limits from `c`; later calls keep the first.
+pub(crate) fn install(c: &SshdConfig) {
+    let limits = SourceLimits::new(c);
+    if let Err(why) = &limits.problem {
+        log::warn!("PerSourcePenalties: {why}; using the defaults");
+    }
+    let _ = LIMITS.set(Arc::new(limits));
+}
+
+/// The accept path's check: whether `stream` from `peer` may be served. A refused connection
+/// is logged as sshd logs it and told so; the caller drops it.
+pub(crate) fn admit(stream: &TcpStream, peer: SocketAddr) -> bool {
+    let Some(limits) = LIMITS.get() else { return true };
+    match limits.admit(peer, Instant::now()) {
+        Ok(()) => true,
+        Err((startups, reason)) => {
+            let local = stream.local_addr().map_or_else(
+                |_| "[UNKNOWN]:0".to_owned(),
+                |a| format!("[{}]:{}", a.ip(), a.port()),
+            );
+            log::info!(
+                "drop connection #{startups} from [{}]:{} on {local} {reason}",
+                peer.ip(),
+                peer.port()
+            );
+            let _ = (&*stream).write(REFUSAL);
+            false
+        }
+    }
+}
+
+/// One connection not yet authenticated.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    started: Instant,
+    /// Whether it asked the policy to decide anything (any method but `none`).
+    attempted: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    penalties: Penalties,
+    /// Connections accepted and not yet authenticated, by the client's address and port.
+    pending: HashMap<SocketAddr, Pending>,
+}
+
+/// The limits every reactor of the process shares.
+#[derive(Debug)]
+pub(crate) struct SourceLimits {
+    state: Mutex<State>,
+    /// The origin of the penalty table's clock.
+    origin: Instant,
+    /// `PerSourceMaxStartups` (`None`: no limit).
+    max_per_source: Option<usize>,
+    /// `PerSourceNetBlockSize`: the prefix lengths a source is counted by (IPv4, IPv6).
+    netblock: (u8, u8),
+    /// `PerSourcePenaltyExemptList`.
+    exempt: Option<String>,
+    /// Whether penalties are kept (`PerSourcePenalties no` turns them off).
+    penalising: bool,
+    /// `LoginGraceTime` (`None`: no limit).
+    grace: Option<Duration>,
+    /// Why the penalty settings could not be read, if so.
+    problem: Result<(), String>,
+}
+
+impl SourceLimits {
+    /// Limits from the startup configuration.
+    pub(crate) fn new(c: &SshdConfig) -> Self {
+        let netblock = (
+            u8::try_from(c.per_source_net_block_size.0.min(32)).unwrap_or(32),
+            u8::try_from(c.per_source_net_block_size.1.min(128)).unwrap_or(128),
+        );
+        let (config, problem) = match penalty_config(&c.per_source_penalties) {
+            Ok(config) => (config, Ok(())),
+            Err(why) => (PenaltyConfig::default(), Err(why)),
+        };
+        let config = PenaltyConfig { netblock4: netblock.0, netblock6: netblock.1, ..config };
+        let penalising = config.enabled;
+        Self {
+            state: Mutex::new(State {
+                penalties: Penalties::new(config, Vec::new()),
+                pending: HashMap::new(),
+            }),
+            origin: Instant::now(),
+            max_per_source: c.per_source_max_startups.and_then(|n| usize::try_from(n).ok()),
+            netblock,
+            exempt: c.per_source_penalty_exempt_list.clone(),
+            penalising,
+            grace: (c.login_grace_time > 0).then(|| Duration::from_secs(c.login_grace_time.into())),
+            problem,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn clock(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.origin)
+    }
+
+    fn is_exempt(&self, addr: IpAddr) -> bool {
+        self.exempt.as_deref().is_some_and(|list| {
+            matches!(match_address_list(Some(&addr.to_string()), list), Ok(ListMatch::Match))
+        })
+    }
+
+    fn block(&self, addr: IpAddr) -> IpAddr {
+        mask(addr, if addr.is_ipv4() { self.netblock.0 } else { self.netblock.1 })
+    }
+
+    /// Admits a connection from `peer` and counts it as unauthenticated, or says why not: the
+    /// number of unauthenticated connections (sshd's `#N`) and the reason.
+    fn admit(&self, peer: SocketAddr, now: Instant) -> Result<(), (usize, &'static str)> {
+        let clock = self.clock(now);
+        let mut state = self.state();
+        // A connection that failed to start never reports its end; the login grace time ends
+        // every live one, so an entry twice as old is such a leftover.
+        if let Some(grace) = self.grace {
+            state.pending.retain(|_, p| now.saturating_duration_since(p.started) <= grace * 2);
+        }
+        let startups = state.pending.len();
+        if self.penalising && !self.is_exempt(peer.ip()) {
+            state.penalties.check(peer.ip(), clock).map_err(|reason| (startups, reason))?;
+        }
+        if let Some(max) = self.max_per_source {
+            let block = self.block(peer.ip());
+            let from_block = state.pending.keys().filter(|a| self.block(a.ip()) == block).count();
+            if from_block >= max {
+                return Err((startups, "past Maxstartups"));
+            }
+        }
+        state.pending.insert(peer, Pending { started: now, attempted: false });
+        Ok(())
+    }
+
+    /// The connection from `peer` asked to authenticate.
+    fn attempted(&self, peer: SocketAddr) {
+        if let Some(pending) = self.state().pending.get_mut(&peer) {
+            pending.attempted = true;
+        }
+    }
+
+    /// The connection from `peer` logged in: it no longer counts, and earns no penalty.
+    fn authenticated(&self, peer: SocketAddr) {
+        self.state().pending.remove(&peer);
+    }
+
+    /// The connection from `peer` ended at `now`: if it never logged in, its source earns the
+    /// penalty for what it did.
+    fn ended(&self, peer: SocketAddr, now: Instant) {
+        let mut state = self.state();
+        let Some(pending) = state.pending.remove(&peer) else { return };
+        if !self.penalising || self.is_exempt(peer.ip()) {
+            return;
+        }
+        let kind =
+            if self.grace.is_some_and(|g| now.saturating_duration_since(pending.started) >= g) {
+                PenaltyKind::GraceExceeded
+            } else if pending.attempted {
+                PenaltyKind::AuthFail
+            } else {
+                PenaltyKind::NoAuth
+            };
+        let clock = self.clock(now);
+        let before = state.penalties.check(peer.ip(), clock).is_err();
+        state.penalties.penalise(peer.ip(), kind, clock);
+        if !before && state.penalties.check(peer.ip(), clock).is_err() {
+            let bits = if peer.is_ipv4() { self.netblock.0 } else { self.netblock.1 };
+            log::info!("{}/{bits}: penalty now active, {}", self.block(peer.ip()), kind.reason());
+        } else {
+            log::debug!("{}: {}", peer.ip(), kind.reason());
+        }
+    }
+}
+
+/// The authentication policy, watched for what [`SourceLimits`] judges connections on (the
+/// limits are looked up per call: the main reactor's policy is built before they are
+/// installed).
+pub(crate) struct Watch<B> {
+    inner: B,
+}
+
+impl<B> Watch<B> {
+    /// `inner`, watched for the process's limits.
+    pub(crate) fn new(inner: B) -> Self {
+        Self { inner }
+    }
+
+    fn with(&self, connection: &ConnectionFacts, f: impl FnOnce(&SourceLimits, SocketAddr)) {
+        if let (Some(limits), Some(peer)) = (LIMITS.get(), connection.peer) {
+            f(limits, peer);
+        }
+    }
+}
+
+impl<B: AuthBackend> AuthBackend for Watch<B> {
+    fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        self.with(&request.connection, SourceLimits::attempted);
+        self.inner.decide(request)
+    }
+
+    fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
+        self.inner.check_account(login)
+    }
+
+    fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
+        self.with(&login.connection, SourceLimits::authenticated);
+        self.inner.open_session(login)
+    }
+
+    fn close_session(&self, login: &LoginRequest) {
+        self.inner.close_session(login);
+    }
+
+    fn connection_ended(&self, connection: &ConnectionFacts) {
+        self.inner.connection_ended(connection);
+        self.with(connection, |limits, peer| limits.ended(peer, Instant::now()));
+    }
+}
+
+/// `PerSourcePenalties` as a penalty configuration (OpenSSH's defaults for what is not set).
+fn penalty_config(items: &[String]) -> Result<PenaltyConfig, String> {
+    let mut config = PenaltyConfig::default();
+    for item in items {
+        if item.eq_ignore_ascii_case("no") {
+            config.enabled = false;
+            continue;
+        }
+        if item.eq_ignore_ascii_case("yes") {
+            continue;
+        }
+        let (key, value) = item.split_once(':').ok_or_else(|| format!("bad item {item:?}"))?;
+        let time = || fractional_time(value).ok_or_else(|| format!("bad time in {item:?}"));
+        let overflow = || match value {
+            "deny-all" => Ok(Overflow::DenyAll),
+            "permissive" => Ok(Overflow::Permissive),
+            _ => Err(format!("bad overflow mode in {item:?}")),
+        };
+        let count = || value.parse::<usize>().map_err(|_| format!("bad count in {item:?}"));
+        match key {
+            "crash" => config.crash = time()?,
+            "authfail" => config.authfail = time()?,
+            "noauth" => config.noauth = time()?,
+            "invaliduser" => config.invaliduser = time()?,
+            "refuseconnection" => config.refuseconnection = time()?,
+            "grace-exceeded" => config.grace_exceeded = time()?,
+            "min" => config.min = time()?,
+            "max" => config.max = time()?,
+            "max-sources4" => config.max_sources4 = count()?,
+            "max-sources6" => config.max_sources6 = count()?,
+            "overflow" => config.overflow4 = overflow()?,
+            "overflow6" => config.overflow6 = overflow()?,
+            _ => return Err(format!("unknown item {item:?}")),
+        }
+    }
+    Ok(config)
+}
+
+/// A time as `convtime_double` reads it: numbers with an optional fraction, each followed by
+/// an optional unit (`s`, `m`, `h`, `d`, `w`; seconds without one), summed.
+fn fractional_time(text: &str) -> Option<Duration> {
+    let mut total = 0.0_f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let number: f64 = rest.get(..len)?.parse().ok()?;
+        rest = rest.get(len..)?;
+        let unit = match rest.chars().next() {
+            Some(c) if "sS".contains(c) => 1.0,
+            Some(c) if "mM".contains(c) => 60.0,
+            Some(c) if "hH".contains(c) => 3600.0,
+            Some(c) if "dD".contains(c) => 86_400.0,
+            Some(c) if "wW".contains(c) => 604_800.0,
+            Some(_) => return None,
+            None => 1.0,
+        };
+        if !rest.is_empty() {
+            rest = rest.get(1..)?;
+        }
+        total += number * unit;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// `addr` with all but its first `bits` bits cleared.
+fn mask(addr: IpAddr, bits: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => {
+            let keep = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & keep).into())
+        }
+        IpAddr::V6(v6) => {
+            let keep = u128::MAX.checked_shl(128 - u32::from(bits.min(128))).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & keep).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(lines: &str) -> SourceLimits {
+        let file = twine::conch::config::sshd::SshdConfigFile::parse_bytes(lines.as_bytes());
+        SourceLimits::new(&file.unwrap().effective(None).unwrap())
+    }
+
+    fn peer(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// Four failed logins from one address (5 s each) pass `min` (15 s): the fifth connection
+    /// is refused, while another address is still admitted.
+    #[test]
+    fn repeated_failed_logins_refuse_that_source_only() {
+        let l = limits("");
+        let t = Instant::now();
+        for port in 1..=4 {
+            let p = peer(&format!("127.0.0.2:{port}"));
+            l.admit(p, t).unwrap();
+            l.attempted(p);
+            l.ended(p, t);
+        }
+        let refused = l.admit(peer("127.0.0.2:9"), t).unwrap_err();
+        assert_eq!(refused.1, "penalty: failed authentication");
+        l.admit(peer("127.0.0.3:9"), t).unwrap();
+    }
+
+    /// A connection that logged in earns nothing however it ends.
+    #[test]
+    fn authenticated_connections_earn_no_penalty() {
+        let l = limits("PerSourcePenalties authfail:100 noauth:100\n");
+        let t = Instant::now();
+        let p = peer("127.0.0.2:1");
+        l.admit(p, t).unwrap();
+        l.attempted(p);
+        l.authenticated(p);
+        l.ended(p, t);
+        l.admit(peer("127.0.0.2:2"), t).unwrap();
+    }
+
+    /// Exempt addresses and `PerSourcePenalties no` are never refused.
+    #[test]
+    fn exempt_sources_and_disabled_penalties_are_never_refused() {
+        for config in [
+            "PerSourcePenalties authfail:100\nPerSourcePenaltyExemptList 127.0.0.0/24,::1\n",
+            "PerSourcePenalties no\n",
+        ] {
+            let l = limits(config);
+            let t = Instant::now();
+            for port in 1..=5 {
+                let p = peer(&format!("127.0.0.2:{port}"));
+                l.admit(p, t).unwrap();
+                l.attempted(p);
+                l.ended(p, t);
+            }
+            l.admit(peer("127.0.0.2:9"), t).unwrap();
+        }
+    }
+
+    /// A connection that outlives `LoginGraceTime` unauthenticated earns `grace-exceeded`; one
+    /// that never asks to authenticate earns `noauth`.
+    #[test]
+    fn grace_and_no_auth_outcomes_earn_their_penalties() {
+        let l = limits("LoginGraceTime 10\nPerSourcePenalties grace-exceeded:20 noauth:30\n");
+        let t = Instant::now();
+        let p = peer("127.0.0.2:1");
+        l.admit(p, t).unwrap();
+        l.attempted(p);
+        l.ended(p, t + Duration::from_secs(10));
+        let refused = l.admit(peer("127.0.0.2:2"), t + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(refused.1, "penalty: exceeded LoginGraceTime");
+        let q = peer("[::1]:1");
+        l.admit(q, t).unwrap();
+        l.ended(q, t);
+        let refused = l.admit(peer("[::1]:2"), t).unwrap_err();
+        assert_eq!(refused.1, "penalty: connections without attempting authentication");
+    }
+
+    /// `PerSourceMaxStartups 2` refuses a third unauthenticated connection from one net block
+    /// (`PerSourceNetBlockSize 24`), not one from another block, and admits again once one
+    /// logs in.
+    #[test]
+    fn per_source_max_startups_counts_unauthenticated_connections_per_block() {
+        let l = limits("PerSourceMaxStartups 2\nPerSourceNetBlockSize 24\n");
+        let t = Instant::now();
+        l.admit(peer("10.0.0.1:1"), t).unwrap();
+        l.admit(peer("10.0.0.2:1"), t).unwrap();
+        assert_eq!(l.admit(peer("10.0.0.3:1"), t), Err((2, "past Maxstartups")));
+        l.admit(peer("10.0.1.1:1"), t).unwrap();
+        l.authenticated(peer("10.0.0.1:1"));
+        l.admit(peer("10.0.0.3:1"), t).unwrap();
+    }
+
+    /// An entry left by a connection that never reported its end stops counting once it is
+    /// twice the login grace time old.
+    #[test]
+    fn a_connection_that_never_reports_its_end_stops_counting_after_twice_the_grace_time() {
+        let l = limits("PerSourceMaxStartups 1\nLoginGraceTime 10\n");
+        let t = Instant::now();
+        l.admit(peer("10.0.0.1:1"), t).unwrap();
+        assert!(l.admit(peer("10.0.0.1:2"), t + Duration::from_secs(20)).is_err());
+        l.admit(peer("10.0.0.1:3"), t + Duration::from_secs(21)).unwrap();
+    }
+
+    /// Times read as OpenSSH reads them; bad items are errors.
+    #[test]
+    fn penalty_settings_read_as_openssh_reads_them() {
+        assert_eq!(fractional_time("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(fractional_time("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(fractional_time("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(fractional_time("x"), None);
+        let c = penalty_config(&["authfail:1m".into(), "overflow:deny-all".into()]).unwrap();
+        assert_eq!(c.authfail, Duration::from_secs(60));
+        assert_eq!(c.overflow4, Overflow::DenyAll);
+        assert!(!penalty_config(&["no".into()]).unwrap().enabled);
+        assert!(penalty_config(&["bogus:1".into()]).is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! `conchd`'s `PerSourcePenalties` and `PerSourceMaxStartups`, end to end on loopback: sources
+//! are told apart by binding 127.0.0.2, 127.0.0.3, ... (all of 127/8 is loopback on Linux).
+//!
+//! The login tests need root (a throwaway account and a root `conchd`); otherwise they print
+//! why and return. Every wait is bounded; every process started here is killed or waited for
+//! by its PID.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conchd_support;
+
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use conchd_support::{
+    client_options, conchd_command, free_port, is_root, keygen, output, stderr, Daemon, TempDir,
+    TestUser, CLIENT_TIME_LIMIT,
+};
+
+/// A `conchd` with `extra` configuration, and (as root) a user whose key is `key`.
+struct Setup {
+    dir: TempDir,
+    key: PathBuf,
+    stranger: PathBuf,
+    user: Option<TestUser>,
+    daemon: Daemon,
+}
+
+fn setup(tag: &str, extra: &str, with_user: bool) -> Option<Setup> {
+    if with_user && !is_root() {
+        println!("{tag}: skipped: needs root to create a test user");
+        return None;
+    }
+    let dir = TempDir::new(tag);
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let stranger = keygen(dir.root(), "stranger", "ed25519");
+    let user = if with_user {
+        let Some(user) = TestUser::create(&dir.path("home"), &key) else {
+            println!("{tag}: skipped: useradd failed");
+            return None;
+        };
+        Some(user)
+    } else {
+        None
+    };
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nLogLevel INFO\n{extra}",
+            free_port(),
+            host_key.display()
+        ),
+    );
+    let mut command = conchd_command(None, dir.root());
+    command.args(["-D", "-e", "-f", &config]);
+    let daemon = Daemon::start(command);
+    Some(Setup { dir, key, stranger, user, daemon })
+}
+
+impl Setup {
+    /// `ssh` from `source` with `key`, running `echo in`: whether it got in, and its stderr.
+    fn login_from(&self, source: &str, key: &std::path::Path) -> (bool, String) {
+        let user = self.user.as_ref().map_or("nobody", |u| u.name.as_str());
+        let out = output({
+            let mut c = Command::new("timeout");
+            c.args([CLIENT_TIME_LIMIT, "ssh"]).args(client_options(key));
+            c.args(["-b", source, "-p", &self.daemon.port.to_string(), "-l", user]);
+            c.args(["127.0.0.1", "echo in"]);
+            c
+        });
+        (out.status.success() && out.stdout == b"in\n", stderr(&out))
+    }
+
+    /// Waits (bounded) for a log line with every one of `needles`.
+    fn log_line(&self, needles: &[&str]) -> Option<String> {
+        for _ in 0..600 {
+            match self.daemon.log.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return Some(line),
+                Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+        None
+    }
+
+    /// A raw TCP connection from `source`.
+    fn connect_from(&self, source: &str) -> TcpStream {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let from: SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&from.into()).unwrap();
+        let to: SocketAddr = format!("127.0.0.1:{}", self.daemon.port).parse().unwrap();
+        socket.connect(&to.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+    }
+}
+
+/// The first line the server sends on `stream` (up to 255 bytes, bounded by the read
+/// timeout); empty if it closed first.
+fn first_line(stream: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 255 {
+        match stream.read(&mut byte) {
+            Ok(1) => {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// A source that fails to authenticate (an unauthorized key from 127.0.0.2, with
+/// `authfail:10 min:5`: one failure is a penalty of 10 s, active at once) is refused at accept
+/// with sshd's log line, even with the right key; another source (127.0.0.3) logs in
+/// meanwhile; and once the penalty expires 127.0.0.2 logs in again (waited for, bounded).
+#[test]
+fn a_source_that_fails_authentication_is_refused_for_its_penalty_while_another_logs_in() {
+    let Some(s) = setup("penalty", "PerSourcePenalties authfail:10 min:5\n", true) else {
+        return;
+    };
+    let (got_in, _) = s.login_from("127.0.0.2", &s.stranger);
+    assert!(!got_in, "an unauthorized key logged in");
+    let (got_in, said) = s.login_from("127.0.0.2", &s.key);
+    assert!(!got_in, "a penalised source logged in");
+    assert!(!said.contains("Permission denied"), "refused at authentication, not accept: {said}");
+    let line = s.log_line(&["drop connection #", "from [127.0.0.2]:"]).expect("a drop line");
+    let port = s.daemon.port;
+    assert!(
+        line.contains(&format!("on [127.0.0.1]:{port} penalty: failed authentication")),
+        "{line}"
+    );
+    let (got_in, said) = s.login_from("127.0.0.3", &s.key);
+    assert!(got_in, "another source was kept out: {said}");
+    let mut back = false;
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_secs(1));
+        if s.login_from("127.0.0.2", &s.key).0 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "127.0.0.2 was still refused a minute after a 10 s penalty");
+    let _ = &s.dir;
+}
+
+/// A source on `PerSourcePenaltyExemptList` is never refused however often it fails, while a
+/// source not on it is.
+#[test]
+fn a_source_on_the_exempt_list_is_never_refused() {
+    let extra = "PerSourcePenalties authfail:10 min:5\nPerSourcePenaltyExemptList 127.0.0.2\n";
+    let Some(s) = setup("penalty-exempt", extra, true) else { return };
+    for source in ["127.0.0.2", "127.0.0.4"] {
+        for _ in 0..3 {
+            assert!(!s.login_from(source, &s.stranger).0, "an unauthorized key logged in");
+        }
+    }
+    let (got_in, said) = s.login_from("127.0.0.2", &s.key);
+    assert!(got_in, "the exempt source was refused: {said}");
+    assert!(!s.login_from("127.0.0.4", &s.key).0, "the source not exempt was not refused");
+    assert!(s.log_line(&["from [127.0.0.4]:", "penalty: failed authentication"]).is_some());
+}
+
+/// `PerSourceMaxStartups 2`: a third unauthenticated connection from 127.0.0.2 is refused
+/// ("Not allowed at this time", and sshd's log line) while two are open, one from 127.0.0.3 is
+/// served, and once one of the two closes 127.0.0.2 is served again.
+#[test]
+fn per_source_max_startups_refuses_a_third_unauthenticated_connection_from_one_address() {
+    let extra = "PerSourceMaxStartups 2\nPerSourcePenalties no\n";
+    let Some(s) = setup("persource", extra, false) else { return };
+    let mut first = s.connect_from("127.0.0.2");
+    let mut second = s.connect_from("127.0.0.2");
+    // Both are served: the server's identification line arrives on each.
+    assert!(first_line(&mut first).starts_with("SSH-2.0-"));
+    assert!(first_line(&mut second).starts_with("SSH-2.0-"));
+    let mut third = s.connect_from("127.0.0.2");
+    assert_eq!(first_line(&mut third), "Not allowed at this time\r\n");
+    let line = s.log_line(&["drop connection #", "from [127.0.0.2]:"]).expect("a drop line");
+    assert!(line.ends_with("past Maxstartups"), "{line}");
+    let mut other = s.connect_from("127.0.0.3");
+    assert!(first_line(&mut other).starts_with("SSH-2.0-"), "another address was refused");
+    drop(first);
+    // The server notices the close on its own time: retry, bounded.
+    let mut served = false;
+    for _ in 0..100 {
+        let mut again = s.connect_from("127.0.0.2");
+        if first_line(&mut again).starts_with("SSH-2.0-") {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(served, "127.0.0.2 was still refused after one of its connections closed");
+    drop((second, other));
+}
