@@ -41,10 +41,10 @@ step "OpenSSH regress: sshd scripts against conchd"
 # the suite's `UsePAM yes` would open PAM sessions on a PAM thread, where pam_loginuid cannot set
 # the login uid (see the conchd notes); the PAM backend has its own tests above.
 cargo build --bin conchd --bin conch
-bounded 20 bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
+bounded 40 bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
 
 step "OpenSSH regress: ssh scripts against conch"
-bounded 15 bash tests/regress/ssh.sh "$PWD/target/debug/conch"
+bounded 25 bash tests/regress/ssh.sh "$PWD/target/debug/conch"
 
 step "Fuzz smoke: every fuzz target for a few seconds"
 bounded 25 bash tests/fuzz-smoke.sh
