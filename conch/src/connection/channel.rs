@@ -81,6 +81,8 @@ pub(super) struct Channel {
     pub(super) incoming: VecDeque<(RequestId, Option<bool>)>,
     /// Our requests that want a reply, oldest first.
     pub(super) outgoing: VecDeque<RequestId>,
+    /// Data bytes moved either way so far (wrapping), for inactivity timeouts.
+    pub(super) activity: u64,
 }
 
 /// Our right to send: the peer's window and packet size.
@@ -202,6 +204,7 @@ impl Channel {
             },
             incoming: VecDeque::new(),
             outgoing: VecDeque::new(),
+            activity: 0,
         }
     }
 

@@ -159,6 +159,12 @@ impl ChannelId {
     pub fn as_u32(self) -> u32 {
         self.0
     }
+
+    /// An id for tests of code that keys tables by channel.
+    #[cfg(test)]
+    pub(crate) fn from_u32_for_tests(n: u32) -> Self {
+        Self(n)
+    }
 }
 
 impl fmt::Debug for ChannelId {
@@ -836,6 +842,13 @@ impl Connection {
         matches!(channel.state, State::Open { .. }).then_some(channel.send.window)
     }
 
+    /// A count that grows whenever data moves on channel `id`, either way (it wraps); compare
+    /// two readings to see whether the channel was used in between, as OpenSSH's
+    /// `ChannelTimeout` does. `None` for an unknown channel.
+    pub fn activity(&self, id: ChannelId) -> Option<u64> {
+        self.channel(id).map(|channel| channel.activity)
+    }
+
     /// Bytes waiting in the output queue.
     pub fn queued_output(&self) -> usize {
         self.out.len()
@@ -864,6 +877,7 @@ impl Connection {
         let recipient = channel.remote_id;
         // invariant: n <= window, a u32.
         channel.send.window -= u32::try_from(n).unwrap_or(u32::MAX);
+        channel.activity = channel.activity.wrapping_add(n as u64);
         let mut queue_limited = false;
         if n < data.len() {
             channel.send.blocked = true;

@@ -41,7 +41,10 @@ pub use auth::{
 };
 pub use channel::ChannelTransport;
 pub use forwarding::{AllowForwarding, ForwardingPolicy, GatewayPorts};
-pub use protocol::{ServerConfig, ServerFactory, ServerProtocol};
+pub use protocol::{
+    ChannelTimeout, ConnectionSettings, ServerConfig, ServerFactory, ServerProtocol, UserSettings,
+    MAX_CHANNEL_TIMEOUTS,
+};
 pub use restrictions::Restrictions;
 pub use session::{
     InProcessSessions, Login, SessionBackend, SessionCommand, SessionControl, SessionInfo,

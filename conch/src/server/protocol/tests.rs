@@ -65,6 +65,15 @@ impl ServerCore for FakeCore {
         event
     }
 
+    fn user_settings(
+        &mut self,
+        _now: Instant,
+        config: Option<std::sync::Arc<crate::stack::ServerStackConfig>>,
+    ) -> Result<(), Error> {
+        self.0.borrow_mut().calls.push(format!("user settings {}", config.is_some()));
+        Ok(())
+    }
+
     fn auth_decided(
         &mut self,
         _now: Instant,
