@@ -68,7 +68,7 @@ impl ServerCore for FakeCore {
     fn user_settings(
         &mut self,
         _now: Instant,
-        config: Option<std::sync::Arc<crate::stack::ServerStackConfig>>,
+        config: Option<Arc<ServerStackConfig>>,
     ) -> Result<(), Error> {
         self.0.borrow_mut().calls.push(format!("user settings {}", config.is_some()));
         Ok(())

@@ -103,10 +103,11 @@ impl Timeouts {
         self.channels.retain(|id, watched| {
             let Some(reading) = activity(*id) else { return false };
             sum = sum.wrapping_add(reading);
-            if watched.reading != Some(reading) {
-                watched.reading = Some(reading);
+            // The first reading is where the channel starts, not a sign of use.
+            if watched.reading.is_some_and(|r| r != reading) {
                 watched.since = now;
             }
+            watched.reading = Some(reading);
             true
         });
         if self.total.1.is_none() || self.total.0 != sum {
@@ -201,8 +202,8 @@ mod tests {
         t.retyped(id(1), "session:command", t0);
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(1)));
         let half = t0 + Duration::from_millis(600);
-        t.observe(half, 2, |c| Some(if c == id(1) { 10 } else { 0 }));
         t.observe(t0, 2, |_| Some(0));
+        t.observe(half, 2, |c| Some(if c == id(1) { 10 } else { 0 }));
         let later = t0 + Duration::from_millis(1100);
         t.observe(later, 2, |c| Some(if c == id(1) { 10 } else { 0 }));
         assert_eq!(t.expired(later).channels, [id(0)]);
