@@ -1025,3 +1025,20 @@ fn a_global_only_directive_inside_match_is_refused_naming_file_and_line() {
         stderr(&out)
     );
 }
+
+/// `RekeyLimit 64K` for one user: that user's 1 MiB of output brings key re-exchanges (the
+/// client's debug log shows more than one KEXINIT), the other user's none.
+#[test]
+fn rekey_limit_in_a_match_block_rekeys_only_that_users_connection() {
+    let Some(s) = two_users("rekeymatch", "Match User {x}\n  RekeyLimit 64K\n") else {
+        return;
+    };
+    let kexinits = |user: &TestUser| {
+        let out =
+            ssh_as(s.daemon.port, &[&s.key], &user.name, &["-v"], "head -c 1048576 /dev/zero");
+        assert_eq!(out.stdout.len(), 1 << 20, "{}", stderr(&out));
+        stderr(&out).matches("SSH2_MSG_KEXINIT received").count()
+    };
+    assert!(kexinits(&s.x) > 1, "no rekey under RekeyLimit 64K");
+    assert_eq!(kexinits(&s.y), 1);
+}

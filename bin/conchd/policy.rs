@@ -28,6 +28,7 @@ use twine::conch::server::{
     GatewayPorts, LoginRequest, Offload, Restrictions, SessionGrant, UserSettings,
 };
 use twine::conch::stack::ServerStackConfig;
+use twine::conch::transport::RekeyLimits;
 use twine::conch::userauth::{self, Attempt, Decision, Method};
 use twine::internet::Deferred;
 
@@ -491,9 +492,6 @@ fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
 fn per_login_unenforced(config: &SshdConfig) -> Vec<String> {
     let Some(startup) = STARTUP.get() else { return Vec::new() };
     let mut out = Vec::new();
-    if config.rekey_limit != startup.rekey_limit {
-        out.push(format!("RekeyLimit {} {}", config.rekey_limit.0, config.rekey_limit.1));
-    }
     if config.required_rsa_size != startup.required_rsa_size {
         out.push(format!("RequiredRSASize {}", config.required_rsa_size));
     }
@@ -638,6 +636,12 @@ fn connection_settings(
     settings.max_sessions = usize::try_from(c.max_sessions).unwrap_or(usize::MAX);
     settings.channel_timeouts = channel_timeouts(c);
     settings.unused_connection_timeout = unused_connection_timeout(c);
+    if STARTUP.get().is_some_and(|startup| startup.rekey_limit != c.rekey_limit) {
+        let mut limits = RekeyLimits::default();
+        limits.bytes = (c.rekey_limit.0 > 0).then_some(c.rekey_limit.0);
+        limits.time = (c.rekey_limit.1 > 0).then(|| Duration::from_secs(c.rekey_limit.1.into()));
+        settings.rekey_limits = Some(limits);
+    }
     Ok(settings)
 }
 

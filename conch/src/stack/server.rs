@@ -247,6 +247,12 @@ impl<R> ServerStack<R> {
         result
     }
 
+    /// Replaces the transport's rekey limits for this connection (sshd's `RekeyLimit` from a
+    /// `Match` block); see [`Transport::set_rekey_limits`].
+    pub fn set_rekey_limits(&mut self, now: Instant, limits: transport::RekeyLimits) {
+        self.core.transport.set_rekey_limits(now, limits);
+    }
+
     /// The connection layer, once the user is authenticated: open, accept and close channels,
     /// send and read data, answer requests. Follow each command with the call order's outputs.
     pub fn connection_mut(&mut self) -> Option<&mut Connection> {

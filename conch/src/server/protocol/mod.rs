@@ -80,6 +80,10 @@ pub(crate) trait ServerCore {
         now: Instant,
         config: Option<Arc<ServerStackConfig>>,
     ) -> Result<(), Error>;
+    /// Replaces the transport's rekey limits for this connection.
+    fn set_rekey_limits(&mut self, now: Instant, limits: transport::RekeyLimits) {
+        let _ = (now, limits);
+    }
     /// Answers an [`AuthEvent::AuthRequested`].
     fn auth_decided(
         &mut self,
@@ -155,6 +159,10 @@ impl ServerCore for ServerStack<Restrictions> {
         config: Option<Arc<ServerStackConfig>>,
     ) -> Result<(), Error> {
         Self::user_settings(self, now, config)
+    }
+
+    fn set_rekey_limits(&mut self, now: Instant, limits: transport::RekeyLimits) {
+        Self::set_rekey_limits(self, now, limits);
     }
 
     fn auth_decided(
@@ -743,10 +751,14 @@ impl Conn {
             return;
         }
         let stack = settings.as_ref().and_then(|s| s.stack.clone());
+        let rekey = settings.as_ref().and_then(|s| s.rekey_limits);
         if let Some(settings) = settings {
             *self.settings.borrow_mut() = Rc::new(settings);
         }
         let now = self.now();
+        if let Some(limits) = rekey {
+            self.core.borrow_mut().set_rekey_limits(now, limits);
+        }
         let result = self.core.borrow_mut().user_settings(now, stack);
         if let Err(err) = result {
             log::warn!("connection {}: user settings refused: {err}", self.facts().id);

@@ -13,6 +13,7 @@ use super::super::forwarding::ForwardingPolicy;
 use super::super::{ConnectionFacts, Offload};
 use crate::config::pattern::match_pattern;
 use crate::stack::ServerStackConfig;
+use crate::transport::RekeyLimits;
 
 /// The most `ChannelTimeout` entries kept (sshd's table is as long as the line).
 pub const MAX_CHANNEL_TIMEOUTS: usize = 64;
@@ -78,6 +79,9 @@ pub struct ConnectionSettings {
     /// sshd's `UnusedConnectionTimeout`: after authentication, the connection ends when it has
     /// had no channel open for this long (listeners for remote forwardings do not count).
     pub unused_connection_timeout: Option<Duration>,
+    /// Rekey limits replacing the transport's for this connection (sshd's `RekeyLimit`);
+    /// `None` keeps them.
+    pub rekey_limits: Option<RekeyLimits>,
 }
 
 impl ConnectionSettings {
@@ -91,6 +95,7 @@ impl ConnectionSettings {
             max_sessions: 10,
             channel_timeouts: Vec::new(),
             unused_connection_timeout: None,
+            rekey_limits: None,
         }
     }
 }
@@ -109,6 +114,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("max_sessions", &self.max_sessions)
             .field("channel_timeouts", &self.channel_timeouts)
             .field("unused_connection_timeout", &self.unused_connection_timeout)
+            .field("rekey_limits", &self.rekey_limits)
             .finish_non_exhaustive()
     }
 }
