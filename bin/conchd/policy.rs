@@ -3,7 +3,18 @@
 //! `PermitRootLogin`, the methods enabled, `AuthorizedKeysFile` and `StrictModes`, then
 //! `ForceCommand`, `PermitTTY`, `AllowTcpForwarding`, `PermitOpen`, `PermitListen` as the
 //! login's restrictions, and `SetEnv` and `ExposeAuthInfo` in its sessions.
-
+//!
+//! [`MatchSettings`] is the rest of sshd's `Match` evaluation, done as sshd does it when the
+//! first authentication request names the user: `Banner`, `MaxAuthTries`,
+//! `AuthenticationMethods`, `PubkeyAcceptedAlgorithms`, the methods' switches,
+//! `ClientAliveInterval`/`ClientAliveCountMax`, `RekeyLimit`, `AcceptEnv`, `MaxSessions`,
+//! `GatewayPorts`, `AllowStreamLocalForwarding`, `StreamLocalBind*`, `DisableForwarding`,
+//! `ChannelTimeout` and `UnusedConnectionTimeout` become that connection's settings. What a
+//! `Match` block may set but conchd applies only server-wide (`RequiredRSASize`,
+//! `PubkeyAuthOptions`, `Subsystem`, `PAMServiceName`, `RefuseConnection`) refuses the login
+//! when it differs from the server's; `LogLevel`/`LogVerbose` (logging is per process) and
+//! settings for features conchd lacks (X11, tunnels, host-based authentication, `IPQoS`) only
+//! grant what is not offered anyway and are ignored.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
