@@ -648,10 +648,11 @@ fn connection_settings(
     settings.channel_timeouts = channel_timeouts(c);
     settings.unused_connection_timeout = unused_connection_timeout(c);
     if STARTUP.get().is_some_and(|startup| startup.rekey_limit != c.rekey_limit) {
-        let mut limits = RekeyLimits::default();
-        limits.bytes = (c.rekey_limit.0 > 0).then_some(c.rekey_limit.0);
-        limits.time = (c.rekey_limit.1 > 0).then(|| Duration::from_secs(c.rekey_limit.1.into()));
-        settings.rekey_limits = Some(limits);
+        settings.rekey_limits = Some(RekeyLimits {
+            bytes: (c.rekey_limit.0 > 0).then_some(c.rekey_limit.0),
+            time: (c.rekey_limit.1 > 0).then(|| Duration::from_secs(c.rekey_limit.1.into())),
+            ..RekeyLimits::default()
+        });
     }
     Ok(settings)
 }
