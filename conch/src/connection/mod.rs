@@ -496,11 +496,12 @@ impl Connection {
             return Err(LocalMisuse::WrongSide.into());
         }
         self.check_control_room()?;
-        let channel = Channel::opening(
+        let mut channel = Channel::opening(
             matches!(kind, ChannelKind::Session),
             self.config.window_size,
             self.config.max_packet_size,
         );
+        channel.type_name = kind.type_name();
         let id = self.allocate(channel).ok_or(LocalMisuse::TooManyChannels)?;
         let open = ChannelOpen {
             sender: id.0,
@@ -847,6 +848,12 @@ impl Connection {
     /// `ChannelTimeout` does. `None` for an unknown channel.
     pub fn activity(&self, id: ChannelId) -> Option<u64> {
         self.channel(id).map(|channel| channel.activity)
+    }
+
+    /// The type of a channel we opened ([`ChannelKind::type_name`]); `None` for the peer's
+    /// channels (their [`Event::ChannelOpenRequested`] says) and unknown ones.
+    pub fn channel_type(&self, id: ChannelId) -> Option<&'static str> {
+        self.channel(id).map(|channel| channel.type_name).filter(|name| !name.is_empty())
     }
 
     /// Bytes waiting in the output queue.

@@ -430,6 +430,16 @@ impl Protocol for ServerProtocol {
     }
 }
 
+/// The name `ChannelTimeout` knows a channel type by (sshd's names for agent and X11
+/// channels differ from their wire types).
+fn timeout_type(wire: &'static str) -> &'static str {
+    match wire {
+        "auth-agent@openssh.com" => "agent-connection",
+        "x11" => "x11-connection",
+        other => other,
+    }
+}
+
 fn socket_address(address: &Address) -> Option<std::net::SocketAddr> {
     match address {
         Address::Tcp(addr) => Some(*addr),
@@ -932,7 +942,13 @@ impl Conn {
                 self.timeouts.borrow_mut().closed(*id);
             }
             ChannelEvent::ChannelOpenRequested { id, kind } => {
-                self.timeouts.borrow_mut().opened(*id, kind.type_name(), self.now());
+                self.timeouts.borrow_mut().opened(*id, timeout_type(kind.type_name()), self.now());
+            }
+            ChannelEvent::ChannelOpened { id } => {
+                let kind = self.connection().and_then(|c| c.channel_type(*id));
+                if let Some(kind) = kind {
+                    self.timeouts.borrow_mut().opened(*id, timeout_type(kind), self.now());
+                }
             }
             _ => {}
         }

@@ -21,9 +21,10 @@ pub const MAX_CHANNEL_TIMEOUTS: usize = 64;
 /// One `ChannelTimeout` entry: channels whose type matches `pattern` are closed after
 /// `interval` without data either way.
 ///
-/// Types are the channel types (`direct-tcpip`, `direct-streamlocal@openssh.com`, ...) and,
-/// for sessions once they run something, `session:shell`, `session:command` and
-/// `session:subsystem:NAME` (OpenSSH's names). The pattern `session` matches every session
+/// Types are sshd's names: the channel types `direct-tcpip`, `direct-streamlocal@openssh.com`,
+/// `forwarded-tcpip`, `forwarded-streamlocal@openssh.com`, `agent-connection` and
+/// `x11-connection`, and for sessions once they run something `session:shell`,
+/// `session:command` and `session:subsystem:NAME` (`session` before that). The pattern `session` matches every session
 /// and `*` every channel; `global` is the inactivity of all channels taken together: when no
 /// channel has moved data for its interval, every channel is closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
