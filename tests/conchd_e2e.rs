@@ -1042,3 +1042,41 @@ fn rekey_limit_in_a_match_block_rekeys_only_that_users_connection() {
     assert!(kexinits(&s.x) > 1, "no rekey under RekeyLimit 64K");
     assert_eq!(kexinits(&s.y), 1);
 }
+
+/// `RequiredRSASize 4096` for one user refuses that user's 3072-bit RSA key; the other user
+/// logs in with it.
+#[test]
+fn required_rsa_size_in_a_match_block_refuses_that_users_smaller_rsa_key() {
+    let Some(s) = two_users("rsasize", "Match User {x}\n  RequiredRSASize 4096\n") else {
+        return;
+    };
+    let rsa = keygen(s.dir.root(), "id_rsa", "rsa");
+    let public = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    for user in [&s.x, &s.y] {
+        std::fs::write(user.home.join(".ssh/authorized_keys"), &public).unwrap();
+    }
+    let x = ssh_as(s.daemon.port, &[&rsa], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "a 3072-bit key under RequiredRSASize 4096: {}", stdout(&x));
+    assert!(s.daemon.wait_for_log("RequiredRSASize 4096").is_some());
+    let y = ssh_as(s.daemon.port, &[&rsa], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
+
+/// A setting a `Match` block may carry but conchd applies only server-wide (here
+/// `PubkeyAuthOptions`) refuses the matching user rather than letting them in under the
+/// server's; the other user is not affected.
+#[test]
+fn a_match_setting_still_applied_only_server_wide_refuses_that_user() {
+    let Some(s) = two_users("serverwide", "Match User {x}\n  PubkeyAuthOptions verify-required\n")
+    else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "logged in without PubkeyAuthOptions: {}", stdout(&x));
+    assert!(s
+        .daemon
+        .wait_for_log("unsupported settings apply: PubkeyAuthOptions verify-required")
+        .is_some());
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}

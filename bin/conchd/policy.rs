@@ -9,9 +9,10 @@
 //! `AuthenticationMethods`, `PubkeyAcceptedAlgorithms`, the methods' switches,
 //! `ClientAliveInterval`/`ClientAliveCountMax`, `RekeyLimit`, `AcceptEnv`, `MaxSessions`,
 //! `GatewayPorts`, `AllowStreamLocalForwarding`, `StreamLocalBind*`, `DisableForwarding`,
-//! `ChannelTimeout` and `UnusedConnectionTimeout` become that connection's settings. What a
-//! `Match` block may set but conchd applies only server-wide (`RequiredRSASize`,
-//! `PubkeyAuthOptions`, `Subsystem`, `PAMServiceName`, `RefuseConnection`) refuses the login
+//! `ChannelTimeout` and `UnusedConnectionTimeout` become that connection's settings, and
+//! `RequiredRSASize` and `PermitEmptyPasswords no` are checked here per login. What a
+//! `Match` block may set but conchd applies only server-wide (`PubkeyAuthOptions`,
+//! `Subsystem`, `PAMServiceName`, `RefuseConnection`) refuses the login
 //! when it differs from the server's; `LogLevel`/`LogVerbose` (logging is per process) and
 //! settings for features conchd lacks (X11, tunnels, host-based authentication, `IPQoS`) only
 //! grant what is not offered anyway and are ignored.
@@ -29,7 +30,7 @@ use twine::conch::config::sshd::{
     ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess,
 };
 use twine::conch::keys::authorized_keys::PermittedHostPort;
-use twine::conch::keys::{FingerprintHash, PublicKey};
+use twine::conch::keys::{FingerprintHash, KeyType, PublicKey};
 
 use twine::conch::config::sshd::GatewayPorts as GatewayPortsSetting;
 use twine::conch::keys::SignatureAlgorithm;
@@ -233,6 +234,17 @@ fn verdict(
         }
     }
     let Some(key) = pubkey else { return Verdict::Ask(config) };
+    let rsa_bits = required_rsa_bits(key);
+    let required = usize::try_from(config.required_rsa_size).unwrap_or(usize::MAX);
+    if rsa_bits.is_some_and(|bits| bits < required) {
+        // sshd's `sshkey_check_rsa_length`, for the key offered (RequiredRSASize).
+        log::info!(
+            "refusing RSA key for {request_user}: Invalid key length ({} < RequiredRSASize {})",
+            rsa_bits.unwrap_or(0),
+            config.required_rsa_size
+        );
+        return Verdict::Decided(Decision::Reject, config);
+    }
     let keys = AuthorizedKeys::new()
         .with_files(config.authorized_keys_files.clone())
         .with_strict_modes(config.strict_modes);
@@ -246,6 +258,11 @@ fn verdict(
         }
     }
     Verdict::Decided(decision, config)
+}
+
+/// The modulus size of an RSA key, `None` for other types.
+fn required_rsa_bits(key: &PublicKey) -> Option<usize> {
+    (key.key_type() == KeyType::Rsa).then(|| key.bits())
 }
 
 fn permitted(list: &[String], listen: bool) -> Option<Vec<PermittedHostPort>> {
@@ -503,9 +520,6 @@ fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
 fn per_login_unenforced(config: &SshdConfig) -> Vec<String> {
     let Some(startup) = STARTUP.get() else { return Vec::new() };
     let mut out = Vec::new();
-    if config.required_rsa_size != startup.required_rsa_size {
-        out.push(format!("RequiredRSASize {}", config.required_rsa_size));
-    }
     if config.pubkey_auth_options != startup.pubkey_auth_options {
         out.push(format!("PubkeyAuthOptions {}", config.pubkey_auth_options.join(",")));
     }
