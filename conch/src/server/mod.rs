@@ -15,7 +15,10 @@
 //! A server is a [`ServerConfig`] — [`ServerConfig::new`] with the stack's configuration
 //! ([`ServerStackConfig`](crate::stack::ServerStackConfig): host keys, algorithms, methods,
 //! limits), an auth backend and a session backend, then the public fields for forwarding,
-//! `AcceptEnv` and `MaxSessions` — given to [`ServerFactory::new`] and `listen_tcp`.
+//! `AcceptEnv`, `MaxSessions`, `ChannelTimeout` and `UnusedConnectionTimeout` — given to
+//! [`ServerFactory::new`] and `listen_tcp`. A [`UserSettings`] hook in the configuration
+//! gives each connection its own [`ConnectionSettings`] once the user is named (sshd's
+//! `Match`), stack settings included.
 //! `examples/ssh_server.rs` is a whole in-process server in about 40 lines.
 //!
 //! This is the only server code that touches the reactor. Every slow decision (an auth
