@@ -17,6 +17,8 @@ use super::{
     EXTENSION_PUBLICKEY_HOSTBOUND, EXTENSION_SERVER_SIG_ALGS, MAX_ATTEMPTS, MAX_PASSWORD_LEN,
     MAX_PROMPTS, MAX_QUEUED_BYTES, MAX_QUEUED_PAYLOADS, SERVICE_CONNECTION,
 };
+use zeroize::Zeroizing;
+
 use crate::crypto::HashAlgorithm;
 use crate::error::{Error, LocalMisuse, PeerIncompatible, PeerMisbehaved};
 use crate::keys::{PublicKey, SignatureAlgorithm};
@@ -430,7 +432,7 @@ impl<R> Server<R> {
             return Err(LocalMisuse::NotReady.into());
         };
         self.settings_given = true;
-        let result = self.request(now, &payload).and_then(|()| self.drain(now));
+        let result = self.request(now, &payload.0).and_then(|()| self.drain(now));
         self.close_on_error(result)
     }
 
@@ -549,7 +551,8 @@ impl<R> Server<R> {
                         user: request.user.to_owned(),
                         service: request.service.to_owned(),
                     });
-                    self.phase = Phase::AwaitUserSettings(payload.to_vec());
+                    self.phase =
+                        Phase::AwaitUserSettings(HeldRequest(Zeroizing::new(payload.to_vec())));
                     return Ok(());
                 }
                 self.identity = Some(Identity {
@@ -903,7 +906,7 @@ enum Phase {
     /// An `INFO_REQUEST` went out: waiting for its `INFO_RESPONSE` (or a new request).
     ExpectInfoResponse(InfoRound),
     /// A `UserIdentified` event went out: the first request waits for `user_settings`.
-    AwaitUserSettings(Vec<u8>),
+    AwaitUserSettings(HeldRequest),
     /// An `AuthRequested` event went out: waiting for `auth_decided`.
     AwaitDecision(Pending),
     /// An answer is ready but waits out the failure delay.
@@ -912,6 +915,16 @@ enum Phase {
     Authenticated,
     /// A terminal error happened.
     Closed,
+}
+
+/// The first request, held while the user's settings are decided; it may carry a password,
+/// so it is wiped when dropped and never printed.
+struct HeldRequest(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for HeldRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeldRequest({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
