@@ -8,6 +8,8 @@ use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use zeroize::Zeroizing;
+
 use super::msgs::{
     MethodData, PublicKeyData, UserauthBanner, UserauthFailure, UserauthInfoRequest,
     UserauthInfoResponse, UserauthPasswdChangereq, UserauthPkOk, UserauthRequest, UserauthSuccess,
@@ -17,8 +19,6 @@ use super::{
     EXTENSION_PUBLICKEY_HOSTBOUND, EXTENSION_SERVER_SIG_ALGS, MAX_ATTEMPTS, MAX_PASSWORD_LEN,
     MAX_PROMPTS, MAX_QUEUED_BYTES, MAX_QUEUED_PAYLOADS, SERVICE_CONNECTION,
 };
-use zeroize::Zeroizing;
-
 use crate::crypto::HashAlgorithm;
 use crate::error::{Error, LocalMisuse, PeerIncompatible, PeerMisbehaved};
 use crate::keys::{PublicKey, SignatureAlgorithm};
