@@ -1080,3 +1080,18 @@ fn a_match_setting_still_applied_only_server_wide_refuses_that_user() {
     let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
     assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
 }
+
+/// `PubkeyAcceptedAlgorithms` in a `Match` block: the matched user's Ed25519 key is not
+/// accepted under an ECDSA-only list; the other user's is.
+#[test]
+fn pubkey_accepted_algorithms_in_a_match_block_apply_to_that_user_only() {
+    let Some(s) =
+        two_users("pubkeyalgs", "Match User {x}\n  PubkeyAcceptedAlgorithms ecdsa-sha2-nistp256\n")
+    else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "an Ed25519 key under an ECDSA-only list: {}", stdout(&x));
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
