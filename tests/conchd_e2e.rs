@@ -1095,3 +1095,24 @@ fn pubkey_accepted_algorithms_in_a_match_block_apply_to_that_user_only() {
     let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
     assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
 }
+
+/// `UnusedConnectionTimeout 1` for one user: that user's connection with no channel (`ssh
+/// -N`) is ended by the server; the other user's stays until the client is stopped.
+#[test]
+fn unused_connection_timeout_in_a_match_block_ends_only_that_users_idle_connection() {
+    let Some(s) = two_users("unusedmatch", "Match User {x}\n  UnusedConnectionTimeout 1\n") else {
+        return;
+    };
+    let idle = |user: &TestUser| {
+        output({
+            let mut c = Command::new("timeout");
+            c.args(["6", "ssh", "-N"]).args(client_options(&s.key));
+            c.args(["-p", &s.daemon.port.to_string(), "-l", &user.name, "127.0.0.1"]);
+            c
+        })
+    };
+    let x = idle(&s.x);
+    assert_eq!(x.status.code(), Some(255), "not ended by the server: {}", stderr(&x));
+    let y = idle(&s.y);
+    assert_eq!(y.status.code(), Some(124), "ended without a timeout: {}", stderr(&y));
+}
