@@ -779,3 +779,340 @@ fn a_second_interactive_login_shows_the_last_login_line() {
     let third = pty_login(quiet.port, &s.key, &s.user.name, b"echo third-done; exit\n");
     assert!(third.contains("third-done") && !third.contains("Last login:"), "{third}");
 }
+
+/// `ssh` as `user` offering `keys` in order, with `extra` client arguments (`-o LogLevel=INFO`
+/// to see a banner, `-v`, `-b ADDRESS`), to the daemon on 127.0.0.1.
+fn ssh_as(
+    port: u16,
+    keys: &[&Path],
+    user: &str,
+    extra: &[&str],
+    command: &str,
+) -> std::process::Output {
+    output({
+        let mut c = Command::new("timeout");
+        c.args([CLIENT_TIME_LIMIT, "ssh", "-F", "/dev/null"]);
+        for option in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile=/dev/null",
+            "BatchMode=yes",
+            "IdentitiesOnly=yes",
+        ] {
+            c.args(["-o", option]);
+        }
+        c.args(extra);
+        for key in keys {
+            c.arg("-i").arg(key);
+        }
+        c.args(["-p", &port.to_string(), "-l", user, "127.0.0.1", command]);
+        c
+    })
+}
+
+/// Two users with the same key, and a daemon whose `extra` lines may name the first (`{x}`).
+struct TwoUsers {
+    dir: TempDir,
+    key: std::path::PathBuf,
+    x: TestUser,
+    y: TestUser,
+    daemon: Daemon,
+}
+
+fn two_users(tag: &str, extra: &str) -> Option<TwoUsers> {
+    if !root_or_skip(tag) {
+        return None;
+    }
+    let dir = TempDir::new(tag);
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let x = TestUser::create(&dir.path("x"), &key)?;
+    let y = TestUser::create(&dir.path("y"), &key)?;
+    let daemon = start_root_daemon(&dir, &extra.replace("{x}", &x.name));
+    Some(TwoUsers { dir, key, x, y, daemon })
+}
+
+/// `Match User x` with `MaxAuthTries 1`: x's first refused key ends the connection before
+/// the right key is tried, while another user offering the same keys gets in (the
+/// server-wide limit is 6).
+#[test]
+fn a_match_user_max_auth_tries_of_one_ends_the_login_at_the_first_refused_key() {
+    let Some(s) = two_users("maxtries", "Match User {x}\n  MaxAuthTries 1\n") else { return };
+    let wrong = keygen(s.dir.root(), "id_wrong", "ed25519");
+    let keys = [wrong.as_path(), s.key.as_path()];
+    let x = ssh_as(s.daemon.port, &keys, &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "x got in past MaxAuthTries 1: {}", stdout(&x));
+    let y = ssh_as(s.daemon.port, &keys, &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
+
+/// `Banner` inside `Match Address 127.0.0.2` is shown to a client connecting from
+/// 127.0.0.2 only.
+#[test]
+fn a_banner_inside_match_address_is_shown_only_to_that_address() {
+    if !root_or_skip("banner") {
+        return;
+    }
+    let dir = TempDir::new("banner");
+    let banner = dir.write("banner", "Only for the second loopback address\n");
+    let Some(s) = root_setup("banner", &format!("Match Address 127.0.0.2\n  Banner {banner}\n"))
+    else {
+        return;
+    };
+    let show = ["-o", "LogLevel=INFO"];
+    let from_2 = ssh_as(
+        s.daemon.port,
+        &[&s.key],
+        &s.user.name,
+        &[&show[..], &["-b", "127.0.0.2"]].concat(),
+        "echo in",
+    );
+    assert_eq!(stdout(&from_2), "in\n", "{}", stderr(&from_2));
+    assert!(
+        stderr(&from_2).contains("Only for the second loopback address"),
+        "{}",
+        stderr(&from_2)
+    );
+    let from_1 = ssh_as(s.daemon.port, &[&s.key], &s.user.name, &show, "echo in");
+    assert_eq!(stdout(&from_1), "in\n", "{}", stderr(&from_1));
+    assert!(!stderr(&from_1).contains("second loopback"), "{}", stderr(&from_1));
+}
+
+/// `AuthenticationMethods publickey,password` for one user: that user's key alone is only a
+/// partial success, while the other user logs in with the key.
+#[test]
+fn authentication_methods_in_a_match_block_apply_to_that_user_only() {
+    let Some(s) = two_users(
+        "authmethods",
+        "UsePAM no\nPasswordAuthentication yes\n\
+         Match User {x}\n  AuthenticationMethods publickey,password\n",
+    ) else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "x got in with the key alone: {}", stdout(&x));
+    let partial = s.daemon.wait_for_log("Partial publickey for").expect("no partial step");
+    assert!(partial.contains(&s.x.name), "{partial}");
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
+
+/// `ClientAliveInterval 1` for one user: the server probes that user's quiet session with
+/// `keepalive@openssh.com` (the client's debug log shows the requests); the other user's
+/// session, under the server-wide 0, gets none.
+#[test]
+fn client_alive_interval_in_a_match_block_probes_only_that_users_connection() {
+    let Some(s) = two_users("alive", "Match User {x}\n  ClientAliveInterval 1\n") else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &["-v"], "sleep 3; echo done");
+    assert_eq!(stdout(&x), "done\n", "{}", stderr(&x));
+    assert!(stderr(&x).contains("keepalive@openssh.com"), "no probe: {}", stderr(&x));
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &["-v"], "sleep 3; echo done");
+    assert_eq!(stdout(&y), "done\n", "{}", stderr(&y));
+    assert!(!stderr(&y).contains("keepalive@openssh.com"), "{}", stderr(&y));
+}
+
+/// `AcceptEnv` in a `Match` block: the matched user's session receives the variable the
+/// client sends, the other user's does not (no `AcceptEnv` outside the block).
+#[test]
+fn accept_env_in_a_match_block_passes_variables_for_that_user_only() {
+    let Some(s) = two_users("acceptenv", "Match User {x}\n  AcceptEnv TWINE_*\n") else {
+        return;
+    };
+    let send = ["-o", "SetEnv=TWINE_TEST=sent"];
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &send, "echo \"[$TWINE_TEST]\"");
+    assert_eq!(stdout(&x), "[sent]\n", "{}", stderr(&x));
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &send, "echo \"[$TWINE_TEST]\"");
+    assert_eq!(stdout(&y), "[]\n", "{}", stderr(&y));
+}
+
+/// `MaxSessions 1` in a `Match` block: over one multiplexed connection, the matched user's
+/// second session is refused while the first runs; the other user's is served.
+#[test]
+fn max_sessions_in_a_match_block_limits_that_users_connections() {
+    let Some(s) = two_users("maxsessions", "Match User {x}\n  MaxSessions 1\n") else {
+        return;
+    };
+    let second_session = |user: &TestUser| {
+        let control = s.dir.path(&format!("ctl-{}", user.name));
+        let control_text = control.display().to_string();
+        let master_options =
+            ["-o", "ControlMaster=yes", "-o", &format!("ControlPath={control_text}")];
+        let mut master = Command::new("timeout");
+        master.args([CLIENT_TIME_LIMIT, "ssh"]).args(client_options(&s.key)).args(master_options);
+        // The first session says it runs by making a file in the user's home.
+        let started = user.home.join("started");
+        master.args(["-p", &s.daemon.port.to_string(), "-l", &user.name, "127.0.0.1"]);
+        master.arg("touch $HOME/started; sleep 20");
+        let mut master = master
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if control.exists() && started.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = output({
+            let mut c = Command::new("timeout");
+            c.args([CLIENT_TIME_LIMIT, "ssh"]).args(client_options(&s.key));
+            c.args(["-o", "ControlMaster=no", "-o", &format!("ControlPath={control_text}")]);
+            c.args([
+                "-p",
+                &s.daemon.port.to_string(),
+                "-l",
+                &user.name,
+                "127.0.0.1",
+                "echo second",
+            ]);
+            c
+        });
+        let _ = master.kill();
+        let _ = master.wait();
+        out
+    };
+    let x = second_session(&s.x);
+    // The refused client falls back to a connection of its own, which may run the command.
+    let refused = "Session open refused by peer";
+    assert!(stderr(&x).contains(refused), "a second session under MaxSessions 1: {}", stderr(&x));
+    let y = second_session(&s.y);
+    assert_eq!(stdout(&y), "second\n", "{}", stderr(&y));
+    assert!(!stderr(&y).contains(refused), "{}", stderr(&y));
+}
+
+/// `ChannelTimeout session:command=1s` for one user: that user's silent command is closed
+/// (ssh ends with 255 and no output), the other user's runs to the end.
+#[test]
+fn channel_timeout_in_a_match_block_closes_that_users_idle_command() {
+    let Some(s) = two_users("chantimeout", "Match User {x}\n  ChannelTimeout session:command=1s\n")
+    else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &[], "sleep 4; echo done");
+    assert_eq!(x.status.code(), Some(255), "{}{}", stdout(&x), stderr(&x));
+    assert_eq!(stdout(&x), "");
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "sleep 4; echo done");
+    assert_eq!(stdout(&y), "done\n", "{}", stderr(&y));
+}
+
+/// A directive sshd allows only outside `Match` (here `Ciphers`) inside one is a fatal
+/// configuration error naming the file and the line, with sshd's exit status 255.
+#[test]
+fn a_global_only_directive_inside_match_is_refused_naming_file_and_line() {
+    let dir = TempDir::new("matchglobal");
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "HostKey {}\nPidFile none\nMatch User nobody\n  Ciphers aes128-ctr\n",
+            host_key.display()
+        ),
+    );
+    let out = output({
+        let mut c = conchd_command(None, dir.root());
+        c.args(["-t", "-f", &config]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{config} line 4: Directive 'Ciphers' is not allowed within a Match block"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `RekeyLimit 64K` for one user: that user's 1 MiB of output brings key re-exchanges (the
+/// client's debug log shows more than one KEXINIT), the other user's none.
+#[test]
+fn rekey_limit_in_a_match_block_rekeys_only_that_users_connection() {
+    let Some(s) = two_users("rekeymatch", "Match User {x}\n  RekeyLimit 64K\n") else {
+        return;
+    };
+    let kexinits = |user: &TestUser| {
+        let out =
+            ssh_as(s.daemon.port, &[&s.key], &user.name, &["-v"], "head -c 1048576 /dev/zero");
+        assert_eq!(out.stdout.len(), 1 << 20, "{}", stderr(&out));
+        stderr(&out).matches("SSH2_MSG_KEXINIT received").count()
+    };
+    assert!(kexinits(&s.x) > 1, "no rekey under RekeyLimit 64K");
+    assert_eq!(kexinits(&s.y), 1);
+}
+
+/// `RequiredRSASize 4096` for one user refuses that user's 3072-bit RSA key; the other user
+/// logs in with it.
+#[test]
+fn required_rsa_size_in_a_match_block_refuses_that_users_smaller_rsa_key() {
+    let Some(s) = two_users("rsasize", "Match User {x}\n  RequiredRSASize 4096\n") else {
+        return;
+    };
+    let rsa = keygen(s.dir.root(), "id_rsa", "rsa");
+    let public = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    for user in [&s.x, &s.y] {
+        std::fs::write(user.home.join(".ssh/authorized_keys"), &public).unwrap();
+    }
+    let x = ssh_as(s.daemon.port, &[&rsa], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "a 3072-bit key under RequiredRSASize 4096: {}", stdout(&x));
+    assert!(s.daemon.wait_for_log("RequiredRSASize 4096").is_some());
+    let y = ssh_as(s.daemon.port, &[&rsa], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
+
+/// A setting a `Match` block may carry but conchd applies only server-wide (here
+/// `PubkeyAuthOptions`) refuses the matching user rather than letting them in under the
+/// server's; the other user is not affected.
+#[test]
+fn a_match_setting_still_applied_only_server_wide_refuses_that_user() {
+    let Some(s) = two_users("serverwide", "Match User {x}\n  PubkeyAuthOptions verify-required\n")
+    else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "logged in without PubkeyAuthOptions: {}", stdout(&x));
+    assert!(s
+        .daemon
+        .wait_for_log("unsupported settings apply: PubkeyAuthOptions verify-required")
+        .is_some());
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
+
+/// `PubkeyAcceptedAlgorithms` in a `Match` block: the matched user's Ed25519 key is not
+/// accepted under an ECDSA-only list; the other user's is.
+#[test]
+fn pubkey_accepted_algorithms_in_a_match_block_apply_to_that_user_only() {
+    let Some(s) =
+        two_users("pubkeyalgs", "Match User {x}\n  PubkeyAcceptedAlgorithms ecdsa-sha2-nistp256\n")
+    else {
+        return;
+    };
+    let x = ssh_as(s.daemon.port, &[&s.key], &s.x.name, &[], "echo in");
+    assert!(!x.status.success(), "an Ed25519 key under an ECDSA-only list: {}", stdout(&x));
+    let y = ssh_as(s.daemon.port, &[&s.key], &s.y.name, &[], "echo in");
+    assert_eq!(stdout(&y), "in\n", "{}", stderr(&y));
+}
+
+/// `UnusedConnectionTimeout 1` for one user: that user's connection with no channel (`ssh
+/// -N`) is ended by the server; the other user's stays until the client is stopped.
+#[test]
+fn unused_connection_timeout_in_a_match_block_ends_only_that_users_idle_connection() {
+    let Some(s) = two_users("unusedmatch", "Match User {x}\n  UnusedConnectionTimeout 1\n") else {
+        return;
+    };
+    let idle = |user: &TestUser| {
+        output({
+            let mut c = Command::new("timeout");
+            c.args(["6", "ssh", "-N"]).args(client_options(&s.key));
+            c.args(["-p", &s.daemon.port.to_string(), "-l", &user.name, "127.0.0.1"]);
+            c
+        })
+    };
+    let x = idle(&s.x);
+    assert_eq!(x.status.code(), Some(255), "not ended by the server: {}", stderr(&x));
+    let y = idle(&s.y);
+    assert_eq!(y.status.code(), Some(124), "ended without a timeout: {}", stderr(&y));
+}

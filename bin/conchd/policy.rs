@@ -3,7 +3,19 @@
 //! `PermitRootLogin`, the methods enabled, `AuthorizedKeysFile` and `StrictModes`, then
 //! `ForceCommand`, `PermitTTY`, `AllowTcpForwarding`, `PermitOpen`, `PermitListen` as the
 //! login's restrictions, and `SetEnv` and `ExposeAuthInfo` in its sessions.
-
+//!
+//! [`MatchSettings`] is the rest of sshd's `Match` evaluation, done as sshd does it when the
+//! first authentication request names the user: `Banner`, `MaxAuthTries`,
+//! `AuthenticationMethods`, `PubkeyAcceptedAlgorithms`, the methods' switches,
+//! `ClientAliveInterval`/`ClientAliveCountMax`, `RekeyLimit`, `AcceptEnv`, `MaxSessions`,
+//! `GatewayPorts`, `AllowStreamLocalForwarding`, `StreamLocalBind*`, `DisableForwarding`,
+//! `ChannelTimeout` and `UnusedConnectionTimeout` become that connection's settings, and
+//! `RequiredRSASize` and `PermitEmptyPasswords no` are checked here per login. What a
+//! `Match` block may set but conchd applies only server-wide (`PubkeyAuthOptions`,
+//! `Subsystem`, `PAMServiceName`, `RefuseConnection`) refuses the login
+//! when it differs from the server's; `LogLevel`/`LogVerbose` (logging is per process) and
+//! settings for features conchd lacks (X11, tunnels, host-based authentication, `IPQoS`) only
+//! grant what is not offered anyway and are ignored.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -13,16 +25,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nix::unistd::{getgrouplist, Gid, Group};
+use std::time::Duration;
 use twine::conch::config::sshd::{
     ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess,
 };
 use twine::conch::keys::authorized_keys::PermittedHostPort;
-use twine::conch::keys::{FingerprintHash, PublicKey};
+use twine::conch::keys::{FingerprintHash, KeyType, PublicKey};
+
+use twine::conch::config::sshd::GatewayPorts as GatewayPortsSetting;
+use twine::conch::keys::SignatureAlgorithm;
 use twine::conch::server::{
-    Account, AccountStatus, AuthBackend, AuthRequest, AuthorizedKeys, Chain, ConnectionFacts,
-    ConnectionId, LoginRequest, Restrictions, SessionGrant,
+    Account, AccountStatus, AllowForwarding, AuthBackend, AuthRequest, AuthorizedKeys, Chain,
+    ChannelTimeout, ConnectionFacts, ConnectionId, ConnectionSettings, ForwardingPolicy,
+    GatewayPorts, LoginRequest, Offload, Restrictions, SessionGrant, UserSettings,
 };
-use twine::conch::userauth::{Attempt, Decision, Method};
+use twine::conch::stack::ServerStackConfig;
+use twine::conch::transport::RekeyLimits;
+use twine::conch::userauth::{self, Attempt, Decision, Method};
 use twine::internet::Deferred;
 
 /// OpenSSH's sftp server, which stands in for `internal-sftp`.
@@ -160,7 +179,8 @@ fn verdict(
         Ok(config) => Arc::new(config),
         Err(err) => return Verdict::Refused(err),
     };
-    let unenforced = config.unenforced();
+    let mut unenforced = config.unenforced();
+    unenforced.extend(per_login_unenforced(&config));
     if !unenforced.is_empty() {
         // A Match block asks for something conchd cannot enforce (ChrootDirectory, ...):
         // refuse rather than let the user in without it.
@@ -191,6 +211,13 @@ fn verdict(
     if !enabled {
         return Verdict::Decided(Decision::Reject, config);
     }
+    // The password backend is built once with the server-wide PermitEmptyPasswords; a Match
+    // block that forbids empty passwords is applied here.
+    if let Attempt::Password { password, .. } = attempt {
+        if password.as_bytes().is_empty() && !config.permit_empty_passwords {
+            return Verdict::Decided(Decision::Reject, config);
+        }
+    }
     if account.uid == 0 {
         let allowed = match config.permit_root_login {
             PermitRootLogin::Yes => true,
@@ -207,6 +234,17 @@ fn verdict(
         }
     }
     let Some(key) = pubkey else { return Verdict::Ask(config) };
+    let rsa_bits = required_rsa_bits(key);
+    let required = usize::try_from(config.required_rsa_size).unwrap_or(usize::MAX);
+    if rsa_bits.is_some_and(|bits| bits < required) {
+        // sshd's `sshkey_check_rsa_length`, for the key offered (RequiredRSASize).
+        log::info!(
+            "refusing RSA key for {request_user}: Invalid key length ({} < RequiredRSASize {})",
+            rsa_bits.unwrap_or(0),
+            config.required_rsa_size
+        );
+        return Verdict::Decided(Decision::Reject, config);
+    }
     let keys = AuthorizedKeys::new()
         .with_files(config.authorized_keys_files.clone())
         .with_strict_modes(config.strict_modes);
@@ -220,6 +258,11 @@ fn verdict(
         }
     }
     Verdict::Decided(decision, config)
+}
+
+/// The modulus size of an RSA key, `None` for other types.
+fn required_rsa_bits(key: &PublicKey) -> Option<usize> {
+    (key.key_type() == KeyType::Rsa).then(|| key.bits())
 }
 
 fn permitted(list: &[String], listen: bool) -> Option<Vec<PermittedHostPort>> {
@@ -469,4 +512,193 @@ fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
             .map_err(|e| e.to_string())?;
     }
     Ok(path)
+}
+
+/// Settings a `Match` block may change that conchd applies only server-wide, as
+/// `keyword value` texts: a login whose settings differ from the server's here is refused
+/// rather than let in under the server's.
+fn per_login_unenforced(config: &SshdConfig) -> Vec<String> {
+    let Some(startup) = STARTUP.get() else { return Vec::new() };
+    let mut out = Vec::new();
+    if config.pubkey_auth_options != startup.pubkey_auth_options {
+        out.push(format!("PubkeyAuthOptions {}", config.pubkey_auth_options.join(",")));
+    }
+    if config.subsystems != startup.subsystems {
+        out.push("Subsystem (in a Match block)".to_owned());
+    }
+    if config.pam_service_name != startup.pam_service_name {
+        out.push(format!("PAMServiceName {}", config.pam_service_name.clone().unwrap_or_default()));
+    }
+    if config.refuse_connection {
+        out.push("RefuseConnection yes".to_owned());
+    }
+    out
+}
+
+/// The server-wide configuration, for [`per_login_unenforced`].
+static STARTUP: std::sync::OnceLock<SshdConfig> = std::sync::OnceLock::new();
+
+/// The stack configuration a user's settings start from: user authentication's part as
+/// [`UserSettings`] rebuilds it.
+pub(crate) struct MatchSettings {
+    file: Arc<SshdConfigFile>,
+    stack: Arc<ServerStackConfig>,
+}
+
+impl MatchSettings {
+    /// Settings per user from `file`, over the server's `stack` (built from `startup`).
+    pub(crate) fn new(
+        file: Arc<SshdConfigFile>,
+        startup: &SshdConfig,
+        stack: Arc<ServerStackConfig>,
+    ) -> Self {
+        let _ = STARTUP.set(startup.clone());
+        Self { file, stack }
+    }
+}
+
+/// The forwarding policy of a configuration (TCP forwarding is in each login's restrictions).
+pub(crate) fn forwarding_policy(c: &SshdConfig) -> ForwardingPolicy {
+    let allow = |local: bool, remote: bool| match (local, remote) {
+        (true, true) => AllowForwarding::Yes,
+        (true, false) => AllowForwarding::Local,
+        (false, true) => AllowForwarding::Remote,
+        (false, false) => AllowForwarding::No,
+    };
+    let mut forwarding = ForwardingPolicy::default();
+    forwarding.tcp = AllowForwarding::Yes;
+    forwarding.streamlocal = if c.disable_forwarding {
+        AllowForwarding::No
+    } else {
+        allow(
+            c.allow_stream_local_forwarding.allows_local(),
+            c.allow_stream_local_forwarding.allows_remote(),
+        )
+    };
+    forwarding.gateway_ports = match c.gateway_ports {
+        GatewayPortsSetting::No => GatewayPorts::No,
+        GatewayPortsSetting::Yes => GatewayPorts::Yes,
+        GatewayPortsSetting::ClientSpecified => GatewayPorts::ClientSpecified,
+    };
+    forwarding.streamlocal_bind_unlink = c.stream_local_bind_unlink;
+    forwarding.streamlocal_bind_mask = c.stream_local_bind_mask;
+    forwarding
+}
+
+/// `ChannelTimeout`'s entries (checked when the file was read).
+pub(crate) fn channel_timeouts(c: &SshdConfig) -> Vec<ChannelTimeout> {
+    c.channel_timeout.iter().filter_map(|entry| ChannelTimeout::parse(entry)).collect()
+}
+
+/// `UnusedConnectionTimeout`.
+pub(crate) fn unused_connection_timeout(c: &SshdConfig) -> Option<Duration> {
+    (c.unused_connection_timeout > 0)
+        .then(|| Duration::from_secs(c.unused_connection_timeout.into()))
+}
+
+/// User authentication's settings for `c`, over the server's `base` (methods enabled, the
+/// failure delay's secret).
+fn userauth_config(c: &SshdConfig, base: &userauth::ServerConfig) -> userauth::ServerConfig {
+    let mut u = base.clone();
+    u.settings_per_user = false;
+    let enabled: Vec<Method> = base
+        .methods
+        .iter()
+        .copied()
+        .filter(|m| match m {
+            Method::PublicKey => c.pubkey_authentication,
+            Method::Password => c.password_authentication,
+            Method::KeyboardInteractive => c.kbd_interactive_authentication,
+            _ => true,
+        })
+        .collect();
+    if !enabled.is_empty() {
+        u.methods = enabled;
+    }
+    u.authentication_methods = c
+        .authentication_methods
+        .iter()
+        .filter(|list| !list.eq_ignore_ascii_case("any"))
+        .map(|list| {
+            list.split(',')
+                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
+                .collect()
+        })
+        .collect();
+    u.max_auth_tries = c.max_auth_tries;
+    u.banner = c.banner.as_ref().and_then(|path| match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            log::warn!("Banner {path}: {err}");
+            None
+        }
+    });
+    u.publickey_algorithms = c
+        .pubkey_accepted_algorithms
+        .iter()
+        .filter_map(|n| SignatureAlgorithm::from_name(n))
+        .collect();
+    u
+}
+
+/// Everything of `c` that one connection applies: the stack's part over `stack`.
+fn connection_settings(
+    c: &SshdConfig,
+    stack: &ServerStackConfig,
+    current: &ConnectionSettings,
+) -> Result<ConnectionSettings, String> {
+    let mut per_user =
+        stack.with_userauth(userauth_config(c, stack.userauth())).map_err(|e| e.to_string())?;
+    per_user.client_alive_interval =
+        (c.client_alive_interval > 0).then(|| Duration::from_secs(c.client_alive_interval.into()));
+    per_user.client_alive_count_max = c.client_alive_count_max;
+    let mut settings = current.clone();
+    settings.stack = Some(Arc::new(per_user));
+    let connect_timeout = current.forwarding.connect_timeout;
+    settings.forwarding = forwarding_policy(c);
+    settings.forwarding.connect_timeout = connect_timeout;
+    settings.accept_env.clone_from(&c.accept_env);
+    settings.max_sessions = usize::try_from(c.max_sessions).unwrap_or(usize::MAX);
+    settings.channel_timeouts = channel_timeouts(c);
+    settings.unused_connection_timeout = unused_connection_timeout(c);
+    if STARTUP.get().is_some_and(|startup| startup.rekey_limit != c.rekey_limit) {
+        settings.rekey_limits = Some(RekeyLimits {
+            bytes: (c.rekey_limit.0 > 0).then_some(c.rekey_limit.0),
+            time: (c.rekey_limit.1 > 0).then(|| Duration::from_secs(c.rekey_limit.1.into())),
+            ..RekeyLimits::default()
+        });
+    }
+    Ok(settings)
+}
+
+impl UserSettings for MatchSettings {
+    fn settings(
+        &self,
+        user: &str,
+        facts: &Rc<ConnectionFacts>,
+        current: &ConnectionSettings,
+        offload: &Offload,
+    ) -> Deferred<ConnectionSettings> {
+        let (file, stack) = (Arc::clone(&self.file), Arc::clone(&self.stack));
+        let (user, facts, current) =
+            (user.to_owned(), ConnectionFacts::clone(facts), current.clone());
+        let fallback = current.clone();
+        // Both `Match` evaluation and the group lookup may block (NSS).
+        let config = offload.run(move || {
+            let account = Account::lookup(&user).ok().flatten();
+            config_for(&file, &user, account.as_ref(), &facts)
+        });
+        config.then(move |config| {
+            let config = match config? {
+                Ok(config) => config,
+                Err(err) => {
+                    // The policy refuses every attempt for this user with the same error.
+                    log::debug!("settings per user: {err}");
+                    return Ok(fallback);
+                }
+            };
+            connection_settings(&config, &stack, &current)
+                .map_err(|e| twine::internet::Error::from(std::io::Error::other(e)))
+        })
+    }
 }

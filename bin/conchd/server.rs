@@ -80,6 +80,8 @@ pub(crate) fn stack_config(
         })
         .collect();
     u.max_auth_tries = c.max_auth_tries;
+    // Match blocks are evaluated when the user name arrives (crate::policy::MatchSettings).
+    u.settings_per_user = true;
     u.banner = match &c.banner {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => Some(text),
@@ -151,7 +153,11 @@ pub(crate) fn server_config(
         };
         sessions = sessions.with_subsystem(s.name.clone(), command);
     }
+    let per_user = crate::policy::MatchSettings::new(Arc::clone(file), c, Arc::clone(&stack));
     let mut config = ServerConfig::new(stack, crate::penalties::Watch::new(policy), sessions);
+    config.user_settings = Some(Rc::new(per_user));
+    config.channel_timeouts = crate::policy::channel_timeouts(c);
+    config.unused_connection_timeout = crate::policy::unused_connection_timeout(c);
     let mut forwarding = ForwardingPolicy::default();
     // Every login's restrictions carry its own AllowTcpForwarding (Match blocks included).
     forwarding.tcp = AllowForwarding::Yes;

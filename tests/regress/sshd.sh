@@ -4,13 +4,15 @@
 # per test. Prints "N passed, N failed" and the failures; exits non-zero if a required test failed.
 # The work is done by the shared runner, tests/regress/openssh.sh.
 #
-# Usage: tests/regress/sshd.sh [path/to/sshd]   (default: target/debug/conchd, built first)
+# Usage: tests/regress/sshd.sh [path/to/sshd [TEST...]]   (default: target/debug/conchd, built
+#   first; TESTs replace the required list)
 #   `tests/regress/sshd.sh /usr/sbin/sshd` runs the same tests against Debian's sshd (the control).
 # SSHD_TESTS overrides the list of required tests; SSHD_OPTIONAL_TESTS adds tests that are run
 # and reported but do not fail the run.
 set -u
 cd "$(dirname "$0")/../.."
 SSHD=${1:-}
+[ $# -gt 0 ] && shift
 if [ -z "$SSHD" ]; then
     cargo build --quiet --bin conchd || exit 1
     SSHD=$PWD/target/debug/conchd
@@ -19,7 +21,8 @@ fi
 REQUIRED="connect proxy-connect proto-version proto-mismatch exit-status exit-status-signal
     stderr-data stderr-after-eof transfer yes-head envpass banner authinfo allow-deny-users
     forcecommand key-options brokenkeys keyscan login-timeout reconfigure connect-privsep portnum
-    try-ciphers kextype keytype integrity rekey forwarding dynamic-forward forward-control"
+    try-ciphers kextype keytype integrity rekey forwarding dynamic-forward forward-control
+    channel-timeout connection-timeout cfgmatch"
 
 # The -Q filter: Debian's ssh 9.2 offers these, and the library does not implement them, so the
 # suite's loops must not ask conchd for them (it would rightly refuse them as unknown names):
@@ -37,4 +40,4 @@ exec bash tests/regress/openssh.sh --label sshd --sshd "$SSHD" --no-sk \
     --allow mac=hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1 \
     --allow kex=mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256,diffie-hellman-group14-sha1 \
     --allow key-plain=ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa \
-    ${SSHD_TESTS:-$REQUIRED} ${SSHD_OPTIONAL_TESTS:+--optional $SSHD_OPTIONAL_TESTS}
+    ${*:-${SSHD_TESTS:-$REQUIRED}} ${SSHD_OPTIONAL_TESTS:+--optional $SSHD_OPTIONAL_TESTS}

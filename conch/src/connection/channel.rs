@@ -81,6 +81,10 @@ pub(super) struct Channel {
     pub(super) incoming: VecDeque<(RequestId, Option<bool>)>,
     /// Our requests that want a reply, oldest first.
     pub(super) outgoing: VecDeque<RequestId>,
+    /// Data bytes moved either way so far (wrapping), for inactivity timeouts.
+    pub(super) activity: u64,
+    /// The channel type, for channels we opened (empty for the peer's).
+    pub(super) type_name: &'static str,
 }
 
 /// Our right to send: the peer's window and packet size.
@@ -202,6 +206,8 @@ impl Channel {
             },
             incoming: VecDeque::new(),
             outgoing: VecDeque::new(),
+            activity: 0,
+            type_name: "",
         }
     }
 

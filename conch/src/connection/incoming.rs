@@ -92,6 +92,7 @@ impl Connection {
         if !matches!(channel.state, State::Open { .. }) {
             return Err(PeerMisbehaved::UnexpectedMessage(t).into());
         }
+        channel.activity = channel.activity.wrapping_add(data.len() as u64).wrapping_add(1);
         let delivery = channel.receive(stream, data).map_err(|e| match e {
             ReceiveError::PacketTooLarge => PeerMisbehaved::ChannelPacketTooLarge,
             ReceiveError::WindowExceeded => PeerMisbehaved::ChannelWindowExceeded,

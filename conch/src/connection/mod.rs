@@ -159,6 +159,12 @@ impl ChannelId {
     pub fn as_u32(self) -> u32 {
         self.0
     }
+
+    /// An id for tests of code that keys tables by channel.
+    #[cfg(test)]
+    pub(crate) fn from_u32_for_tests(n: u32) -> Self {
+        Self(n)
+    }
 }
 
 impl fmt::Debug for ChannelId {
@@ -490,11 +496,12 @@ impl Connection {
             return Err(LocalMisuse::WrongSide.into());
         }
         self.check_control_room()?;
-        let channel = Channel::opening(
+        let mut channel = Channel::opening(
             matches!(kind, ChannelKind::Session),
             self.config.window_size,
             self.config.max_packet_size,
         );
+        channel.type_name = kind.type_name();
         let id = self.allocate(channel).ok_or(LocalMisuse::TooManyChannels)?;
         let open = ChannelOpen {
             sender: id.0,
@@ -836,6 +843,19 @@ impl Connection {
         matches!(channel.state, State::Open { .. }).then_some(channel.send.window)
     }
 
+    /// A count that grows whenever data moves on channel `id`, either way (it wraps); compare
+    /// two readings to see whether the channel was used in between, as OpenSSH's
+    /// `ChannelTimeout` does. `None` for an unknown channel.
+    pub fn activity(&self, id: ChannelId) -> Option<u64> {
+        self.channel(id).map(|channel| channel.activity)
+    }
+
+    /// The type of a channel we opened ([`ChannelKind::type_name`]); `None` for the peer's
+    /// channels (their [`Event::ChannelOpenRequested`] says) and unknown ones.
+    pub fn channel_type(&self, id: ChannelId) -> Option<&'static str> {
+        self.channel(id).map(|channel| channel.type_name).filter(|name| !name.is_empty())
+    }
+
     /// Bytes waiting in the output queue.
     pub fn queued_output(&self) -> usize {
         self.out.len()
@@ -864,6 +884,7 @@ impl Connection {
         let recipient = channel.remote_id;
         // invariant: n <= window, a u32.
         channel.send.window -= u32::try_from(n).unwrap_or(u32::MAX);
+        channel.activity = channel.activity.wrapping_add(n as u64);
         let mut queue_limited = false;
         if n < data.len() {
             channel.send.blocked = true;

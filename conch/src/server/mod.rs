@@ -15,7 +15,10 @@
 //! A server is a [`ServerConfig`] — [`ServerConfig::new`] with the stack's configuration
 //! ([`ServerStackConfig`](crate::stack::ServerStackConfig): host keys, algorithms, methods,
 //! limits), an auth backend and a session backend, then the public fields for forwarding,
-//! `AcceptEnv` and `MaxSessions` — given to [`ServerFactory::new`] and `listen_tcp`.
+//! `AcceptEnv`, `MaxSessions`, `ChannelTimeout` and `UnusedConnectionTimeout` — given to
+//! [`ServerFactory::new`] and `listen_tcp`. A [`UserSettings`] hook in the configuration
+//! gives each connection its own [`ConnectionSettings`] once the user is named (sshd's
+//! `Match`), stack settings included.
 //! `examples/ssh_server.rs` is a whole in-process server in about 40 lines.
 //!
 //! This is the only server code that touches the reactor. Every slow decision (an auth
@@ -41,7 +44,10 @@ pub use auth::{
 };
 pub use channel::ChannelTransport;
 pub use forwarding::{AllowForwarding, ForwardingPolicy, GatewayPorts};
-pub use protocol::{ServerConfig, ServerFactory, ServerProtocol};
+pub use protocol::{
+    ChannelTimeout, ConnectionSettings, ServerConfig, ServerFactory, ServerProtocol, UserSettings,
+    MAX_CHANNEL_TIMEOUTS,
+};
 pub use restrictions::Restrictions;
 pub use session::{
     InProcessSessions, Login, SessionBackend, SessionCommand, SessionControl, SessionInfo,

@@ -90,6 +90,20 @@ impl ServerStackConfig {
         )
     }
 
+    /// This configuration with user authentication's replaced (for one user's settings, see
+    /// [`ServerStack::user_settings`](super::ServerStack::user_settings)); the transport's,
+    /// with its `SSH_MSG_EXT_INFO`, stays as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`LocalMisuse::InvalidConfig`](crate::error::LocalMisuse::InvalidConfig) when user
+    /// authentication refuses `userauth`.
+    pub fn with_userauth(&self, userauth: userauth::ServerConfig) -> Result<Self, Error> {
+        let userauth = Arc::new(userauth);
+        userauth::Server::<()>::new(Arc::clone(&userauth), b"", b"")?;
+        Ok(Self { userauth, ..self.clone() })
+    }
+
     /// The transport's configuration (with the derived `SSH_MSG_EXT_INFO`).
     pub fn transport(&self) -> &Arc<transport::ServerConfig> {
         &self.transport

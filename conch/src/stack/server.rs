@@ -214,6 +214,45 @@ impl<R> ServerStack<R> {
         result
     }
 
+    /// Answers [`userauth::ServerEvent::UserIdentified`] (with
+    /// [`userauth::ServerConfig::settings_per_user`]): `config`, if any, replaces this
+    /// connection's configuration from now on — user authentication's (banner, methods,
+    /// limits), the keepalive, the connection layer's — except the transport's, which the key
+    /// exchange already used.
+    ///
+    /// # Errors
+    ///
+    /// As [`userauth::Server::user_settings`]; [`LocalMisuse::NotReady`](crate::error::LocalMisuse::NotReady)
+    /// before user authentication started.
+    pub fn user_settings(
+        &mut self,
+        now: Instant,
+        config: Option<Arc<ServerStackConfig>>,
+    ) -> Result<(), Error> {
+        self.core.check_open()?;
+        let userauth = self.userauth.as_mut().ok_or_else(not_ready)?;
+        let result = userauth.user_settings(now, config.as_ref().map(|c| Arc::clone(c.userauth())));
+        if let Err(e) = &result {
+            if is_local(e) {
+                return result;
+            }
+            self.core.fail(e.clone());
+        } else if let Some(config) = config {
+            self.core.keepalive =
+                Keepalive::new(config.client_alive_interval, config.client_alive_count_max, true);
+            self.config = config;
+        }
+        self.collect_userauth_events(now);
+        super::process(self, now);
+        result
+    }
+
+    /// Replaces the transport's rekey limits for this connection (sshd's `RekeyLimit` from a
+    /// `Match` block); see [`Transport::set_rekey_limits`].
+    pub fn set_rekey_limits(&mut self, now: Instant, limits: transport::RekeyLimits) {
+        self.core.transport.set_rekey_limits(now, limits);
+    }
+
     /// The connection layer, once the user is authenticated: open, accept and close channels,
     /// send and read data, answer requests. Follow each command with the call order's outputs.
     pub fn connection_mut(&mut self) -> Option<&mut Connection> {
@@ -353,6 +392,11 @@ impl<R> ServerStack<R> {
         }
         for event in events {
             match event {
+                userauth::ServerEvent::UserIdentified { user, service } => {
+                    let user = self.note_user(user);
+                    let event = userauth::ServerEvent::UserIdentified { user, service };
+                    self.core.events.push_back(ServerEvent::Auth(event));
+                }
                 userauth::ServerEvent::AuthRequested { id, user, service, attempt } => {
                     let user = self.note_user(user);
                     let event = userauth::ServerEvent::AuthRequested { id, user, service, attempt };

@@ -158,6 +158,7 @@ impl ServerStack {
             }
             let Some(event) = auth.poll_event() else { return };
             match event {
+                ServerEvent::UserIdentified { .. } => auth.user_settings(now, None).unwrap(),
                 ServerEvent::AuthRequested { id, attempt, .. } => {
                     let decision = match attempt {
                         Attempt::Password { password, .. } if password.matches(b"hunter2") => {

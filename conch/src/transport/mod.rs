@@ -179,6 +179,8 @@ pub struct Transport {
     scratch: Vec<u8>,
     compression: CompressionState,
     rekey: RekeySchedule,
+    /// Rekey limits set for this connection, over the configuration's.
+    rekey_limits: Option<RekeyLimits>,
     peer_extensions: PeerExtensions,
 }
 
@@ -299,6 +301,7 @@ impl Transport {
             scratch: Vec::new(),
             compression: CompressionState::default(),
             rekey: RekeySchedule::default(),
+            rekey_limits: None,
             peer_extensions: PeerExtensions::default(),
         };
         let mut banner = transport.our_line.clone();
@@ -346,6 +349,23 @@ impl Transport {
             Error::ConnectionClosed
         };
         self.close(error, Initiator::Remote);
+    }
+
+    /// Replaces the configuration's rekey limits for this connection (sshd's `RekeyLimit` from a
+    /// `Match` block): the byte limits apply to the keys in use at once, the time limit runs
+    /// from `now`.
+    pub fn set_rekey_limits(&mut self, now: Instant, limits: RekeyLimits) {
+        self.rekey_limits = Some(limits);
+        if let Some(session) = &self.session {
+            let (out, inn) = match self.side {
+                Side::Client => (&session.negotiated.cipher_c2s, &session.negotiated.cipher_s2c),
+                Side::Server => (&session.negotiated.cipher_s2c, &session.negotiated.cipher_c2s),
+            };
+            let (out, inn) = (out.clone(), inn.clone());
+            self.rekey.max_bytes_out = self.rekey_bytes(&out);
+            self.rekey.max_bytes_in = self.rekey_bytes(&inn);
+        }
+        self.rekey.next_at = limits.time.and_then(|d| now.checked_add(d));
     }
 
     /// Handles the passing of time: starts a time-based rekey when it is due.
@@ -640,6 +660,9 @@ impl Transport {
     }
 
     fn rekey_limits(&self) -> &RekeyLimits {
+        if let Some(limits) = &self.rekey_limits {
+            return limits;
+        }
         match &self.config {
             Role::Client(c) => &c.rekey,
             Role::Server(c) => &c.rekey,

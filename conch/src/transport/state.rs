@@ -560,7 +560,7 @@ impl Transport {
 
     /// Bytes one direction may carry under one key: OpenSSH's rule for the cipher's block
     /// size, lowered by the configured limit.
-    fn rekey_bytes(&self, cipher: &str) -> u64 {
+    pub(super) fn rekey_bytes(&self, cipher: &str) -> u64 {
         let block = u64::try_from(algorithms::cipher_block_size(cipher)).unwrap_or(8).max(1);
         let blocks = if block >= 16 { 1u64 << (block * 2).min(62) } else { (1u64 << 30) / block };
         let by_cipher = blocks.saturating_mul(block);

@@ -8,6 +8,8 @@ use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use zeroize::Zeroizing;
+
 use super::msgs::{
     MethodData, PublicKeyData, UserauthBanner, UserauthFailure, UserauthInfoRequest,
     UserauthInfoResponse, UserauthPasswdChangereq, UserauthPkOk, UserauthRequest, UserauthSuccess,
@@ -45,6 +47,11 @@ pub struct ServerConfig {
     /// `PubkeyAcceptedAlgorithms`), also announced in `server-sig-algs`. Default: OpenSSH's
     /// plain-key defaults (Ed25519, ECDSA, `rsa-sha2-512`, `rsa-sha2-256`; not SHA-1 `ssh-rsa`).
     pub publickey_algorithms: Vec<SignatureAlgorithm>,
+    /// Whether the first request waits for the application's settings for its user, as sshd
+    /// evaluates `Match` blocks when the user name arrives: the server sends
+    /// [`ServerEvent::UserIdentified`] and takes up nothing until [`Server::user_settings`]
+    /// answers (default `false`).
+    pub settings_per_user: bool,
 }
 
 impl ServerConfig {
@@ -65,6 +72,7 @@ impl ServerConfig {
                 SignatureAlgorithm::RsaSha512,
                 SignatureAlgorithm::RsaSha256,
             ],
+            settings_per_user: false,
         }
     }
 
@@ -157,6 +165,15 @@ pub struct RequestId(pub(super) u64);
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerEvent<R = ()> {
+    /// The first request named the user (only with [`ServerConfig::settings_per_user`]):
+    /// answer with [`Server::user_settings`]; nothing is taken up until then, not even that
+    /// request (the banner and every limit come from the settings given).
+    UserIdentified {
+        /// The user name, as the client sent it.
+        user: String,
+        /// The service (always `ssh-connection`).
+        service: String,
+    },
     /// A user asks to log in: decide, then call [`Server::auth_decided`] with this `id`. The
     /// server takes up no other request until then.
     AuthRequested {
@@ -287,6 +304,8 @@ pub struct Server<R = ()> {
     attempts: u32,
     failures: u32,
     none_tried: bool,
+    /// The application answered `UserIdentified`.
+    settings_given: bool,
     lists: Vec<Vec<Method>>,
     used_keys: Vec<PublicKey>,
     methods_used: Vec<Method>,
@@ -322,6 +341,7 @@ impl<R> Server<R> {
             attempts: 0,
             failures: 0,
             none_tried: false,
+            settings_given: false,
             lists,
             used_keys: Vec::new(),
             methods_used: Vec::new(),
@@ -385,6 +405,37 @@ impl<R> Server<R> {
         self.close_on_error(result)
     }
 
+    /// Answers [`ServerEvent::UserIdentified`]: `config` (if any) replaces the configuration
+    /// for the rest of the connection — methods, `AuthenticationMethods`, `MaxAuthTries`, the
+    /// banner, the public key algorithms — then the first request is taken up.
+    ///
+    /// # Errors
+    ///
+    /// [`LocalMisuse::NotReady`] when no `UserIdentified` is outstanding;
+    /// [`LocalMisuse::InvalidConfig`] when `config` is not valid (both change nothing). Peer
+    /// errors from the requests that waited end the connection.
+    pub fn user_settings(
+        &mut self,
+        now: Instant,
+        config: Option<Arc<ServerConfig>>,
+    ) -> Result<(), Error> {
+        if !matches!(self.phase, Phase::AwaitUserSettings(_)) {
+            return Err(LocalMisuse::NotReady.into());
+        }
+        if let Some(config) = config {
+            config.validate()?;
+            self.lists.clone_from(&config.authentication_methods);
+            self.config = config;
+        }
+        let Phase::AwaitUserSettings(payload) = mem::replace(&mut self.phase, Phase::ExpectRequest)
+        else {
+            return Err(LocalMisuse::NotReady.into());
+        };
+        self.settings_given = true;
+        let result = self.request(now, &payload.0).and_then(|()| self.drain(now));
+        self.close_on_error(result)
+    }
+
     /// Appends the next payload to send to `buf`; `false` when there is none.
     pub fn poll_payload(&mut self, buf: &mut Vec<u8>) -> bool {
         self.outgoing.pop_into(buf)
@@ -437,7 +488,10 @@ impl<R> Server<R> {
                 Ok(Disposition::Handled)
             }
             (_, 61) => Err(PeerMisbehaved::UnexpectedMessage(t).into()),
-            (Phase::AwaitDecision(_) | Phase::DelayReply { .. }, _) => {
+            (
+                Phase::AwaitDecision(_) | Phase::DelayReply { .. } | Phase::AwaitUserSettings(_),
+                _,
+            ) => {
                 self.enqueue(payload)?;
                 Ok(Disposition::Handled)
             }
@@ -490,6 +544,16 @@ impl<R> Server<R> {
             None => {
                 if request.service != SERVICE_CONNECTION {
                     return Err(PeerIncompatible::ServiceNotAvailable.into());
+                }
+                if self.config.settings_per_user && !self.settings_given {
+                    self.attempts -= 1;
+                    self.events.push_back(ServerEvent::UserIdentified {
+                        user: request.user.to_owned(),
+                        service: request.service.to_owned(),
+                    });
+                    self.phase =
+                        Phase::AwaitUserSettings(HeldRequest(Zeroizing::new(payload.to_vec())));
+                    return Ok(());
                 }
                 self.identity = Some(Identity {
                     user: request.user.to_owned(),
@@ -841,6 +905,8 @@ enum Phase {
     ExpectRequest,
     /// An `INFO_REQUEST` went out: waiting for its `INFO_RESPONSE` (or a new request).
     ExpectInfoResponse(InfoRound),
+    /// A `UserIdentified` event went out: the first request waits for `user_settings`.
+    AwaitUserSettings(HeldRequest),
     /// An `AuthRequested` event went out: waiting for `auth_decided`.
     AwaitDecision(Pending),
     /// An answer is ready but waits out the failure delay.
@@ -849,6 +915,16 @@ enum Phase {
     Authenticated,
     /// A terminal error happened.
     Closed,
+}
+
+/// The first request, held while the user's settings are decided; it may carry a password,
+/// so it is wiped when dropped and never printed.
+struct HeldRequest(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for HeldRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeldRequest({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

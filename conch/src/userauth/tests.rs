@@ -113,6 +113,9 @@ struct Pair {
     authenticated: Option<Authenticated>,
     client_events: Vec<ClientEvent>,
     end: Option<End>,
+    /// Users named by `UserIdentified`, and the settings to answer with.
+    identified: Vec<String>,
+    user_config: Option<Arc<ServerConfig>>,
 }
 
 impl Pair {
@@ -146,6 +149,8 @@ impl Pair {
             authenticated: None,
             client_events: Vec::new(),
             end: None,
+            identified: Vec::new(),
+            user_config: None,
         }
     }
 
@@ -234,6 +239,13 @@ impl Pair {
 
     fn server_event(&mut self, event: ServerEvent<String>) {
         match event {
+            ServerEvent::UserIdentified { user, .. } => {
+                self.identified.push(user);
+                let config = self.user_config.take();
+                if let Err(e) = self.server.user_settings(self.now, config) {
+                    self.end = Some(End::ServerError(e));
+                }
+            }
             ServerEvent::AuthRequested { id, user, attempt, .. } => {
                 let decision = (self.backend)(&user, &attempt);
                 self.attempts.push((user, attempt));
@@ -1102,6 +1114,48 @@ fn banner_is_sent_once_before_the_first_answer() {
     assert_eq!(banners, ["Welcome\n[31mto the machine\n"]);
     let wire = UserauthBanner::decode(&pair.sent_by_server()[0].payload).unwrap();
     assert_eq!(wire.message, b"Welcome\r\n\x1b[31mto the machine\n");
+}
+
+/// With settings per user, the first request waits for the user's settings, and their banner,
+/// methods and `MaxAuthTries` are the ones that apply: here one failure ends it, where the
+/// server-wide six would have let the right password in.
+#[test]
+fn the_settings_given_for_the_user_replace_the_servers() {
+    let mut config = server_config();
+    config.methods = vec![Method::Password];
+    config.settings_per_user = true;
+    config.banner = Some("server-wide\n".into());
+    let mut mine = config.clone();
+    mine.banner = Some("for alice\n".into());
+    mine.max_auth_tries = 1;
+    let mut pair = Pair::new(config, ClientConfig::new(), standard_backend())
+        .with_passwords(&["x", "hunter2"]);
+    pair.user_config = Some(Arc::new(mine));
+    assert!(matches!(pair.drive(), End::ServerError(_)));
+    assert_eq!(pair.identified, ["alice"]);
+    let banners: Vec<&String> = pair
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Banner { message } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(banners, ["for alice\n"]);
+    assert_eq!(pair.server.failures(), 1);
+}
+
+/// Without new settings the server's apply, and the request that waited is taken up.
+#[test]
+fn answering_the_user_without_settings_keeps_the_servers() {
+    let mut config = server_config();
+    config.methods = vec![Method::Password];
+    config.settings_per_user = true;
+    let mut pair = Pair::new(config, ClientConfig::new(), standard_backend())
+        .with_passwords(&["x", "hunter2"]);
+    assert!(matches!(pair.drive(), End::Succeeded));
+    assert_eq!(pair.identified, ["alice"]);
+    assert_eq!(pair.attempts.len(), 2);
 }
 
 /// A second request for another user, or another service, ends the connection with a

@@ -272,8 +272,6 @@ impl Kw {
             | RDomain
             | CaSignatureAlgorithms
             | SecurityKeyProvider
-            | ChannelTimeout
-            | UnusedConnectionTimeout
             | SshdSessionPath
             | SshdAuthPath => Support::NotImplemented,
             _ => Support::Implemented,

@@ -431,6 +431,105 @@ fn match_blocks_override_global_values_for_matching_connections() {
     assert!(bob.password_authentication);
 }
 
+/// A whole configuration whose `Match` blocks set the per-connection keywords: the user's
+/// block and the address's block each apply to their connections only, and a connection
+/// matching both gets both (first value wins).
+#[test]
+fn per_connection_keywords_apply_only_to_matching_connections() {
+    let file = load(
+        "MaxAuthTries 6\n\
+         ClientAliveInterval 0\n\
+         AcceptEnv LANG\n\
+         Match User x\n\
+         \x20 MaxAuthTries 1\n\
+         \x20 AuthenticationMethods publickey,password\n\
+         \x20 ClientAliveInterval 30\n\
+         \x20 ClientAliveCountMax 2\n\
+         \x20 AcceptEnv FOO_*\n\
+         \x20 MaxSessions 1\n\
+         \x20 GatewayPorts clientspecified\n\
+         \x20 AllowStreamLocalForwarding local\n\
+         Match Address 127.0.0.2\n\
+         \x20 Banner /etc/banner.local\n\
+         \x20 MaxAuthTries 3\n\
+         \x20 ChannelTimeout session:command=5s *=1m\n\
+         \x20 UnusedConnectionTimeout 1m\n\
+         \x20 PubkeyAcceptedAlgorithms ssh-ed25519\n",
+    )
+    .unwrap();
+    let at = |user: &str, address: &str| {
+        let mut ci = conn(user);
+        ci.address = Some(address.into());
+        file.effective(Some(&ci)).unwrap()
+    };
+    let plain = at("y", "127.0.0.1");
+    assert_eq!(plain.max_auth_tries, 6);
+    assert!(plain.authentication_methods.is_empty());
+    assert_eq!((plain.client_alive_interval, plain.max_sessions), (0, 10));
+    assert_eq!(plain.accept_env, ["LANG"]);
+    assert_eq!((plain.banner.as_deref(), plain.unused_connection_timeout), (None, 0));
+    assert!(plain.channel_timeout.is_empty());
+
+    let x = at("x", "127.0.0.1");
+    assert_eq!(x.max_auth_tries, 1);
+    assert_eq!(x.authentication_methods, ["publickey,password"]);
+    assert_eq!((x.client_alive_interval, x.client_alive_count_max), (30, 2));
+    assert_eq!(x.accept_env, ["FOO_*"]);
+    assert_eq!(x.max_sessions, 1);
+    assert_eq!(x.gateway_ports, GatewayPorts::ClientSpecified);
+    assert_eq!(x.allow_stream_local_forwarding, Forwarding::Local);
+    assert_eq!(x.banner, None);
+
+    let local = at("y", "127.0.0.2");
+    assert_eq!(local.banner.as_deref(), Some("/etc/banner.local"));
+    assert_eq!(local.max_auth_tries, 3);
+    assert_eq!(local.channel_timeout, ["session:command=5s", "*=1m"]);
+    assert_eq!(local.unused_connection_timeout, 60);
+    assert_eq!(local.pubkey_accepted_algorithms, ["ssh-ed25519"]);
+
+    let both = at("x", "127.0.0.2");
+    assert_eq!(both.max_auth_tries, 1);
+    assert_eq!(both.banner.as_deref(), Some("/etc/banner.local"));
+    assert_eq!(both.accept_env, ["FOO_*"]);
+}
+
+/// Keywords sshd takes only outside `Match` are refused inside one, as sshd refuses them:
+/// a fatal error naming the file and the line, in the main file and in an included one.
+#[test]
+fn a_global_only_directive_inside_match_is_an_error_naming_file_and_line() {
+    for keyword in [
+        "Ciphers aes128-ctr",
+        "MACs hmac-sha2-256",
+        "KexAlgorithms curve25519-sha256",
+        "HostKey /etc/ssh/ssh_host_ed25519_key",
+        "HostKeyAlgorithms ssh-ed25519",
+        "Port 2222",
+        "ListenAddress 127.0.0.1",
+        "LoginGraceTime 10",
+        "UsePAM yes",
+        "MaxStartups 5",
+        "PidFile /run/x.pid",
+        "StrictModes no",
+        "UseDNS yes",
+    ] {
+        let name = keyword.split(' ').next().unwrap();
+        let text = format!("PermitRootLogin no\nMatch Address 127.0.0.2\n  {keyword}\n");
+        assert_eq!(
+            error(&text),
+            format!("{PATH} line 3: Directive '{name}' is not allowed within a Match block"),
+            "{keyword}"
+        );
+    }
+    let mut fs = fs_with("Match User x\nInclude /etc/ssh/sshd_config.d/*.conf\n");
+    fs.insert("/etc/ssh/sshd_config.d/10-bad.conf", "Banner none\n\nCiphers aes128-ctr\n");
+    let err = SshdLoader::new(&fs).load(Some(PATH)).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "/etc/ssh/sshd_config.d/10-bad.conf line 3: Directive 'Ciphers' is not allowed within a \
+         Match block"
+    );
+}
+
 /// Test specifications leave missing attributes unmatched, except the local port, which
 /// OpenSSH insists on; real connections must supply what the configuration asks.
 #[test]

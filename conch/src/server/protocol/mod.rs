@@ -20,7 +20,7 @@ use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use twine_core::error::Reason;
 use twine_core::protocol::{Address, Factory, HalfClose, Protocol, Transport};
@@ -46,6 +46,12 @@ use crate::transport;
 use crate::userauth::{Attempt, Decision, Method, RequestId as AuthId, ServerEvent as AuthEvent};
 use crate::wire::DisconnectReason;
 
+mod settings;
+mod timeouts;
+
+pub use settings::{ChannelTimeout, ConnectionSettings, UserSettings, MAX_CHANNEL_TIMEOUTS};
+use timeouts::Timeouts;
+
 /// The most `env` requests one session may make (sshd's limit).
 const MAX_ENV_REQUESTS: usize = 1000;
 
@@ -67,6 +73,17 @@ pub(crate) trait ServerCore {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next event.
     fn poll_event(&mut self) -> Option<CoreEvent>;
+    /// Answers an [`AuthEvent::UserIdentified`]: `config` replaces the stack's for the rest of
+    /// the connection.
+    fn user_settings(
+        &mut self,
+        now: Instant,
+        config: Option<Arc<ServerStackConfig>>,
+    ) -> Result<(), Error>;
+    /// Replaces the transport's rekey limits for this connection.
+    fn set_rekey_limits(&mut self, now: Instant, limits: transport::RekeyLimits) {
+        let _ = (now, limits);
+    }
     /// Answers an [`AuthEvent::AuthRequested`].
     fn auth_decided(
         &mut self,
@@ -136,6 +153,18 @@ impl ServerCore for ServerStack<Restrictions> {
         Some(event)
     }
 
+    fn user_settings(
+        &mut self,
+        now: Instant,
+        config: Option<Arc<ServerStackConfig>>,
+    ) -> Result<(), Error> {
+        Self::user_settings(self, now, config)
+    }
+
+    fn set_rekey_limits(&mut self, now: Instant, limits: transport::RekeyLimits) {
+        Self::set_rekey_limits(self, now, limits);
+    }
+
     fn auth_decided(
         &mut self,
         now: Instant,
@@ -180,6 +209,14 @@ pub struct ServerConfig {
     pub accept_env: Vec<String>,
     /// sshd's `MaxSessions`: session channels open at once per connection (default 10).
     pub max_sessions: usize,
+    /// sshd's `ChannelTimeout` (default none).
+    pub channel_timeouts: Vec<ChannelTimeout>,
+    /// sshd's `UnusedConnectionTimeout` (default `None`: never).
+    pub unused_connection_timeout: Option<Duration>,
+    /// Decides each connection's settings when its user is known (sshd's `Match`), replacing
+    /// the fields above for that connection; `None` (the default) keeps them. The stack must
+    /// have [`settings_per_user`](crate::userauth::ServerConfig::settings_per_user) on.
+    pub user_settings: Option<Rc<dyn UserSettings>>,
 }
 
 impl ServerConfig {
@@ -218,7 +255,21 @@ impl ServerConfig {
             forwarding: ForwardingPolicy::default(),
             accept_env: vec!["LANG".into(), "LC_*".into()],
             max_sessions: 10,
+            channel_timeouts: Vec::new(),
+            unused_connection_timeout: None,
+            user_settings: None,
         }
+    }
+
+    /// The settings a connection starts with.
+    fn settings(&self) -> ConnectionSettings {
+        let mut settings = ConnectionSettings::new();
+        settings.forwarding = self.forwarding.clone();
+        settings.accept_env.clone_from(&self.accept_env);
+        settings.max_sessions = self.max_sessions;
+        settings.channel_timeouts.clone_from(&self.channel_timeouts);
+        settings.unused_connection_timeout = self.unused_connection_timeout;
+        settings
     }
 }
 
@@ -228,6 +279,8 @@ impl fmt::Debug for ServerConfig {
             .field("forwarding", &self.forwarding)
             .field("accept_env", &self.accept_env)
             .field("max_sessions", &self.max_sessions)
+            .field("channel_timeouts", &self.channel_timeouts)
+            .field("unused_connection_timeout", &self.unused_connection_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -377,6 +430,16 @@ impl Protocol for ServerProtocol {
     }
 }
 
+/// The name `ChannelTimeout` knows a channel type by (sshd's names for agent and X11
+/// channels differ from their wire types).
+fn timeout_type(wire: &'static str) -> &'static str {
+    match wire {
+        "auth-agent@openssh.com" => "agent-connection",
+        "x11" => "x11-connection",
+        other => other,
+    }
+}
+
 fn socket_address(address: &Address) -> Option<std::net::SocketAddr> {
     match address {
         Address::Tcp(addr) => Some(*addr),
@@ -422,6 +485,11 @@ struct Conn {
     sessions: RefCell<HashMap<ChannelId, SessionSlot>>,
     /// Shared with the protocol: set when the connection ends in an error.
     failed: Rc<Cell<bool>>,
+    /// The settings in force: the server's, then the user's.
+    settings: RefCell<Rc<ConnectionSettings>>,
+    /// `ChannelTimeout` and `UnusedConnectionTimeout`, and their timer.
+    timeouts: RefCell<Timeouts>,
+    timeouts_timer: RefCell<Option<(Instant, DelayedCall)>>,
 }
 
 impl Conn {
@@ -435,6 +503,7 @@ impl Conn {
     ) -> Rc<Self> {
         Rc::new_cyclic(|me: &Weak<Self>| {
             let host: Weak<dyn ChannelHost> = me.clone() as Weak<dyn ChannelHost>;
+            let settings = Rc::new(config.settings());
             let channels = Channels::new(
                 host,
                 Rc::clone(&services.scheduler),
@@ -464,6 +533,9 @@ impl Conn {
                 forwarding: RefCell::new(None),
                 sessions: RefCell::new(HashMap::new()),
                 failed,
+                settings: RefCell::new(settings),
+                timeouts: RefCell::new(Timeouts::default()),
+                timeouts_timer: RefCell::new(None),
             }
         })
     }
@@ -507,7 +579,71 @@ impl Conn {
         }
         self.transmit();
         self.settle_reading();
+        self.watch_timeouts();
         self.driving.set(false);
+    }
+
+    /// Reads the channels' data counters for the timeouts and re-arms their timer.
+    fn watch_timeouts(&self) {
+        if !self.timeouts.borrow().active() || self.ended.get() {
+            return;
+        }
+        let now = self.now();
+        if let Some(connection) = self.connection() {
+            self.timeouts
+                .borrow_mut()
+                .observe(now, connection.channel_count(), |id| connection.activity(id));
+        }
+        let deadline = self.timeouts.borrow().poll_timeout();
+        let mut timer = self.timeouts_timer.borrow_mut();
+        if timer.as_ref().map(|(at, _)| *at) == deadline {
+            return;
+        }
+        if let Some((_, call)) = timer.take() {
+            call.cancel();
+        }
+        let Some(at) = deadline else { return };
+        let me = self.me.clone();
+        let call = self.services.scheduler.call_later_boxed(
+            at.saturating_duration_since(now),
+            Box::new(move || {
+                let Some(me) = me.upgrade() else { return };
+                me.timeouts_timer.borrow_mut().take();
+                me.timeouts_fired();
+            }),
+        );
+        *timer = Some((at, call));
+    }
+
+    /// A timeout's deadline passed: close the idle channels, or end an unused connection.
+    fn timeouts_fired(&self) {
+        if self.ended.get() {
+            return;
+        }
+        let now = self.now();
+        if let Some(connection) = self.connection() {
+            self.timeouts
+                .borrow_mut()
+                .observe(now, connection.channel_count(), |id| connection.activity(id));
+        }
+        let expired = self.timeouts.borrow_mut().expired(now);
+        let id = self.facts().id;
+        for channel in expired.channels {
+            log::info!("connection {id}: channel {}: inactivity timeout", channel.as_u32());
+            if let Some(control) =
+                self.sessions.borrow_mut().get_mut(&channel).and_then(|s| s.control.as_mut())
+            {
+                control.connection_ended();
+            }
+            self.with_connection(|connection| connection.close(channel));
+        }
+        if expired.unused {
+            log::info!("connection {id}: terminating unused connection");
+            self.core
+                .borrow_mut()
+                .disconnect(DisconnectReason::BY_APPLICATION, "unused connection timeout");
+        }
+        self.drive();
     }
 
     fn transmit(&self) {
@@ -573,6 +709,7 @@ impl Conn {
 
     fn dispatch(&self, event: CoreEvent) {
         match event {
+            CoreEvent::Auth(AuthEvent::UserIdentified { user, .. }) => self.user_identified(user),
             CoreEvent::Auth(AuthEvent::AuthRequested { id, user, attempt, .. }) => {
                 self.auth_requested(id, user, attempt);
             }
@@ -591,6 +728,55 @@ impl Conn {
             CoreEvent::Closed { error, initiator } => self.closed(error, initiator),
             CoreEvent::Other => {}
         }
+    }
+
+    /// The first request named the user: ask for the user's settings, then let the stack take
+    /// the request up under them.
+    fn user_identified(&self, user: String) {
+        self.user.borrow_mut().get_or_insert_with(|| user.clone());
+        let Some(hook) = self.config.user_settings.clone() else {
+            self.settings_ready(None);
+            return;
+        };
+        let current = Rc::clone(&self.settings.borrow());
+        let answer = hook.settings(&user, &self.facts(), &current, &self.services.offload);
+        let me = self.me.clone();
+        when_fired(&answer, move |result| {
+            let Some(me) = me.upgrade() else { return };
+            match result {
+                Ok(settings) => me.settings_ready(Some(settings)),
+                Err(err) => {
+                    log::warn!("connection {}: settings for {user}: {err}", me.facts().id);
+                    me.core
+                        .borrow_mut()
+                        .disconnect(DisconnectReason::BY_APPLICATION, "no settings for the user");
+                    me.drive();
+                }
+            }
+        });
+    }
+
+    fn settings_ready(&self, settings: Option<ConnectionSettings>) {
+        if self.ended.get() {
+            return;
+        }
+        let stack = settings.as_ref().and_then(|s| s.stack.clone());
+        let rekey = settings.as_ref().and_then(|s| s.rekey_limits);
+        if let Some(settings) = settings {
+            *self.settings.borrow_mut() = Rc::new(settings);
+        }
+        let now = self.now();
+        if let Some(limits) = rekey {
+            self.core.borrow_mut().set_rekey_limits(now, limits);
+        }
+        let result = self.core.borrow_mut().user_settings(now, stack);
+        if let Err(err) = result {
+            log::warn!("connection {}: user settings refused: {err}", self.facts().id);
+            self.core
+                .borrow_mut()
+                .disconnect(DisconnectReason::BY_APPLICATION, "invalid settings for the user");
+        }
+        self.drive();
     }
 
     fn auth_requested(&self, id: AuthId, user: String, attempt: Attempt) {
@@ -722,9 +908,15 @@ impl Conn {
             return;
         }
         let login = Rc::new(login);
+        let settings = Rc::clone(&self.settings.borrow());
+        {
+            let mut timeouts = self.timeouts.borrow_mut();
+            timeouts.configure(&settings.channel_timeouts, settings.unused_connection_timeout);
+            timeouts.start(self.now());
+        }
         if let Some(reactor) = &self.services.reactor {
             let host: Weak<dyn ChannelHost> = self.me.clone() as Weak<dyn ChannelHost>;
-            let policy = Rc::new(self.config.forwarding.clone());
+            let policy = Rc::new(settings.forwarding.clone());
             let forwarding = Forwarding::new(
                 reactor,
                 Rc::clone(&self.channels),
@@ -744,8 +936,21 @@ impl Conn {
     }
 
     fn connection_event(&self, event: ChannelEvent) {
-        if let ChannelEvent::ChannelClosed { id } = &event {
-            self.sessions.borrow_mut().remove(id);
+        match &event {
+            ChannelEvent::ChannelClosed { id } => {
+                self.sessions.borrow_mut().remove(id);
+                self.timeouts.borrow_mut().closed(*id);
+            }
+            ChannelEvent::ChannelOpenRequested { id, kind } => {
+                self.timeouts.borrow_mut().opened(*id, timeout_type(kind.type_name()), self.now());
+            }
+            ChannelEvent::ChannelOpened { id } => {
+                let kind = self.connection().and_then(|c| c.channel_type(*id));
+                if let Some(kind) = kind {
+                    self.timeouts.borrow_mut().opened(*id, timeout_type(kind), self.now());
+                }
+            }
+            _ => {}
         }
         if self.channels.handle_event(&event) {
             return;
@@ -790,7 +995,9 @@ impl Conn {
             }
         }
         let (reason, why) = match kind {
-            ChannelKind::Session if self.sessions.borrow().len() >= self.config.max_sessions => {
+            ChannelKind::Session
+                if self.sessions.borrow().len() >= self.settings.borrow().max_sessions =>
+            {
                 (OpenFailureReason::RESOURCE_SHORTAGE, "too many sessions")
             }
             ChannelKind::Session => {
@@ -820,7 +1027,7 @@ impl Conn {
             ChannelRequest::Env { name, value } => {
                 let accepted = slot.control.is_none()
                     && slot.env.len() < MAX_ENV_REQUESTS
-                    && env_accepted(&name, &self.config.accept_env);
+                    && env_accepted(&name, &self.settings.borrow().accept_env);
                 if accepted {
                     slot.env.push((name, value));
                 } else {
@@ -854,6 +1061,12 @@ impl Conn {
         if slot.control.is_some() {
             return false;
         }
+        let kind = match &command {
+            SessionCommand::Shell => "session:shell".to_owned(),
+            SessionCommand::Exec(_) => "session:command".to_owned(),
+            SessionCommand::Subsystem(name) => format!("session:subsystem:{name}"),
+        };
+        self.timeouts.borrow_mut().retyped(id, &kind, self.now());
         let mut info = SessionInfo::new((*login).clone(), command).with_forced_command();
         info.pty = slot.pty.clone();
         info.env = slot.env.clone();
@@ -926,6 +1139,9 @@ impl Conn {
             log::info!("connection {} from {} ({user}) lost: {reason}", facts.id, facts.peer_ip());
         }
         if let Some((_, call)) = self.timer.borrow_mut().take() {
+            call.cancel();
+        }
+        if let Some((_, call)) = self.timeouts_timer.borrow_mut().take() {
             call.cancel();
         }
         self.channels.connection_lost(reason);

@@ -65,6 +65,15 @@ impl ServerCore for FakeCore {
         event
     }
 
+    fn user_settings(
+        &mut self,
+        _now: Instant,
+        config: Option<Arc<ServerStackConfig>>,
+    ) -> Result<(), Error> {
+        self.0.borrow_mut().calls.push(format!("user settings {}", config.is_some()));
+        Ok(())
+    }
+
     fn auth_decided(
         &mut self,
         _now: Instant,
@@ -446,4 +455,71 @@ mod real_stack {
             w.events.iter().any(|e| matches!(e, ClientEvent::Auth(AuthClientEvent::Failed { .. })));
         assert!(failed, "events: {:?}", w.events);
     }
+}
+
+/// Answers every user with `MaxSessions 0` and no stack change, counting the questions.
+struct OneSetting {
+    asked: Rc<RefCell<Vec<String>>>,
+}
+
+impl UserSettings for OneSetting {
+    fn settings(
+        &self,
+        user: &str,
+        _facts: &Rc<ConnectionFacts>,
+        current: &ConnectionSettings,
+        offload: &Offload,
+    ) -> Deferred<ConnectionSettings> {
+        self.asked.borrow_mut().push(user.to_owned());
+        let mut settings = current.clone();
+        settings.max_sessions = 0;
+        settings.accept_env = vec!["ONLY_*".into()];
+        offload.run(move || settings)
+    }
+}
+
+/// When the stack says the user is known, the adapter asks the settings hook (from the loop,
+/// not during the dispatch) and hands the answer back to the stack; the connection's own
+/// settings are the hook's from then on.
+#[test]
+fn the_user_settings_hook_is_asked_once_the_user_is_known_and_its_answer_applies() {
+    let clock = Clock::new();
+    let script = Rc::new(RefCell::new(Script { capacity: 1 << 20, ..Script::default() }));
+    let core_script = Rc::clone(&script);
+    let mut config = ServerConfig::with_core(
+        move || Ok(Box::new(FakeCore(Rc::clone(&core_script))) as Box<dyn ServerCore>),
+        StaticUsers::new(),
+        NoSessions,
+    );
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    config.user_settings = Some(Rc::new(OneSetting { asked: Rc::clone(&asked) }));
+    let (_transport, mut protocol) = connect(config, &clock);
+    script.borrow_mut().events.push_back(CoreEvent::Auth(userauth::ServerEvent::UserIdentified {
+        user: "alice".into(),
+        service: "ssh-connection".into(),
+    }));
+    protocol.data_received(b"request");
+    assert_eq!(*asked.borrow(), ["alice"]);
+    for _ in 0..3 {
+        clock.advance(Duration::ZERO);
+    }
+    assert!(script.borrow().calls.iter().any(|c| c == "user settings false"));
+    let conn = protocol.conn.as_ref().unwrap();
+    assert_eq!(conn.settings.borrow().max_sessions, 0);
+    assert_eq!(conn.settings.borrow().accept_env, ["ONLY_*"]);
+}
+
+/// Without a hook, the stack is answered at once with the server's settings.
+#[test]
+fn without_a_hook_the_user_is_answered_with_the_servers_settings() {
+    let s = setup();
+    let mut protocol = s.protocol;
+    s.script.borrow_mut().events.push_back(CoreEvent::Auth(
+        userauth::ServerEvent::UserIdentified {
+            user: "alice".into(),
+            service: "ssh-connection".into(),
+        },
+    ));
+    protocol.data_received(b"request");
+    assert!(s.script.borrow().calls.iter().any(|c| c == "user settings false"));
 }
