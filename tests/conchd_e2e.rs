@@ -779,3 +779,35 @@ fn a_second_interactive_login_shows_the_last_login_line() {
     let third = pty_login(quiet.port, &s.key, &s.user.name, b"echo third-done; exit\n");
     assert!(third.contains("third-done") && !third.contains("Last login:"), "{third}");
 }
+
+/// With `UsePAM no`, as sshd's `allowed_user`, an account locked with `usermod -L` (a shadow
+/// password starting with `!`) may not log in by any method, a key included; unlocked, the
+/// same key gets in.
+#[test]
+fn without_pam_a_locked_account_is_refused_even_with_a_key() {
+    if !root_or_skip("locked") {
+        return;
+    }
+    let Some(s) = root_setup("locked", "UsePAM no\n") else { return };
+    set_password(&s.user.name, "Tw1ne-locked-pw");
+    let locked = Command::new("usermod").args(["-L", &s.user.name]).status().unwrap();
+    assert!(locked.success(), "usermod -L failed");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert!(!out.status.success(), "a locked account got in: {}", stdout(&out));
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    let line = format!("User {} not allowed because account is locked", s.user.name);
+    assert!(s.daemon.wait_for_log(&line).is_some(), "no log line {line:?}");
+
+    let unlocked = Command::new("usermod").args(["-U", &s.user.name]).status().unwrap();
+    assert!(unlocked.success(), "usermod -U failed");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
+}

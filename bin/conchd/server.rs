@@ -124,7 +124,10 @@ pub(crate) fn server_config(
 ) -> (ServerConfig, Logins) {
     let mut inner = Chain::new();
     let pam = cfg!(feature = "pam") && c.use_pam;
-    if !pam && c.password_authentication {
+    if !pam {
+        // Also without PasswordAuthentication: as sshd's allowed_user, the shadow file's
+        // account checks (locked, expired) apply to every method. Passwords reach it only
+        // when the method is on.
         inner = inner.with(ShadowPasswords::new().with_empty_passwords(c.permit_empty_passwords));
     }
     #[cfg(feature = "pam")]
