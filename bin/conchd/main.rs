@@ -11,6 +11,8 @@ mod cli;
 #[path = "../ckeygen/getopt.rs"]
 mod getopt;
 mod hostkeys;
+#[cfg(feature = "pam")]
+mod keeper;
 mod logging;
 mod policy;
 mod server;
@@ -44,6 +46,10 @@ static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 struct Fatal(String, u8);
 
 fn main() -> ExitCode {
+    #[cfg(feature = "pam")]
+    if let Some(never) = keeper::run_keeper() {
+        match never {}
+    }
     if let Some(err) = around::run_helper() {
         eprintln!("conchd: cannot run the shell: {err}");
         return ExitCode::from(1);
