@@ -74,6 +74,7 @@ impl AroundSpawner {
     }
 
     /// Whether sessions open their PAM session in the keeper.
+    #[cfg(feature = "pam")]
     pub(crate) fn keeps_pam_sessions(&self) -> bool {
         self.keeper.is_some() && self.exe.is_some()
     }
