@@ -132,14 +132,15 @@ fn setup(tag: &str, extra: &str) -> Option<Setup> {
     Some(Setup { _dir: dir, key, user, daemon, password })
 }
 
-/// A root daemon (`-D -e`) with `UsePAM yes` and `extra` lines.
+/// A root daemon (`-D -e`) with `UsePAM yes` and `extra` lines (first: the first value of a
+/// setting counts).
 fn start_daemon(dir: &TempDir, extra: &str) -> Daemon {
     let host_key = keygen(dir.root(), "host_key", "ed25519");
     let config = dir.write(
         "sshd_config",
         &format!(
-            "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nLogLevel VERBOSE\n\
-             UsePAM yes\nPrintMotd no\nPrintLastLog no\n{extra}",
+            "{extra}Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
+             LogLevel VERBOSE\nUsePAM yes\nPrintMotd no\nPrintLastLog no\n",
             free_port(),
             host_key.display()
         ),
@@ -404,4 +405,33 @@ fn an_expired_account_is_refused_by_pam_even_with_a_key() {
     assert!(!out.status.success(), "an expired account got in: {}", stdout(&out));
     let line = s.daemon.wait_for_log(&format!("refused account {}", s.user.name));
     assert!(line.is_some(), "no PAM account refusal in the log");
+}
+
+/// With `PrintLastLog yes`, a pty login writes the user's lastlog record (`lastlog -u`), and
+/// the second login shows sshd's "Last login" line for the first, not for itself.
+#[test]
+fn a_pty_login_is_recorded_in_lastlog_and_shown_at_the_next_one() {
+    if !root_or_skip("lastlog") {
+        return;
+    }
+    if !Path::new("/var/log/lastlog").exists() || !Path::new("/var/log/wtmp").exists() {
+        println!("lastlog: skipped: no /var/log/lastlog or /var/log/wtmp");
+        return;
+    }
+    let Some(s) = setup("pam-lastlog", "PrintLastLog yes\n") else { return };
+    let first = pty_login(&s, b"echo fir\"\"st-done; exit\n");
+    assert!(first.contains("first-done"), "{first}");
+    assert!(!first.contains("Last login:"), "a first login with a last login: {first}");
+    let lastlog = output({
+        let mut c = Command::new("lastlog");
+        c.args(["-u", &s.user.name]);
+        c
+    });
+    let record = stdout(&lastlog);
+    let line = record.lines().find(|l| l.starts_with(&s.user.name)).unwrap_or_default();
+    assert!(line.contains(" pts/") && line.contains("127.0.0.1"), "{record}");
+    let second = pty_login(&s, b"echo seco\"\"nd-done; exit\n");
+    assert!(second.contains("second-done"), "{second}");
+    let shown = second.lines().find(|l| l.starts_with("Last login: "));
+    assert!(shown.is_some_and(|l| l.trim_end().ends_with(" from 127.0.0.1")), "{second}");
 }

@@ -142,6 +142,7 @@ impl SessionSpawner for AroundSpawner {
         };
         let keeper = self.keeper.as_ref().filter(|_| self.exe.is_some());
         let user = plan.account.name.clone();
+        let uid = plan.account.uid;
         if let (true, Some(exe)) = (keeper.is_some() || motd || last_log || rc.is_some(), &self.exe)
         {
             plan.env.push((PROGRAM_VAR.into(), plan.program.clone().into_os_string()));
@@ -176,6 +177,7 @@ impl SessionSpawner for AroundSpawner {
             process.tty_path().and_then(|tty| Entry::new(process.pid(), tty, &user, host))
         {
             entry.login();
+            crate::lastlog::record(uid, &entry.line, host);
             *slot.borrow_mut() = Some(entry);
         }
         Ok(process)
@@ -187,8 +189,11 @@ impl SessionSpawner for AroundSpawner {
 /// helper, or the program could not be run.
 pub(crate) fn run_helper() -> Option<std::io::Error> {
     let program = std::env::var_os(PROGRAM_VAR)?;
+    // The session's login record names the process conchd started: this one, or the keeper.
+    let mut session_pid = std::process::id();
     if let Some(user) = std::env::var_os(BECOME_VAR) {
         std::env::remove_var(BECOME_VAR);
+        session_pid = nix::unistd::getppid().as_raw().try_into().unwrap_or(session_pid);
         if let Err(err) = become_user(&user) {
             return Some(err);
         }
@@ -204,7 +209,7 @@ pub(crate) fn run_helper() -> Option<std::io::Error> {
         .is_some_and(|home| std::path::Path::new(&home).join(".hushlogin").exists());
     // As sshd: the last login, then /etc/motd; ~/.hushlogin silences both.
     if let (Some(user), false) = (last_log, hushed) {
-        if let Some((secs, host)) = crate::utmp::last_login(&user, std::process::id()) {
+        if let Some((secs, host)) = crate::utmp::last_login(&user, session_pid) {
             use std::io::Write;
             let line = crate::utmp::last_login_message(secs, &host);
             let _ = std::io::stdout().write_all(line.as_bytes());
@@ -268,5 +273,8 @@ fn become_user(user: &std::ffi::OsStr) -> std::io::Result<()> {
     if !account.uid.is_root() && nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() {
         return Err(std::io::Error::other("could not drop root"));
     }
+    // A keeper killed outright (the SSH `signal` request's KILL, which it cannot pass on)
+    // takes the session's program with it. Set after setuid, which clears it.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|err| fail("PR_SET_PDEATHSIG", err))?;
     Ok(())
 }

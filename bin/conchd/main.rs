@@ -13,6 +13,7 @@ mod getopt;
 mod hostkeys;
 #[cfg(feature = "pam")]
 mod keeper;
+mod lastlog;
 mod logging;
 mod policy;
 mod server;
