@@ -129,6 +129,8 @@ impl SessionSpawner for AroundSpawner {
         mut plan: SpawnPlan,
         protocol: Box<dyn ProcessProtocol>,
     ) -> Result<Process, twine::internet::Error> {
+        // Only conchd sets its own roles' variables (the keeper runs as root).
+        plan.env.retain(|(name, _)| !name.as_bytes().starts_with(b"CONCHD_"));
         let login_shell = plan.pty.is_some()
             && plan.args.is_empty()
             && plan.arg0.as_bytes().first() == Some(&b'-');
