@@ -51,6 +51,11 @@ struct Service {
 
 impl Service {
     fn new(dir: &TempDir) -> Self {
+        Self::with_session_stack(dir, "")
+    }
+
+    /// The same, with `first` (PAM lines) at the head of the session stack.
+    fn with_session_stack(dir: &TempDir, first: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("conchd-test-{}-{n}", std::process::id());
@@ -73,6 +78,7 @@ impl Service {
             "@include common-auth\n\
              account required pam_nologin.so\n\
              @include common-account\n\
+             {first}\
              session required pam_loginuid.so\n\
              @include common-session\n\
              session required pam_env.so readenv=1 envfile={root}/environment conffile={root}/empty\n\
@@ -434,4 +440,26 @@ fn a_pty_login_is_recorded_in_lastlog_and_shown_at_the_next_one() {
     assert!(second.contains("second-done"), "{second}");
     let shown = second.lines().find(|l| l.starts_with("Last login: "));
     assert!(shown.is_some_and(|l| l.trim_end().ends_with(" from 127.0.0.1")), "{second}");
+}
+
+/// A PAM session that cannot open fails the session, not the server: the user is told why on
+/// standard error, the command never runs, and the server goes on serving logins.
+#[test]
+fn a_pam_session_that_cannot_open_fails_the_session_with_the_reason() {
+    if !root_or_skip("denied") {
+        return;
+    }
+    let dir = TempDir::new("pam-denied-service");
+    let denied = Service::with_session_stack(&dir, "session requisite pam_deny.so\n");
+    let Some(s) = setup("pam-denied", &format!("PAMServiceName {}\n", denied.name)) else {
+        return;
+    };
+    let marker = s.user.home.join("ran");
+    let out = run(&s, &format!("touch {}", marker.display()));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("PAM session for"), "{}", stderr(&out));
+    assert!(!marker.exists(), "the command ran without a PAM session");
+    assert!(denied.lines().is_empty(), "{:?}", denied.lines());
+    let out = run(&s, "echo still serving");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
