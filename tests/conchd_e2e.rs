@@ -780,6 +780,17 @@ fn a_second_interactive_login_shows_the_last_login_line() {
     assert!(third.contains("third-done") && !third.contains("Last login:"), "{third}");
 }
 
+/// `usermod` with `args`, again while another test holds the user database's lock (a bounded
+/// number of times); whether it succeeded.
+fn usermod(args: &[&str]) -> bool {
+    (0..20).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Command::new("usermod").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    })
+}
+
 /// With `UsePAM no`, as sshd's `allowed_user`, an account locked with `usermod -L` (a shadow
 /// password starting with `!`) may not log in by any method, a key included; unlocked, the
 /// same key gets in.
@@ -790,8 +801,7 @@ fn without_pam_a_locked_account_is_refused_even_with_a_key() {
     }
     let Some(s) = root_setup("locked", "UsePAM no\n") else { return };
     set_password(&s.user.name, "Tw1ne-locked-pw");
-    let locked = Command::new("usermod").args(["-L", &s.user.name]).status().unwrap();
-    assert!(locked.success(), "usermod -L failed");
+    assert!(usermod(&["-L", &s.user.name]), "usermod -L failed");
     let out = output({
         let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
         c.arg("echo in");
@@ -802,8 +812,7 @@ fn without_pam_a_locked_account_is_refused_even_with_a_key() {
     let line = format!("User {} not allowed because account is locked", s.user.name);
     assert!(s.daemon.wait_for_log(&line).is_some(), "no log line {line:?}");
 
-    let unlocked = Command::new("usermod").args(["-U", &s.user.name]).status().unwrap();
-    assert!(unlocked.success(), "usermod -U failed");
+    assert!(usermod(&["-U", &s.user.name]), "usermod -U failed");
     let out = output({
         let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
         c.arg("echo in");

@@ -33,11 +33,28 @@ fn root_or_skip(test: &str) -> bool {
     is_root()
 }
 
+/// Runs an account tool with `input`, again while another holds the user database's lock (a
+/// bounded number of times); whether it succeeded.
+fn admin(program: &str, args: &[&str], input: &str) -> bool {
+    (0..20).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("{program}: {err}"));
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait().unwrap().success()
+    })
+}
+
 /// Sets `user`'s password with `chpasswd`.
 fn set_password(user: &str, password: &str) {
-    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().expect("chpasswd");
-    chpasswd.stdin.take().unwrap().write_all(format!("{user}:{password}\n").as_bytes()).unwrap();
-    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+    assert!(admin("chpasswd", &[], &format!("{user}:{password}\n")), "chpasswd failed");
 }
 
 /// A PAM service of our own in `/etc/pam.d`, removed on drop: the system's `sshd` stack
@@ -405,8 +422,7 @@ fn an_expired_account_is_refused_by_pam_even_with_a_key() {
         return;
     }
     let Some(s) = setup("pam-expired", "") else { return };
-    let expired = Command::new("chage").args(["-E", "1", &s.user.name]).status().unwrap();
-    assert!(expired.success(), "chage failed");
+    assert!(admin("chage", &["-E", "1", &s.user.name], ""), "chage failed");
     let out = run(&s, "echo in");
     assert!(!out.status.success(), "an expired account got in: {}", stdout(&out));
     let line = s.daemon.wait_for_log(&format!("refused account {}", s.user.name));
