@@ -1116,3 +1116,44 @@ fn unused_connection_timeout_in_a_match_block_ends_only_that_users_idle_connecti
     let y = idle(&s.y);
     assert_eq!(y.status.code(), Some(124), "ended without a timeout: {}", stderr(&y));
 }
+
+/// `usermod` with `args`, again while another test holds the user database's lock (a bounded
+/// number of times); whether it succeeded.
+fn usermod(args: &[&str]) -> bool {
+    (0..20).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Command::new("usermod").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    })
+}
+
+/// With `UsePAM no`, as sshd's `allowed_user`, an account locked with `usermod -L` (a shadow
+/// password starting with `!`) may not log in by any method, a key included; unlocked, the
+/// same key gets in.
+#[test]
+fn without_pam_a_locked_account_is_refused_even_with_a_key() {
+    if !root_or_skip("locked") {
+        return;
+    }
+    let Some(s) = root_setup("locked", "UsePAM no\n") else { return };
+    set_password(&s.user.name, "Tw1ne-locked-pw");
+    assert!(usermod(&["-L", &s.user.name]), "usermod -L failed");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert!(!out.status.success(), "a locked account got in: {}", stdout(&out));
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    let line = format!("User {} not allowed because account is locked", s.user.name);
+    assert!(s.daemon.wait_for_log(&line).is_some(), "no log line {line:?}");
+
+    assert!(usermod(&["-U", &s.user.name]), "usermod -U failed");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
+}

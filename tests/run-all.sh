@@ -37,10 +37,9 @@ step "OpenSSH regress: keygen scripts against ckeygen"
 bounded 10 bash tests/regress/keygen.sh target/debug/ckeygen
 
 step "OpenSSH regress: sshd scripts against conchd"
-# The default build (no `pam` feature), as `cargo run --bin conchd` makes it: with PAM built in,
-# the suite's `UsePAM yes` would open PAM sessions on a PAM thread, where pam_loginuid cannot set
-# the login uid (see the conchd notes); the PAM backend has its own tests above.
-cargo build --bin conchd --bin conch
+# Built with PAM: the suite's sshd_config says `UsePAM yes`, so (as root) every session opens the
+# system's sshd PAM session (pam_loginuid included) in conchd's per-session keeper process.
+cargo build --features pam --bin conchd --bin conch
 bounded 40 bash tests/regress/sshd.sh "$PWD/target/debug/conchd"
 
 step "OpenSSH regress: ssh scripts against conch"

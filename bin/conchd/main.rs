@@ -11,6 +11,9 @@ mod cli;
 #[path = "../ckeygen/getopt.rs"]
 mod getopt;
 mod hostkeys;
+#[cfg(feature = "pam")]
+mod keeper;
+mod lastlog;
 mod logging;
 mod penalties;
 mod policy;
@@ -45,6 +48,10 @@ static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 struct Fatal(String, u8);
 
 fn main() -> ExitCode {
+    #[cfg(feature = "pam")]
+    if let Some(never) = keeper::run_keeper() {
+        match never {}
+    }
     if let Some(err) = around::run_helper() {
         eprintln!("conchd: cannot run the shell: {err}");
         return ExitCode::from(1);

@@ -126,23 +126,32 @@ pub(crate) fn server_config(
 ) -> (ServerConfig, Logins) {
     let mut inner = Chain::new();
     let pam = cfg!(feature = "pam") && c.use_pam;
-    if !pam && c.password_authentication {
+    if !pam {
+        // Also without PasswordAuthentication: as sshd's allowed_user, the shadow file's
+        // account checks (locked, expired) apply to every method. Passwords reach it only
+        // when the method is on.
         inner = inner.with(ShadowPasswords::new().with_empty_passwords(c.permit_empty_passwords));
     }
+    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd, c.print_last_log);
     #[cfg(feature = "pam")]
-    if pam {
+    let spawner = if pam {
         let service = c.pam_service_name.clone().unwrap_or_else(|| "sshd".into());
+        // As root, each session's PAM session is opened by its own keeper process.
+        let spawner = spawner.with_pam_sessions(service.clone());
         inner = inner.with(
             twine::conch::server::PamBackend::new()
                 .with_service(service)
                 .with_password(c.password_authentication)
                 .with_keyboard_interactive(c.kbd_interactive_authentication)
-                .with_empty_passwords(c.permit_empty_passwords),
+                .with_empty_passwords(c.permit_empty_passwords)
+                .with_sessions(!spawner.keeps_pam_sessions()),
         );
-    }
+        spawner
+    } else {
+        spawner
+    };
     let policy = Policy::new(Arc::clone(file), inner, open_logins);
     let logins = Logins { total: Rc::clone(&policy.logins) };
-    let spawner = AroundSpawner::new(LocalSpawner::new(reactor), c.print_motd, c.print_last_log);
     let sessions = UnixSessions::with_spawner(spawner);
     let mut sessions = sessions.with_user_environment(c.permit_user_environment);
     for s in &c.subsystems {

@@ -96,16 +96,19 @@ pub(crate) struct TestUser {
 
 impl TestUser {
     /// Creates `ct<pid><n>` with home `home` (made, owned by the user, mode 0700), shell
-    /// `/bin/sh`, and `authorized_keys` holding `key`'s public half. `None` if the account
-    /// cannot be created (not root, or no `useradd`).
+    /// `/bin/sh`, password field `*` (no password, not locked), and `authorized_keys` holding
+    /// `key`'s public half. `None` if the account cannot be created (not root, or no
+    /// `useradd`).
     pub(crate) fn create(home: &Path, key: &Path) -> Option<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("ct{}x{n}", std::process::id());
         let mut created = false;
         for _ in 0..20 {
+            // `-p '*'`: no password, but not locked (useradd's `!` locks the account, and
+            // sshd with `UsePAM no` then refuses even keys).
             let status = Command::new("useradd")
-                .args(["-M", "-s", "/bin/sh", "-d"])
+                .args(["-M", "-s", "/bin/sh", "-p", "*", "-d"])
                 .arg(home)
                 .arg(&name)
                 .stderr(Stdio::null())

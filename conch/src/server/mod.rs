@@ -35,13 +35,13 @@ mod restrictions;
 pub mod session;
 
 pub use account::Account;
-#[cfg(feature = "pam")]
-pub use auth::PamBackend;
 pub use auth::{
     AccountStatus, AuthBackend, AuthRequest, AuthorizedKeys, Chain, ConnectionFacts, ConnectionId,
     LoginRequest, Offload, SessionGrant, ShadowPasswords, StaticUsers, TofuVerdict,
     TrustOnFirstUse,
 };
+#[cfg(feature = "pam")]
+pub use auth::{PamBackend, PamSession, PamSessionSetup};
 pub use channel::ChannelTransport;
 pub use forwarding::{AllowForwarding, ForwardingPolicy, GatewayPorts};
 pub use protocol::{

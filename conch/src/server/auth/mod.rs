@@ -54,7 +54,7 @@ mod tests;
 pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
-pub use pam::PamBackend;
+pub use pam::{PamBackend, PamSession, PamSessionSetup};
 pub use shadow::ShadowPasswords;
 pub use tofu::{TofuVerdict, TrustOnFirstUse};
 pub use users::StaticUsers;

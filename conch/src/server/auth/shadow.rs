@@ -14,9 +14,11 @@ use crate::userauth::{Attempt, Decision, Password};
 /// PAM: SHA-crypt (`$6$`, `$5$`) and yescrypt (`$y$`, Debian's default) hashes.
 ///
 /// A locked password (`!...`, `*`) never matches; an empty one only with
-/// [`with_empty_passwords`](Self::with_empty_passwords); an expired account is refused for
-/// every method in [`check_account`](AuthBackend::check_account). The file is read on the
-/// reactor's thread pool for each attempt, so a changed password counts at once.
+/// [`with_empty_passwords`](Self::with_empty_passwords). As sshd's `allowed_user` does with
+/// `UsePAM no`, [`check_account`](AuthBackend::check_account) refuses an expired account and
+/// a locked one (a password field starting with `!`, as `usermod -L` and `passwd -l` leave it;
+/// a `*` only disables passwords) for every method, public keys included. The file is read on
+/// the reactor's thread pool for each attempt, so a changed password counts at once.
 #[derive(Clone, Debug)]
 pub struct ShadowPasswords {
     path: PathBuf,
@@ -64,6 +66,12 @@ impl ShadowEntry {
         self.expire.is_some_and(|day| day >= 0 && today >= day)
     }
 
+    /// Whether the account is locked as sshd sees it on Linux (`LOCKED_PASSWD_PREFIX`, `!`):
+    /// then no method may log in.
+    fn locked(&self) -> bool {
+        is_locked(&self.hash)
+    }
+
     /// Why the password may not be used on `today`, if it may not.
     fn password_unusable(&self, today: i64) -> Option<&'static str> {
         if self.hash.starts_with('!') || self.hash.starts_with('*') {
@@ -82,6 +90,13 @@ impl ShadowEntry {
         }
         None
     }
+}
+
+/// Whether a password field (from the shadow file, or `/etc/passwd` for an account without a
+/// shadow entry) says the account is locked: it starts with `!`. An empty field or `*` does
+/// not (sshd then still lets keys in).
+fn is_locked(field: &str) -> bool {
+    field.starts_with('!')
 }
 
 /// Today, in days since 1970 (the shadow file's unit).
@@ -176,6 +191,31 @@ impl ShadowPasswords {
     }
 }
 
+impl ShadowPasswords {
+    /// Whether `user` may log in at all by the shadow file (blocking): not expired, not
+    /// locked. An unreadable file (a server that is not root) allows the account.
+    fn account_status(path: &PathBuf, user: &str, now: SystemTime) -> AccountStatus {
+        let locked = match Self::entry(path, user) {
+            Ok(Some(entry)) if entry.account_expired(today(now)) => {
+                log::info!("Account {user} has expired");
+                return AccountStatus::Denied { reason: format!("Account {user} has expired") };
+            }
+            Ok(Some(entry)) => entry.locked(),
+            // No shadow entry: the password field of the account itself.
+            Ok(None) => nix::unistd::User::from_name(user)
+                .ok()
+                .flatten()
+                .is_some_and(|account| is_locked(&account.passwd.to_string_lossy())),
+            Err(_) => false,
+        };
+        if locked {
+            log::info!("User {user} not allowed because account is locked");
+            return AccountStatus::Denied { reason: "account is locked".to_owned() };
+        }
+        AccountStatus::Allowed
+    }
+}
+
 impl AuthBackend for ShadowPasswords {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
         let Attempt::Password { password, new_password: None } = &request.attempt else {
@@ -194,12 +234,7 @@ impl AuthBackend for ShadowPasswords {
 
     fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
         let (path, user) = (self.path.clone(), login.user.clone());
-        login.offload.run(move || match Self::entry(&path, &user) {
-            Ok(Some(entry)) if entry.account_expired(today(SystemTime::now())) => {
-                AccountStatus::Denied { reason: format!("Account {user} has expired") }
-            }
-            _ => AccountStatus::Allowed,
-        })
+        login.offload.run(move || Self::account_status(&path, &user, SystemTime::now()))
     }
 }
 
@@ -271,6 +306,33 @@ mod tests {
         assert!(!check(&path, "locked", "hunter2", false));
         assert!(!check(&path, "expired", "hunter2", false));
         assert!(!check(&path, "change", "hunter2", false));
+    }
+
+    #[test]
+    fn a_locked_or_expired_account_is_refused_for_every_method_but_a_star_is_not_locked() {
+        let (_dir, path) = file(&format!(
+            "locked:!{SHA512}:19000:0:99999:7:::\nbang:!:19000:0:99999:7:::\n\
+             star:*:19000:0:99999:7:::\nexpired:{SHA512}:19000:0:99999:7::1:\n\
+             open:{SHA512}:19000:0:99999:7:::\nnopw::19000:0:99999:7:::\n"
+        ));
+        let status = |user| ShadowPasswords::account_status(&path, user, SystemTime::now());
+        for user in ["locked", "bang", "expired"] {
+            assert!(matches!(status(user), AccountStatus::Denied { .. }), "{user} allowed");
+        }
+        for user in ["star", "open", "nopw"] {
+            assert_eq!(status(user), AccountStatus::Allowed, "{user} refused");
+        }
+        assert_eq!(
+            status("locked"),
+            AccountStatus::Denied { reason: "account is locked".to_owned() }
+        );
+    }
+
+    #[test]
+    fn an_unreadable_shadow_file_allows_the_account() {
+        let path = PathBuf::from("/nonexistent/conch-shadow");
+        let status = ShadowPasswords::account_status(&path, "anyone", SystemTime::now());
+        assert_eq!(status, AccountStatus::Allowed);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! PAM, as sshd does with `UsePAM yes` (cargo feature `pam`).
 
 mod reply;
+mod session;
 mod transaction;
 
 #[cfg(test)]
@@ -14,6 +15,8 @@ use std::rc::Rc;
 use std::sync::mpsc;
 
 use twine_core::Deferred;
+
+pub use self::session::{PamSession, PamSessionSetup};
 
 use self::reply::ask;
 use self::transaction::{Answers, Command, Round, Setup, Threads, Transaction, Verdict};
@@ -40,7 +43,11 @@ use crate::userauth::{Attempt, Decision, InfoRequest, Password, RequestId};
 /// - **sessions**: `pam_setcred(PAM_ESTABLISH_CRED)` and `pam_open_session` in
 ///   [`open_session`](AuthBackend::open_session), whose PAM environment (`pam_getenvlist`) is
 ///   added to the sessions; `pam_close_session` and `pam_setcred(PAM_DELETE_CRED)` when the
-///   login ends.
+///   login ends. Modules that act on the calling process (`pam_loginuid`, `pam_limits`) act
+///   on this server and on a thread that is not its main one, which `pam_loginuid` refuses:
+///   a server running as root opens each session in a process of its own instead
+///   ([`PamSession`], sshd's way) and turns these off with
+///   [`with_sessions(false)`](Self::with_sessions).
 ///
 /// `PAM_RHOST` is the client's address, `PAM_RUSER` the login name (SSH names no remote
 /// user), `PAM_TTY` is `ssh` as with sshd, and `SSH_CONNECTION` is in the PAM environment.
@@ -87,6 +94,7 @@ struct Config {
     password_change: bool,
     empty_passwords: bool,
     root_passwords: bool,
+    sessions: bool,
     max_transactions: usize,
 }
 
@@ -128,6 +136,7 @@ impl PamBackend {
             password_change: true,
             empty_passwords: false,
             root_passwords: true,
+            sessions: true,
             max_transactions: Self::DEFAULT_MAX_TRANSACTIONS,
         };
         Self::from_config(config)
@@ -173,6 +182,15 @@ impl PamBackend {
     #[must_use]
     pub fn with_root_passwords(self, permitted: bool) -> Self {
         self.reconfigure(|config| config.root_passwords = permitted)
+    }
+
+    /// Whether [`open_session`](AuthBackend::open_session) opens the PAM session on the login's
+    /// transaction thread (default yes). Without, it opens nothing and ends the transaction
+    /// (authentication and the account check are done): the server opens the session
+    /// elsewhere, with [`PamSession`] in a process of its own.
+    #[must_use]
+    pub fn with_sessions(self, enabled: bool) -> Self {
+        self.reconfigure(|config| config.sessions = enabled)
     }
 
     /// How many PAM transactions (threads) may run at once (default
@@ -451,6 +469,13 @@ impl Inner {
         let connection = &login.connection;
         let mut connections = self.connections.borrow_mut();
         let entry = connections.entry(connection.id).or_default();
+        if !self.config.sessions {
+            // The session is opened elsewhere: the login's transaction has done its part.
+            let done = entry.login.take();
+            drop(connections);
+            drop(done);
+            return login.offload.succeed(SessionGrant::default());
+        }
         if entry.login.as_ref().is_none_or(|t| t.user() != login.user) {
             entry.login = self.start(&login.user, connection);
         }

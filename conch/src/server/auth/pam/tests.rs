@@ -661,6 +661,81 @@ fn a_key_login_gets_account_checks_and_a_session() {
     assert_eq!(service.lines("seen"), expected);
 }
 
+/// With sessions off (the server opens them in a process of its own), a key login still gets
+/// PAM's account check, and opening the login's session opens no PAM session and ends the
+/// transaction.
+#[test]
+fn without_sessions_a_key_login_is_checked_and_its_transaction_ends() {
+    let Some(Fixture { user, service, reactor }) = Fixture::new(
+        "without_sessions_a_key_login_is_checked_and_its_transaction_ends",
+        "s3cret",
+        || {
+            Service::new(
+                "auth required pam_unix.so nodelay\n\
+             account required pam_exec.so quiet {dir}/log.sh\n\
+             account required pam_unix.so\n\
+             session optional pam_exec.so quiet {dir}/log.sh\n",
+            )
+        },
+    ) else {
+        return;
+    };
+    service.script("log.sh", "echo \"$PAM_TYPE $PAM_USER\" >> \"$(dirname \"$0\")/seen\"");
+    let backend = service.backend().with_sessions(false);
+    let client = Client::new(&reactor);
+
+    let login = client.login(&user.name, Method::PublicKey);
+    assert_eq!(client.wait(backend.check_account(&login)), AccountStatus::Allowed);
+    let grant = client.wait(backend.open_session(&login));
+    assert_eq!(grant, SessionGrant::default());
+    assert_eq!(settled(&backend), 0, "the transaction ended with the login");
+    backend.close_session(&login);
+    ended(&backend, &[&client]);
+    assert_eq!(service.lines("seen"), vec![format!("account {}", user.name)]);
+}
+
+/// A [`PamSession`] opens on the calling thread with sshd's items (the terminal given), hands
+/// out PAM's environment and what the modules said, and closes when asked.
+#[test]
+fn a_pam_session_opens_with_the_items_and_closes() {
+    let Some(Fixture { user, service, .. }) = Fixture::new(
+        "a_pam_session_opens_with_the_items_and_closes",
+        "s3cret",
+        || {
+            Service::new(
+                "session required pam_env.so readenv=1 envfile={dir}/environment conffile={dir}/empty\n\
+             session optional pam_echo.so hello from pam_echo\n\
+             session optional pam_exec.so quiet {dir}/log.sh\n",
+            )
+        },
+    ) else {
+        return;
+    };
+    fs::write(service.scratch.0.join("environment"), "TWINE_PAM_TEST=from-pam\n").unwrap();
+    fs::write(service.scratch.0.join("empty"), "").unwrap();
+    service.script(
+        "log.sh",
+        "echo \"$PAM_TYPE user=$PAM_USER rhost=$PAM_RHOST ruser=$PAM_RUSER tty=$PAM_TTY\" \
+         >> \"$(dirname \"$0\")/seen\"",
+    );
+    let mut setup = PamSessionSetup::new(&service.name, &user.name);
+    setup.tty = "/dev/pts/77".to_owned();
+    setup.rhost = Some("192.0.2.9".to_owned());
+    setup.ssh_connection = Some("192.0.2.9 50022 127.0.0.1 22".to_owned());
+    let mut session = PamSession::open(&setup).unwrap();
+    let environment = session.environment();
+    let variable =
+        |name: &str| environment.iter().find(|(n, _)| n == name).map(|(_, value)| value.clone());
+    assert_eq!(variable("TWINE_PAM_TEST").as_deref(), Some("from-pam"));
+    assert_eq!(variable("SSH_CONNECTION").as_deref(), Some("192.0.2.9 50022 127.0.0.1 22"));
+    assert_eq!(session.take_messages(), "hello from pam_echo\n");
+    let items = format!("user={0} rhost=192.0.2.9 ruser={0} tty=/dev/pts/77", user.name);
+    assert_eq!(service.lines("seen"), vec![format!("open_session {items}")]);
+    session.close().unwrap();
+    let expected = vec![format!("open_session {items}"), format!("close_session {items}")];
+    assert_eq!(service.lines("seen"), expected);
+}
+
 /// Beyond the transaction limit, attempts are refused (and logged) rather than queued; a slot
 /// frees when a connection ends.
 #[test]
