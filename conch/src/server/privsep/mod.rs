@@ -57,8 +57,17 @@ pub use channel::{
     SystemBackend,
 };
 pub use codec::{
-    CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord, MAX_AUTHORIZED_KEYS_LEN,
-    MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
+    CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionKind, SessionPlan, UserRecord,
+    MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN,
+    PROTOCOL_VERSION,
 };
-pub use monitor::{Limits, Monitor, MonitorBackend, Phase, StartedSession, Violation};
+pub use monitor::{
+    Limits, Monitor, MonitorBackend, Phase, SpawnedSession, StartedSession, Violation,
+};
+/// What a worker points at its monitor before it sandboxes itself: account look-ups,
+/// `authorized_keys` contents and password checks.
+pub mod hooks {
+    pub use crate::server::account::set_lookup_override;
+    pub use crate::server::auth::{set_keys_override, set_password_delegate};
+}
 pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

@@ -30,7 +30,9 @@ use crate::crypto::CryptoError;
 use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
-use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord};
+use super::codec::{
+    CodecError, FrameDecoder, Reply, Request, SessionKind, SessionPlan, UserRecord,
+};
 
 /// How many requests of each kind one connection may make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +88,34 @@ pub trait MonitorBackend {
         kind: &SessionKind,
         term: Option<&str>,
     ) -> Result<StartedSession, String>;
+    /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
+    fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
+        let _ = (user, password);
+        false
+    }
+    /// Starts a planned session's process as `user` (never as anyone the worker names),
+    /// returning its pid, terminal and descriptors: a control socket first, then the pty
+    /// controller or the three pipes. The default cannot.
+    fn spawn_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        let _ = (connection, user, plan);
+        Err("sessions are not started by this monitor".to_owned())
+    }
+}
+
+/// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
+#[derive(Debug)]
+pub struct SpawnedSession {
+    /// The process id.
+    pub pid: u32,
+    /// The terminal's path, with a pty.
+    pub tty: Option<String>,
+    /// The control socket, then the pty controller or stdin, stdout and stderr.
+    pub fds: Vec<OwnedFd>,
 }
 
 /// A session the monitor started: its id, and the descriptors handed to the worker.
@@ -403,6 +433,38 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 conn.phase = Phase::Authenticated;
                 Ok(Reply::Done)
+            }
+            Request::AuthenticatePassword { user, password, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.pam, limits.max_pam, name)?;
+                let record = looked_up(conn, &user)?;
+                if self.backend.check_password(record, &password) {
+                    conn.verified = Some(user);
+                    Ok(Reply::Done)
+                } else {
+                    Ok(Reply::Failed("password refused".to_owned()))
+                }
+            }
+            Request::SpawnSession { connection, plan } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                bump(&mut conn.sessions, limits.max_sessions, name)?;
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                match self.backend.spawn_session(connection, user, &plan) {
+                    Ok(spawned) => {
+                        let max = twine_core::sandbox::MAX_PASSED_FDS;
+                        if spawned.fds.len() > max {
+                            return Ok(Reply::Failed(format!("more than {max} descriptors")));
+                        }
+                        let fds = u8::try_from(spawned.fds.len()).unwrap_or(u8::MAX);
+                        self.fds.extend(spawned.fds);
+                        Ok(Reply::SessionSpawned { pid: spawned.pid, tty: spawned.tty, fds })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
             }
             Request::StartSession { connection, kind, term } => {
                 if conn.phase != Phase::Authenticated {
