@@ -138,6 +138,12 @@ impl SigningScope {
     }
 }
 
+/// The connection of this thread's current [`SigningScope`]: the one whose input or events
+/// are being handled (a worker's session spawner asks the monitor on its behalf).
+pub fn current_connection() -> Option<ConnectionId> {
+    SIGNING_FOR.with(Cell::get)
+}
+
 impl Drop for SigningScope {
     fn drop(&mut self) {
         SIGNING_FOR.with(|c| c.set(self.previous));

@@ -53,8 +53,8 @@ mod penalty;
 mod tests;
 
 pub use channel::{
-    serve, serve_unix, ClientError, MonitorClient, MonitorSigner, ServeEnd, SigningScope,
-    SystemBackend,
+    current_connection, serve, serve_unix, ClientError, MonitorClient, MonitorSigner, ServeEnd,
+    SigningScope, SystemBackend,
 };
 pub use codec::{
     CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionKind, SessionPlan, UserRecord,

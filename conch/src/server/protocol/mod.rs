@@ -493,6 +493,9 @@ impl Conn {
             self.again.set(true);
             return;
         }
+        // Sessions started and keys signed while dispatching are this connection's (a
+        // privilege-separated worker asks its monitor on its behalf).
+        let _scope = crate::server::privsep::SigningScope::enter(self.facts.borrow().id);
         let mut dispatched = 0;
         loop {
             self.again.set(false);

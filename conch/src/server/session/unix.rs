@@ -71,6 +71,25 @@ pub struct SpawnPlan {
     pub user_rc: bool,
 }
 
+impl SpawnPlan {
+    /// A plan to run `program` as `account` with nothing else set: no arguments, an empty
+    /// environment, the home directory as working directory, no pty, no rc file. For a
+    /// privileged process rebuilding a plan another process sent.
+    pub fn new(account: Account, program: impl Into<PathBuf>) -> Self {
+        let program = program.into();
+        Self {
+            arg0: program.clone().into_os_string(),
+            cwd: account.home.clone(),
+            account,
+            program,
+            args: Vec::new(),
+            env: Vec::new(),
+            pty: None,
+            user_rc: false,
+        }
+    }
+}
+
 /// The privileged step of a Unix session: start a [`SpawnPlan`] as its account (setgid,
 /// initgroups, setuid, the pty given to the user before the child starts, `SSH_TTY`).
 ///
