@@ -54,9 +54,16 @@ pub(crate) const MONITOR_FD: i32 = 3;
 /// The empty directory workers are confined to (OpenSSH's `/run/sshd`).
 pub(crate) const CHROOT_DIR: &str = "/run/sshd";
 
-/// Whether `-o UsePrivilegeSeparation=sandbox` (or `yes`) was given: the opt-in switch while
-/// privilege separation is new.
+/// The environment switch, for running a whole test suite under privilege separation
+/// (`CONCHD_PRIVSEP=sandbox`).
+pub(crate) const SWITCH_VAR: &str = "CONCHD_PRIVSEP";
+
+/// Whether `-o UsePrivilegeSeparation=sandbox` (or `yes`) was given, or `CONCHD_PRIVSEP` is
+/// `sandbox`: the opt-in switch while privilege separation is new.
 pub(crate) fn requested(options: &[String]) -> bool {
+    if std::env::var(SWITCH_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("sandbox")) {
+        return true;
+    }
     options.iter().any(|option| {
         let mut words = option.splitn(2, ['=', ' ', '\t']);
         let key = words.next().unwrap_or_default();

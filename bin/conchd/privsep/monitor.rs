@@ -213,8 +213,6 @@ struct State {
     listeners: RefCell<Vec<TcpListener>>,
     /// Whether the workers log to syslog (the monitor is a daemon).
     daemon: bool,
-    /// Set by SIGHUP: once every worker is gone, a new server starts.
-    restart: RefCell<Option<Box<dyn Fn()>>>,
     host_keys: Vec<Arc<dyn HostKeySigner>>,
     public_keys: String,
     settings: Settings,
@@ -248,9 +246,7 @@ impl ProcessProtocol for WorkerWatch {
         }
         if state.stopping.get() {
             if state.slots.iter().all(|slot| slot.pid.get().is_none()) {
-                if let Some(restart) = state.restart.borrow_mut().take() {
-                    restart();
-                }
+                self.reactor.stop();
             }
             return;
         }
@@ -342,6 +338,29 @@ fn serve_worker(
     }
 }
 
+/// After `SIGHUP`: starts the new server once the workers have closed the listeners (the
+/// addresses can be bound again), checking every 50 ms, `tries` times at most.
+fn restart_when_free(
+    reactor: &Reactor,
+    addresses: Vec<SocketAddr>,
+    args: Vec<String>,
+    foreground: bool,
+    tries: u32,
+) {
+    let free = addresses.iter().all(|addr| bind(*addr).is_ok());
+    if free || tries == 0 {
+        let cwd = crate::START_DIR.get().cloned();
+        if let Err(err) = crate::restart(&args, cwd.as_deref(), foreground) {
+            log::error!("restart failed: {err}");
+        }
+        return;
+    }
+    let again = reactor.clone();
+    let _ = reactor.call_later(Duration::from_millis(50), move || {
+        restart_when_free(&again, addresses, args, foreground, tries - 1);
+    });
+}
+
 /// A listening socket as sshd makes it (as `server::bind`).
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
@@ -421,7 +440,6 @@ pub(crate) fn run(
         args: args.to_vec(),
         listeners: RefCell::new(listeners),
         daemon: !(opts.foreground || opts.debug > 0),
-        restart: RefCell::new(None),
         host_keys,
         public_keys,
         settings: Settings {
@@ -476,7 +494,7 @@ pub(crate) fn run(
     }
     {
         let (args, foreground) = (args.to_vec(), opts.foreground || opts.debug > 0);
-        let (state, stop_all, pid_file) = (Rc::clone(&state), stop_all.clone(), pid_file.clone());
+        let (state, pid_file) = (Rc::clone(&state), pid_file.clone());
         let main = reactor.clone();
         reactor
             .observe_signal(Signal::Hangup, move || {
@@ -484,21 +502,29 @@ pub(crate) fn run(
                     return;
                 }
                 log::info!("Received SIGHUP; restarting.");
-                // The workers hold the listeners too: the new server starts once they are gone
-                // (their connections with them).
-                state.listeners.borrow_mut().clear();
                 if let Some(path) = &pid_file {
                     let _ = std::fs::remove_file(path);
                 }
-                let (args, main) = (args.clone(), main.clone());
-                *state.restart.borrow_mut() = Some(Box::new(move || {
-                    let cwd = crate::START_DIR.get().cloned();
-                    if let Err(err) = crate::restart(&args, cwd.as_deref(), foreground) {
-                        log::error!("restart failed: {err}");
+                // The workers stop accepting and end with their last connection, as sshd's
+                // children of a restarted server; this monitor ends with the last of them.
+                state.stopping.set(true);
+                let addresses: Vec<SocketAddr> =
+                    state.listeners.borrow().iter().filter_map(|l| l.local_addr().ok()).collect();
+                state.listeners.borrow_mut().clear();
+                let mut workers = 0;
+                for slot in &state.slots {
+                    if let Some(pid) = slot.pid.get().and_then(|p| i32::try_from(p).ok()) {
+                        workers += 1;
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGHUP,
+                        );
                     }
+                }
+                if workers == 0 {
                     main.stop();
-                }));
-                stop_all();
+                }
+                restart_when_free(&main, addresses, args.clone(), foreground, 100);
             })
             .map_err(|e| Fatal(e.to_string(), 255))?;
     }

@@ -345,13 +345,35 @@ impl SessionSpawner for MonitorSpawner {
     }
 }
 
+/// The worker's accepting state: its listeners, its open connections, whether it drains.
+struct Accepting {
+    reactor: Reactor,
+    watches: RefCell<Vec<twine::internet::reactor::FdWatch>>,
+    live: std::cell::Cell<usize>,
+    /// `-d` (one connection, then exit) or `SIGHUP`: no new connections; the worker ends
+    /// with its last one.
+    draining: std::cell::Cell<bool>,
+    single: bool,
+}
+
+impl Accepting {
+    fn drain(&self) {
+        self.draining.set(true);
+        for watch in self.watches.borrow_mut().drain(..) {
+            watch.stop();
+        }
+        if self.live.get() == 0 {
+            self.reactor.stop();
+        }
+    }
+}
+
 /// One connection, announced to the monitor before it is served and after it ends.
 struct Tracked {
     inner: Counted,
     id: ConnectionId,
     client: Arc<Client>,
-    /// With `-d`: the reactor to stop after this connection.
-    single: Option<Reactor>,
+    accepting: Rc<Accepting>,
 }
 
 impl Protocol for Tracked {
@@ -376,8 +398,10 @@ impl Protocol for Tracked {
         if let Err(err) = self.client.call(&Request::ConnectionClosed { connection: self.id }) {
             log::error!("monitor: {err}");
         }
-        if let Some(reactor) = &self.single {
-            reactor.stop();
+        let live = self.accepting.live.get().saturating_sub(1);
+        self.accepting.live.set(live);
+        if live == 0 && self.accepting.draining.get() {
+            self.accepting.reactor.stop();
         }
     }
 }
@@ -385,11 +409,14 @@ impl Protocol for Tracked {
 fn accept_all(
     listener: &TcpListener,
     hub: &Rc<Hub>,
-    reactor: &Reactor,
+    accepting: &Rc<Accepting>,
     client: &Arc<Client>,
-    single: bool,
 ) {
+    let reactor = &accepting.reactor;
     loop {
+        if accepting.draining.get() {
+            return;
+        }
         let (stream, _peer) = match listener.accept() {
             Ok(pair) => pair,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -415,14 +442,18 @@ fn accept_all(
                 return;
             }
         }
-        let tracked = Tracked {
-            inner,
-            id,
-            client: Arc::clone(client),
-            single: single.then(|| reactor.clone()),
-        };
+        accepting.live.set(accepting.live.get() + 1);
+        let tracked =
+            Tracked { inner, id, client: Arc::clone(client), accepting: Rc::clone(accepting) };
         if let Err(err) = reactor.adopt_fd(OwnedFd::from(stream), tracked) {
             log::error!("cannot serve an accepted connection: {err}");
+        }
+        if accepting.single {
+            // Not from inside the listener's own handler: on the next turn of the loop.
+            accepting.draining.set(true);
+            let later = Rc::clone(accepting);
+            reactor.call_soon(move || later.drain());
+            return;
         }
     }
 }
@@ -516,20 +547,31 @@ pub(crate) fn run(
     }
     config.sessions = Rc::new(sessions);
     let hub = Hub::new(&reactor, config, logins, shared);
-    let single = opts.debug > 0;
-    let mut watches = Vec::new();
+    let accepting = Rc::new(Accepting {
+        reactor: reactor.clone(),
+        watches: RefCell::new(Vec::new()),
+        live: std::cell::Cell::new(0),
+        draining: std::cell::Cell::new(false),
+        single: opts.debug > 0,
+    });
     for fd in fds {
         let listener = TcpListener::from(fd);
         listener.set_nonblocking(true).map_err(|e| fatal("listener", &e))?;
         let raw = listener.as_raw_fd();
-        let (hub, reactor2, client) = (Rc::clone(&hub), reactor.clone(), Arc::clone(&client));
+        let (hub, state, client) = (Rc::clone(&hub), Rc::clone(&accepting), Arc::clone(&client));
         let watch = reactor
             .watch_fd(raw, Interest::Readable, move |_| {
-                accept_all(&listener, &hub, &reactor2, &client, single);
+                accept_all(&listener, &hub, &state, &client);
             })
             .map_err(|e| fatal("watch a listener", &e))?;
-        watches.push(watch);
+        accepting.watches.borrow_mut().push(watch);
     }
+    // The monitor's SIGHUP: stop accepting (the listeners close) and end with the last
+    // connection, as a restarted sshd's old children do.
+    let drain = Rc::clone(&accepting);
+    reactor
+        .observe_signal(twine::internet::reactor::Signal::Hangup, move || drain.drain())
+        .map_err(|e| fatal("signals", &e))?;
     let (uid, gid) = sandbox_user()?;
     warm_pool(&reactor);
     let sandbox = twine::internet::sandbox::Sandbox {
@@ -547,6 +589,6 @@ pub(crate) fn run(
     sb::install_worker_seccomp().map_err(|e| fatal("seccomp", &e))?;
     log::debug!("privsep worker {} sandboxed as uid {uid}", std::process::id());
     let result = reactor.run().map_err(|e| fatal("reactor", &e));
-    drop(watches);
+    accepting.watches.borrow_mut().clear();
     result
 }
