@@ -145,7 +145,10 @@ pub(crate) fn plan_from_wire(wire: &SessionPlan, account: Account) -> SpawnPlan 
     plan.arg0 = os(&wire.arg0);
     plan.args = wire.args.iter().map(|a| os(a)).collect();
     plan.env = wire.env.iter().map(|(k, v)| (os(k), os(v))).collect();
-    plan.cwd = PathBuf::from(os(&wire.cwd));
+    // The worker cannot see the home directory from its empty root, so it plans "/": the
+    // monitor decides, as the non-separated server does (home if it is a directory).
+    plan.cwd =
+        if plan.account.home.is_dir() { plan.account.home.clone() } else { PathBuf::from("/") };
     plan.pty = wire.pty.as_ref().map(|pty| PtyOptions {
         size: WindowSize::new(pty.rows, pty.columns).with_pixels(pty.width, pty.height),
         modes: pty.modes.as_deref().and_then(decode_termios),

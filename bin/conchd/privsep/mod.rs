@@ -49,6 +49,8 @@ pub(crate) const WORKER_VAR: &str = "CONCHD_PRIVSEP_WORKER";
 pub(crate) const LISTENERS_VAR: &str = "CONCHD_PRIVSEP_LISTENERS";
 /// Set in a worker's environment: the host public keys, hex blobs separated by commas.
 pub(crate) const HOST_KEYS_VAR: &str = "CONCHD_PRIVSEP_HOSTKEYS";
+/// How many workers to start instead of one per core.
+pub(crate) const WORKERS_VAR: &str = "CONCHD_PRIVSEP_WORKERS";
 /// The descriptor of a worker's socketpair end; the listeners follow.
 pub(crate) const MONITOR_FD: i32 = 3;
 /// The empty directory workers are confined to (OpenSSH's `/run/sshd`).

@@ -430,10 +430,16 @@ pub(crate) fn run(
         .collect::<Vec<_>>()
         .join(",");
     let single = opts.debug > 0;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = if single {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 64)
+        // CONCHD_PRIVSEP_WORKERS overrides one per core (tests).
+        std::env::var(super::WORKERS_VAR)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(cores)
+            .clamp(1, 64)
     };
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
     let state = Rc::new(State {

@@ -173,37 +173,39 @@ impl AuthBackend for PrivsepAuth {
     }
 
     fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
-        let method = match login.method {
-            Method::PublicKey => "publickey",
-            Method::Password => "password",
-            other => {
-                return login.offload.succeed(AccountStatus::Denied {
-                    reason: format!("{} is not available with privilege separation", other.name()),
-                })
-            }
-        };
-        let (client, connection, user) =
-            (Arc::clone(&self.client), login.connection.id, login.user.clone());
-        let told = login.offload.run(move || {
-            let request =
-                Request::ConnectionAuthenticated { connection, user, method: method.to_owned() };
-            matches!(client.call(&request), Ok(Reply::Done))
-        });
-        let (inner, login) = (Rc::clone(&self.inner), login.clone());
-        let offload = login.offload.clone();
-        chain(&told, offload.deferred(), move |told| {
-            if matches!(told, Ok(true)) {
-                inner.check_account(&login)
-            } else {
-                login.offload.succeed(AccountStatus::Denied {
-                    reason: "the monitor did not confirm the login".to_owned(),
-                })
-            }
-        })
+        // Called for partial successes too: the monitor hears of the login when it completes
+        // (`open_session`).
+        if !matches!(login.method, Method::PublicKey | Method::Password) {
+            return login.offload.succeed(AccountStatus::Denied {
+                reason: format!(
+                    "{} is not available with privilege separation",
+                    login.method.name()
+                ),
+            });
+        }
+        self.inner.check_account(login)
     }
 
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
-        self.inner.open_session(login)
+        let method = login.method.name().to_owned();
+        let (client, connection, user) =
+            (Arc::clone(&self.client), login.connection.id, login.user.clone());
+        let told = login.offload.run(move || {
+            let request = Request::ConnectionAuthenticated { connection, user, method };
+            client.call(&request)
+        });
+        let (inner, login) = (Rc::clone(&self.inner), login.clone());
+        let offload = login.offload.clone();
+        chain(&told, offload.deferred(), move |told| match told {
+            Ok(Ok(Reply::Done)) => inner.open_session(&login),
+            other => {
+                let why = format!("the monitor did not confirm the login: {other:?}");
+                Deferred::fail(
+                    login.offload.scheduler(),
+                    twine::internet::Error::new(twine::internet::ErrorKind::PermissionDenied, why),
+                )
+            }
+        })
     }
 
     fn close_session(&self, login: &LoginRequest) {
@@ -585,6 +587,8 @@ pub(crate) fn run(
     if opts.log_file.is_none() {
         sb::limit_resources().map_err(|e| fatal("rlimit", &e))?;
     }
+    // Changing credentials cleared the parent-death signal: ask again.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     sb::no_new_privs().map_err(|e| fatal("no_new_privs", &e))?;
     sb::install_worker_seccomp().map_err(|e| fatal("seccomp", &e))?;
     log::debug!("privsep worker {} sandboxed as uid {uid}", std::process::id());
