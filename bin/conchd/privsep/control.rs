@@ -80,15 +80,21 @@ impl Frames {
 }
 
 fn encode_termios(modes: &Termios) -> Vec<u8> {
-    let raw = nix::libc::termios::from(modes.clone());
+    // From the public fields (what callers change), not the C struct they were read from.
     let mut out = Vec::new();
-    for flag in [raw.c_iflag, raw.c_oflag, raw.c_cflag, raw.c_lflag] {
-        out.extend_from_slice(&flag.to_be_bytes());
+    for flags in [
+        modes.input_flags.bits(),
+        modes.output_flags.bits(),
+        modes.control_flags.bits(),
+        modes.local_flags.bits(),
+    ] {
+        out.extend_from_slice(&flags.to_be_bytes());
     }
-    out.push(raw.c_line);
-    out.extend_from_slice(&raw.c_cc);
-    out.extend_from_slice(&raw.c_ispeed.to_be_bytes());
-    out.extend_from_slice(&raw.c_ospeed.to_be_bytes());
+    out.push(modes.line_discipline);
+    out.extend_from_slice(&modes.control_chars);
+    let speed = |s: nix::sys::termios::BaudRate| s as u32;
+    out.extend_from_slice(&speed(nix::sys::termios::cfgetispeed(modes)).to_be_bytes());
+    out.extend_from_slice(&speed(nix::sys::termios::cfgetospeed(modes)).to_be_bytes());
     out
 }
 
