@@ -275,3 +275,30 @@ fn a_password_is_checked_by_the_monitor_and_a_wrong_one_is_refused() {
     assert!(!out.status.success(), "a wrong password got in");
     assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_source_whose_connection_crashed_its_worker_is_refused_for_a_while() {
+    let Some(s) = setup("privsep-penalty", 1, "") else { return };
+    let monitor = s.daemon.pid();
+    let workers = wait_for_workers(monitor, 1, &[]);
+    let mut long = ssh(s.daemon.port, &s.key, &s.user.name)
+        .arg("sleep 30")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serving = owner_of_connection(s.daemon.port, &workers).expect("no worker serves it");
+    let raw = i32::try_from(serving).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let _ = long.wait();
+    wait_for_workers(monitor, 1, &[serving]);
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert!(!out.status.success(), "a penalised source got in: {}", stdout(&out));
+    assert!(s.daemon.wait_for_log("penalty: caused crash").is_some());
+}

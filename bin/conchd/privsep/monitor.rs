@@ -49,6 +49,8 @@ struct ConchdBackend {
     system: SystemBackend,
     settings: Settings,
     main: ThreadHandle,
+    penalties: Arc<Mutex<Penalties>>,
+    started: Instant,
 }
 
 type Slot = Rc<RefCell<Option<Rc<dyn Transport>>>>;
@@ -175,6 +177,16 @@ impl MonitorBackend for ConchdBackend {
         Err("sessions are started from a plan (SpawnSession)".to_owned())
     }
 
+    fn admit(&mut self, address: IpAddr) -> Result<(), String> {
+        let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
+        table.check(address, self.started.elapsed()).map_err(str::to_owned)
+    }
+
+    fn penalise(&mut self, address: IpAddr, kind: PenaltyKind) {
+        let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
+        table.penalise(address, kind, self.started.elapsed());
+    }
+
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         ShadowPasswords::new()
             .with_empty_passwords(self.settings.permit_empty_passwords)
@@ -290,12 +302,12 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             system: SystemBackend::new(state.host_keys.clone()),
             settings: state.settings.clone(),
             main: reactor.thread_handle(),
+            penalties: Arc::clone(&state.penalties),
+            started: state.started,
         };
-        let penalties = Arc::clone(&state.penalties);
-        let started = state.started;
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))
-            .spawn(move || serve_worker(backend, &ours, pid, &penalties, started))
+            .spawn(move || serve_worker(backend, &ours, pid))
             .map_err(|e| e.to_string())?;
         Ok(pid)
     })();
@@ -311,16 +323,12 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
 }
 
 /// A worker's thread: serves its requests until it closes or breaks the rules; kills it then.
-fn serve_worker(
-    backend: ConchdBackend,
-    stream: &UnixStream,
-    pid: u32,
-    penalties: &Mutex<Penalties>,
-    started: Instant,
-) {
+fn serve_worker(backend: ConchdBackend, stream: &UnixStream, pid: u32) {
     let mut monitor = Monitor::new(backend, Limits::default());
     let end = serve_unix(&mut monitor, stream);
-    let peers: Vec<IpAddr> = Vec::new();
+    // A worker that ends with connections open crashed (or was killed for breaking the
+    // rules); one that drains closes them first.
+    let peers = monitor.open_peers();
     match end {
         ServeEnd::Closed => log::debug!("privsep worker {pid} closed its channel"),
         ServeEnd::Violation(v) => log::error!("privsep worker {pid} killed: {v}"),
@@ -332,9 +340,9 @@ fn serve_worker(
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    let mut table = penalties.lock().unwrap_or_else(PoisonError::into_inner);
     for peer in peers {
-        table.penalise(peer, PenaltyKind::Crash, started.elapsed());
+        log::info!("penalising {peer}: its connection's worker crashed");
+        monitor.backend_mut().penalise(peer, PenaltyKind::Crash);
     }
 }
 
@@ -458,7 +466,13 @@ pub(crate) fn run(
         slots: (0..workers).map(|_| Slot2 { pid: Cell::new(None) }).collect(),
         stopping: Cell::new(false),
         single,
-        penalties: Arc::new(Mutex::new(Penalties::new(PenaltyConfig::default(), Vec::new()))),
+        penalties: Arc::new(Mutex::new(Penalties::new(
+            PenaltyConfig {
+                enabled: !startup.per_source_penalties.iter().any(|p| p.eq_ignore_ascii_case("no")),
+                ..PenaltyConfig::default()
+            },
+            Vec::new(),
+        ))),
         started: Instant::now(),
     });
     for index in 0..workers {

@@ -419,7 +419,7 @@ fn accept_all(
         if accepting.draining.get() {
             return;
         }
-        let (stream, _peer) = match listener.accept() {
+        let (stream, peer) = match listener.accept() {
             Ok(pair) => pair,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -442,6 +442,21 @@ fn accept_all(
             other => {
                 log::error!("monitor: ConnectionOpened answered {other:?}");
                 return;
+            }
+        }
+        let address = Request::ConnectionPeer { connection: id, address: peer.ip() };
+        match client.call(&address) {
+            Ok(Reply::Done) => {}
+            other => {
+                if let Ok(Reply::Failed(why)) = &other {
+                    log::info!("refused connection from {}: {why}", peer.ip());
+                } else {
+                    log::error!("monitor: ConnectionPeer answered {other:?}");
+                }
+                let _ = client.call(&Request::ConnectionClosed { connection: id });
+                // Dropped unserved: its count goes with it.
+                drop(inner);
+                continue;
             }
         }
         accepting.live.set(accepting.live.get() + 1);

@@ -189,6 +189,14 @@ pub enum Request {
         /// The password the client sent.
         password: Vec<u8>,
     },
+    /// Where a connection just opened comes from: the monitor refuses (`Failed`) a source
+    /// under a per-source penalty, and penalises the sources of a worker that dies.
+    ConnectionPeer {
+        /// The connection, just opened.
+        connection: ConnectionId,
+        /// The client's address.
+        address: std::net::IpAddr,
+    },
     /// Start a session's process as the authenticated user of this connection, as `plan`
     /// says; the reply carries a control socket, then the pty controller or the three pipes.
     SpawnSession {
@@ -214,6 +222,7 @@ impl Request {
             | Self::StartSession { connection, .. }
             | Self::AuthenticatePassword { connection, .. }
             | Self::SpawnSession { connection, .. }
+            | Self::ConnectionPeer { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -233,6 +242,7 @@ impl Request {
             Self::ConnectionClosed { .. } => "ConnectionClosed",
             Self::AuthenticatePassword { .. } => "AuthenticatePassword",
             Self::SpawnSession { .. } => "SpawnSession",
+            Self::ConnectionPeer { .. } => "ConnectionPeer",
         }
     }
 
@@ -250,6 +260,7 @@ impl Request {
             Self::AuthenticatePublicKey { .. } => 10,
             Self::AuthenticatePassword { .. } => 11,
             Self::SpawnSession { .. } => 12,
+            Self::ConnectionPeer { .. } => 13,
         }
     }
 
@@ -301,6 +312,9 @@ impl Request {
                 w.write_u64(connection.0);
                 encode_plan(w, plan);
             }
+            Self::ConnectionPeer { connection, address } => {
+                w.write_u64(connection.0).write_string(address.to_string().as_bytes());
+            }
             Self::StartSession { connection, kind, term } => {
                 w.write_u64(connection.0);
                 match kind {
@@ -319,7 +333,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=12).contains(&kind) {
+        if !(1..=13).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -381,6 +395,12 @@ impl Request {
                 password: r.read_string_limited(MAX_PASSWORD_LEN)?.to_vec(),
             },
             12 => Self::SpawnSession { connection, plan: decode_plan(r)? },
+            13 => Self::ConnectionPeer {
+                connection,
+                address: text(r, MAX_SHORT_STRING)?
+                    .parse()
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;

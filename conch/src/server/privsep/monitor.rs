@@ -88,6 +88,17 @@ pub trait MonitorBackend {
         kind: &SessionKind,
         term: Option<&str>,
     ) -> Result<StartedSession, String>;
+    /// Whether a connection from `address` may go on (`Err`: a per-source penalty's reason).
+    /// The default admits everyone.
+    fn admit(&mut self, address: std::net::IpAddr) -> Result<(), String> {
+        let _ = address;
+        Ok(())
+    }
+    /// `address` earned a per-source penalty (a failed login that ended, a crashed worker).
+    /// The default forgets it.
+    fn penalise(&mut self, address: std::net::IpAddr, kind: super::PenaltyKind) {
+        let _ = (address, kind);
+    }
     /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         let _ = (user, password);
@@ -152,6 +163,10 @@ struct Connection {
     key_reads: u32,
     pam: u32,
     sessions: u32,
+    /// The client's address, once the worker told it.
+    peer: Option<std::net::IpAddr>,
+    /// Public key and password checks that failed.
+    failures: u32,
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -268,6 +283,11 @@ impl<B: MonitorBackend> Monitor<B> {
         std::mem::take(&mut self.fds)
     }
 
+    /// The addresses of the connections open now (to penalise when the worker dies).
+    pub fn open_peers(&self) -> Vec<std::net::IpAddr> {
+        self.connections.values().filter_map(|c| c.peer).collect()
+    }
+
     /// Whether the worker stopped in the middle of a request.
     pub fn has_partial_request(&self) -> bool {
         self.decoder.has_partial()
@@ -297,6 +317,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     key_reads: 0,
                     pam: 0,
                     sessions: 0,
+                    peer: None,
+                    failures: 0,
                 },
             );
             return Ok(Reply::Done);
@@ -309,8 +331,24 @@ impl<B: MonitorBackend> Monitor<B> {
         match request {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
-                self.connections.remove(&connection);
+                if let Some(gone) = self.connections.remove(&connection) {
+                    if let (Phase::PreAuth, Some(peer), 1..) =
+                        (&gone.phase, gone.peer, gone.failures)
+                    {
+                        self.backend.penalise(peer, super::PenaltyKind::AuthFail);
+                    }
+                }
                 Ok(Reply::Done)
+            }
+            Request::ConnectionPeer { address, .. } => {
+                if conn.phase != Phase::PreAuth || conn.peer.is_some() {
+                    return Err(out_of_state(&conn.phase));
+                }
+                conn.peer = Some(address);
+                match self.backend.admit(address) {
+                    Ok(()) => Ok(Reply::Done),
+                    Err(reason) => Ok(Reply::Failed(reason)),
+                }
             }
             Request::SignExchangeHash { algorithm, data, .. } => {
                 let allowed = match conn.phase {
@@ -407,6 +445,7 @@ impl<B: MonitorBackend> Monitor<B> {
                         .is_some()
                 });
                 if !listed {
+                    conn.failures += 1;
                     return Ok(Reply::Failed("key not authorized".to_owned()));
                 }
                 let signed = crate::userauth::signed_data(
@@ -418,6 +457,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     host_key.as_deref(),
                 );
                 if key.verify(sig_algorithm, &signed, &signature).is_err() {
+                    conn.failures += 1;
                     return Ok(Reply::Failed("signature does not verify".to_owned()));
                 }
                 conn.verified = Some(user);
@@ -444,6 +484,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     conn.verified = Some(user);
                     Ok(Reply::Done)
                 } else {
+                    conn.failures += 1;
                     Ok(Reply::Failed("password refused".to_owned()))
                 }
             }
