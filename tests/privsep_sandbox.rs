@@ -208,7 +208,7 @@ fn worker_main(action: &str) -> ! {
             // What -L and -R need: a TCP listener, a connection to it, a Unix socket pair.
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let connected = std::net::TcpStream::connect(listener.local_addr().unwrap()).is_ok();
-            let pair = std::os::unix::net::UnixStream::pair().is_ok();
+            let pair = UnixStream::pair().is_ok();
             let key_open = std::fs::File::open(&key).is_ok();
             writeln!(out, "forward {connected} {pair} key {key_open}").unwrap();
         }
