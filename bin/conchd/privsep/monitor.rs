@@ -187,6 +187,10 @@ impl MonitorBackend for ConchdBackend {
         table.penalise(address, kind, self.started.elapsed());
     }
 
+    fn resolve(&mut self, host: &str, port: u16) -> Vec<SocketAddr> {
+        (host, port).to_socket_addrs().map(Iterator::collect).unwrap_or_default()
+    }
+
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         ShadowPasswords::new()
             .with_empty_passwords(self.settings.permit_empty_passwords)

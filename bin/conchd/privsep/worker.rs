@@ -544,6 +544,16 @@ pub(crate) fn run(
         matches!(delegate_client.call(&request), Ok(Reply::Done))
     });
 
+    let resolver_client = Arc::clone(&client);
+    hooks::set_resolver_override(move |connection, host, port| {
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        let request = Request::ResolveHost { connection, host: host.to_owned(), port };
+        match resolver_client.call(&request) {
+            Ok(Reply::Addresses(addresses)) => Ok(addresses),
+            Ok(other) => Err(std::io::Error::other(format!("monitor: {other:?}"))),
+            Err(err) => Err(std::io::Error::other(err.to_string())),
+        }
+    });
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);

@@ -197,6 +197,16 @@ pub enum Request {
         /// The client's address.
         address: std::net::IpAddr,
     },
+    /// Resolve a host name for a `direct-tcpip` forwarding of this authenticated connection
+    /// (the worker's empty root has no resolver configuration).
+    ResolveHost {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// Start a session's process as the authenticated user of this connection, as `plan`
     /// says; the reply carries a control socket, then the pty controller or the three pipes.
     SpawnSession {
@@ -223,6 +233,7 @@ impl Request {
             | Self::AuthenticatePassword { connection, .. }
             | Self::SpawnSession { connection, .. }
             | Self::ConnectionPeer { connection, .. }
+            | Self::ResolveHost { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -243,6 +254,7 @@ impl Request {
             Self::AuthenticatePassword { .. } => "AuthenticatePassword",
             Self::SpawnSession { .. } => "SpawnSession",
             Self::ConnectionPeer { .. } => "ConnectionPeer",
+            Self::ResolveHost { .. } => "ResolveHost",
         }
     }
 
@@ -261,6 +273,7 @@ impl Request {
             Self::AuthenticatePassword { .. } => 11,
             Self::SpawnSession { .. } => 12,
             Self::ConnectionPeer { .. } => 13,
+            Self::ResolveHost { .. } => 14,
         }
     }
 
@@ -312,6 +325,9 @@ impl Request {
                 w.write_u64(connection.0);
                 encode_plan(w, plan);
             }
+            Self::ResolveHost { connection, host, port } => {
+                w.write_u64(connection.0).write_string(host.as_bytes()).write_u32((*port).into());
+            }
             Self::ConnectionPeer { connection, address } => {
                 w.write_u64(connection.0).write_string(address.to_string().as_bytes());
             }
@@ -333,7 +349,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=13).contains(&kind) {
+        if !(1..=14).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -395,6 +411,12 @@ impl Request {
                 password: r.read_string_limited(MAX_PASSWORD_LEN)?.to_vec(),
             },
             12 => Self::SpawnSession { connection, plan: decode_plan(r)? },
+            14 => Self::ResolveHost {
+                connection,
+                host: text(r, MAX_SHORT_STRING)?,
+                port: u16::try_from(r.read_u32()?)
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
             13 => Self::ConnectionPeer {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
@@ -446,6 +468,8 @@ pub enum Reply {
     Unsupported(String),
     /// A legal request that failed (a signing error, a session that could not start).
     Failed(String),
+    /// A host name's addresses (`ResolveHost`).
+    Addresses(Vec<std::net::SocketAddr>),
     /// A planned session's process started: its pid and terminal; `fds` descriptors come with
     /// the reply: the session's control socket, then the pty controller or stdin, stdout and
     /// stderr.
@@ -470,6 +494,7 @@ impl Reply {
             Self::Unsupported(_) => 133,
             Self::Failed(_) => 134,
             Self::SessionSpawned { .. } => 135,
+            Self::Addresses(_) => 136,
         }
     }
 
@@ -499,6 +524,12 @@ impl Reply {
             }
             Self::Unsupported(what) | Self::Failed(what) => {
                 w.write_string(what.as_bytes());
+            }
+            Self::Addresses(addresses) => {
+                w.write_u32(u32::try_from(addresses.len()).unwrap_or(u32::MAX));
+                for address in addresses {
+                    w.write_string(address.to_string().as_bytes());
+                }
             }
             Self::SessionSpawned { pid, tty, fds } => {
                 w.write_u32(*pid);
@@ -537,6 +568,21 @@ impl Reply {
             132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
             133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
             134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
+            136 => {
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PLAN_ITEMS {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut addresses = Vec::with_capacity(count);
+                for _ in 0..count {
+                    addresses.push(
+                        text(r, MAX_SHORT_STRING)?
+                            .parse()
+                            .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+                    );
+                }
+                Self::Addresses(addresses)
+            }
             135 => Self::SessionSpawned {
                 pid: r.read_u32()?,
                 tty: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },

@@ -99,6 +99,11 @@ pub trait MonitorBackend {
     fn penalise(&mut self, address: std::net::IpAddr, kind: super::PenaltyKind) {
         let _ = (address, kind);
     }
+    /// Resolves `host` for a forwarding (blocking). The default resolves nothing.
+    fn resolve(&mut self, host: &str, port: u16) -> Vec<std::net::SocketAddr> {
+        let _ = (host, port);
+        Vec::new()
+    }
     /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         let _ = (user, password);
@@ -339,6 +344,12 @@ impl<B: MonitorBackend> Monitor<B> {
                     }
                 }
                 Ok(Reply::Done)
+            }
+            Request::ResolveHost { host, port, .. } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                Ok(Reply::Addresses(self.backend.resolve(&host, port)))
             }
             Request::ConnectionPeer { address, .. } => {
                 if conn.phase != Phase::PreAuth || conn.peer.is_some() {

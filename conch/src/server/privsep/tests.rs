@@ -752,14 +752,20 @@ fn the_new_requests_and_the_spawned_reply_round_trip_through_the_codec() {
         password("secret"),
         peer("2001:db8::1"),
         Request::SpawnSession { connection: C1, plan: plan() },
+        Request::ResolveHost { connection: C1, host: "localhost".into(), port: 22 },
     ];
     for request in requests {
         let frame = request.encode(9);
         assert_eq!(Request::decode(&frame[4..]), Ok((9, request)));
     }
-    let reply = Reply::SessionSpawned { pid: 77, tty: Some("/dev/pts/3".into()), fds: 2 };
-    let frame = reply.encode(4);
-    assert_eq!(Reply::decode(&frame[4..]), Ok((4, reply)));
+    let replies = [
+        Reply::SessionSpawned { pid: 77, tty: Some("/dev/pts/3".into()), fds: 2 },
+        Reply::Addresses(vec!["127.0.0.1:22".parse().unwrap(), "[::1]:22".parse().unwrap()]),
+    ];
+    for reply in replies {
+        let frame = reply.encode(4);
+        assert_eq!(Reply::decode(&frame[4..]), Ok((4, reply)));
+    }
 }
 
 #[test]
@@ -821,4 +827,15 @@ fn a_second_peer_for_one_connection_is_a_violation() {
     m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
     m.handle(peer("192.0.2.1")).unwrap();
     assert!(matches!(m.handle(peer("192.0.2.2")), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn resolving_a_host_name_before_authentication_is_a_violation() {
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    let resolve = Request::ResolveHost { connection: C1, host: "localhost".into(), port: 80 };
+    assert_eq!(
+        m.handle(resolve),
+        Err(Violation::OutOfState { request: "ResolveHost", phase: Phase::PreAuth })
+    );
 }
