@@ -117,6 +117,9 @@ fn chain<T: 'static, U: 'static>(
 struct PrivsepAuth {
     inner: Rc<dyn AuthBackend>,
     client: Arc<Client>,
+    /// Per connection: the user fetched from the monitor, and whether with their keys (one
+    /// look-up per user, however many keys the client offers).
+    fetched: RefCell<HashMap<ConnectionId, (String, bool)>>,
 }
 
 impl AuthBackend for PrivsepAuth {
@@ -132,7 +135,19 @@ impl AuthBackend for PrivsepAuth {
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
         let keys =
             matches!(request.attempt, Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. });
-        let fetched = request.offload.run(move || prefetch(&client, connection, &user, keys));
+        let known = self
+            .fetched
+            .borrow()
+            .get(&connection)
+            .is_some_and(|(name, with_keys)| *name == user && (*with_keys || !keys));
+        let fetched = if known {
+            request.offload.succeed(())
+        } else {
+            let had_keys =
+                self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
+            self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
+            request.offload.run(move || prefetch(&client, connection, &user, keys))
+        };
         let (inner, request) = (Rc::clone(&self.inner), request.clone());
         let client = Arc::clone(&self.client);
         chain(&fetched, request.offload.deferred(), move |_| {
@@ -213,6 +228,7 @@ impl AuthBackend for PrivsepAuth {
     }
 
     fn connection_ended(&self, connection: &ConnectionFacts) {
+        self.fetched.borrow_mut().remove(&connection.id);
         self.inner.connection_ended(connection);
     }
 }
@@ -559,8 +575,11 @@ pub(crate) fn run(
     let shared = server::Shared::new(&reactor);
     let (mut config, logins) =
         server::server_config(&reactor, file, startup, stack, Arc::new(AtomicUsize::new(0)));
-    config.auth =
-        Rc::new(PrivsepAuth { inner: Rc::clone(&config.auth), client: Arc::clone(&client) });
+    config.auth = Rc::new(PrivsepAuth {
+        inner: Rc::clone(&config.auth),
+        client: Arc::clone(&client),
+        fetched: RefCell::default(),
+    });
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };
     let mut sessions =
         UnixSessions::with_spawner(spawner).with_user_environment(startup.permit_user_environment);

@@ -18,9 +18,11 @@
 //!
 //! Anything else — a request for a connection that was never opened, a session before
 //! authentication, a second pre-auth signature, data to sign that is not an exchange hash, a
-//! user other than the one looked up, too many requests of a kind — is a [`Violation`]. The
-//! monitor answers a violation by killing the worker (every connection it served is lost);
-//! nothing a worker sends can make the monitor panic or allocate without bound.
+//! user other than the one looked up — is a [`Violation`]. The monitor answers a violation by
+//! killing the worker (every connection it served is lost); nothing a worker sends can make the
+//! monitor panic or allocate without bound. Too many requests of a kind on one connection (which
+//! a client can cause through an honest worker: many keys, rekeys, sessions) are refused with
+//! [`Reply::Failed`] for that connection alone.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,7 +51,7 @@ pub struct Limits {
     pub max_pam: u32,
     /// Signatures after authentication (one per rekey).
     pub max_rekey_signatures: u32,
-    /// Sessions per connection (`MaxSessions`).
+    /// Sessions started over one connection's life (multiplexed clients start many).
     pub max_sessions: u32,
 }
 
@@ -61,7 +63,7 @@ impl Default for Limits {
             max_key_reads: 64,
             max_pam: 64,
             max_rekey_signatures: 1024,
-            max_sessions: 10,
+            max_sessions: 4096,
         }
     }
 }
@@ -366,7 +368,9 @@ impl<B: MonitorBackend> Monitor<B> {
                     Phase::PreAuth => 1,
                     Phase::Authenticated => limits.max_rekey_signatures,
                 };
-                bump(&mut conn.signatures, allowed, name)?;
+                if let Some(refusal) = over(&mut conn.signatures, allowed, name) {
+                    return Ok(refusal);
+                }
                 if ![20, 32, 48, 64].contains(&data.len()) {
                     return Err(Violation::NotAnExchangeHash(data.len()));
                 }
@@ -390,7 +394,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.lookups, limits.max_lookups, name)?;
+                if let Some(refusal) = over(&mut conn.lookups, limits.max_lookups, name) {
+                    return Ok(refusal);
+                }
                 let found = self.backend.lookup_user(&user);
                 if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
                     conn.verified = None;
@@ -402,7 +408,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
+                    return Ok(refusal);
+                }
                 let record = looked_up(conn, &user)?;
                 Ok(Reply::AuthorizedKeys(self.backend.read_authorized_keys(record)))
             }
@@ -410,7 +418,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.pam, limits.max_pam, name)?;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    return Ok(refusal);
+                }
                 looked_up(conn, user)?;
                 Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
             }
@@ -418,7 +428,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.pam, limits.max_pam, name)?;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    return Ok(refusal);
+                }
                 Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
             }
             Request::AuthenticatePublicKey {
@@ -432,7 +444,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
+                    return Ok(refusal);
+                }
                 let record = looked_up(conn, &user)?;
                 let session_id = conn
                     .session_id
@@ -489,7 +503,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.pam, limits.max_pam, name)?;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    return Ok(refusal);
+                }
                 let record = looked_up(conn, &user)?;
                 if self.backend.check_password(record, &password) {
                     conn.verified = Some(user);
@@ -503,7 +519,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::Authenticated {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.sessions, limits.max_sessions, name)?;
+                if let Some(refusal) = over(&mut conn.sessions, limits.max_sessions, name) {
+                    return Ok(refusal);
+                }
                 let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
                 match self.backend.spawn_session(connection, user, &plan) {
                     Ok(spawned) => {
@@ -522,7 +540,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::Authenticated {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.sessions, limits.max_sessions, name)?;
+                if let Some(refusal) = over(&mut conn.sessions, limits.max_sessions, name) {
+                    return Ok(refusal);
+                }
                 let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
                 match self.backend.start_session(connection, user, &kind, term.as_deref()) {
                     Ok(started) => {
@@ -541,12 +561,15 @@ impl<B: MonitorBackend> Monitor<B> {
     }
 }
 
-fn bump(count: &mut u32, limit: u32, name: &'static str) -> Result<(), Violation> {
+/// Counts one more request of a kind; past `limit`, the refusal to answer instead. A client
+/// can drive a well-behaved worker past these caps (keys offered, rekeys, sessions), so they
+/// refuse the request for that connection rather than kill a worker that serves many.
+fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
     if *count >= limit {
-        return Err(Violation::RateLimited(name));
+        return Some(Reply::Failed(format!("too many {name} requests on this connection")));
     }
     *count += 1;
-    Ok(())
+    None
 }
 
 fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {
