@@ -586,17 +586,31 @@ impl Process {
         self.kill(signal, true)
     }
 
+    /// Sends the signal numbered `signal` to the child's process group: for signals
+    /// [`Signal`] does not name (`SIGABRT`, `SIGSEGV`, ... as SSH's `signal` request may).
+    ///
+    /// # Errors
+    ///
+    /// As for [`signal`](Self::signal).
+    pub fn signal_group_number(&self, signal: i32) -> Result<(), Error> {
+        self.kill_number(signal, true)
+    }
+
     fn kill(&self, signal: Signal, group: bool) -> Result<(), Error> {
+        self.kill_number(signal.as_raw(), group)
+    }
+
+    fn kill_number(&self, raw: i32, group: bool) -> Result<(), Error> {
         if self.shared.status.get().is_some() {
             return Err(Error::new(ErrorKind::InvalidInput, "signal a reaped process"));
         }
         if let Some(foreign) = &self.shared.foreign {
-            return foreign(signal.as_raw(), group);
+            return foreign(raw, group);
         }
         let pid = i32::try_from(self.shared.pid)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "pid out of range"))?;
         let pid = Pid::from_raw(if group { -pid } else { pid });
-        let signal = nix::sys::signal::Signal::try_from(signal.as_raw())
+        let signal = nix::sys::signal::Signal::try_from(raw)
             .map_err(|err| Error::from_errno(err as i32, "signal number"))?;
         nix::sys::signal::kill(pid, signal)
             .map_err(|err| Error::from_errno(err as i32, format!("signal process {}", self.pid())))

@@ -85,11 +85,10 @@ impl Protocol for Signals {
         };
         for frame in frames {
             if let Frame::Kill { signal, group } = frame {
-                let Ok(signal) = Signal::from_raw(signal).ok_or(()) else { continue };
                 let result = if group {
-                    self.process.signal_group(signal)
+                    self.process.signal_group_number(signal)
                 } else {
-                    self.process.signal(signal)
+                    Signal::from_raw(signal).map_or(Ok(()), |s| self.process.signal(s))
                 };
                 if let Err(err) = result {
                     log::debug!("signal session {}: {err}", self.process.pid());
@@ -229,6 +228,8 @@ struct State {
     listeners: RefCell<Vec<TcpListener>>,
     /// Whether the workers log to syslog (the monitor is a daemon).
     daemon: bool,
+    /// After SIGHUP, until the new server is started.
+    restart_pending: Cell<bool>,
     host_keys: Vec<Arc<dyn HostKeySigner>>,
     public_keys: String,
     settings: Settings,
@@ -261,7 +262,9 @@ impl ProcessProtocol for WorkerWatch {
             slot.pid.set(None);
         }
         if state.stopping.get() {
-            if state.slots.iter().all(|slot| slot.pid.get().is_none()) {
+            if !state.restart_pending.get()
+                && state.slots.iter().all(|slot| slot.pid.get().is_none())
+            {
                 self.reactor.stop();
             }
             return;
@@ -353,6 +356,7 @@ fn serve_worker(backend: ConchdBackend, stream: &UnixStream, pid: u32) {
 /// After `SIGHUP`: starts the new server once the workers have closed the listeners (the
 /// addresses can be bound again), checking every 50 ms, `tries` times at most.
 fn restart_when_free(
+    state: &Rc<State>,
     reactor: &Reactor,
     addresses: Vec<SocketAddr>,
     args: Vec<String>,
@@ -365,11 +369,15 @@ fn restart_when_free(
         if let Err(err) = crate::restart(&args, cwd.as_deref(), foreground) {
             log::error!("restart failed: {err}");
         }
+        state.restart_pending.set(false);
+        if state.slots.iter().all(|slot| slot.pid.get().is_none()) {
+            reactor.stop();
+        }
         return;
     }
-    let again = reactor.clone();
+    let (again, state) = (reactor.clone(), Rc::clone(state));
     let _ = reactor.call_later(Duration::from_millis(50), move || {
-        restart_when_free(&again, addresses, args, foreground, tries - 1);
+        restart_when_free(&state, &again, addresses, args, foreground, tries - 1);
     });
 }
 
@@ -458,6 +466,7 @@ pub(crate) fn run(
         args: args.to_vec(),
         listeners: RefCell::new(listeners),
         daemon: !(opts.foreground || opts.debug > 0),
+        restart_pending: Cell::new(false),
         host_keys,
         public_keys,
         settings: Settings {
@@ -535,20 +544,16 @@ pub(crate) fn run(
                 let addresses: Vec<SocketAddr> =
                     state.listeners.borrow().iter().filter_map(|l| l.local_addr().ok()).collect();
                 state.listeners.borrow_mut().clear();
-                let mut workers = 0;
                 for slot in &state.slots {
                     if let Some(pid) = slot.pid.get().and_then(|p| i32::try_from(p).ok()) {
-                        workers += 1;
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(pid),
                             nix::sys::signal::Signal::SIGHUP,
                         );
                     }
                 }
-                if workers == 0 {
-                    main.stop();
-                }
-                restart_when_free(&main, addresses, args.clone(), foreground, 100);
+                state.restart_pending.set(true);
+                restart_when_free(&state, &main, addresses, args.clone(), foreground, 100);
             })
             .map_err(|e| Fatal(e.to_string(), 255))?;
     }

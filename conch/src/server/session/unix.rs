@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use nix::sys::signal::Signal as NixSignal;
 use nix::sys::termios::Termios;
-use nix::unistd::{Group, Pid, Uid};
+use nix::unistd::{Group, Uid};
 use twine_core::error::Reason;
 use twine_core::process::{
     Credentials, Groups, Process, ProcessOptions, ProcessProtocol, ProcessStatus, PtyOptions,
@@ -567,11 +567,12 @@ impl SessionControl for UnixControl {
         if self.process.status().is_some() {
             return false;
         }
-        let Ok(pid) = i32::try_from(self.process.pid()) else { return false };
-        match nix::sys::signal::killpg(Pid::from_raw(pid), *signal) {
+        // Through the process handle: a process another one forked (privilege separation)
+        // is signalled by its parent.
+        match self.process.signal_group_number(*signal as i32) {
             Ok(()) => true,
             Err(err) => {
-                log::info!("signal {name} to process group {pid}: {err}");
+                log::info!("signal {name} to process group {}: {err}", self.process.pid());
                 false
             }
         }
@@ -595,9 +596,8 @@ impl SessionControl for UnixControl {
         if self.process.status().is_some() {
             return;
         }
-        let Ok(pid) = i32::try_from(self.process.pid()) else { return };
-        if let Err(err) = nix::sys::signal::killpg(Pid::from_raw(pid), NixSignal::SIGHUP) {
-            log::debug!("hanging up process group {pid}: {err}");
+        if let Err(err) = self.process.signal_group(twine_core::reactor::Signal::Hangup) {
+            log::debug!("hanging up process group {}: {err}", self.process.pid());
         }
     }
 }
