@@ -188,6 +188,8 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     }
     if privsep::is_worker() {
         // A privilege-separated worker: no private key is ever loaded here.
+        log::set_max_level(level(opts, startup.log_level));
+        logging::set_facility(startup.syslog_facility);
         return privsep::worker::run(opts, &file, &startup);
     }
     let host_keys = hostkeys::load(&startup.host_keys);
