@@ -302,3 +302,33 @@ fn a_source_whose_connection_crashed_its_worker_is_refused_for_a_while() {
     assert!(!out.status.success(), "a penalised source got in: {}", stdout(&out));
     assert!(s.daemon.wait_for_log("penalty: caused crash").is_some());
 }
+
+#[test]
+fn allow_groups_sees_the_user_s_groups_through_the_monitor() {
+    let Some(s) = setup("privsep-groups", 1, "") else { return };
+    let group =
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(s.user.gid)).unwrap().unwrap().name;
+    drop(s.daemon);
+    for (allowed, expect_in) in [(group.as_str(), true), ("no-such-group-here", false)] {
+        let config = s.dir.write(
+            &format!("sshd_config_{expect_in}"),
+            &format!(
+                "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nAllowGroups {allowed}\n",
+                free_port(),
+                s.host_key.display()
+            ),
+        );
+        let mut command = conchd_command(None, s.dir.root());
+        command
+            .args(["-D", "-e", "-f", &config, "-o", "UsePrivilegeSeparation=sandbox"])
+            .env("CONCHD_PRIVSEP_WORKERS", "1")
+            .env_remove("CONCHD_PRIVSEP");
+        let daemon = Daemon::start(command);
+        let out = output({
+            let mut c = ssh(daemon.port, &s.key, &s.user.name);
+            c.arg("echo in");
+            c
+        });
+        assert_eq!(out.status.success(), expect_in, "AllowGroups {allowed}: {}", stderr(&out));
+    }
+}

@@ -34,10 +34,10 @@
 //!   `PerSourcePenalties`' crash penalty, which the monitor applies when a worker reports a new
 //!   connection (the worker drops a penalized source).
 //!
-//! Not through the monitor yet: PAM (keyboard-interactive is off under privilege separation;
-//! passwords are checked against `/etc/shadow`), `Match Group`/`AllowGroups` (the worker sees
-//! no groups), `AuthorizedKeysCommand`, per-`Match` `AuthorizedKeysFile` (the monitor reads the
-//! global list).
+//! Group names (`AllowGroups`, `Match Group`) and host names for `direct-tcpip` come from the
+//! monitor too. Not through the monitor yet: PAM (keyboard-interactive is off under privilege
+//! separation; passwords are checked against `/etc/shadow`), per-`Match` `AuthorizedKeysFile`
+//! (the monitor reads the global list).
 
 pub(crate) mod control;
 pub(crate) mod monitor;
@@ -56,23 +56,35 @@ pub(crate) const MONITOR_FD: i32 = 3;
 /// The empty directory workers are confined to (OpenSSH's `/run/sshd`).
 pub(crate) const CHROOT_DIR: &str = "/run/sshd";
 
-/// The environment switch, for running a whole test suite under privilege separation
-/// (`CONCHD_PRIVSEP=sandbox`).
+/// The environment switch, for running a whole test suite with or without privilege
+/// separation (`CONCHD_PRIVSEP=sandbox` or `no`).
 pub(crate) const SWITCH_VAR: &str = "CONCHD_PRIVSEP";
 
-/// Whether `-o UsePrivilegeSeparation=sandbox` (or `yes`) was given, or `CONCHD_PRIVSEP` is
-/// `sandbox`: the opt-in switch while privilege separation is new.
+/// Whether a root conchd separates privileges when nothing says: see [`requested`].
+pub(crate) const DEFAULT: bool = true;
+
+/// Whether privilege separation is asked for: `CONCHD_PRIVSEP` (`sandbox`/`yes` or `no`),
+/// else `-o UsePrivilegeSeparation=` (`sandbox`/`yes` or `no`; the last one counts), else
+/// [`DEFAULT`]. (In `sshd_config` the keyword is deprecated and its value is not kept.)
 pub(crate) fn requested(options: &[String]) -> bool {
-    if std::env::var(SWITCH_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("sandbox")) {
-        return true;
+    let on = |value: &str| match value.trim().to_ascii_lowercase().as_str() {
+        "sandbox" | "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    };
+    if let Some(choice) = std::env::var(SWITCH_VAR).ok().as_deref().and_then(on) {
+        return choice;
     }
-    options.iter().any(|option| {
-        let mut words = option.splitn(2, ['=', ' ', '\t']);
-        let key = words.next().unwrap_or_default();
-        let value = words.next().unwrap_or_default().trim();
-        key.eq_ignore_ascii_case("UsePrivilegeSeparation")
-            && (value.eq_ignore_ascii_case("sandbox") || value.eq_ignore_ascii_case("yes"))
-    })
+    options
+        .iter()
+        .filter_map(|option| {
+            let mut words = option.splitn(2, ['=', ' ', '\t']);
+            let key = words.next().unwrap_or_default();
+            let value = words.next().unwrap_or_default();
+            key.eq_ignore_ascii_case("UsePrivilegeSeparation").then(|| on(value)).flatten()
+        })
+        .last()
+        .unwrap_or(DEFAULT)
 }
 
 /// Whether this process is a privilege-separated worker.
@@ -100,11 +112,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_switch_takes_sshd_s_keyword_with_sandbox_or_yes_and_nothing_else() {
+    fn the_switch_takes_sshd_s_keyword_the_last_value_counting() {
+        if std::env::var_os(SWITCH_VAR).is_some() {
+            return;
+        }
         assert!(requested(&["UsePrivilegeSeparation=sandbox".into()]));
         assert!(requested(&["useprivilegeseparation yes".into()]));
         assert!(!requested(&["UsePrivilegeSeparation=no".into()]));
-        assert!(!requested(&["UsePAM=yes".into()]));
+        assert!(!requested(&[
+            "UsePrivilegeSeparation=yes".into(),
+            "UsePrivilegeSeparation no".into()
+        ]));
+        assert_eq!(requested(&["UsePAM=yes".into()]), DEFAULT);
     }
 
     #[test]

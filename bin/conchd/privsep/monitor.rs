@@ -186,6 +186,15 @@ impl MonitorBackend for ConchdBackend {
         table.penalise(address, kind, self.started.elapsed());
     }
 
+    fn groups(&mut self, user: &UserRecord) -> Vec<String> {
+        let Ok(name) = std::ffi::CString::new(user.name.clone()) else { return Vec::new() };
+        let gids = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(user.gid))
+            .unwrap_or_default();
+        gids.into_iter()
+            .filter_map(|gid| nix::unistd::Group::from_gid(gid).ok().flatten().map(|g| g.name))
+            .collect()
+    }
+
     fn resolve(&mut self, host: &str, port: u16) -> Vec<SocketAddr> {
         (host, port).to_socket_addrs().map(Iterator::collect).unwrap_or_default()
     }
@@ -440,6 +449,12 @@ pub(crate) fn run(
     host_keys: Vec<Arc<dyn HostKeySigner>>,
 ) -> Result<(), Fatal> {
     prepare_chroot()?;
+    if cfg!(feature = "pam") && startup.use_pam {
+        log::warn!(
+            "privilege separation: PAM is not relayed through the monitor yet; password and \
+             keyboard-interactive logins are refused (use -o UsePrivilegeSeparation=no for PAM)"
+        );
+    }
     let listeners = listen(startup);
     if listeners.is_empty() {
         return Err(Fatal("Cannot bind any address.".into(), 255));

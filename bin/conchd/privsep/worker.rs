@@ -43,6 +43,7 @@ const POOL_THREADS: usize = 8;
 struct Cache {
     accounts: HashMap<String, Option<Account>>,
     keys: HashMap<String, Option<String>>,
+    groups: HashMap<String, Vec<String>>,
 }
 
 const CACHE_MAX: usize = 4096;
@@ -69,6 +70,15 @@ fn account_of(record: UserRecord) -> Account {
     }
 }
 
+/// In a worker: `user`'s group names, as the monitor gave them (the worker cannot read the
+/// group database). `None` outside a worker.
+pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
+    if !super::is_worker() {
+        return None;
+    }
+    Some(with_cache(|cache| cache.groups.get(user).cloned().unwrap_or_default()))
+}
+
 /// Asks the monitor for `user` (and, for a public key, the user's keys) on `connection`.
 fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
     let account = match client.call(&Request::LookupUser { connection, user: user.to_owned() }) {
@@ -84,6 +94,14 @@ fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
     };
     let found = account.is_some();
     with_cache(|cache| cache.accounts.insert(user.to_owned(), account));
+    if found {
+        let groups = match client.call(&Request::LookupGroups { connection, user: user.to_owned() })
+        {
+            Ok(Reply::Groups(names)) => names,
+            _ => Vec::new(),
+        };
+        with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
+    }
     if !(found && keys) {
         return;
     }

@@ -197,6 +197,14 @@ pub enum Request {
         /// The client's address.
         address: std::net::IpAddr,
     },
+    /// The names of the groups of the user looked up on this connection (`AllowGroups`,
+    /// `Match Group`).
+    LookupGroups {
+        /// The connection.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
     /// Resolve a host name for a `direct-tcpip` forwarding of this authenticated connection
     /// (the worker's empty root has no resolver configuration).
     ResolveHost {
@@ -234,6 +242,7 @@ impl Request {
             | Self::SpawnSession { connection, .. }
             | Self::ConnectionPeer { connection, .. }
             | Self::ResolveHost { connection, .. }
+            | Self::LookupGroups { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -255,6 +264,7 @@ impl Request {
             Self::SpawnSession { .. } => "SpawnSession",
             Self::ConnectionPeer { .. } => "ConnectionPeer",
             Self::ResolveHost { .. } => "ResolveHost",
+            Self::LookupGroups { .. } => "LookupGroups",
         }
     }
 
@@ -274,6 +284,7 @@ impl Request {
             Self::SpawnSession { .. } => 12,
             Self::ConnectionPeer { .. } => 13,
             Self::ResolveHost { .. } => 14,
+            Self::LookupGroups { .. } => 15,
         }
     }
 
@@ -288,7 +299,8 @@ impl Request {
             }
             Self::LookupUser { connection, user }
             | Self::ReadAuthorizedKeys { connection, user }
-            | Self::PamStart { connection, user } => {
+            | Self::PamStart { connection, user }
+            | Self::LookupGroups { connection, user } => {
                 w.write_u64(connection.0).write_string(user.as_bytes());
             }
             Self::PamRespond { connection, responses } => {
@@ -349,7 +361,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=14).contains(&kind) {
+        if !(1..=15).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -417,6 +429,7 @@ impl Request {
                 port: u16::try_from(r.read_u32()?)
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
+            15 => Self::LookupGroups { connection, user: text(r, MAX_USER_LEN)? },
             13 => Self::ConnectionPeer {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
@@ -468,6 +481,8 @@ pub enum Reply {
     Unsupported(String),
     /// A legal request that failed (a signing error, a session that could not start).
     Failed(String),
+    /// Group names (`LookupGroups`).
+    Groups(Vec<String>),
     /// A host name's addresses (`ResolveHost`).
     Addresses(Vec<std::net::SocketAddr>),
     /// A planned session's process started: its pid and terminal; `fds` descriptors come with
@@ -495,6 +510,7 @@ impl Reply {
             Self::Failed(_) => 134,
             Self::SessionSpawned { .. } => 135,
             Self::Addresses(_) => 136,
+            Self::Groups(_) => 137,
         }
     }
 
@@ -524,6 +540,12 @@ impl Reply {
             }
             Self::Unsupported(what) | Self::Failed(what) => {
                 w.write_string(what.as_bytes());
+            }
+            Self::Groups(names) => {
+                w.write_u32(u32::try_from(names.len()).unwrap_or(u32::MAX));
+                for name in names {
+                    w.write_string(name.as_bytes());
+                }
             }
             Self::Addresses(addresses) => {
                 w.write_u32(u32::try_from(addresses.len()).unwrap_or(u32::MAX));
@@ -568,6 +590,17 @@ impl Reply {
             132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
             133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
             134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
+            137 => {
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PLAN_ITEMS {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut names = Vec::with_capacity(count);
+                for _ in 0..count {
+                    names.push(text(r, MAX_USER_LEN)?);
+                }
+                Self::Groups(names)
+            }
             136 => {
                 let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
                 if count > MAX_PLAN_ITEMS {

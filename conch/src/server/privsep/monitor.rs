@@ -101,6 +101,11 @@ pub trait MonitorBackend {
     fn penalise(&mut self, address: std::net::IpAddr, kind: super::PenaltyKind) {
         let _ = (address, kind);
     }
+    /// The names of `user`'s groups. The default knows none.
+    fn groups(&mut self, user: &UserRecord) -> Vec<String> {
+        let _ = user;
+        Vec::new()
+    }
     /// Resolves `host` for a forwarding (blocking). The default resolves nothing.
     fn resolve(&mut self, host: &str, port: u16) -> Vec<std::net::SocketAddr> {
         let _ = (host, port);
@@ -346,6 +351,13 @@ impl<B: MonitorBackend> Monitor<B> {
                     }
                 }
                 Ok(Reply::Done)
+            }
+            Request::LookupGroups { user, .. } => {
+                if let Some(refusal) = over(&mut conn.lookups, limits.max_lookups, name) {
+                    return Ok(refusal);
+                }
+                let record = looked_up(conn, &user)?;
+                Ok(Reply::Groups(self.backend.groups(record)))
             }
             Request::ResolveHost { host, port, .. } => {
                 if conn.phase != Phase::Authenticated {

@@ -753,6 +753,7 @@ fn the_new_requests_and_the_spawned_reply_round_trip_through_the_codec() {
         peer("2001:db8::1"),
         Request::SpawnSession { connection: C1, plan: plan() },
         Request::ResolveHost { connection: C1, host: "localhost".into(), port: 22 },
+        Request::LookupGroups { connection: C1, user: "alice".into() },
     ];
     for request in requests {
         let frame = request.encode(9);
@@ -761,6 +762,7 @@ fn the_new_requests_and_the_spawned_reply_round_trip_through_the_codec() {
     let replies = [
         Reply::SessionSpawned { pid: 77, tty: Some("/dev/pts/3".into()), fds: 2 },
         Reply::Addresses(vec!["127.0.0.1:22".parse().unwrap(), "[::1]:22".parse().unwrap()]),
+        Reply::Groups(vec!["wheel".into(), "users".into()]),
     ];
     for reply in replies {
         let frame = reply.encode(4);
