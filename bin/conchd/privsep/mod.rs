@@ -77,13 +77,13 @@ pub(crate) fn requested(options: &[String]) -> bool {
     }
     options
         .iter()
-        .filter_map(|option| {
+        .rev()
+        .find_map(|option| {
             let mut words = option.splitn(2, ['=', ' ', '\t']);
             let key = words.next().unwrap_or_default();
             let value = words.next().unwrap_or_default();
             key.eq_ignore_ascii_case("UsePrivilegeSeparation").then(|| on(value)).flatten()
         })
-        .last()
         .unwrap_or(DEFAULT)
 }
 
