@@ -438,7 +438,19 @@ fn prepare_chroot() -> Result<(), Fatal> {
     let dir = std::path::Path::new(super::CHROOT_DIR);
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
-        .map_err(|e| Fatal(format!("privsep: {}: {e}", dir.display()), 255))
+        .map_err(|e| Fatal(format!("privsep: {}: {e}", dir.display()), 255))?;
+    // The workers refuse a directory they could find something in: say so once, here.
+    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        return Err(Fatal(
+            format!(
+                "privsep: {} must be an empty directory (or run with -o UsePrivilegeSeparation=no)",
+                dir.display()
+            ),
+            255,
+        ));
+    }
+    Ok(())
 }
 
 /// The monitor's life.
