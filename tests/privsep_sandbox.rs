@@ -172,12 +172,18 @@ fn worker_main(action: &str) -> ! {
     });
     let monitor_socket = (action == "session")
         .then(|| UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned().unwrap()));
-    sandbox::enter(&sandbox::Sandbox {
-        uid: var("TWINE_PRIVSEP_UID").parse().unwrap(),
-        gid: var("TWINE_PRIVSEP_GID").parse().unwrap(),
-        chroot: &chroot,
-    })
-    .unwrap();
+    let (uid, gid) =
+        (var("TWINE_PRIVSEP_UID").parse().unwrap(), var("TWINE_PRIVSEP_GID").parse().unwrap());
+    if action.starts_with("worker-") {
+        // An SSH worker's filter: the reactor's plus forwarding's sockets.
+        sandbox::enter_empty_chroot(&chroot).unwrap();
+        sandbox::drop_privileges(uid, gid).unwrap();
+        sandbox::limit_resources().unwrap();
+        sandbox::no_new_privs().unwrap();
+        sandbox::install_worker_seccomp().unwrap();
+    } else {
+        sandbox::enter(&sandbox::Sandbox { uid, gid, chroot: &chroot }).unwrap();
+    }
     let mut out = std::io::stdout();
     writeln!(out, "{READY}").unwrap();
     out.flush().unwrap();
@@ -197,6 +203,25 @@ fn worker_main(action: &str) -> ! {
         }
         "socket" => {
             let _ = std::net::TcpListener::bind("127.0.0.1:0");
+        }
+        "worker-forward" => {
+            // What -L and -R need: a TCP listener, a connection to it, a Unix socket pair.
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let connected = std::net::TcpStream::connect(listener.local_addr().unwrap()).is_ok();
+            let pair = UnixStream::pair().is_ok();
+            let key_open = std::fs::File::open(&key).is_ok();
+            writeln!(out, "forward {connected} {pair} key {key_open}").unwrap();
+        }
+        "worker-netlink" => {
+            let _ = nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Netlink,
+                nix::sys::socket::SockType::Raw,
+                nix::sys::socket::SockFlag::empty(),
+                None,
+            );
+        }
+        "worker-execve" => {
+            let _ = nix::unistd::execv(c"/bin/true", &[c"/bin/true"]);
         }
         "monitor" => monitor_worker(key.as_path()),
         "session" => {
@@ -530,4 +555,26 @@ fn a_sandboxed_worker_gets_its_session_s_descriptor_from_the_monitor_after_a_ver
     let mut got = String::new();
     output.read_to_string(&mut got).unwrap();
     assert_eq!(got, "hello from the sandbox");
+}
+
+#[test]
+fn a_worker_filter_allows_forwarding_sockets_but_not_host_keys_other_families_or_execve() {
+    is_worker();
+    if not_root() {
+        return;
+    }
+    let test =
+        "a_worker_filter_allows_forwarding_sockets_but_not_host_keys_other_families_or_execve";
+    let scratch = Scratch::new("worker-filter");
+    let mut worker = Worker::spawn(test, "worker-forward", &scratch);
+    assert_eq!(worker.next_line(), "forward true true key false");
+    assert!(worker.wait().success());
+    for action in ["worker-netlink", "worker-execve"] {
+        let worker = Worker::spawn(test, action, &scratch);
+        assert_eq!(
+            worker.wait().signal(),
+            Some(nix::sys::signal::Signal::SIGSYS as i32),
+            "{action}"
+        );
+    }
 }

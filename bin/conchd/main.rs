@@ -17,6 +17,7 @@ mod lastlog;
 mod logging;
 mod penalties;
 mod policy;
+mod privsep;
 mod server;
 mod utmp;
 
@@ -193,6 +194,12 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if startup.use_pam && !cfg!(feature = "pam") {
         log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): passwords are checked against /etc/shadow, keyboard-interactive is off");
     }
+    if privsep::is_worker() {
+        // A privilege-separated worker: no private key is ever loaded here.
+        log::set_max_level(level(opts, startup.log_level));
+        logging::set_facility(startup.syslog_facility);
+        return privsep::worker::run(opts, &file, &startup);
+    }
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {
         return Err(Fatal("conchd: no hostkeys available -- exiting.".into(), 1));
@@ -240,6 +247,9 @@ fn serve(
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
+    if privsep::requested(&opts.options) && Uid::effective().is_root() && !opts.inetd {
+        return privsep::monitor::run(args, opts, startup, host_keys);
+    }
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
     let open_logins = Arc::new(AtomicUsize::new(0));

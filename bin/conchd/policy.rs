@@ -127,6 +127,9 @@ enum Verdict {
 }
 
 fn groups_of(account: &Account) -> Vec<String> {
+    if let Some(groups) = crate::privsep::worker::groups_of(&account.name) {
+        return groups;
+    }
     let Ok(name) = CString::new(account.name.clone()) else { return Vec::new() };
     let gids = getgrouplist(&name, Gid::from_raw(account.gid)).unwrap_or_default();
     gids.into_iter().filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name)).collect()

@@ -277,6 +277,13 @@ pub(crate) struct Counted {
     hub: Rc<Hub>,
 }
 
+impl Counted {
+    /// The connection's id (privilege separation announces it to the monitor).
+    pub(crate) fn id(&self) -> twine::conch::server::ConnectionId {
+        self.inner.id()
+    }
+}
+
 impl Protocol for Counted {
     fn connection_made(&mut self, transport: Rc<dyn Transport>) {
         if let (Address::Tcp(peer), Address::Tcp(local)) = (transport.peer(), transport.host()) {

@@ -393,6 +393,35 @@ struct ProcessShared {
     status: Cell<Option<ProcessStatus>>,
     open: Cell<u8>,
     ended: Cell<bool>,
+    /// For a child another process forked ([`Reactor::adopt_foreign_process`]): how to signal
+    /// it (`signal`, whether to its group).
+    foreign: Option<Box<ForeignSignal>>,
+}
+
+/// How a foreign child is signalled: through the process that forked it.
+type ForeignSignal = dyn Fn(i32, bool) -> Result<(), Error>;
+
+/// The descriptors of a child: its pty's controller, or its three pipes (our ends). What
+/// [`Process::duplicate_fds`] returns and [`Reactor::adopt_foreign_process`] takes, so that a
+/// privileged process can start a child and hand its descriptors to an unprivileged one.
+#[derive(Debug)]
+pub enum ChildFds {
+    /// The pty's controller, and the terminal's path.
+    Pty {
+        /// The controller side.
+        controller: OwnedFd,
+        /// The terminal's path (`/dev/pts/3`).
+        tty: Option<PathBuf>,
+    },
+    /// The child's standard input (our writing end), output and error (our reading ends).
+    Pipes {
+        /// Where we write the child's input.
+        stdin: OwnedFd,
+        /// Where we read its output.
+        stdout: OwnedFd,
+        /// Where we read its errors.
+        stderr: OwnedFd,
+    },
 }
 
 impl ProcessShared {
@@ -557,14 +586,31 @@ impl Process {
         self.kill(signal, true)
     }
 
+    /// Sends the signal numbered `signal` to the child's process group: for signals
+    /// [`Signal`] does not name (`SIGABRT`, `SIGSEGV`, ... as SSH's `signal` request may).
+    ///
+    /// # Errors
+    ///
+    /// As for [`signal`](Self::signal).
+    pub fn signal_group_number(&self, signal: i32) -> Result<(), Error> {
+        self.kill_number(signal, true)
+    }
+
     fn kill(&self, signal: Signal, group: bool) -> Result<(), Error> {
+        self.kill_number(signal.as_raw(), group)
+    }
+
+    fn kill_number(&self, raw: i32, group: bool) -> Result<(), Error> {
         if self.shared.status.get().is_some() {
             return Err(Error::new(ErrorKind::InvalidInput, "signal a reaped process"));
+        }
+        if let Some(foreign) = &self.shared.foreign {
+            return foreign(raw, group);
         }
         let pid = i32::try_from(self.shared.pid)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "pid out of range"))?;
         let pid = Pid::from_raw(if group { -pid } else { pid });
-        let signal = nix::sys::signal::Signal::try_from(signal.as_raw())
+        let signal = nix::sys::signal::Signal::try_from(raw)
             .map_err(|err| Error::from_errno(err as i32, "signal number"))?;
         nix::sys::signal::kill(pid, signal)
             .map_err(|err| Error::from_errno(err as i32, format!("signal process {}", self.pid())))
@@ -634,6 +680,43 @@ impl Process {
 
     fn input(&self) -> Option<Rc<Stream>> {
         self.shared.input.borrow().clone()
+    }
+
+    /// Duplicates the child's descriptors (our ends), for handing them to another process;
+    /// this process's own ends stay open until [`Transport::abort_connection`].
+    ///
+    /// # Errors
+    ///
+    /// A descriptor is already closed, or could not be duplicated.
+    pub fn duplicate_fds(&self) -> Result<ChildFds, Error> {
+        let closed = || Error::new(ErrorKind::InvalidInput, "the process's descriptors are closed");
+        let dup = |slot: &RefCell<Option<Rc<Stream>>>| -> Result<OwnedFd, Error> {
+            let stream = slot.borrow().clone().ok_or_else(closed)?;
+            let file = stream.with_fd(std::fs::File::try_clone).ok_or_else(closed)?;
+            file.map(OwnedFd::from).map_err(|err| Error::from_io(&err, "duplicate a descriptor"))
+        };
+        if self.shared.pty {
+            return Ok(ChildFds::Pty {
+                controller: dup(&self.shared.input)?,
+                tty: self.shared.tty.clone(),
+            });
+        }
+        Ok(ChildFds::Pipes {
+            stdin: dup(&self.shared.input)?,
+            stdout: dup(&self.shared.stdout)?,
+            stderr: dup(&self.shared.stderr)?,
+        })
+    }
+
+    /// A foreign child ([`Reactor::adopt_foreign_process`]) ended with `status`, as the
+    /// process that forked it reported. Ignored for our own children and after the first.
+    pub fn foreign_exited(&self, status: ProcessStatus) {
+        if self.shared.foreign.is_none() || self.shared.status.get().is_some() {
+            return;
+        }
+        self.shared.status.set(Some(status));
+        self.shared.with_protocol(|protocol| protocol.process_exited(status));
+        self.shared.maybe_ended();
     }
 }
 
@@ -800,7 +883,30 @@ impl Reactor {
         drop(options);
         let pid = child.id();
         drop(child);
-        self.adopt_child(pid, parent, Box::new(protocol))
+        self.adopt_child(pid, parent, Box::new(protocol), None)
+    }
+
+    /// Serves a child that another process forked and whose descriptors it passed us (a
+    /// privilege-separated server's session): events go to `protocol` as for
+    /// [`spawn_process`](Self::spawn_process), except that this process cannot reap it —
+    /// call [`Process::foreign_exited`] when its parent reports its end — nor signal it:
+    /// `signal(signal, to_group)` asks its parent to.
+    ///
+    /// # Errors
+    ///
+    /// A descriptor could not be registered with the reactor.
+    pub fn adopt_foreign_process(
+        &self,
+        pid: u32,
+        fds: ChildFds,
+        protocol: impl ProcessProtocol + 'static,
+        signal: impl Fn(i32, bool) -> Result<(), Error> + 'static,
+    ) -> Result<Process, Error> {
+        let parent = match fds {
+            ChildFds::Pty { controller, tty } => ParentFds::Pty { controller, path: tty },
+            ChildFds::Pipes { stdin, stdout, stderr } => ParentFds::Pipes { stdin, stdout, stderr },
+        };
+        self.adopt_child(pid, parent, Box::new(protocol), Some(Box::new(signal)))
     }
 
     fn adopt_child(
@@ -808,7 +914,9 @@ impl Reactor {
         pid: u32,
         parent: ParentFds,
         protocol: Box<dyn ProcessProtocol>,
+        foreign: Option<Box<ForeignSignal>>,
     ) -> Result<Process, Error> {
+        let ours = foreign.is_none();
         let tty = match &parent {
             ParentFds::Pty { path, .. } => path.clone(),
             ParentFds::Pipes { .. } => None,
@@ -825,6 +933,7 @@ impl Reactor {
             status: Cell::new(None),
             open: Cell::new(0),
             ended: Cell::new(false),
+            foreign,
         });
         let process = Process { shared: Rc::clone(&shared) };
         let made = process.clone();
@@ -832,7 +941,9 @@ impl Reactor {
             let handle = made.clone();
             made.shared.with_protocol(|protocol| protocol.connection_made(handle));
         });
-        self.inner.children.borrow_mut().insert(pid, shared.clone());
+        if ours {
+            self.inner.children.borrow_mut().insert(pid, shared.clone());
+        }
         let inner = Rc::clone(&self.inner);
         let open = |kind, fds, which| {
             let pipe = Box::new(ChildPipe { process: Rc::clone(&shared), which });
@@ -868,8 +979,10 @@ impl Reactor {
                 shared.open.set(3);
             }
         }
-        let reaper = self.clone();
-        self.call_soon(move || reaper.reap_children());
+        if ours {
+            let reaper = self.clone();
+            self.call_soon(move || reaper.reap_children());
+        }
         Ok(process)
     }
 }

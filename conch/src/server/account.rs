@@ -20,6 +20,19 @@ pub struct Account {
     pub shell: PathBuf,
 }
 
+type Lookup = dyn Fn(&str) -> Result<Option<Account>, twine_core::Error> + Send + Sync;
+
+static LOOKUP_OVERRIDE: std::sync::OnceLock<Box<Lookup>> = std::sync::OnceLock::new();
+
+/// Makes every later [`Account::lookup`] of this process ask `lookup` instead of the user
+/// database: a privilege-separated worker, which cannot read it, asks its monitor. Set once;
+/// returns `false` if it was already set.
+pub fn set_lookup_override(
+    lookup: impl Fn(&str) -> Result<Option<Account>, twine_core::Error> + Send + Sync + 'static,
+) -> bool {
+    LOOKUP_OVERRIDE.set(Box::new(lookup)).is_ok()
+}
+
 impl Account {
     /// Looks `name` up in the system's user database (`getpwnam_r`, so NSS sources count).
     /// Blocking: call it from a thread ([`Offload::run`](super::Offload::run)).
@@ -28,6 +41,9 @@ impl Account {
     ///
     /// The database could not be read.
     pub fn lookup(name: &str) -> Result<Option<Self>, twine_core::Error> {
+        if let Some(lookup) = LOOKUP_OVERRIDE.get() {
+            return lookup(name);
+        }
         let user = User::from_name(name)
             .map_err(|err| twine_core::Error::from_errno(err as i32, format!("look up {name}")))?;
         Ok(user.map(Self::from_user))

@@ -18,6 +18,24 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use twine_core::error::Reason;
+
+type Resolver = dyn Fn(Option<crate::server::ConnectionId>, &str, u16) -> std::io::Result<Vec<SocketAddr>>
+    + Send
+    + Sync;
+
+static RESOLVER: std::sync::OnceLock<Box<Resolver>> = std::sync::OnceLock::new();
+
+/// Makes `direct-tcpip` resolve host names (not numeric addresses) with
+/// `resolve(connection, host, port)`: a privilege-separated worker, whose empty root has no
+/// `/etc/hosts` or `resolv.conf`, asks its monitor. Set once; `false` if it was already set.
+pub fn set_resolver_override(
+    resolve: impl Fn(Option<crate::server::ConnectionId>, &str, u16) -> std::io::Result<Vec<SocketAddr>>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    RESOLVER.set(Box::new(resolve)).is_ok()
+}
 use twine_core::protocol::{
     Address, ClientFactory, Factory, HalfClose, Protocol, PushProducer, Transport,
 };
@@ -221,7 +239,11 @@ impl Forwarding {
                 log::info!("{}: direct-tcpip to {host}:{port}", self.login.user);
                 self.connecting.borrow_mut().push(id);
                 let host = host.clone();
+                let connection = crate::server::privsep::current_connection();
                 let resolved = self.reactor.defer_to_thread(move || {
+                    if let (Some(resolve), Err(_)) = (RESOLVER.get(), host.parse::<IpAddr>()) {
+                        return resolve(connection, &host, port);
+                    }
                     (host.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<_>>)
                 });
                 let me = self.me.clone();

@@ -231,6 +231,11 @@ pub enum Attempt {
         algorithm: SignatureAlgorithm,
         /// The key.
         key: PublicKey,
+        /// The signature blob the client sent (already verified), for a privileged process
+        /// that verifies it again itself (privilege separation).
+        signature: Vec<u8>,
+        /// Whether the request was `publickey-hostbound-v00@openssh.com`.
+        host_bound: bool,
     },
     /// The client starts keyboard-interactive: answer with [`Decision::InfoRequest`] (or accept
     /// or reject at once). The event's `id` names the conversation.
@@ -650,7 +655,12 @@ impl<R> Server<R> {
             now,
             id,
             PendingKind::PublicKey(key.clone()),
-            Attempt::PublicKey { algorithm, key },
+            Attempt::PublicKey {
+                algorithm,
+                key,
+                signature: signature.to_vec(),
+                host_bound: pk.host_key_blob.is_some(),
+            },
         )
     }
 

@@ -138,6 +138,121 @@ pub fn install_seccomp() -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// Installs a privilege-separated SSH worker's filter: the reactor's ([`REACTOR_SYSCALLS`],
+/// file-system calls refused), plus what serving logged-in users needs in the same process —
+/// [`WORKER_SYSCALLS`]: `socket` for `AF_INET`, `AF_INET6` and `AF_UNIX` only (TCP and
+/// Unix-socket forwarding), `connect`, `bind`, `listen`, and `ioctl` for a session's pty
+/// (window size, modes). Still no `execve`, `fork`/`clone`, `ptrace`, `kill`, `setuid`,
+/// `mount`, `chroot`: sessions are started by the monitor.
+///
+/// OpenSSH sandboxes only its pre-authentication child this tightly; its post-authentication
+/// child runs unconfined as the user. A worker here serves many connections in both phases,
+/// so it keeps the one filter, opened just enough for forwarding.
+#[cfg(target_os = "linux")]
+pub fn install_worker_seccomp() -> io::Result<()> {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    use std::collections::BTreeMap;
+
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(io::Error::other)?;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = REACTOR_SYSCALLS
+        .iter()
+        .chain(REFUSED_SYSCALLS)
+        .chain(WORKER_SYSCALLS)
+        .map(|&call| (call, Vec::new()))
+        .collect();
+    let mut families = Vec::new();
+    for family in [libc::AF_INET, libc::AF_INET6, libc::AF_UNIX] {
+        let family = u64::try_from(family).map_err(io::Error::other)?;
+        let condition = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, family)
+            .map_err(io::Error::other)?;
+        families.push(SeccompRule::new(vec![condition]).map_err(io::Error::other)?);
+    }
+    rules.insert(libc::SYS_socket, families);
+    let program = |rules, mismatch, matched| -> io::Result<BpfProgram> {
+        let filter =
+            SeccompFilter::new(rules, mismatch, matched, arch).map_err(io::Error::other)?;
+        BpfProgram::try_from(filter).map_err(io::Error::other)
+    };
+    let allow_list = program(rules, SeccompAction::KillProcess, SeccompAction::Allow)?;
+    let refused = REFUSED_SYSCALLS.iter().map(|&call| (call, Vec::new())).collect();
+    let refusals = program(
+        refused,
+        SeccompAction::Allow,
+        SeccompAction::Errno(u32::try_from(libc::EACCES).unwrap_or(13)),
+    )?;
+    seccompiler::apply_filter_all_threads(&refusals).map_err(io::Error::other)?;
+    seccompiler::apply_filter_all_threads(&allow_list).map_err(io::Error::other)?;
+    Ok(())
+}
+
+/// Installs a worker's seccomp filter (Linux only).
+#[cfg(not(target_os = "linux"))]
+pub fn install_worker_seccomp() -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// What a privilege-separated SSH worker may do beyond [`REACTOR_SYSCALLS`] (see
+/// [`install_worker_seccomp`]; `socket` is allowed separately, for three families).
+#[cfg(target_os = "linux")]
+pub const WORKER_SYSCALLS: &[i64] = &[
+    libc::SYS_connect,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_ioctl,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_getgid,
+    libc::SYS_getegid,
+    libc::SYS_rt_sigaction,
+    libc::SYS_pipe2,
+    libc::SYS_socketpair,
+    libc::SYS_dup,
+    libc::SYS_dup3,
+    libc::SYS_lseek,
+    libc::SYS_uname,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_prlimit64,
+    libc::SYS_getrusage,
+    libc::SYS_timerfd_create,
+    libc::SYS_timerfd_settime,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_umask,
+];
+
+/// Takes ownership of `count` descriptors from `first` on that the process inherited (a
+/// worker's socketpair end and listeners, placed there by its parent). Each must be open;
+/// the first call takes them, later calls fail.
+pub fn take_inherited_fds(first: i32, count: usize) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    if first < 3 || TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "inherited descriptors taken"));
+    }
+    let mut fds = Vec::with_capacity(count);
+    for offset in 0..count {
+        let raw = first
+            .checked_add(i32::try_from(offset).map_err(io::Error::other)?)
+            .ok_or_else(|| io::Error::other("descriptor number overflow"))?;
+        // The descriptor must be open before we claim it.
+        // SAFETY: F_GETFD only reads the descriptor's flags; a closed number fails with EBADF.
+        if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is open (checked above), below any descriptor this process opened
+        // itself (the parent placed it before exec), and claimed once (`TAKEN`): nothing
+        // else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+        fds.push(owned);
+    }
+    Ok(fds)
+}
+
 /// The system calls a sandboxed reactor may make: readiness (epoll, eventfd for the waker),
 /// reading and writing sockets it already has, accepting on listeners it already has, memory,
 /// time, futexes, signals it already installed, and exiting. No `socket`, `connect`, `bind`,

@@ -21,6 +21,20 @@ pub const MAX_AUTHORIZED_KEYS_FILE_LEN: u64 = 16 * 1024 * 1024;
 
 type Lookup = dyn Fn(&str) -> Result<Option<Account>, twine_core::Error> + Send + Sync;
 
+type KeysSource = dyn Fn(&Account) -> Option<String> + Send + Sync;
+
+static KEYS_OVERRIDE: std::sync::OnceLock<Box<KeysSource>> = std::sync::OnceLock::new();
+
+/// Makes every later [`AuthorizedKeys::check`] of this process take the account's keys from
+/// `source` instead of reading its files: a privilege-separated worker, which cannot read
+/// them, gets them from its monitor (which applies the file list and strict modes). Set
+/// once; returns `false` if it was already set.
+pub fn set_keys_override(
+    source: impl Fn(&Account) -> Option<String> + Send + Sync + 'static,
+) -> bool {
+    KEYS_OVERRIDE.set(Box::new(source)).is_ok()
+}
+
 /// Public key authentication against `authorized_keys` files, as sshd does it.
 ///
 /// - The files are OpenSSH's `AuthorizedKeysFile` list (default `.ssh/authorized_keys
@@ -125,9 +139,18 @@ impl AuthorizedKeys {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let offset = self.local_offset.unwrap_or_else(|| local_offset(now_unix));
-        for pattern in &self.files {
-            let path = expand_path(pattern, &account);
-            let text = match read_key_file(&path, &account, self.strict_modes) {
+        let sources: Vec<(PathBuf, Option<String>)> = match KEYS_OVERRIDE.get() {
+            Some(source) => vec![(PathBuf::from("(monitor)"), source(&account))],
+            None => self.files.iter().map(|p| (expand_path(p, &account), None)).collect(),
+        };
+        let overridden = KEYS_OVERRIDE.get().is_some();
+        for (path, given) in sources {
+            let read = if overridden {
+                Ok(given)
+            } else {
+                read_key_file(&path, &account, self.strict_modes)
+            };
+            let text = match read {
                 Ok(Some(text)) => text,
                 Ok(None) => continue,
                 Err(reason) => {
@@ -154,6 +177,28 @@ impl AuthorizedKeys {
             }
         }
         Decision::Reject
+    }
+}
+
+impl AuthorizedKeys {
+    /// The contents of every file of `account` that [`check`](Self::check) would read, in
+    /// order (blocking): what a privilege-separated monitor hands its worker.
+    pub fn read_all(&self, account: &Account) -> Option<String> {
+        let mut all = String::new();
+        let mut any = false;
+        for pattern in &self.files {
+            let path = expand_path(pattern, account);
+            match read_key_file(&path, account, self.strict_modes) {
+                Ok(Some(text)) => {
+                    any = true;
+                    all.push_str(&text);
+                    all.push('\n');
+                }
+                Ok(None) => {}
+                Err(reason) => log::warn!("authorized_keys: ignoring {}: {reason}", path.display()),
+            }
+        }
+        any.then_some(all)
     }
 }
 

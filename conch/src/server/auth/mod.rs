@@ -51,10 +51,14 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+#[doc(hidden)]
+pub use authorized_keys::set_keys_override;
 pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
 pub use pam::{PamBackend, PamSession, PamSessionSetup};
+#[doc(hidden)]
+pub use shadow::set_password_delegate;
 pub use shadow::ShadowPasswords;
 pub use tofu::{TofuVerdict, TrustOnFirstUse};
 pub use users::StaticUsers;

@@ -107,7 +107,9 @@ impl MonitorClient<UnixStream> {
             twine_core::sandbox::recv_with_fds(stream.as_fd(), buf, &mut fds)
         })?;
         let announced = match reply {
-            Reply::SessionStarted { fds, .. } => usize::from(fds),
+            Reply::SessionStarted { fds, .. } | Reply::SessionSpawned { fds, .. } => {
+                usize::from(fds)
+            }
             _ => 0,
         };
         if announced != fds.len() {
@@ -134,6 +136,12 @@ impl SigningScope {
     pub fn enter(connection: ConnectionId) -> Self {
         Self { previous: SIGNING_FOR.with(|c| c.replace(Some(connection))) }
     }
+}
+
+/// The connection of this thread's current [`SigningScope`]: the one whose input or events
+/// are being handled (a worker's session spawner asks the monitor on its behalf).
+pub fn current_connection() -> Option<ConnectionId> {
+    SIGNING_FOR.with(Cell::get)
 }
 
 impl Drop for SigningScope {

@@ -21,7 +21,7 @@ use crate::wire::{InvalidMessage, Reader, Writer};
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// The longest request frame (after the length field) the monitor accepts from a worker.
-pub const MAX_REQUEST_LEN: usize = 16 * 1024;
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 
 /// The longest reply frame a worker accepts from the monitor: an `authorized_keys` file is the
 /// largest thing a reply carries.
@@ -43,6 +43,44 @@ const MAX_SIGNATURE_LEN: usize = 4096;
 const MAX_KEY_BLOB_LEN: usize = 4096;
 const MAX_PATH_LEN: usize = 4096;
 const HEADER_LEN: usize = 6;
+const MAX_PASSWORD_LEN: usize = 1024;
+const MAX_PLAN_ITEMS: usize = 512;
+const MAX_MODES_LEN: usize = 256;
+
+/// A pty for a planned session: its size, and terminal modes encoded by the worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PtyPlan {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub columns: u16,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// The terminal modes, in the worker's encoding (opaque to the codec).
+    pub modes: Option<Vec<u8>>,
+}
+
+/// Everything a session's process needs, decided by the worker (as `SpawnPlan`): the monitor
+/// starts it as the connection's verified user, whatever the worker claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionPlan {
+    /// The program.
+    pub program: Vec<u8>,
+    /// `argv[0]`.
+    pub arg0: Vec<u8>,
+    /// The arguments after `argv[0]`.
+    pub args: Vec<Vec<u8>>,
+    /// The whole environment.
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The working directory.
+    pub cwd: Vec<u8>,
+    /// The pty, when the session has one.
+    pub pty: Option<PtyPlan>,
+    /// Whether `~/.ssh/rc` may run.
+    pub user_rc: bool,
+}
 
 /// What a session runs, as asked by the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +179,50 @@ pub enum Request {
         /// The connection.
         connection: ConnectionId,
     },
+    /// Check a password for the user looked up on this connection (`/etc/shadow`). Success
+    /// makes the user verified on this connection.
+    AuthenticatePassword {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+        /// The password the client sent.
+        password: Vec<u8>,
+    },
+    /// Where a connection just opened comes from: the monitor refuses (`Failed`) a source
+    /// under a per-source penalty, and penalises the sources of a worker that dies.
+    ConnectionPeer {
+        /// The connection, just opened.
+        connection: ConnectionId,
+        /// The client's address.
+        address: std::net::IpAddr,
+    },
+    /// The names of the groups of the user looked up on this connection (`AllowGroups`,
+    /// `Match Group`).
+    LookupGroups {
+        /// The connection.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
+    /// Resolve a host name for a `direct-tcpip` forwarding of this authenticated connection
+    /// (the worker's empty root has no resolver configuration).
+    ResolveHost {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// Start a session's process as the authenticated user of this connection, as `plan`
+    /// says; the reply carries a control socket, then the pty controller or the three pipes.
+    SpawnSession {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// What to run, and how.
+        plan: SessionPlan,
+    },
 }
 
 impl Request {
@@ -156,6 +238,11 @@ impl Request {
             | Self::AuthenticatePublicKey { connection, .. }
             | Self::ConnectionAuthenticated { connection, .. }
             | Self::StartSession { connection, .. }
+            | Self::AuthenticatePassword { connection, .. }
+            | Self::SpawnSession { connection, .. }
+            | Self::ConnectionPeer { connection, .. }
+            | Self::ResolveHost { connection, .. }
+            | Self::LookupGroups { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -173,6 +260,11 @@ impl Request {
             Self::ConnectionAuthenticated { .. } => "ConnectionAuthenticated",
             Self::StartSession { .. } => "StartSession",
             Self::ConnectionClosed { .. } => "ConnectionClosed",
+            Self::AuthenticatePassword { .. } => "AuthenticatePassword",
+            Self::SpawnSession { .. } => "SpawnSession",
+            Self::ConnectionPeer { .. } => "ConnectionPeer",
+            Self::ResolveHost { .. } => "ResolveHost",
+            Self::LookupGroups { .. } => "LookupGroups",
         }
     }
 
@@ -188,6 +280,11 @@ impl Request {
             Self::StartSession { .. } => 8,
             Self::ConnectionClosed { .. } => 9,
             Self::AuthenticatePublicKey { .. } => 10,
+            Self::AuthenticatePassword { .. } => 11,
+            Self::SpawnSession { .. } => 12,
+            Self::ConnectionPeer { .. } => 13,
+            Self::ResolveHost { .. } => 14,
+            Self::LookupGroups { .. } => 15,
         }
     }
 
@@ -202,7 +299,8 @@ impl Request {
             }
             Self::LookupUser { connection, user }
             | Self::ReadAuthorizedKeys { connection, user }
-            | Self::PamStart { connection, user } => {
+            | Self::PamStart { connection, user }
+            | Self::LookupGroups { connection, user } => {
                 w.write_u64(connection.0).write_string(user.as_bytes());
             }
             Self::PamRespond { connection, responses } => {
@@ -232,6 +330,19 @@ impl Request {
                     .write_string(user.as_bytes())
                     .write_string(method.as_bytes());
             }
+            Self::AuthenticatePassword { connection, user, password } => {
+                w.write_u64(connection.0).write_string(user.as_bytes()).write_string(password);
+            }
+            Self::SpawnSession { connection, plan } => {
+                w.write_u64(connection.0);
+                encode_plan(w, plan);
+            }
+            Self::ResolveHost { connection, host, port } => {
+                w.write_u64(connection.0).write_string(host.as_bytes()).write_u32((*port).into());
+            }
+            Self::ConnectionPeer { connection, address } => {
+                w.write_u64(connection.0).write_string(address.to_string().as_bytes());
+            }
             Self::StartSession { connection, kind, term } => {
                 w.write_u64(connection.0);
                 match kind {
@@ -250,7 +361,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=10).contains(&kind) {
+        if !(1..=15).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -306,6 +417,25 @@ impl Request {
                 host_bound: flag(r)?,
                 signature: r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec(),
             },
+            11 => Self::AuthenticatePassword {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                password: r.read_string_limited(MAX_PASSWORD_LEN)?.to_vec(),
+            },
+            12 => Self::SpawnSession { connection, plan: decode_plan(r)? },
+            14 => Self::ResolveHost {
+                connection,
+                host: text(r, MAX_SHORT_STRING)?,
+                port: u16::try_from(r.read_u32()?)
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
+            15 => Self::LookupGroups { connection, user: text(r, MAX_USER_LEN)? },
+            13 => Self::ConnectionPeer {
+                connection,
+                address: text(r, MAX_SHORT_STRING)?
+                    .parse()
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -351,6 +481,21 @@ pub enum Reply {
     Unsupported(String),
     /// A legal request that failed (a signing error, a session that could not start).
     Failed(String),
+    /// Group names (`LookupGroups`).
+    Groups(Vec<String>),
+    /// A host name's addresses (`ResolveHost`).
+    Addresses(Vec<std::net::SocketAddr>),
+    /// A planned session's process started: its pid and terminal; `fds` descriptors come with
+    /// the reply: the session's control socket, then the pty controller or stdin, stdout and
+    /// stderr.
+    SessionSpawned {
+        /// The process id.
+        pid: u32,
+        /// The terminal's path, with a pty.
+        tty: Option<String>,
+        /// How many descriptors are attached.
+        fds: u8,
+    },
 }
 
 impl Reply {
@@ -363,6 +508,9 @@ impl Reply {
             Self::SessionStarted { .. } => 132,
             Self::Unsupported(_) => 133,
             Self::Failed(_) => 134,
+            Self::SessionSpawned { .. } => 135,
+            Self::Addresses(_) => 136,
+            Self::Groups(_) => 137,
         }
     }
 
@@ -393,6 +541,26 @@ impl Reply {
             Self::Unsupported(what) | Self::Failed(what) => {
                 w.write_string(what.as_bytes());
             }
+            Self::Groups(names) => {
+                w.write_u32(u32::try_from(names.len()).unwrap_or(u32::MAX));
+                for name in names {
+                    w.write_string(name.as_bytes());
+                }
+            }
+            Self::Addresses(addresses) => {
+                w.write_u32(u32::try_from(addresses.len()).unwrap_or(u32::MAX));
+                for address in addresses {
+                    w.write_string(address.to_string().as_bytes());
+                }
+            }
+            Self::SessionSpawned { pid, tty, fds } => {
+                w.write_u32(*pid);
+                match tty {
+                    None => w.write_bool(false),
+                    Some(tty) => w.write_bool(true).write_string(tty.as_bytes()),
+                };
+                w.write_u8(*fds);
+            }
         })
     }
 
@@ -422,6 +590,37 @@ impl Reply {
             132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
             133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
             134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
+            137 => {
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PLAN_ITEMS {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut names = Vec::with_capacity(count);
+                for _ in 0..count {
+                    names.push(text(r, MAX_USER_LEN)?);
+                }
+                Self::Groups(names)
+            }
+            136 => {
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PLAN_ITEMS {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut addresses = Vec::with_capacity(count);
+                for _ in 0..count {
+                    addresses.push(
+                        text(r, MAX_SHORT_STRING)?
+                            .parse()
+                            .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+                    );
+                }
+                Self::Addresses(addresses)
+            }
+            135 => Self::SessionSpawned {
+                pid: r.read_u32()?,
+                tty: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
+                fds: r.read_u8()?,
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -515,6 +714,72 @@ impl FrameDecoder {
         frame.drain(..4);
         Ok(Some(frame))
     }
+}
+
+fn encode_plan(w: &mut Writer<'_>, plan: &SessionPlan) {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    w.write_string(&plan.program).write_string(&plan.arg0).write_u32(count(plan.args.len()));
+    for arg in &plan.args {
+        w.write_string(arg);
+    }
+    w.write_u32(count(plan.env.len()));
+    for (key, value) in &plan.env {
+        w.write_string(key).write_string(value);
+    }
+    w.write_string(&plan.cwd);
+    match &plan.pty {
+        None => {
+            w.write_bool(false);
+        }
+        Some(pty) => {
+            w.write_bool(true)
+                .write_u32(pty.rows.into())
+                .write_u32(pty.columns.into())
+                .write_u32(pty.width.into())
+                .write_u32(pty.height.into());
+            match &pty.modes {
+                None => w.write_bool(false),
+                Some(modes) => w.write_bool(true).write_string(modes),
+            };
+        }
+    }
+    w.write_bool(plan.user_rc);
+}
+
+fn decode_plan(r: &mut Reader<'_>) -> Result<SessionPlan, CodecError> {
+    let bytes = |r: &mut Reader<'_>, limit| -> Result<Vec<u8>, CodecError> {
+        Ok(r.read_string_limited(limit)?.to_vec())
+    };
+    let items = |r: &mut Reader<'_>| -> Result<usize, CodecError> {
+        let n = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+        if n > MAX_PLAN_ITEMS {
+            return Err(CodecError::TooManyItems);
+        }
+        Ok(n)
+    };
+    let dimension = |r: &mut Reader<'_>| -> Result<u16, CodecError> {
+        u16::try_from(r.read_u32()?).map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))
+    };
+    let program = bytes(r, MAX_PATH_LEN)?;
+    let arg0 = bytes(r, MAX_PATH_LEN)?;
+    let mut args = Vec::new();
+    for _ in 0..items(r)? {
+        args.push(bytes(r, MAX_COMMAND_LEN)?);
+    }
+    let mut env = Vec::new();
+    for _ in 0..items(r)? {
+        env.push((bytes(r, MAX_SHORT_STRING)?, bytes(r, MAX_COMMAND_LEN)?));
+    }
+    let cwd = bytes(r, MAX_PATH_LEN)?;
+    let pty = if flag(r)? {
+        let (rows, columns, width, height) =
+            (dimension(r)?, dimension(r)?, dimension(r)?, dimension(r)?);
+        let modes = if flag(r)? { Some(bytes(r, MAX_MODES_LEN)?) } else { None };
+        Some(PtyPlan { rows, columns, width, height, modes })
+    } else {
+        None
+    };
+    Ok(SessionPlan { program, arg0, args, env, cwd, pty, user_rc: flag(r)? })
 }
 
 fn frame(kind: u8, id: u32, body: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {

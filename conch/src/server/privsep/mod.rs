@@ -2,7 +2,7 @@
 //! sandboxed workers that do, talking over a narrow typed protocol on a socketpair.
 //!
 //! ```text
-//!   monitor (root) ── host keys, account database, authorized_keys, (PAM, sessions: not yet)
+//!   monitor (root) ── host keys, account database, authorized_keys, shadow, sessions (not PAM)
 //!      │  Monitor: per-connection phases and limits; a Violation kills the worker
 //!      │  codec: length-prefixed, versioned, bounded frames (Request ⇄ Reply)
 //!   socketpair
@@ -15,35 +15,34 @@
 //! [`MonitorClient`] are their blocking ends. [`Penalties`] is `PerSourcePenalties`, for the
 //! listener to feed with worker crashes and authentication failures. The sandbox itself is `twine_core::sandbox`.
 //!
-//! # Wiring it into conchd (not done yet)
+//! # In conchd
 //!
-//! 1. When root and `UsePrivilegeSeparation` is on, `main` keeps the host keys, binds the
-//!    listeners, and instead of `Acceptor`'s reactor threads spawns one worker *process* per
-//!    core (`twine_core::process` with `inherit_fd`: the worker's socketpair end as fd 3, the
-//!    listeners from fd 4), re-executing conchd with a worker switch. It runs one thread per
-//!    worker doing [`serve_unix`] over a [`Monitor`] with a [`SystemBackend`]; on a
-//!    [`ServeEnd::Violation`] or a crash it kills the worker by pid, records
-//!    [`PenaltyKind::Crash`] for the sources of that worker's open connections in
-//!    [`Penalties`] (checked before accepting), and starts a new worker.
-//! 2. The worker builds its `Reactor`, thread pool and `ServerConfig` first, with one
-//!    [`MonitorSigner`] per host public key in place of the private keys, then calls
-//!    `twine_core::sandbox::enter` (uid `sshd`/`nobody`, an empty root-owned directory such as
-//!    `/run/conchd/empty`) before accepting. The seccomp list has no `clone`: every thread
-//!    (`defer_to_thread`'s pool) must exist before it.
-//! 3. `ServerProtocol` sends `ConnectionOpened`/`ConnectionClosed` and holds a
-//!    [`SigningScope`] for its connection around `handle_input`/`drive` (the one hook needed
-//!    in `server/protocol`).
-//! 4. A worker-side `AuthBackend` asks `LookupUser` and `AuthenticatePublicKey`; for that,
-//!    `userauth::Attempt::PublicKey` must also carry the client's signature blob and whether it
-//!    was host-bound, so the monitor can verify it itself. Password and keyboard-interactive
-//!    (PAM) need `PamStart`/`PamRespond` to be relayed: the monitor answers
-//!    [`Reply::Unsupported`] today, so under privilege separation only `publickey` works.
-//! 5. A worker-side `SessionBackend` sends `StartSession` with
-//!    [`MonitorClient::call_with_fds`]; a [`MonitorBackend::start_session`] for the system
-//!    must fork the user's process as root (initgroups, setuid, pty owned by the user, utmp)
-//!    with `UnixSessions`' spawner and return the pty master or pipes; the worker adopts them
-//!    as the channel's process. Exit statuses need a monitor→worker notification that the
-//!    protocol does not have yet.
+//! `conchd -o UsePrivilegeSeparation=sandbox` (or `CONCHD_PRIVSEP=sandbox`), started as root,
+//! runs this (`bin/conchd/privsep/`): the monitor keeps the host keys, binds the listeners and
+//! starts one worker process per core (re-executed conchd, its socketpair end as fd 3, the
+//! listeners from fd 4), serving each with [`serve_unix`] over a [`Monitor`] on a thread;
+//! the worker builds its reactor, starts its pool threads, and enters
+//! `twine_core::sandbox` (empty chroot, `sshd`/`nobody`, `no_new_privs`,
+//! `install_worker_seccomp`) before it accepts.
+//!
+//! - [`SigningScope`]: `ServerProtocol` holds one around handling input and dispatching
+//!   events, so [`MonitorSigner`] and a session spawner know their connection
+//!   ([`current_connection`]).
+//! - The worker's policy reads accounts, `authorized_keys` and passwords through [`hooks`]
+//!   that ask the monitor (`LookupUser`, `ReadAuthorizedKeys`, `AuthenticatePassword`); a
+//!   public key login is verified again by the monitor (`AuthenticatePublicKey`, with the
+//!   signature `userauth::Attempt::PublicKey` carries), and `ConnectionAuthenticated` comes
+//!   when the login completes.
+//! - Sessions: the worker sends its `SpawnPlan` (`SpawnSession`); the monitor starts it as the
+//!   verified user and passes a control socket plus the pty controller or the pipes; the worker
+//!   serves them with `Reactor::adopt_foreign_process` (exit status and signals over the
+//!   control socket).
+//! - `ConnectionPeer` lets the monitor refuse penalised sources ([`Penalties`]); it penalises
+//!   the sources of a dead worker's connections ([`PenaltyKind::Crash`]) and logins that
+//!   failed ([`PenaltyKind::AuthFail`]).
+//! - Not relayed yet: PAM ([`Request::PamStart`]/[`Request::PamRespond`] are answered
+//!   [`Reply::Unsupported`]: keyboard-interactive is off under privilege separation),
+//!   [`Request::StartSession`] (superseded by `SpawnSession`).
 
 mod channel;
 mod codec;
@@ -53,12 +52,22 @@ mod penalty;
 mod tests;
 
 pub use channel::{
-    serve, serve_unix, ClientError, MonitorClient, MonitorSigner, ServeEnd, SigningScope,
-    SystemBackend,
+    current_connection, serve, serve_unix, ClientError, MonitorClient, MonitorSigner, ServeEnd,
+    SigningScope, SystemBackend,
 };
 pub use codec::{
-    CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord, MAX_AUTHORIZED_KEYS_LEN,
-    MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
+    CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionKind, SessionPlan, UserRecord,
+    MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN,
+    PROTOCOL_VERSION,
 };
-pub use monitor::{Limits, Monitor, MonitorBackend, Phase, StartedSession, Violation};
+pub use monitor::{
+    Limits, Monitor, MonitorBackend, Phase, SpawnedSession, StartedSession, Violation,
+};
+/// What a worker points at its monitor before it sandboxes itself: account look-ups,
+/// `authorized_keys` contents and password checks.
+pub mod hooks {
+    pub use crate::server::account::set_lookup_override;
+    pub use crate::server::auth::{set_keys_override, set_password_delegate};
+    pub use crate::server::forwarding::set_resolver_override;
+}
 pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

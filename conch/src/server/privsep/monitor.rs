@@ -18,9 +18,11 @@
 //!
 //! Anything else — a request for a connection that was never opened, a session before
 //! authentication, a second pre-auth signature, data to sign that is not an exchange hash, a
-//! user other than the one looked up, too many requests of a kind — is a [`Violation`]. The
-//! monitor answers a violation by killing the worker (every connection it served is lost);
-//! nothing a worker sends can make the monitor panic or allocate without bound.
+//! user other than the one looked up — is a [`Violation`]. The monitor answers a violation by
+//! killing the worker (every connection it served is lost); nothing a worker sends can make the
+//! monitor panic or allocate without bound. Too many requests of a kind on one connection (which
+//! a client can cause through an honest worker: many keys, rekeys, sessions) are refused with
+//! [`Reply::Failed`] for that connection alone.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +32,9 @@ use crate::crypto::CryptoError;
 use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
-use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord};
+use super::codec::{
+    CodecError, FrameDecoder, Reply, Request, SessionKind, SessionPlan, UserRecord,
+};
 
 /// How many requests of each kind one connection may make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +51,7 @@ pub struct Limits {
     pub max_pam: u32,
     /// Signatures after authentication (one per rekey).
     pub max_rekey_signatures: u32,
-    /// Sessions per connection (`MaxSessions`).
+    /// Sessions started over one connection's life (multiplexed clients start many).
     pub max_sessions: u32,
 }
 
@@ -59,7 +63,7 @@ impl Default for Limits {
             max_key_reads: 64,
             max_pam: 64,
             max_rekey_signatures: 1024,
-            max_sessions: 10,
+            max_sessions: 4096,
         }
     }
 }
@@ -86,6 +90,55 @@ pub trait MonitorBackend {
         kind: &SessionKind,
         term: Option<&str>,
     ) -> Result<StartedSession, String>;
+    /// Whether a connection from `address` may go on (`Err`: a per-source penalty's reason).
+    /// The default admits everyone.
+    fn admit(&mut self, address: std::net::IpAddr) -> Result<(), String> {
+        let _ = address;
+        Ok(())
+    }
+    /// `address` earned a per-source penalty (a failed login that ended, a crashed worker).
+    /// The default forgets it.
+    fn penalise(&mut self, address: std::net::IpAddr, kind: super::PenaltyKind) {
+        let _ = (address, kind);
+    }
+    /// The names of `user`'s groups. The default knows none.
+    fn groups(&mut self, user: &UserRecord) -> Vec<String> {
+        let _ = user;
+        Vec::new()
+    }
+    /// Resolves `host` for a forwarding (blocking). The default resolves nothing.
+    fn resolve(&mut self, host: &str, port: u16) -> Vec<std::net::SocketAddr> {
+        let _ = (host, port);
+        Vec::new()
+    }
+    /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
+    fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
+        let _ = (user, password);
+        false
+    }
+    /// Starts a planned session's process as `user` (never as anyone the worker names),
+    /// returning its pid, terminal and descriptors: a control socket first, then the pty
+    /// controller or the three pipes. The default cannot.
+    fn spawn_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        let _ = (connection, user, plan);
+        Err("sessions are not started by this monitor".to_owned())
+    }
+}
+
+/// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
+#[derive(Debug)]
+pub struct SpawnedSession {
+    /// The process id.
+    pub pid: u32,
+    /// The terminal's path, with a pty.
+    pub tty: Option<String>,
+    /// The control socket, then the pty controller or stdin, stdout and stderr.
+    pub fds: Vec<OwnedFd>,
 }
 
 /// A session the monitor started: its id, and the descriptors handed to the worker.
@@ -122,6 +175,10 @@ struct Connection {
     key_reads: u32,
     pam: u32,
     sessions: u32,
+    /// The client's address, once the worker told it.
+    peer: Option<std::net::IpAddr>,
+    /// Public key and password checks that failed.
+    failures: u32,
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -238,6 +295,11 @@ impl<B: MonitorBackend> Monitor<B> {
         std::mem::take(&mut self.fds)
     }
 
+    /// The addresses of the connections open now (to penalise when the worker dies).
+    pub fn open_peers(&self) -> Vec<std::net::IpAddr> {
+        self.connections.values().filter_map(|c| c.peer).collect()
+    }
+
     /// Whether the worker stopped in the middle of a request.
     pub fn has_partial_request(&self) -> bool {
         self.decoder.has_partial()
@@ -267,6 +329,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     key_reads: 0,
                     pam: 0,
                     sessions: 0,
+                    peer: None,
+                    failures: 0,
                 },
             );
             return Ok(Reply::Done);
@@ -279,15 +343,46 @@ impl<B: MonitorBackend> Monitor<B> {
         match request {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
-                self.connections.remove(&connection);
+                if let Some(gone) = self.connections.remove(&connection) {
+                    if let (Phase::PreAuth, Some(peer), 1..) =
+                        (&gone.phase, gone.peer, gone.failures)
+                    {
+                        self.backend.penalise(peer, super::PenaltyKind::AuthFail);
+                    }
+                }
                 Ok(Reply::Done)
+            }
+            Request::LookupGroups { user, .. } => {
+                if let Some(refusal) = over(&mut conn.lookups, limits.max_lookups, name) {
+                    return Ok(refusal);
+                }
+                let record = looked_up(conn, &user)?;
+                Ok(Reply::Groups(self.backend.groups(record)))
+            }
+            Request::ResolveHost { host, port, .. } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                Ok(Reply::Addresses(self.backend.resolve(&host, port)))
+            }
+            Request::ConnectionPeer { address, .. } => {
+                if conn.phase != Phase::PreAuth || conn.peer.is_some() {
+                    return Err(out_of_state(&conn.phase));
+                }
+                conn.peer = Some(address);
+                match self.backend.admit(address) {
+                    Ok(()) => Ok(Reply::Done),
+                    Err(reason) => Ok(Reply::Failed(reason)),
+                }
             }
             Request::SignExchangeHash { algorithm, data, .. } => {
                 let allowed = match conn.phase {
                     Phase::PreAuth => 1,
                     Phase::Authenticated => limits.max_rekey_signatures,
                 };
-                bump(&mut conn.signatures, allowed, name)?;
+                if let Some(refusal) = over(&mut conn.signatures, allowed, name) {
+                    return Ok(refusal);
+                }
                 if ![20, 32, 48, 64].contains(&data.len()) {
                     return Err(Violation::NotAnExchangeHash(data.len()));
                 }
@@ -311,7 +406,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.lookups, limits.max_lookups, name)?;
+                if let Some(refusal) = over(&mut conn.lookups, limits.max_lookups, name) {
+                    return Ok(refusal);
+                }
                 let found = self.backend.lookup_user(&user);
                 if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
                     conn.verified = None;
@@ -323,7 +420,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
+                    return Ok(refusal);
+                }
                 let record = looked_up(conn, &user)?;
                 Ok(Reply::AuthorizedKeys(self.backend.read_authorized_keys(record)))
             }
@@ -331,7 +430,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.pam, limits.max_pam, name)?;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    return Ok(refusal);
+                }
                 looked_up(conn, user)?;
                 Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
             }
@@ -339,7 +440,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.pam, limits.max_pam, name)?;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    return Ok(refusal);
+                }
                 Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
             }
             Request::AuthenticatePublicKey {
@@ -353,7 +456,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.key_reads, limits.max_key_reads, name)?;
+                if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
+                    return Ok(refusal);
+                }
                 let record = looked_up(conn, &user)?;
                 let session_id = conn
                     .session_id
@@ -377,6 +482,7 @@ impl<B: MonitorBackend> Monitor<B> {
                         .is_some()
                 });
                 if !listed {
+                    conn.failures += 1;
                     return Ok(Reply::Failed("key not authorized".to_owned()));
                 }
                 let signed = crate::userauth::signed_data(
@@ -388,6 +494,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     host_key.as_deref(),
                 );
                 if key.verify(sig_algorithm, &signed, &signature).is_err() {
+                    conn.failures += 1;
                     return Ok(Reply::Failed("signature does not verify".to_owned()));
                 }
                 conn.verified = Some(user);
@@ -404,11 +511,50 @@ impl<B: MonitorBackend> Monitor<B> {
                 conn.phase = Phase::Authenticated;
                 Ok(Reply::Done)
             }
+            Request::AuthenticatePassword { user, password, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    return Ok(refusal);
+                }
+                let record = looked_up(conn, &user)?;
+                if self.backend.check_password(record, &password) {
+                    conn.verified = Some(user);
+                    Ok(Reply::Done)
+                } else {
+                    conn.failures += 1;
+                    Ok(Reply::Failed("password refused".to_owned()))
+                }
+            }
+            Request::SpawnSession { connection, plan } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                if let Some(refusal) = over(&mut conn.sessions, limits.max_sessions, name) {
+                    return Ok(refusal);
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                match self.backend.spawn_session(connection, user, &plan) {
+                    Ok(spawned) => {
+                        let max = twine_core::sandbox::MAX_PASSED_FDS;
+                        if spawned.fds.len() > max {
+                            return Ok(Reply::Failed(format!("more than {max} descriptors")));
+                        }
+                        let fds = u8::try_from(spawned.fds.len()).unwrap_or(u8::MAX);
+                        self.fds.extend(spawned.fds);
+                        Ok(Reply::SessionSpawned { pid: spawned.pid, tty: spawned.tty, fds })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
             Request::StartSession { connection, kind, term } => {
                 if conn.phase != Phase::Authenticated {
                     return Err(out_of_state(&conn.phase));
                 }
-                bump(&mut conn.sessions, limits.max_sessions, name)?;
+                if let Some(refusal) = over(&mut conn.sessions, limits.max_sessions, name) {
+                    return Ok(refusal);
+                }
                 let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
                 match self.backend.start_session(connection, user, &kind, term.as_deref()) {
                     Ok(started) => {
@@ -427,12 +573,15 @@ impl<B: MonitorBackend> Monitor<B> {
     }
 }
 
-fn bump(count: &mut u32, limit: u32, name: &'static str) -> Result<(), Violation> {
+/// Counts one more request of a kind; past `limit`, the refusal to answer instead. A client
+/// can drive a well-behaved worker past these caps (keys offered, rekeys, sessions), so they
+/// refuse the request for that connection rather than kill a worker that serves many.
+fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
     if *count >= limit {
-        return Err(Violation::RateLimited(name));
+        return Some(Reply::Failed(format!("too many {name} requests on this connection")));
     }
     *count += 1;
-    Ok(())
+    None
 }
 
 fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {

@@ -48,6 +48,9 @@ fn alice_proof() -> Request {
 struct Fake {
     key: PrivateKey,
     sessions_started: u32,
+    /// Penalties recorded, and the address refused.
+    penalised: Vec<(std::net::IpAddr, PenaltyKind)>,
+    refuse: Option<std::net::IpAddr>,
     /// Handed to the worker with the next session started.
     session_output: Option<std::os::fd::OwnedFd>,
 }
@@ -84,6 +87,18 @@ impl MonitorBackend for Fake {
         };
         Ok(StartedSession { id: u64::from(self.sessions_started), fds })
     }
+    fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
+        user.name == "alice" && password == b"right"
+    }
+    fn admit(&mut self, address: std::net::IpAddr) -> Result<(), String> {
+        match self.refuse {
+            Some(refused) if refused == address => Err("penalty: caused crash".into()),
+            _ => Ok(()),
+        }
+    }
+    fn penalise(&mut self, address: std::net::IpAddr, kind: PenaltyKind) {
+        self.penalised.push((address, kind));
+    }
 }
 
 fn user(name: &str) -> UserRecord {
@@ -98,7 +113,13 @@ fn user(name: &str) -> UserRecord {
 
 fn monitor() -> Monitor<Fake> {
     Monitor::new(
-        Fake { key: host_key(), sessions_started: 0, session_output: None },
+        Fake {
+            key: host_key(),
+            sessions_started: 0,
+            penalised: Vec::new(),
+            refuse: None,
+            session_output: None,
+        },
         Limits::default(),
     )
 }
@@ -344,9 +365,9 @@ fn a_closed_connection_id_cannot_be_opened_again() {
 }
 
 #[test]
-fn a_second_signature_before_authentication_is_a_violation() {
+fn a_second_signature_before_authentication_is_refused_for_that_connection() {
     let (_, result) = both_ways(&[opened(), sign(C1), sign(C1)]);
-    assert_eq!(result, Err(Violation::RateLimited("SignExchangeHash")));
+    assert!(matches!(result.unwrap().last(), Some(Reply::Failed(_))));
 }
 
 #[test]
@@ -409,7 +430,7 @@ fn a_lookup_after_authentication_is_out_of_state() {
 }
 
 #[test]
-fn lookups_beyond_the_limit_are_rate_limited() {
+fn lookups_beyond_the_limit_are_refused_for_that_connection() {
     let mut requests = vec![opened()];
     let limit = usize::try_from(Limits::default().max_lookups).unwrap();
     requests.extend(std::iter::repeat_with(|| lookup("alice")).take(limit));
@@ -417,17 +438,17 @@ fn lookups_beyond_the_limit_are_rate_limited() {
     assert_eq!(result.unwrap().len(), limit + 1);
     requests.push(lookup("alice"));
     let (_, result) = both_ways(&requests);
-    assert_eq!(result, Err(Violation::RateLimited("LookupUser")));
+    assert!(matches!(result.unwrap().last(), Some(Reply::Failed(_))));
 }
 
 #[test]
-fn sessions_beyond_max_sessions_are_rate_limited() {
+fn sessions_beyond_the_limit_are_refused_for_that_connection() {
     let mut requests =
         vec![opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")];
     let limit = usize::try_from(Limits::default().max_sessions).unwrap();
     requests.extend(std::iter::repeat_with(shell).take(limit + 1));
     let (m, result) = both_ways(&requests);
-    assert_eq!(result, Err(Violation::RateLimited("StartSession")));
+    assert!(matches!(result.unwrap().last(), Some(Reply::Failed(_))));
     assert_eq!(m.backend().sessions_started, u32::try_from(limit).unwrap());
 }
 
@@ -703,4 +724,120 @@ fn a_session_s_descriptor_is_closed_when_the_stream_cannot_carry_it() {
     assert_eq!(std::io::Read::read(&mut output, &mut [0u8; 8]).unwrap(), 0);
     drop(client);
     assert!(server.join().unwrap());
+}
+
+fn password(word: &str) -> Request {
+    Request::AuthenticatePassword { connection: C1, user: "alice".into(), password: word.into() }
+}
+
+fn peer(address: &str) -> Request {
+    Request::ConnectionPeer { connection: C1, address: address.parse().unwrap() }
+}
+
+fn plan() -> SessionPlan {
+    SessionPlan {
+        program: b"/bin/sh".to_vec(),
+        arg0: b"-sh".to_vec(),
+        args: vec![b"-c".to_vec(), b"true".to_vec()],
+        env: vec![(b"TERM".to_vec(), b"xterm".to_vec())],
+        cwd: b"/".to_vec(),
+        pty: Some(PtyPlan { rows: 24, columns: 80, width: 0, height: 0, modes: Some(vec![1, 2]) }),
+        user_rc: true,
+    }
+}
+
+#[test]
+fn the_new_requests_and_the_spawned_reply_round_trip_through_the_codec() {
+    let requests = [
+        password("secret"),
+        peer("2001:db8::1"),
+        Request::SpawnSession { connection: C1, plan: plan() },
+        Request::ResolveHost { connection: C1, host: "localhost".into(), port: 22 },
+        Request::LookupGroups { connection: C1, user: "alice".into() },
+    ];
+    for request in requests {
+        let frame = request.encode(9);
+        assert_eq!(Request::decode(&frame[4..]), Ok((9, request)));
+    }
+    let replies = [
+        Reply::SessionSpawned { pid: 77, tty: Some("/dev/pts/3".into()), fds: 2 },
+        Reply::Addresses(vec!["127.0.0.1:22".parse().unwrap(), "[::1]:22".parse().unwrap()]),
+        Reply::Groups(vec!["wheel".into(), "users".into()]),
+    ];
+    for reply in replies {
+        let frame = reply.encode(4);
+        assert_eq!(Reply::decode(&frame[4..]), Ok((4, reply)));
+    }
+}
+
+#[test]
+fn a_password_the_monitor_checked_itself_lets_the_login_complete_and_a_wrong_one_does_not() {
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    m.handle(sign(C1)).unwrap();
+    m.handle(lookup("alice")).unwrap();
+    assert!(matches!(m.handle(password("wrong")), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(authenticated("alice")), Err(Violation::Unverified));
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    m.handle(lookup("alice")).unwrap();
+    assert_eq!(m.handle(password("right")), Ok(Reply::Done));
+    assert_eq!(m.handle(authenticated("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_planned_session_before_authentication_is_a_violation() {
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    m.handle(lookup("alice")).unwrap();
+    assert_eq!(
+        m.handle(Request::SpawnSession { connection: C1, plan: plan() }),
+        Err(Violation::OutOfState { request: "SpawnSession", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn a_penalised_source_is_refused_and_a_failed_login_that_ends_is_penalised() {
+    let mut m = monitor();
+    m.backend_mut().refuse = Some("192.0.2.9".parse().unwrap());
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    assert!(
+        matches!(m.handle(peer("192.0.2.9")), Ok(Reply::Failed(why)) if why.contains("penalty"))
+    );
+    let c2 = ConnectionId(2);
+    m.handle(Request::ConnectionOpened { connection: c2 }).unwrap();
+    m.handle(Request::ConnectionPeer { connection: c2, address: "192.0.2.1".parse().unwrap() })
+        .unwrap();
+    m.handle(Request::LookupUser { connection: c2, user: "alice".into() }).unwrap();
+    let wrong = Request::AuthenticatePassword {
+        connection: c2,
+        user: "alice".into(),
+        password: b"no".to_vec(),
+    };
+    m.handle(wrong).unwrap();
+    assert_eq!(
+        m.open_peers(),
+        vec!["192.0.2.9".parse::<std::net::IpAddr>().unwrap(), "192.0.2.1".parse().unwrap()]
+    );
+    m.handle(Request::ConnectionClosed { connection: c2 }).unwrap();
+    assert_eq!(m.backend().penalised, vec![("192.0.2.1".parse().unwrap(), PenaltyKind::AuthFail)]);
+}
+
+#[test]
+fn a_second_peer_for_one_connection_is_a_violation() {
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    m.handle(peer("192.0.2.1")).unwrap();
+    assert!(matches!(m.handle(peer("192.0.2.2")), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn resolving_a_host_name_before_authentication_is_a_violation() {
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    let resolve = Request::ResolveHost { connection: C1, host: "localhost".into(), port: 80 };
+    assert_eq!(
+        m.handle(resolve),
+        Err(Violation::OutOfState { request: "ResolveHost", phase: Phase::PreAuth })
+    );
 }

@@ -359,6 +359,11 @@ pub struct ServerProtocol {
 }
 
 impl ServerProtocol {
+    /// The connection's id, unique in this process and increasing.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
     /// Whether the connection ended in an error — a bad identification string, a failed key
     /// exchange, a corrupt packet, the login grace time — rather than by a disconnect or end
     /// of stream from either side. sshd exits with status 255 after such a connection in inetd
@@ -407,6 +412,9 @@ impl Protocol for ServerProtocol {
     fn data_received(&mut self, data: &[u8]) {
         let Some(conn) = &self.conn else { return };
         let now = conn.now();
+        // A privilege-separated worker's host keys sign through its monitor, for this
+        // connection (key exchanges are answered while input is handled).
+        let _signing = crate::server::privsep::SigningScope::enter(self.id);
         let result = conn.core.borrow_mut().handle_input(now, data);
         if let Err(err) = result {
             log::debug!("connection {}: input error: {err}", self.id);
@@ -557,6 +565,9 @@ impl Conn {
             self.again.set(true);
             return;
         }
+        // Sessions started and keys signed while dispatching are this connection's (a
+        // privilege-separated worker asks its monitor on its behalf).
+        let _scope = crate::server::privsep::SigningScope::enter(self.facts.borrow().id);
         let mut dispatched = 0;
         loop {
             self.again.set(false);

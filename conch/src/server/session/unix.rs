@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use nix::sys::signal::Signal as NixSignal;
 use nix::sys::termios::Termios;
-use nix::unistd::{Group, Pid, Uid};
+use nix::unistd::{Group, Uid};
 use twine_core::error::Reason;
 use twine_core::process::{
     Credentials, Groups, Process, ProcessOptions, ProcessProtocol, ProcessStatus, PtyOptions,
@@ -69,6 +69,25 @@ pub struct SpawnPlan {
     /// Whether the login may run `~/.ssh/rc` (`no-user-rc` and `restrict` clear it), for a
     /// spawner that runs it (sshd's `do_rc_files`).
     pub user_rc: bool,
+}
+
+impl SpawnPlan {
+    /// A plan to run `program` as `account` with nothing else set: no arguments, an empty
+    /// environment, the home directory as working directory, no pty, no rc file. For a
+    /// privileged process rebuilding a plan another process sent.
+    pub fn new(account: Account, program: impl Into<PathBuf>) -> Self {
+        let program = program.into();
+        Self {
+            arg0: program.clone().into_os_string(),
+            cwd: account.home.clone(),
+            account,
+            program,
+            args: Vec::new(),
+            env: Vec::new(),
+            pty: None,
+            user_rc: false,
+        }
+    }
 }
 
 /// The privileged step of a Unix session: start a [`SpawnPlan`] as its account (setgid,
@@ -548,11 +567,12 @@ impl SessionControl for UnixControl {
         if self.process.status().is_some() {
             return false;
         }
-        let Ok(pid) = i32::try_from(self.process.pid()) else { return false };
-        match nix::sys::signal::killpg(Pid::from_raw(pid), *signal) {
+        // Through the process handle: a process another one forked (privilege separation)
+        // is signalled by its parent.
+        match self.process.signal_group_number(*signal as i32) {
             Ok(()) => true,
             Err(err) => {
-                log::info!("signal {name} to process group {pid}: {err}");
+                log::info!("signal {name} to process group {}: {err}", self.process.pid());
                 false
             }
         }
@@ -576,9 +596,8 @@ impl SessionControl for UnixControl {
         if self.process.status().is_some() {
             return;
         }
-        let Ok(pid) = i32::try_from(self.process.pid()) else { return };
-        if let Err(err) = nix::sys::signal::killpg(Pid::from_raw(pid), NixSignal::SIGHUP) {
-            log::debug!("hanging up process group {pid}: {err}");
+        if let Err(err) = self.process.signal_group(twine_core::reactor::Signal::Hangup) {
+            log::debug!("hanging up process group {}: {err}", self.process.pid());
         }
     }
 }

@@ -1,0 +1,593 @@
+//! The monitor: root, never reading the network. It binds the listeners, starts one worker
+//! per core and restarts those that die, serves each worker's requests on a thread, and
+//! starts sessions' processes on its reactor.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use twine::conch::config::sshd::SshdConfig;
+use twine::conch::crypto::CryptoError;
+use twine::conch::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
+use twine::conch::server::privsep::{
+    serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig, PenaltyKind, ServeEnd,
+    SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend, UserRecord,
+};
+use twine::conch::server::session::{LocalSpawner, SessionSpawner};
+use twine::conch::server::{Account, AuthorizedKeys, ConnectionId, ShadowPasswords};
+use twine::internet::error::Reason;
+use twine::internet::process::{ChildFds, Process, ProcessOptions, ProcessProtocol, ProcessStatus};
+use twine::internet::protocol::{HalfClose, Protocol, Transport};
+use twine::internet::reactor::{Signal, ThreadHandle};
+use twine::internet::Reactor;
+
+use super::control::{plan_from_wire, Frame, Frames};
+use crate::around::AroundSpawner;
+use crate::Fatal;
+
+/// How long a dead worker's slot waits before a new worker starts.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// What the monitor's backend needs from the configuration.
+#[derive(Clone)]
+struct Settings {
+    authorized_keys_files: Vec<String>,
+    strict_modes: bool,
+    permit_empty_passwords: bool,
+    print_motd: bool,
+    print_last_log: bool,
+}
+
+/// The monitor's backend for one worker: the system's, with `authorized_keys` read as sshd
+/// does, passwords from `/etc/shadow`, and sessions started on the main reactor.
+struct ConchdBackend {
+    system: SystemBackend,
+    settings: Settings,
+    main: ThreadHandle,
+    penalties: Arc<Mutex<Penalties>>,
+    started: Instant,
+}
+
+type Slot = Rc<RefCell<Option<Rc<dyn Transport>>>>;
+
+/// Hears a session's process in the monitor: its end goes to the worker.
+struct Reporter {
+    slot: Slot,
+}
+
+impl ProcessProtocol for Reporter {
+    fn out_received(&mut self, _data: &[u8]) {}
+
+    fn process_exited(&mut self, status: ProcessStatus) {
+        if let Some(transport) = self.slot.borrow_mut().take() {
+            transport.write(&Frame::Ended(status).encode());
+            transport.lose_connection();
+        }
+    }
+}
+
+/// The monitor's end of a session's control socket: signals asked for by the worker.
+struct Signals {
+    process: Process,
+    frames: Frames,
+}
+
+impl Protocol for Signals {
+    fn data_received(&mut self, data: &[u8]) {
+        let Some(frames) = self.frames.feed(data) else {
+            log::warn!("malformed session control frame from a worker");
+            return;
+        };
+        for frame in frames {
+            if let Frame::Kill { signal, group } = frame {
+                let result = if group {
+                    self.process.signal_group_number(signal)
+                } else {
+                    Signal::from_raw(signal).map_or(Ok(()), |s| self.process.signal(s))
+                };
+                if let Err(err) = result {
+                    log::debug!("signal session {}: {err}", self.process.pid());
+                }
+            }
+        }
+    }
+
+    fn read_connection_lost(&mut self) -> HalfClose {
+        HalfClose::KeepWriting
+    }
+
+    fn connection_lost(&mut self, _reason: Reason) {}
+}
+
+/// On the main reactor: starts `plan` for `account`, hands back its descriptors.
+fn start_session(
+    reactor: &Reactor,
+    settings: &Settings,
+    plan: &SessionPlan,
+    account: Account,
+) -> Result<SpawnedSession, String> {
+    let plan = plan_from_wire(plan, account);
+    let pty = plan.pty.is_some();
+    let spawner = AroundSpawner::new(
+        LocalSpawner::new(reactor),
+        settings.print_motd,
+        settings.print_last_log,
+    );
+    let slot: Slot = Rc::default();
+    let process = spawner
+        .spawn(plan, Box::new(Reporter { slot: Rc::clone(&slot) }))
+        .map_err(|e| e.to_string())?;
+    let child = process.duplicate_fds();
+    // The worker serves the descriptors; ours close (the child's end is its only reader).
+    process.abort_connection();
+    let child = child.map_err(|e| e.to_string())?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+    let signals = Signals { process: process.clone(), frames: Frames::default() };
+    let transport = reactor.adopt_fd(OwnedFd::from(ours), signals).map_err(|e| e.to_string())?;
+    *slot.borrow_mut() = Some(transport);
+    let mut fds = vec![OwnedFd::from(theirs)];
+    let tty = match child {
+        ChildFds::Pty { controller, tty } => {
+            fds.push(controller);
+            tty.map(|t| t.display().to_string())
+        }
+        ChildFds::Pipes { stdin, stdout, stderr } => {
+            fds.extend([stdin, stdout, stderr]);
+            None
+        }
+    };
+    debug_assert_eq!(pty, tty.is_some() || fds.len() == 2);
+    Ok(SpawnedSession { pid: process.pid(), tty, fds })
+}
+
+impl MonitorBackend for ConchdBackend {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.system.sign(algorithm, data)
+    }
+
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        self.system.host_public_key(algorithm)
+    }
+
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        self.system.lookup_user(name)
+    }
+
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        let account = Account::lookup(&user.name).ok().flatten()?;
+        let keys = AuthorizedKeys::new()
+            .with_files(self.settings.authorized_keys_files.clone())
+            .with_strict_modes(self.settings.strict_modes);
+        keys.read_all(&account).map(String::into_bytes)
+    }
+
+    fn start_session(
+        &mut self,
+        _connection: ConnectionId,
+        _user: &UserRecord,
+        _kind: &SessionKind,
+        _term: Option<&str>,
+    ) -> Result<StartedSession, String> {
+        Err("sessions are started from a plan (SpawnSession)".to_owned())
+    }
+
+    fn admit(&mut self, address: IpAddr) -> Result<(), String> {
+        let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
+        table.check(address, self.started.elapsed()).map_err(str::to_owned)
+    }
+
+    fn penalise(&mut self, address: IpAddr, kind: PenaltyKind) {
+        let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
+        table.penalise(address, kind, self.started.elapsed());
+    }
+
+    fn groups(&mut self, user: &UserRecord) -> Vec<String> {
+        let Ok(name) = std::ffi::CString::new(user.name.clone()) else { return Vec::new() };
+        let gids = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(user.gid))
+            .unwrap_or_default();
+        gids.into_iter()
+            .filter_map(|gid| nix::unistd::Group::from_gid(gid).ok().flatten().map(|g| g.name))
+            .collect()
+    }
+
+    fn resolve(&mut self, host: &str, port: u16) -> Vec<SocketAddr> {
+        (host, port).to_socket_addrs().map(Iterator::collect).unwrap_or_default()
+    }
+
+    fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
+        ShadowPasswords::new()
+            .with_empty_passwords(self.settings.permit_empty_passwords)
+            .verify(&user.name, password)
+    }
+
+    fn spawn_session(
+        &mut self,
+        _connection: ConnectionId,
+        user: &UserRecord,
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        let account = Account::lookup(&user.name)
+            .map_err(|e| e.to_string())?
+            .filter(|a| a.uid == user.uid)
+            .ok_or_else(|| format!("account {} changed", user.name))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (settings, plan) = (self.settings.clone(), plan.clone());
+        self.main
+            .call_from_thread(move |reactor| {
+                let _ = tx.send(start_session(reactor, &settings, &plan, account));
+            })
+            .map_err(|e| e.to_string())?;
+        rx.recv().map_err(|_| "the monitor's reactor stopped".to_owned())?
+    }
+}
+
+/// One worker slot: its current process.
+struct Slot2 {
+    pid: Cell<Option<u32>>,
+}
+
+/// Everything the main reactor keeps.
+struct State {
+    args: Vec<String>,
+    listeners: RefCell<Vec<TcpListener>>,
+    /// Whether the workers log to syslog (the monitor is a daemon).
+    daemon: bool,
+    /// After SIGHUP, until the new server is started.
+    restart_pending: Cell<bool>,
+    host_keys: Vec<Arc<dyn HostKeySigner>>,
+    public_keys: String,
+    settings: Settings,
+    slots: Vec<Slot2>,
+    stopping: Cell<bool>,
+    single: bool,
+    penalties: Arc<Mutex<Penalties>>,
+    started: Instant,
+}
+
+/// Hears a worker: relays its output, and restarts it when it dies.
+struct WorkerWatch {
+    state: Rc<State>,
+    reactor: Reactor,
+    index: usize,
+}
+
+impl ProcessProtocol for WorkerWatch {
+    fn out_received(&mut self, data: &[u8]) {
+        let _ = std::io::stdout().write_all(data);
+    }
+
+    fn err_received(&mut self, data: &[u8]) {
+        let _ = std::io::stderr().write_all(data);
+    }
+
+    fn process_ended(&mut self, status: ProcessStatus) {
+        let state = Rc::clone(&self.state);
+        if let Some(slot) = state.slots.get(self.index) {
+            slot.pid.set(None);
+        }
+        if state.stopping.get() {
+            if !state.restart_pending.get()
+                && state.slots.iter().all(|slot| slot.pid.get().is_none())
+            {
+                self.reactor.stop();
+            }
+            return;
+        }
+        if state.single {
+            // -d: the one connection is over.
+            self.reactor.stop();
+            return;
+        }
+        log::error!("privsep worker {} ended ({status:?}); restarting it", self.index);
+        let (reactor, index) = (self.reactor.clone(), self.index);
+        let _ = self.reactor.call_later(RESTART_DELAY, move || {
+            if !state.stopping.get() {
+                spawn_worker(&state, &reactor, index);
+            }
+        });
+    }
+}
+
+fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
+    let result = (|| -> Result<u32, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+        let mut options = ProcessOptions::new(&exe)
+            .args(&state.args)
+            .env(super::WORKER_VAR, index.to_string())
+            .env(super::LISTENERS_VAR, state.listeners.borrow().len().to_string())
+            .env(super::HOST_KEYS_VAR, &state.public_keys)
+            .inherit_fd(OwnedFd::from(theirs), super::MONITOR_FD);
+        if state.daemon {
+            options = options.env(crate::DAEMON_CHILD, "1");
+        }
+        for (n, listener) in state.listeners.borrow().iter().enumerate() {
+            let fd = listener.try_clone().map_err(|e| e.to_string())?;
+            let target = super::MONITOR_FD + 1 + i32::try_from(n).map_err(|e| e.to_string())?;
+            options = options.inherit_fd(OwnedFd::from(fd), target);
+        }
+        let watch = WorkerWatch { state: Rc::clone(state), reactor: reactor.clone(), index };
+        let process = reactor.spawn_process(options, watch).map_err(|e| e.to_string())?;
+        let pid = process.pid();
+        let backend = ConchdBackend {
+            system: SystemBackend::new(state.host_keys.clone()),
+            settings: state.settings.clone(),
+            main: reactor.thread_handle(),
+            penalties: Arc::clone(&state.penalties),
+            started: state.started,
+        };
+        std::thread::Builder::new()
+            .name(format!("monitor-{index}"))
+            .spawn(move || serve_worker(backend, &ours, pid))
+            .map_err(|e| e.to_string())?;
+        Ok(pid)
+    })();
+    match result {
+        Ok(pid) => {
+            log::debug!("privsep worker {index} started as pid {pid}");
+            if let Some(slot) = state.slots.get(index) {
+                slot.pid.set(Some(pid));
+            }
+        }
+        Err(err) => log::error!("privsep worker {index}: cannot start: {err}"),
+    }
+}
+
+/// A worker's thread: serves its requests until it closes or breaks the rules; kills it then.
+fn serve_worker(backend: ConchdBackend, stream: &UnixStream, pid: u32) {
+    let mut monitor = Monitor::new(backend, Limits::default());
+    let end = serve_unix(&mut monitor, stream);
+    // A worker that ends with connections open crashed (or was killed for breaking the
+    // rules); one that drains closes them first.
+    let peers = monitor.open_peers();
+    match end {
+        ServeEnd::Closed => log::debug!("privsep worker {pid} closed its channel"),
+        ServeEnd::Violation(v) => log::error!("privsep worker {pid} killed: {v}"),
+        ServeEnd::Io(e) => log::error!("privsep worker {pid}: channel failed: {e}"),
+    }
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(raw),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    for peer in peers {
+        log::info!("penalising {peer}: its connection's worker crashed");
+        monitor.backend_mut().penalise(peer, PenaltyKind::Crash);
+    }
+}
+
+/// After `SIGHUP`: starts the new server once the workers have closed the listeners (the
+/// addresses can be bound again), checking every 50 ms, `tries` times at most.
+fn restart_when_free(
+    state: &Rc<State>,
+    reactor: &Reactor,
+    addresses: Vec<SocketAddr>,
+    args: Vec<String>,
+    foreground: bool,
+    tries: u32,
+) {
+    let free = addresses.iter().all(|addr| bind(*addr).is_ok());
+    if free || tries == 0 {
+        let cwd = crate::START_DIR.get().cloned();
+        if let Err(err) = crate::restart(&args, cwd.as_deref(), foreground) {
+            log::error!("restart failed: {err}");
+        }
+        state.restart_pending.set(false);
+        if state.slots.iter().all(|slot| slot.pid.get().is_none()) {
+            reactor.stop();
+        }
+        return;
+    }
+    let (again, state) = (reactor.clone(), Rc::clone(state));
+    let _ = reactor.call_later(Duration::from_millis(50), move || {
+        restart_when_free(&state, &again, addresses, args, foreground, tries - 1);
+    });
+}
+
+/// A listening socket as sshd makes it (as `server::bind`).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
+fn listen(c: &SshdConfig) -> Vec<TcpListener> {
+    let mut out = Vec::new();
+    for la in &c.listen_addresses {
+        let addrs: Vec<SocketAddr> = match la.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, la.port)],
+            Err(_) => match (la.host.as_str(), la.port).to_socket_addrs() {
+                Ok(addrs) => addrs.collect(),
+                Err(err) => {
+                    log::error!("Bad listen address {}: {err}", la.host);
+                    continue;
+                }
+            },
+        };
+        for addr in addrs {
+            match bind(addr) {
+                Ok(listener) => {
+                    let port = listener.local_addr().map_or(addr.port(), |a| a.port());
+                    log::info!("Server listening on {} port {port}.", addr.ip());
+                    out.push(listener);
+                }
+                Err(err) => {
+                    log::error!("Bind to port {} on {} failed: {err}.", addr.port(), addr.ip());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Makes the workers' empty directory: root's, mode 0755, nothing in it.
+fn prepare_chroot() -> Result<(), Fatal> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new(super::CHROOT_DIR);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| Fatal(format!("privsep: {}: {e}", dir.display()), 255))?;
+    // The workers refuse a directory they could find something in: say so once, here.
+    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        return Err(Fatal(
+            format!(
+                "privsep: {} must be an empty directory (or run with -o UsePrivilegeSeparation=no)",
+                dir.display()
+            ),
+            255,
+        ));
+    }
+    Ok(())
+}
+
+/// The monitor's life.
+pub(crate) fn run(
+    args: &[String],
+    opts: &crate::cli::Options,
+    startup: &SshdConfig,
+    host_keys: Vec<Arc<dyn HostKeySigner>>,
+) -> Result<(), Fatal> {
+    prepare_chroot()?;
+    if cfg!(feature = "pam") && startup.use_pam {
+        log::warn!(
+            "privilege separation: PAM is not relayed through the monitor yet; password and \
+             keyboard-interactive logins are refused (use -o UsePrivilegeSeparation=no for PAM)"
+        );
+    }
+    let listeners = listen(startup);
+    if listeners.is_empty() {
+        return Err(Fatal("Cannot bind any address.".into(), 255));
+    }
+    let public_keys = host_keys
+        .iter()
+        .map(|k| super::hex(&k.public_key().to_blob()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let single = opts.debug > 0;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = if single {
+        1
+    } else {
+        // CONCHD_PRIVSEP_WORKERS overrides one per core (tests).
+        std::env::var(super::WORKERS_VAR)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(cores)
+            .clamp(1, 64)
+    };
+    let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;
+    let state = Rc::new(State {
+        args: args.to_vec(),
+        listeners: RefCell::new(listeners),
+        daemon: !(opts.foreground || opts.debug > 0),
+        restart_pending: Cell::new(false),
+        host_keys,
+        public_keys,
+        settings: Settings {
+            authorized_keys_files: startup.authorized_keys_files.clone(),
+            strict_modes: startup.strict_modes,
+            permit_empty_passwords: startup.permit_empty_passwords,
+            print_motd: startup.print_motd,
+            print_last_log: startup.print_last_log,
+        },
+        slots: (0..workers).map(|_| Slot2 { pid: Cell::new(None) }).collect(),
+        stopping: Cell::new(false),
+        single,
+        penalties: Arc::new(Mutex::new(Penalties::new(
+            PenaltyConfig {
+                enabled: !startup.per_source_penalties.iter().any(|p| p.eq_ignore_ascii_case("no")),
+                ..PenaltyConfig::default()
+            },
+            Vec::new(),
+        ))),
+        started: Instant::now(),
+    });
+    for index in 0..workers {
+        spawn_worker(&state, &reactor, index);
+    }
+    log::debug!("privilege separation: {workers} workers");
+    let pid_file = if opts.debug > 0 { None } else { startup.pid_file.clone() };
+    if let Some(path) = &pid_file {
+        if let Err(err) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            log::error!("Couldn't create pid file \"{path}\": {err}");
+        }
+    }
+    let stop_all = {
+        let state = Rc::clone(&state);
+        move || {
+            state.stopping.set(true);
+            for slot in &state.slots {
+                if let Some(pid) = slot.pid.get().and_then(|p| i32::try_from(p).ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+            }
+        }
+    };
+    for signal in [Signal::Terminate, Signal::Interrupt] {
+        let (stop_all, pid_file) = (stop_all.clone(), pid_file.clone());
+        reactor
+            .observe_signal(signal, move || {
+                log::info!("Received signal {}; terminating.", signal.as_raw());
+                stop_all();
+                if let Some(path) = &pid_file {
+                    let _ = std::fs::remove_file(path);
+                }
+                std::process::exit(255);
+            })
+            .map_err(|e| Fatal(e.to_string(), 255))?;
+    }
+    {
+        let (args, foreground) = (args.to_vec(), opts.foreground || opts.debug > 0);
+        let (state, pid_file) = (Rc::clone(&state), pid_file.clone());
+        let main = reactor.clone();
+        reactor
+            .observe_signal(Signal::Hangup, move || {
+                if state.stopping.get() {
+                    return;
+                }
+                log::info!("Received SIGHUP; restarting.");
+                if let Some(path) = &pid_file {
+                    let _ = std::fs::remove_file(path);
+                }
+                // The workers stop accepting and end with their last connection, as sshd's
+                // children of a restarted server; this monitor ends with the last of them.
+                state.stopping.set(true);
+                let addresses: Vec<SocketAddr> =
+                    state.listeners.borrow().iter().filter_map(|l| l.local_addr().ok()).collect();
+                state.listeners.borrow_mut().clear();
+                for slot in &state.slots {
+                    if let Some(pid) = slot.pid.get().and_then(|p| i32::try_from(p).ok()) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGHUP,
+                        );
+                    }
+                }
+                state.restart_pending.set(true);
+                restart_when_free(&state, &main, addresses, args.clone(), foreground, 100);
+            })
+            .map_err(|e| Fatal(e.to_string(), 255))?;
+    }
+    let result = reactor.run().map_err(|e| Fatal(e.to_string(), 255));
+    stop_all();
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}

@@ -1,0 +1,660 @@
+//! The worker: the network side of a privilege-separated conchd, sandboxed before it
+//! accepts (see the module above).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Barrier, Mutex, PoisonError};
+
+use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
+use twine::conch::keys::{HostKeySigner, PublicKey};
+use twine::conch::server::privsep::{
+    current_connection, hooks, MonitorClient, MonitorSigner, Reply, Request, UserRecord,
+};
+use twine::conch::server::session::SessionSpawner;
+use twine::conch::server::session::SpawnPlan;
+use twine::conch::server::{
+    Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId, LoginRequest,
+    Restrictions, SessionGrant, UnixSessions,
+};
+use twine::conch::userauth::{Attempt, Decision, Method};
+use twine::internet::error::Reason;
+use twine::internet::process::{ChildFds, Process, ProcessProtocol, ProcessStatus};
+use twine::internet::protocol::{HalfClose, Protocol, Transport};
+use twine::internet::reactor::Interest;
+use twine::internet::{Deferred, Reactor};
+
+use super::control::{plan_to_wire, Frame, Frames};
+use crate::server::{self, Counted, Hub};
+use crate::Fatal;
+
+type Client = MonitorClient<UnixStream>;
+
+/// Pool threads started before the sandbox (which forbids starting more).
+const POOL_THREADS: usize = 8;
+
+/// Accounts and `authorized_keys` the monitor gave, for the policy's look-ups (which cannot
+/// name their connection): filled just before each decision.
+#[derive(Default)]
+struct Cache {
+    accounts: HashMap<String, Option<Account>>,
+    keys: HashMap<String, Option<String>>,
+    groups: HashMap<String, Vec<String>>,
+}
+
+const CACHE_MAX: usize = 4096;
+
+static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+
+fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    let cache = guard.get_or_insert_with(Cache::default);
+    if cache.accounts.len() > CACHE_MAX || cache.keys.len() > CACHE_MAX {
+        *cache = Cache::default();
+    }
+    f(cache)
+}
+
+fn account_of(record: UserRecord) -> Account {
+    let shell = if record.shell.is_empty() { "/bin/sh".to_owned() } else { record.shell };
+    Account {
+        name: record.name,
+        uid: record.uid,
+        gid: record.gid,
+        home: record.home.into(),
+        shell: shell.into(),
+    }
+}
+
+/// In a worker: `user`'s group names, as the monitor gave them (the worker cannot read the
+/// group database). `None` outside a worker.
+pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
+    if !super::is_worker() {
+        return None;
+    }
+    Some(with_cache(|cache| cache.groups.get(user).cloned().unwrap_or_default()))
+}
+
+/// Asks the monitor for `user` (and, for a public key, the user's keys) on `connection`.
+fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
+    let account = match client.call(&Request::LookupUser { connection, user: user.to_owned() }) {
+        Ok(Reply::User(record)) => record.map(account_of),
+        Ok(other) => {
+            log::debug!("monitor: LookupUser answered {other:?}");
+            None
+        }
+        Err(err) => {
+            log::error!("monitor: {err}");
+            None
+        }
+    };
+    let found = account.is_some();
+    with_cache(|cache| cache.accounts.insert(user.to_owned(), account));
+    if found {
+        let groups = match client.call(&Request::LookupGroups { connection, user: user.to_owned() })
+        {
+            Ok(Reply::Groups(names)) => names,
+            _ => Vec::new(),
+        };
+        with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
+    }
+    if !(found && keys) {
+        return;
+    }
+    let text = match client.call(&Request::ReadAuthorizedKeys { connection, user: user.to_owned() })
+    {
+        Ok(Reply::AuthorizedKeys(text)) => text.map(|t| String::from_utf8_lossy(&t).into_owned()),
+        _ => None,
+    };
+    with_cache(|cache| cache.keys.insert(user.to_owned(), text));
+}
+
+/// Runs `next` on the result of `first`, firing the returned Deferred with its result.
+fn chain<T: 'static, U: 'static>(
+    first: &Deferred<T>,
+    out: Deferred<U>,
+    next: impl FnOnce(Result<T, twine::internet::Error>) -> Deferred<U> + 'static,
+) -> Deferred<U> {
+    let fire = out.clone();
+    drop(first.then(move |result| {
+        drop(next(result).then(move |r| {
+            fire.fire(r);
+            Ok(())
+        }));
+        Ok(())
+    }));
+    out
+}
+
+/// The worker's auth backend: the policy, fed from the monitor, with every acceptance
+/// verified by the monitor itself.
+struct PrivsepAuth {
+    inner: Rc<dyn AuthBackend>,
+    client: Arc<Client>,
+    /// Per connection: the user fetched from the monitor, and whether with their keys (one
+    /// look-up per user, however many keys the client offers).
+    fetched: RefCell<HashMap<ConnectionId, (String, bool)>>,
+}
+
+impl AuthBackend for PrivsepAuth {
+    fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        if matches!(
+            request.attempt,
+            Attempt::KeyboardInteractive { .. } | Attempt::KeyboardInteractiveResponses { .. }
+        ) {
+            // PAM conversations are not relayed through the monitor yet.
+            return request.offload.succeed(Decision::Reject);
+        }
+        let (client, connection, user) =
+            (Arc::clone(&self.client), request.connection.id, request.user.clone());
+        let keys =
+            matches!(request.attempt, Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. });
+        let known = self
+            .fetched
+            .borrow()
+            .get(&connection)
+            .is_some_and(|(name, with_keys)| *name == user && (*with_keys || !keys));
+        let fetched = if known {
+            request.offload.succeed(())
+        } else {
+            let had_keys =
+                self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
+            self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
+            request.offload.run(move || prefetch(&client, connection, &user, keys))
+        };
+        let (inner, request) = (Rc::clone(&self.inner), request.clone());
+        let client = Arc::clone(&self.client);
+        chain(&fetched, request.offload.deferred(), move |_| {
+            let decided = inner.decide(&request);
+            let Attempt::PublicKey { algorithm, key, signature, host_bound } =
+                request.attempt.clone()
+            else {
+                return decided;
+            };
+            let offload = request.offload.clone();
+            chain(&decided, request.offload.deferred(), move |decision| {
+                let restrictions = match decision {
+                    Ok(Decision::Accept(r)) => r,
+                    Ok(other) => return offload.succeed(other),
+                    Err(err) => return Deferred::fail(offload.scheduler(), err),
+                };
+                let check = Request::AuthenticatePublicKey {
+                    connection,
+                    user: request.user.clone(),
+                    algorithm: algorithm.name().to_owned(),
+                    key_blob: key.to_blob(),
+                    host_bound,
+                    signature,
+                };
+                offload.run(move || match client.call(&check) {
+                    Ok(Reply::Done) => Decision::Accept(restrictions),
+                    Ok(other) => {
+                        log::info!("monitor refused the public key: {other:?}");
+                        Decision::Reject
+                    }
+                    Err(err) => {
+                        log::error!("monitor: {err}");
+                        Decision::Reject
+                    }
+                })
+            })
+        })
+    }
+
+    fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
+        // Called for partial successes too: the monitor hears of the login when it completes
+        // (`open_session`).
+        if !matches!(login.method, Method::PublicKey | Method::Password) {
+            return login.offload.succeed(AccountStatus::Denied {
+                reason: format!(
+                    "{} is not available with privilege separation",
+                    login.method.name()
+                ),
+            });
+        }
+        self.inner.check_account(login)
+    }
+
+    fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
+        let method = login.method.name().to_owned();
+        let (client, connection, user) =
+            (Arc::clone(&self.client), login.connection.id, login.user.clone());
+        let told = login.offload.run(move || {
+            let request = Request::ConnectionAuthenticated { connection, user, method };
+            client.call(&request)
+        });
+        let (inner, login) = (Rc::clone(&self.inner), login.clone());
+        let offload = login.offload.clone();
+        chain(&told, offload.deferred(), move |told| match told {
+            Ok(Ok(Reply::Done)) => inner.open_session(&login),
+            other => {
+                let why = format!("the monitor did not confirm the login: {other:?}");
+                Deferred::fail(
+                    login.offload.scheduler(),
+                    twine::internet::Error::new(twine::internet::ErrorKind::PermissionDenied, why),
+                )
+            }
+        })
+    }
+
+    fn close_session(&self, login: &LoginRequest) {
+        self.inner.close_session(login);
+    }
+
+    fn connection_ended(&self, connection: &ConnectionFacts) {
+        self.fetched.borrow_mut().remove(&connection.id);
+        self.inner.connection_ended(connection);
+    }
+}
+
+/// Starts sessions through the monitor and serves the descriptors it passes back.
+struct MonitorSpawner {
+    reactor: Reactor,
+    client: Arc<Client>,
+}
+
+struct Boxed(Box<dyn ProcessProtocol>);
+
+impl ProcessProtocol for Boxed {
+    fn connection_made(&mut self, process: Process) {
+        self.0.connection_made(process);
+    }
+    fn out_received(&mut self, data: &[u8]) {
+        self.0.out_received(data);
+    }
+    fn err_received(&mut self, data: &[u8]) {
+        self.0.err_received(data);
+    }
+    fn in_connection_lost(&mut self) {
+        self.0.in_connection_lost();
+    }
+    fn out_connection_lost(&mut self) {
+        self.0.out_connection_lost();
+    }
+    fn err_connection_lost(&mut self) {
+        self.0.err_connection_lost();
+    }
+    fn process_exited(&mut self, status: ProcessStatus) {
+        self.0.process_exited(status);
+    }
+    fn process_ended(&mut self, status: ProcessStatus) {
+        self.0.process_ended(status);
+    }
+}
+
+type Slot = Rc<RefCell<Option<Rc<dyn Transport>>>>;
+
+/// The worker's end of a session's control socket.
+struct Control {
+    process: Rc<RefCell<Option<Process>>>,
+    slot: Slot,
+    frames: Frames,
+}
+
+impl Control {
+    fn ended(&self, status: ProcessStatus) {
+        if let Some(process) = self.process.borrow_mut().take() {
+            process.foreign_exited(status);
+        }
+    }
+}
+
+impl Protocol for Control {
+    fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        *self.slot.borrow_mut() = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        for frame in self.frames.feed(data).unwrap_or_default() {
+            if let Frame::Ended(status) = frame {
+                self.ended(status);
+            }
+        }
+    }
+
+    fn read_connection_lost(&mut self) -> HalfClose {
+        HalfClose::LoseConnection
+    }
+
+    fn connection_lost(&mut self, _reason: Reason) {
+        self.slot.borrow_mut().take();
+        self.ended(ProcessStatus::Unknown);
+    }
+}
+
+impl SessionSpawner for MonitorSpawner {
+    fn spawn(
+        &self,
+        plan: SpawnPlan,
+        protocol: Box<dyn ProcessProtocol>,
+    ) -> Result<Process, twine::internet::Error> {
+        use twine::internet::{Error, ErrorKind};
+        let connection = current_connection()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "no connection to start for"))?;
+        let pty = plan.pty.is_some();
+        let request = Request::SpawnSession { connection, plan: plan_to_wire(&plan) };
+        let (reply, fds) = self
+            .client
+            .call_with_fds(&request)
+            .map_err(|e| Error::new(ErrorKind::Other, format!("monitor: {e}")))?;
+        let (pid, tty) = match reply {
+            Reply::SessionSpawned { pid, tty, .. } => (pid, tty),
+            Reply::Failed(why) | Reply::Unsupported(why) => {
+                return Err(Error::new(ErrorKind::Other, why))
+            }
+            other => return Err(Error::new(ErrorKind::Other, format!("monitor: {other:?}"))),
+        };
+        let mut fds = fds.into_iter();
+        let short = || Error::new(ErrorKind::Other, "monitor passed too few descriptors");
+        let control = fds.next().ok_or_else(short)?;
+        let child = if pty {
+            ChildFds::Pty { controller: fds.next().ok_or_else(short)?, tty: tty.map(Into::into) }
+        } else {
+            ChildFds::Pipes {
+                stdin: fds.next().ok_or_else(short)?,
+                stdout: fds.next().ok_or_else(short)?,
+                stderr: fds.next().ok_or_else(short)?,
+            }
+        };
+        let slot: Slot = Rc::default();
+        let signaller = Rc::clone(&slot);
+        let process = self.reactor.adopt_foreign_process(
+            pid,
+            child,
+            Boxed(protocol),
+            move |signal, group| match signaller.borrow().as_ref() {
+                Some(transport) => {
+                    transport.write(&Frame::Kill { signal, group }.encode());
+                    Ok(())
+                }
+                None => Err(Error::new(ErrorKind::InvalidInput, "the session is gone")),
+            },
+        )?;
+        let held = Rc::new(RefCell::new(Some(process.clone())));
+        let control_protocol = Control { process: held, slot, frames: Frames::default() };
+        self.reactor.adopt_fd(control, control_protocol)?;
+        Ok(process)
+    }
+}
+
+/// The worker's accepting state: its listeners, its open connections, whether it drains.
+struct Accepting {
+    reactor: Reactor,
+    watches: RefCell<Vec<twine::internet::reactor::FdWatch>>,
+    live: std::cell::Cell<usize>,
+    /// `-d` (one connection, then exit) or `SIGHUP`: no new connections; the worker ends
+    /// with its last one.
+    draining: std::cell::Cell<bool>,
+    single: bool,
+}
+
+impl Accepting {
+    fn drain(&self) {
+        self.draining.set(true);
+        for watch in self.watches.borrow_mut().drain(..) {
+            watch.stop();
+        }
+        if self.live.get() == 0 {
+            self.reactor.stop();
+        }
+    }
+}
+
+/// One connection, announced to the monitor before it is served and after it ends.
+struct Tracked {
+    inner: Counted,
+    id: ConnectionId,
+    client: Arc<Client>,
+    accepting: Rc<Accepting>,
+}
+
+impl Protocol for Tracked {
+    fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        self.inner.connection_made(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.inner.data_received(data);
+    }
+
+    fn read_connection_lost(&mut self) -> HalfClose {
+        self.inner.read_connection_lost()
+    }
+
+    fn write_connection_lost(&mut self) {
+        self.inner.write_connection_lost();
+    }
+
+    fn connection_lost(&mut self, reason: Reason) {
+        self.inner.connection_lost(reason);
+        if let Err(err) = self.client.call(&Request::ConnectionClosed { connection: self.id }) {
+            log::error!("monitor: {err}");
+        }
+        let live = self.accepting.live.get().saturating_sub(1);
+        self.accepting.live.set(live);
+        if live == 0 && self.accepting.draining.get() {
+            self.accepting.reactor.stop();
+        }
+    }
+}
+
+fn accept_all(
+    listener: &TcpListener,
+    hub: &Rc<Hub>,
+    accepting: &Rc<Accepting>,
+    client: &Arc<Client>,
+) {
+    let reactor = &accepting.reactor;
+    loop {
+        if accepting.draining.get() {
+            return;
+        }
+        let (stream, peer) = match listener.accept() {
+            Ok(pair) => pair,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                log::error!("accept: {err}");
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        hub.count_one();
+        let inner = hub.protocol();
+        let id = inner.id();
+        match client.call(&Request::ConnectionOpened { connection: id }) {
+            Ok(Reply::Done) => {}
+            Ok(Reply::Failed(why)) => {
+                log::info!("refused connection: {why}");
+                drop(inner);
+                continue;
+            }
+            other => {
+                log::error!("monitor: ConnectionOpened answered {other:?}");
+                return;
+            }
+        }
+        let address = Request::ConnectionPeer { connection: id, address: peer.ip() };
+        match client.call(&address) {
+            Ok(Reply::Done) => {}
+            other => {
+                if let Ok(Reply::Failed(why)) = &other {
+                    log::info!("refused connection from {}: {why}", peer.ip());
+                } else {
+                    log::error!("monitor: ConnectionPeer answered {other:?}");
+                }
+                let _ = client.call(&Request::ConnectionClosed { connection: id });
+                // Dropped unserved: its count goes with it.
+                drop(inner);
+                continue;
+            }
+        }
+        accepting.live.set(accepting.live.get() + 1);
+        let tracked =
+            Tracked { inner, id, client: Arc::clone(client), accepting: Rc::clone(accepting) };
+        if let Err(err) = reactor.adopt_fd(OwnedFd::from(stream), tracked) {
+            log::error!("cannot serve an accepted connection: {err}");
+        }
+        if accepting.single {
+            // Not from inside the listener's own handler: on the next turn of the loop.
+            accepting.draining.set(true);
+            let later = Rc::clone(accepting);
+            reactor.call_soon(move || later.drain());
+            return;
+        }
+    }
+}
+
+/// The unprivileged identity: `sshd` if it exists, else `nobody`.
+fn sandbox_user() -> Result<(u32, u32), Fatal> {
+    for name in ["sshd", "nobody"] {
+        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+            if !user.uid.is_root() {
+                return Ok((user.uid.as_raw(), user.gid.as_raw()));
+            }
+        }
+    }
+    Err(Fatal("privsep: no unprivileged user (sshd or nobody)".into(), 255))
+}
+
+/// Starts every pool thread now: the sandbox forbids starting threads later.
+fn warm_pool(reactor: &Reactor) {
+    reactor.set_thread_pool_limits(POOL_THREADS, 1024);
+    let barrier = Arc::new(Barrier::new(POOL_THREADS + 1));
+    for _ in 0..POOL_THREADS {
+        let barrier = Arc::clone(&barrier);
+        drop(reactor.defer_to_thread(move || {
+            barrier.wait();
+        }));
+    }
+    barrier.wait();
+}
+
+/// The worker's life: set up, sandbox, serve.
+pub(crate) fn run(
+    opts: &crate::cli::Options,
+    file: &Arc<SshdConfigFile>,
+    startup: &SshdConfig,
+) -> Result<(), Fatal> {
+    let fatal =
+        |what: &str, e: &dyn std::fmt::Display| Fatal(format!("privsep worker: {what}: {e}"), 255);
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let listeners: usize = std::env::var(super::LISTENERS_VAR)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Fatal("privsep worker: no listener count".into(), 255))?;
+    let mut fds = twine::internet::sandbox::take_inherited_fds(super::MONITOR_FD, 1 + listeners)
+        .map_err(|e| fatal("inherited descriptors", &e))?
+        .into_iter();
+    let monitor = fds.next().ok_or_else(|| Fatal("privsep worker: no monitor".into(), 255))?;
+    let client = Arc::new(MonitorClient::new(UnixStream::from(monitor)));
+    let mut host_keys: Vec<Arc<dyn HostKeySigner>> = Vec::new();
+    for blob in std::env::var(super::HOST_KEYS_VAR).unwrap_or_default().split(',') {
+        let Some(key) = super::unhex(blob).and_then(|b| PublicKey::from_blob(&b).ok()) else {
+            continue;
+        };
+        host_keys.push(Arc::new(MonitorSigner::new(key, Arc::clone(&client))));
+    }
+    if host_keys.is_empty() {
+        return Err(Fatal("privsep worker: no host keys".into(), 255));
+    }
+    hooks::set_lookup_override(|name| {
+        Ok(with_cache(|cache| cache.accounts.get(name).cloned().flatten()))
+    });
+    hooks::set_keys_override(|account| {
+        with_cache(|cache| cache.keys.get(&account.name).cloned().flatten())
+    });
+    let delegate_client = Arc::clone(&client);
+    hooks::set_password_delegate(move |connection, user, password| {
+        let request = Request::AuthenticatePassword {
+            connection,
+            user: user.to_owned(),
+            password: password.as_bytes().to_vec(),
+        };
+        matches!(delegate_client.call(&request), Ok(Reply::Done))
+    });
+
+    let resolver_client = Arc::clone(&client);
+    hooks::set_resolver_override(move |connection, host, port| {
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        let request = Request::ResolveHost { connection, host: host.to_owned(), port };
+        match resolver_client.call(&request) {
+            Ok(Reply::Addresses(addresses)) => Ok(addresses),
+            Ok(other) => Err(std::io::Error::other(format!("monitor: {other:?}"))),
+            Err(err) => Err(std::io::Error::other(err.to_string())),
+        }
+    });
+    let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
+    let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
+    let shared = server::Shared::new(&reactor);
+    let (mut config, logins) =
+        server::server_config(&reactor, file, startup, stack, Arc::new(AtomicUsize::new(0)));
+    config.auth = Rc::new(PrivsepAuth {
+        inner: Rc::clone(&config.auth),
+        client: Arc::clone(&client),
+        fetched: RefCell::default(),
+    });
+    let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };
+    let mut sessions =
+        UnixSessions::with_spawner(spawner).with_user_environment(startup.permit_user_environment);
+    for s in &startup.subsystems {
+        let command = if s.command == "internal-sftp" {
+            s.args.replacen("internal-sftp", crate::policy::SFTP_SERVER, 1)
+        } else {
+            s.args.clone()
+        };
+        sessions = sessions.with_subsystem(s.name.clone(), command);
+    }
+    config.sessions = Rc::new(sessions);
+    let hub = Hub::new(&reactor, config, logins, shared);
+    let accepting = Rc::new(Accepting {
+        reactor: reactor.clone(),
+        watches: RefCell::new(Vec::new()),
+        live: std::cell::Cell::new(0),
+        draining: std::cell::Cell::new(false),
+        single: opts.debug > 0,
+    });
+    for fd in fds {
+        let listener = TcpListener::from(fd);
+        listener.set_nonblocking(true).map_err(|e| fatal("listener", &e))?;
+        let raw = listener.as_raw_fd();
+        let (hub, state, client) = (Rc::clone(&hub), Rc::clone(&accepting), Arc::clone(&client));
+        let watch = reactor
+            .watch_fd(raw, Interest::Readable, move |_| {
+                accept_all(&listener, &hub, &state, &client);
+            })
+            .map_err(|e| fatal("watch a listener", &e))?;
+        accepting.watches.borrow_mut().push(watch);
+    }
+    // The monitor's SIGHUP: stop accepting (the listeners close) and end with the last
+    // connection, as a restarted sshd's old children do.
+    let drain = Rc::clone(&accepting);
+    reactor
+        .observe_signal(twine::internet::reactor::Signal::Hangup, move || drain.drain())
+        .map_err(|e| fatal("signals", &e))?;
+    let (uid, gid) = sandbox_user()?;
+    warm_pool(&reactor);
+    let sandbox = twine::internet::sandbox::Sandbox {
+        uid,
+        gid,
+        chroot: std::path::Path::new(super::CHROOT_DIR),
+    };
+    use twine::internet::sandbox as sb;
+    sb::enter_empty_chroot(sandbox.chroot).map_err(|e| fatal("chroot", &e))?;
+    sb::drop_privileges(uid, gid).map_err(|e| fatal("drop privileges", &e))?;
+    if opts.log_file.is_none() {
+        sb::limit_resources().map_err(|e| fatal("rlimit", &e))?;
+    }
+    // Changing credentials cleared the parent-death signal: ask again.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    sb::no_new_privs().map_err(|e| fatal("no_new_privs", &e))?;
+    sb::install_worker_seccomp().map_err(|e| fatal("seccomp", &e))?;
+    log::debug!("privsep worker {} sandboxed as uid {uid}", std::process::id());
+    let result = reactor.run().map_err(|e| fatal("reactor", &e));
+    accepting.watches.borrow_mut().clear();
+    result
+}

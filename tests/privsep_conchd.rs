@@ -1,0 +1,334 @@
+//! `conchd -o UsePrivilegeSeparation=sandbox` as root, seen from `/proc` and from OpenSSH's
+//! clients: every worker is unprivileged, confined and filtered and cannot read a host key;
+//! a killed worker is restarted while another worker's login lives on; logins run commands,
+//! a pty shell and sftp, and passwords are checked by the monitor.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conchd_support;
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use conchd_support::{
+    client_options, conchd_command, free_port, is_root, keygen, output, ssh, stderr, stdout,
+    Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
+};
+
+/// A privilege-separated daemon with `workers` workers, serving a fresh test user.
+struct Setup {
+    dir: TempDir,
+    key: std::path::PathBuf,
+    host_key: std::path::PathBuf,
+    user: TestUser,
+    daemon: Daemon,
+}
+
+fn setup(tag: &str, workers: usize, extra: &str) -> Option<Setup> {
+    if !is_root() {
+        println!("{tag}: skipped: not root");
+        return None;
+    }
+    let dir = TempDir::new(tag);
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(user) = TestUser::create(&dir.path("home"), &key) else {
+        println!("{tag}: skipped: useradd failed");
+        return None;
+    };
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nLogLevel DEBUG\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\n{extra}",
+            free_port(),
+            host_key.display()
+        ),
+    );
+    let mut command = conchd_command(None, dir.root());
+    command
+        .args(["-D", "-e", "-f", &config, "-o", "UsePrivilegeSeparation=sandbox"])
+        .env("CONCHD_PRIVSEP_WORKERS", workers.to_string())
+        .env_remove("CONCHD_PRIVSEP");
+    let daemon = Daemon::start(command);
+    Some(Setup { dir, key, host_key, user, daemon })
+}
+
+fn status_field(pid: u32, field: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+        .map(|v| v.trim().to_owned())
+}
+
+/// The monitor's workers (its children with the worker variable), once each is sandboxed.
+fn sandboxed_workers(monitor: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let parent = status_field(pid, "PPid").and_then(|p| p.parse::<u32>().ok());
+        let worker = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|b| *b == 0).any(|v| v.starts_with(b"CONCHD_PRIVSEP_WORKER="))
+        });
+        if parent == Some(monitor) && worker && status_field(pid, "Seccomp").as_deref() == Some("2")
+        {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Waits (bounded) for `count` sandboxed workers other than `not`.
+fn wait_for_workers(monitor: u32, count: usize, not: &[u32]) -> Vec<u32> {
+    for _ in 0..300 {
+        let workers = sandboxed_workers(monitor);
+        if workers.len() == count && !workers.iter().any(|w| not.contains(w)) {
+            return workers;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no {count} sandboxed workers (have {:?})", sandboxed_workers(monitor));
+}
+
+/// The process that holds the server side of the established connection from `client_port`.
+fn owner_of_connection(server_port: u16, workers: &[u32]) -> Option<u32> {
+    for _ in 0..300 {
+        let out = Command::new("ss")
+            .args(["-tnpH", "state", "established", &format!("( sport = :{server_port} )")])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(pid) = workers.iter().find(|w| text.contains(&format!("pid={w},"))) {
+            return Some(*pid);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn every_worker_runs_unprivileged_in_an_empty_root_under_seccomp_and_cannot_read_a_host_key() {
+    let Some(s) = setup("privsep-proc", 2, "") else { return };
+    let workers = wait_for_workers(s.daemon.pid(), 2, &[]);
+    for &worker in &workers {
+        let uids = status_field(worker, "Uid").unwrap();
+        assert!(uids.split_whitespace().all(|u| u != "0"), "worker {worker} uids {uids}");
+        assert_eq!(status_field(worker, "NoNewPrivs").as_deref(), Some("1"));
+        assert_eq!(status_field(worker, "Seccomp").as_deref(), Some("2"));
+        let root = std::fs::read_link(format!("/proc/{worker}/root")).unwrap();
+        assert_eq!(root, std::path::Path::new("/run/sshd"), "worker {worker} is not confined");
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "the chroot is not empty");
+        // As the worker's user, the host key cannot be read.
+        let uid: u32 = uids.split_whitespace().next().unwrap().parse().unwrap();
+        let gids = status_field(worker, "Gid").unwrap();
+        let gid: u32 = gids.split_whitespace().next().unwrap().parse().unwrap();
+        let read = Command::new("cat")
+            .arg(&s.host_key)
+            .uid(uid)
+            .gid(gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!read.success(), "uid {uid} could read the host key");
+    }
+    // And the monitor still signs for them: a login works.
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("id -un");
+        c
+    });
+    assert_eq!(stdout(&out), format!("{}\n", s.user.name), "{}", stderr(&out));
+}
+
+#[test]
+fn a_killed_worker_is_restarted_while_a_login_on_another_worker_lives_on() {
+    let Some(s) = setup("privsep-kill", 2, "") else { return };
+    let monitor = s.daemon.pid();
+    let workers = wait_for_workers(monitor, 2, &[]);
+    let mut long = ssh(s.daemon.port, &s.key, &s.user.name)
+        .arg("sleep 4; echo survived")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serving = owner_of_connection(s.daemon.port, &workers).expect("no worker serves it");
+    let victim = *workers.iter().find(|w| **w != serving).unwrap();
+    let raw = i32::try_from(victim).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let now = wait_for_workers(monitor, 2, &[victim]);
+    assert!(now.contains(&serving), "the serving worker was replaced: {now:?}");
+    for _ in 0..4 {
+        let out = output({
+            let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+            c.arg("echo after");
+            c
+        });
+        assert_eq!(stdout(&out), "after\n", "{}", stderr(&out));
+    }
+    let mut survived = String::new();
+    long.stdout.take().unwrap().read_to_string(&mut survived).unwrap();
+    let status = long.wait().unwrap();
+    assert_eq!(survived, "survived\n");
+    assert!(status.success());
+}
+
+#[test]
+fn a_login_runs_commands_a_pty_shell_and_sftp_through_the_monitor() {
+    let Some(s) = setup("privsep-session", 2, "") else { return };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo out; echo err >&2; id -un; exit 7");
+        c
+    });
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("out\n{}\n", s.user.name));
+    assert!(stderr(&out).contains("err"), "{}", stderr(&out));
+
+    let mut child = Command::new("timeout")
+        .arg(CLIENT_TIME_LIMIT)
+        .arg("ssh")
+        .args(client_options(&s.key))
+        .args(["-tt", "-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo T=$(tty) U=$(id -un) O=$(stat -c %U $(tty)); exit 5\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}{}", stderr(&out));
+    let line = text.lines().find(|l| l.contains("T=/dev/pts/")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("U={} O={}", s.user.name, s.user.name)), "{line}");
+
+    let local = s.dir.path("payload");
+    std::fs::write(&local, b"through sftp under privsep\n").unwrap();
+    let fetched = s.dir.path("fetched");
+    let batch = s
+        .dir
+        .write("batch", &format!("put {} up\nget up {}\n", local.display(), fetched.display()));
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.arg(CLIENT_TIME_LIMIT).arg("sftp").args(client_options(&s.key));
+        c.args(["-P", &s.daemon.port.to_string(), "-b", &batch]);
+        c.arg(format!("{}@127.0.0.1", s.user.name));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&fetched).unwrap(), b"through sftp under privsep\n");
+    let uploaded = std::fs::metadata(s.user.home.join("up")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&uploaded), s.user.uid);
+}
+
+#[test]
+fn a_password_is_checked_by_the_monitor_and_a_wrong_one_is_refused() {
+    if Command::new("sshpass").arg("-V").output().is_err() {
+        println!("skipped: no sshpass");
+        return;
+    }
+    let Some(s) = setup(
+        "privsep-password",
+        1,
+        "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n",
+    ) else {
+        return;
+    };
+    let password = "Tw1ne-privsep-pw";
+    let mut chpasswd =
+        Command::new("chpasswd").args(["-c", "SHA512"]).stdin(Stdio::piped()).spawn().unwrap();
+    let line = format!("{}:{password}\n", s.user.name);
+    chpasswd.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    let login = |password: &str| {
+        output({
+            let mut c = Command::new("timeout");
+            c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
+            for option in [
+                "StrictHostKeyChecking=no",
+                "UserKnownHostsFile=/dev/null",
+                "PubkeyAuthentication=no",
+                "PreferredAuthentications=password",
+                "NumberOfPasswordPrompts=1",
+            ] {
+                c.args(["-o", option]);
+            }
+            c.args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"]);
+            c.arg("echo in as $USER");
+            c
+        })
+    };
+    let out = login(password);
+    assert_eq!(stdout(&out), format!("in as {}\n", s.user.name), "{}", stderr(&out));
+    let out = login("not-it");
+    assert!(!out.status.success(), "a wrong password got in");
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_source_whose_connection_crashed_its_worker_is_refused_for_a_while() {
+    let Some(s) = setup("privsep-penalty", 1, "") else { return };
+    let monitor = s.daemon.pid();
+    let workers = wait_for_workers(monitor, 1, &[]);
+    let mut long = ssh(s.daemon.port, &s.key, &s.user.name)
+        .arg("sleep 30")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serving = owner_of_connection(s.daemon.port, &workers).expect("no worker serves it");
+    let raw = i32::try_from(serving).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let _ = long.wait();
+    wait_for_workers(monitor, 1, &[serving]);
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert!(!out.status.success(), "a penalised source got in: {}", stdout(&out));
+    assert!(s.daemon.wait_for_log("penalty: caused crash").is_some());
+}
+
+#[test]
+fn allow_groups_sees_the_user_s_groups_through_the_monitor() {
+    let Some(s) = setup("privsep-groups", 1, "") else { return };
+    let group =
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(s.user.gid)).unwrap().unwrap().name;
+    drop(s.daemon);
+    for (allowed, expect_in) in [(group.as_str(), true), ("no-such-group-here", false)] {
+        let config = s.dir.write(
+            &format!("sshd_config_{expect_in}"),
+            &format!(
+                "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nAllowGroups {allowed}\n",
+                free_port(),
+                s.host_key.display()
+            ),
+        );
+        let mut command = conchd_command(None, s.dir.root());
+        command
+            .args(["-D", "-e", "-f", &config, "-o", "UsePrivilegeSeparation=sandbox"])
+            .env("CONCHD_PRIVSEP_WORKERS", "1")
+            .env_remove("CONCHD_PRIVSEP");
+        let daemon = Daemon::start(command);
+        let out = output({
+            let mut c = ssh(daemon.port, &s.key, &s.user.name);
+            c.arg("echo in");
+            c
+        });
+        assert_eq!(out.status.success(), expect_in, "AllowGroups {allowed}: {}", stderr(&out));
+    }
+}
