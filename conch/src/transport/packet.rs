@@ -170,17 +170,17 @@ impl PacketReader {
         }
     }
 
-    /// Appends wire bytes, first dropping bytes already taken (unless a payload is held).
+    /// Appends wire bytes, first dropping bytes already taken unless a payload is held (its
+    /// range must stay valid). The bytes not taken yet (a partial packet) are moved to the front
+    /// only when the buffer would otherwise have to grow.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
-        let keep = self.held.unwrap_or(self.pos).min(self.pos);
-        if keep == self.buf.len() {
+        let taken = if self.held.is_some() { 0 } else { self.pos };
+        if taken > 0 && taken == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-            self.held = None;
-        } else if keep > 0 && keep >= self.buf.len() / 2 {
-            self.buf.drain(..keep);
-            self.pos -= keep;
-            self.held = self.held.map(|h| h - keep);
+        } else if taken > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
+            self.buf.drain(..taken);
+            self.pos -= taken;
         }
         self.buf.extend_from_slice(bytes);
     }
