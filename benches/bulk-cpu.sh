@@ -4,10 +4,13 @@
 # zeros with OpenSSH's `ssh` and prints the server tree's user+system seconds per GiB (from
 # /proc/<pid>/stat fields 14-17 of the listening server, which reaps every per-connection
 # process and session child), and, when `perf` works, task-clock seconds (ns resolution) and context switches per GiB
-# (perf stat -p on the listening server, counters inherited by its children).
+# (perf stat -p on the listening server, counters inherited by its children). The client's
+# CPU seconds per GiB come from `perf stat` around it (task-clock; "-" without perf), and MB/s
+# from the wall-clock time of the whole command (handshake included: use 256 MiB or more).
 #
 #   benches/bulk-cpu.sh [SIZE_MIB] [conchd|sshd]     (default 512 conchd)
 #   CIPHERS='aes128-gcm@openssh.com:' WAYS=down benches/bulk-cpu.sh   (cipher:mac, a subset)
+#   CLIENT=conch benches/bulk-cpu.sh 512 conchd      (our client; $CONCH or target/release/conch)
 #
 # conchd is $CONCHD or target/release/conchd (`cargo build --release --bin conchd`). Runs as the current
 # user on a free 127.0.0.1 port with a scratch directory under /dev/shm, removed at the end.
@@ -53,8 +56,11 @@ i=0
 until ssh-keyscan -p "$port" 127.0.0.1 >/dev/null 2>&1; do
     i=$((i + 1)); [ $i -lt 50 ] || { cat "$dir/log" >&2; exit 1; }; sleep 0.1
 done
+client=ssh
+[ "${CLIENT:-ssh}" = conch ] && client=${CONCH:-$root/target/release/conch}
+pre=
 ssh_() {
-    ssh -F /dev/null -T -x -a -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
+    $pre "$client" -F /dev/null -T -x -a -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Compression=no -o ControlPath=none \
         -i "$dir/id" -p "$port" "$@" 127.0.0.1 "$cmd"
 }
@@ -62,7 +68,7 @@ ticks() { awk '{print $14+$15+$16+$17}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 have_perf=no
 perf stat -e task-clock true >/dev/null 2>&1 && have_perf=yes
-printf '%-40s %10s %12s %12s\n' "$server ${size} MiB" "CPU s/GiB" "perf s/GiB" "cswitch/GiB"
+printf '%-28s %10s %12s %12s %12s %8s\n' "$server ${size} MiB ${CLIENT:-ssh}" "CPU s/GiB" "perf s/GiB" "cswitch/GiB" "client s/GiB" "MB/s"
 for spec in ${CIPHERS:-aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: aes128-ctr:hmac-sha2-256-etm@openssh.com}; do
     cipher=${spec%%:*}; mac=${spec#*:}
     set -- -c "$cipher"; [ -n "$mac" ] && set -- "$@" -m "$mac"
@@ -75,16 +81,21 @@ for spec in ${CIPHERS:-aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: ae
             perfpid=$!
             sleep 0.2
         fi
+        start=$(date +%s.%N)
+        [ $have_perf = yes ] && pre="perf stat -x, -o $dir/client -e task-clock --"
         if [ $way = down ]; then ssh_ "$@" >/dev/null; else head -c "${size}M" /dev/zero | ssh_ "$@"; fi
+        end=$(date +%s.%N)
         sleep 0.3
         after=$(ticks)
-        ins=-; cs=-
+        ins=-; cs=-; ccpu=-
+        mbs=$(awk -v a="$start" -v b="$end" -v s="$size" 'BEGIN{printf "%.0f", s*1048576/1e6/(b-a)}')
         if [ $have_perf = yes ]; then
             kill -INT $perfpid; wait $perfpid || true
             ins=$(awk -F, -v s="$size" '$3=="task-clock"{printf "%.3f", $1/1e3*1024/s}' "$dir/perf")
             cs=$(awk -F, -v s="$size" '$3=="context-switches"{printf "%.0f", $1*1024/s}' "$dir/perf")
+            ccpu=$(awk -F, -v s="$size" '$3=="task-clock"{printf "%.3f", $1/1e3*1024/s}' "$dir/client")
         fi
         cpu=$(awk -v a="$before" -v b="$after" -v hz="$hz" -v s="$size" 'BEGIN{printf "%.3f", (b-a)/hz*1024/s}')
-        printf '%-40s %10s %12s %12s\n' "${cipher%@*} $way" "$cpu" "$ins" "$cs"
+        printf '%-28s %10s %12s %12s %12s %8s\n' "${cipher%@*} $way" "$cpu" "$ins" "$cs" "$ccpu" "$mbs"
     done
 done

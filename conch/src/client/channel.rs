@@ -127,7 +127,10 @@ impl ChannelInner {
                 on_made,
                 buffer: Vec::new(),
                 sent: 0,
-                limits: BufferLimits::default(),
+                // The producer pauses as soon as anything waits here, so that what it has
+                // not sent stays where it is (standard input's pipe) rather than being copied
+                // into this buffer first.
+                limits: BufferLimits { high: 0, ..BufferLimits::default() },
                 producer: None,
                 producer_paused: false,
                 reading_paused: false,

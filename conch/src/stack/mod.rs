@@ -33,8 +33,9 @@
 //!   reported once, as the last event (`Closed`).
 //!
 //! Channel data moves through reused buffers on both paths: the connection layer encodes into
-//! the stack's outgoing buffer, the transport encrypts in place, and incoming payloads are copied
-//! once into the stack's incoming buffer and from there into the channel's receive buffer.
+//! the stack's outgoing buffer, the transport encrypts in place; incoming channel data goes from the transport's input
+//! buffer, where it was decrypted, straight into the channel's receive buffer, and other
+//! payloads are copied once into the stack's incoming buffer.
 //!
 //! # Call order
 //!
@@ -192,6 +193,26 @@ impl<E: StackEvent> Core<E> {
             return self.fail(e);
         }
         self.collect_connection_events();
+    }
+
+    /// Hands channel data straight from the transport's input buffer, where it was decrypted,
+    /// to the connection layer (no copy into `incoming`): the bulk of every transfer. `false`
+    /// when the next payload is anything else, or there is none, for the general path.
+    fn route_channel_data(&mut self) -> bool {
+        let Some(connection) = self.connection.as_mut() else { return false };
+        let is_data = |t: MessageType| {
+            t == MessageType::CHANNEL_DATA || t == MessageType::CHANNEL_EXTENDED_DATA
+        };
+        let Some(handled) =
+            self.transport.lend_payload(is_data, |payload| connection.handle_payload(payload))
+        else {
+            return false;
+        };
+        if let Err(e) = handled {
+            self.fail(e);
+        }
+        self.collect_connection_events();
+        true
     }
 
     /// Hands payloads that arrived before authentication finished (RFC 4252 §5.1) to the
@@ -364,6 +385,9 @@ fn process<S: Layers>(stack: &mut S, now: Instant) {
     loop {
         if stack.core().paused() {
             break;
+        }
+        if stack.core().route_channel_data() {
+            continue;
         }
         let core = stack.core();
         let incoming = core.transport.poll_payload(&mut core.incoming);

@@ -393,6 +393,32 @@ impl Transport {
         out.first().map(|&t| Incoming { msg_type: MessageType(t), seq })
     }
 
+    /// As [`poll_payload`](Self::poll_payload), but lends the payload to `f` where it was
+    /// decrypted, without copying it, when `lend` accepts its message number and no event waits
+    /// to be polled before it. `None` when nothing was lent: the payload, if any, stays for
+    /// `poll_payload`.
+    pub(crate) fn lend_payload<R>(
+        &mut self,
+        lend: impl FnOnce(MessageType) -> bool,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        if self.pending.is_none() {
+            let _ = self.process();
+        }
+        if !self.events.is_empty() {
+            return None;
+        }
+        let (location, _) = self.pending.as_ref()?;
+        let payload = self.reader.payload(location);
+        if !lend(MessageType(*payload.first()?)) {
+            return None;
+        }
+        let result = f(payload);
+        self.pending = None;
+        self.reader.release();
+        Some(result)
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -29,6 +29,42 @@ pub const MAX_PAYLOAD_LEN: usize = MAX_PACKET_LEN - 1024;
 /// The least padding RFC 4253 §6 allows.
 const MIN_PADDING: usize = 4;
 
+/// Random padding is drawn from the transport's generator this many bytes at a time, so that a
+/// bulk transfer does not make a `getrandom(2)` call for every packet (OpenSSH's `arc4random`
+/// buffers the same way).
+const PAD_POOL: usize = 512;
+
+/// Random bytes for padding, each handed out once.
+struct PadPool {
+    bytes: [u8; PAD_POOL],
+    /// The first byte not handed out yet; `PAD_POOL` when the pool is empty.
+    next: usize,
+}
+
+impl PadPool {
+    fn new() -> Self {
+        Self { bytes: [0; PAD_POOL], next: PAD_POOL }
+    }
+
+    /// Fills `dest` with random bytes from the pool, refilling it from `rng` when it runs short.
+    fn fill(&mut self, dest: &mut [u8], rng: &mut dyn SecureRandom) -> Result<(), CryptoError> {
+        if dest.len() > PAD_POOL {
+            return rng.fill(dest);
+        }
+        if PAD_POOL - self.next < dest.len() {
+            rng.fill(&mut self.bytes)?;
+            self.next = 0;
+        }
+        let end = self.next + dest.len();
+        let Some(random) = self.bytes.get(self.next..end) else {
+            return rng.fill(dest);
+        };
+        dest.copy_from_slice(random);
+        self.next = end;
+        Ok(())
+    }
+}
+
 /// Byte and packet counts for one direction since its keys were installed, for rekey limits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
@@ -134,17 +170,17 @@ impl PacketReader {
         }
     }
 
-    /// Appends wire bytes, first dropping bytes already taken (unless a payload is held).
+    /// Appends wire bytes, first dropping bytes already taken unless a payload is held (its
+    /// range must stay valid). The bytes not taken yet (a partial packet) are moved to the front
+    /// only when the buffer would otherwise have to grow.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
-        let keep = self.held.unwrap_or(self.pos).min(self.pos);
-        if keep == self.buf.len() {
+        let taken = if self.held.is_some() { 0 } else { self.pos };
+        if taken > 0 && taken == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-            self.held = None;
-        } else if keep > 0 && keep >= self.buf.len() / 2 {
-            self.buf.drain(..keep);
-            self.pos -= keep;
-            self.held = self.held.map(|h| h - keep);
+        } else if taken > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
+            self.buf.drain(..taken);
+            self.pos -= taken;
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -288,6 +324,7 @@ pub(crate) struct PacketWriter {
     sealer: Box<dyn PacketSealer>,
     compressor: Option<Box<dyn Compressor>>,
     deflated: Vec<u8>,
+    padding: PadPool,
     pub(crate) seq: Sequence,
     pub(crate) counters: Counters,
 }
@@ -302,6 +339,7 @@ impl PacketWriter {
             sealer: Box::new(NoneCipher),
             compressor: None,
             deflated: Vec::new(),
+            padding: PadPool::new(),
             seq: Sequence::default(),
             counters: Counters::default(),
         }
@@ -350,7 +388,7 @@ impl PacketWriter {
         let whole = &mut self.out[start..]; // invariant: start <= len, just extended
         let (packet, tag) = whole.split_at_mut(4 + packet_len);
         if let Some(pad) = packet.get_mut(5 + body.len()..) {
-            rng.fill(pad)?;
+            self.padding.fill(pad, rng)?;
         }
         #[cfg(test)]
         if let Some(tamper) = self.tamper.take() {
@@ -555,6 +593,44 @@ mod tests {
         writer.write_raw(b"de");
         writer.take_output(&mut out);
         assert_eq!(out, b"abcde");
+    }
+
+    /// Counts the calls made to it and keeps every byte it handed out.
+    struct CountingRandom {
+        calls: usize,
+        given: Vec<u8>,
+        inner: SeededRandom,
+    }
+
+    impl SecureRandom for CountingRandom {
+        fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
+            self.calls += 1;
+            self.inner.fill(dest)?;
+            self.given.extend_from_slice(dest);
+            Ok(())
+        }
+    }
+
+    /// Padding comes from the generator a pool at a time: a hundred small packets make a few
+    /// calls rather than a hundred, and no random byte is used twice.
+    #[test]
+    fn padding_is_drawn_from_the_generator_a_pool_at_a_time_without_reuse() {
+        let mut writer = PacketWriter::new();
+        let mut rng = CountingRandom { calls: 0, given: Vec::new(), inner: SeededRandom::new(5) };
+        let mut pads = Vec::new();
+        for _ in 0..100 {
+            writer.write_packet(&[2, 0], &mut rng).unwrap();
+            let mut out = Vec::new();
+            writer.take_output(&mut out);
+            pads.extend_from_slice(&out[7..]);
+        }
+        assert!(rng.calls <= pads.len() / PAD_POOL + 1, "{} calls", rng.calls);
+        // The padding is the generator's output in order, with none of its bytes used twice:
+        // a subsequence of what it gave.
+        let mut given = rng.given.iter();
+        for (i, pad) in pads.iter().enumerate() {
+            assert!(given.any(|g| g == pad), "padding byte {i} is not from the generator in order");
+        }
     }
 
     /// A payload handed out survives more input arriving (compaction keeps it).

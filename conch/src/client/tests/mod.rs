@@ -720,8 +720,8 @@ impl PushProducer for CountingProducer {
     fn stop_producing(&self) {}
 }
 
-/// Writes beyond the server's window are buffered; past 64 KiB the registered producer is
-/// paused, and resumed once the window reopened and the buffer drained; the server gets every
+/// Writes beyond the server's window are buffered; the registered producer is paused as soon
+/// as anything waits, and resumed once the window reopened and the buffer drained; the server gets every
 /// byte in order.
 #[test]
 fn writes_past_the_window_buffer_and_pause_the_producer() {

@@ -44,9 +44,6 @@ use crate::connection::{ChannelId, Connection, Event, Stream};
 /// channel does not starve the others.
 const READS_PER_TURN: usize = 16;
 
-/// The size of the buffer incoming data is copied into before a protocol sees it.
-const READ_CHUNK: usize = 64 * 1024;
-
 /// What a channel needs from the connection it lives on. The server's connection driver
 /// implements it over its stack; tests implement it over a bare [`Connection`].
 pub(crate) trait ChannelHost {
@@ -60,6 +57,10 @@ pub(crate) trait ChannelHost {
 }
 
 /// The channels of one connection that carry a protocol.
+///
+/// A channel's producer is paused as soon as anything waits in its buffer (high-water mark 0)
+/// and resumed once the buffer has drained: the data a bulk producer has not sent yet stays
+/// where it is (a child's pipe) instead of being copied into the channel's buffer first.
 pub(crate) struct Channels {
     host: Weak<dyn ChannelHost>,
     scheduler: Rc<dyn Scheduler>,
@@ -69,7 +70,6 @@ pub(crate) struct Channels {
     open: RefCell<HashMap<ChannelId, Rc<ChannelTransport>>>,
     /// Channels with requests that could not reach the connection layer yet.
     dirty: RefCell<Vec<ChannelId>>,
-    read_buffer: RefCell<Vec<u8>>,
 }
 
 impl Channels {
@@ -86,10 +86,9 @@ impl Channels {
             scheduler,
             peer,
             local,
-            limits: Cell::new(BufferLimits::default()),
+            limits: Cell::new(BufferLimits { high: 0, ..BufferLimits::default() }),
             open: RefCell::new(HashMap::new()),
             dirty: RefCell::new(Vec::new()),
-            read_buffer: RefCell::new(Vec::new()),
         })
     }
 
@@ -220,6 +219,8 @@ struct State {
     /// Buffered writes, oldest first: each buffer's bytes from the offset on are unsent.
     pending: VecDeque<(Stream, Vec<u8>, usize)>,
     pending_len: usize,
+    /// An emptied buffer of `pending`, reused for the next one.
+    spare: Option<Vec<u8>>,
     limits: BufferLimits,
     producer: Option<Rc<dyn PushProducer>>,
     producer_paused: bool,
@@ -243,6 +244,7 @@ impl State {
         Self {
             pending: VecDeque::new(),
             pending_len: 0,
+            spare: None,
             limits,
             producer: None,
             producer_paused: false,
@@ -358,17 +360,15 @@ impl ChannelTransport {
         let (pause, over) = {
             let mut state = self.state.borrow_mut();
             match state.pending.back_mut() {
-                Some((last, bytes, start)) if *last == stream => {
-                    // Drop the sent prefix before growing, so that a buffer that never quite
-                    // empties does not keep every byte it ever held (amortised: at most as
-                    // many bytes moved as were sent).
-                    if *start > 0 && *start >= bytes.len() / 2 {
-                        bytes.drain(..*start);
-                        *start = 0;
-                    }
+                // Grow the last buffer only while none of it has been sent; a partly sent one
+                // is followed by another (the spare, once there is one), so that no unsent byte
+                // is ever moved to make room.
+                Some((last, bytes, 0)) if *last == stream => bytes.extend_from_slice(rest),
+                _ => {
+                    let mut bytes = state.spare.take().unwrap_or_default();
                     bytes.extend_from_slice(rest);
+                    state.pending.push_back((stream, bytes, 0));
                 }
-                _ => state.pending.push_back((stream, rest.to_vec(), 0)),
             }
             state.pending_len += rest.len();
             let over = state.pending_len > state.limits.hard;
@@ -440,6 +440,13 @@ impl ChannelTransport {
                         state.pending.push_front((stream, bytes, start + n));
                         break;
                     }
+                    // Kept for the next buffer while data is still waiting (a bulk transfer
+                    // alternates between two buffers); freed once the channel has caught up.
+                    if !state.pending.is_empty() && state.spare.is_none() {
+                        let mut bytes = bytes;
+                        bytes.clear();
+                        state.spare = Some(bytes);
+                    }
                 }
                 Some(Err(())) => break,
                 None => {
@@ -453,6 +460,9 @@ impl ChannelTransport {
         }
         let resume = {
             let mut state = self.state.borrow_mut();
+            if state.pending.is_empty() {
+                state.spare = None;
+            }
             if state.producer_paused && state.pending_len <= state.limits.low {
                 state.producer_paused = false;
                 state.producer.clone()
@@ -565,9 +575,6 @@ impl ChannelTransport {
                 return;
             }
         }
-        let Some(channels) = self.channels.upgrade() else { return };
-        let mut buffer = std::mem::take(&mut *channels.read_buffer.borrow_mut());
-        buffer.resize(READ_CHUNK, 0);
         let mut reads = 0;
         let mut drained = false;
         while !self.state.borrow().reading_paused && !self.state.borrow().lost {
@@ -575,11 +582,21 @@ impl ChannelTransport {
                 break;
             }
             reads += 1;
+            // The protocol reads the data where the connection layer buffered it (no copy);
+            // whatever it does meanwhile that needs the connection waits for the next turn,
+            // as any write from inside the driver does.
             let read = self.with_connection(|connection| {
                 // A session's client has no standard error to send; whatever comes is dropped.
                 let stderr = connection.buffered(self.id, Stream::Stderr);
                 let _ = connection.consume(self.id, Stream::Stderr, stderr);
-                connection.recv(self.id, Stream::Data, &mut buffer)
+                let data = connection.peek(self.id, Stream::Data)?;
+                let n = data.len();
+                if n > 0 {
+                    if let Some(protocol) = self.protocol.borrow_mut().as_mut() {
+                        protocol.data_received(data);
+                    }
+                }
+                connection.consume(self.id, Stream::Data, n)
             });
             let n = match read {
                 Some(Ok(n)) => n,
@@ -597,12 +614,7 @@ impl ChannelTransport {
                 break;
             }
             self.wake();
-            let data = buffer.get(..n).unwrap_or_default();
-            if let Some(protocol) = self.protocol.borrow_mut().as_mut() {
-                protocol.data_received(data);
-            }
         }
-        *channels.read_buffer.borrow_mut() = buffer;
         if reads == READS_PER_TURN && !drained {
             self.schedule_deliver();
             return;
