@@ -24,6 +24,8 @@
 //! - [`known_hosts`]: the client's lookup ([`KnownHosts::check`] → [`HostKeyStatus`]), new
 //!   lines, and the rewrites behind `ckeygen -R` and `-H`.
 //! - [`pattern`]: OpenSSH's host, address and CIDR pattern lists.
+//! - [`cert`]: OpenSSH certificates ([`Certificate`]): parsed, CA signature verified, validity,
+//!   principals, critical options and extensions checked.
 
 use std::fmt;
 
@@ -35,6 +37,7 @@ use crate::wire::{InvalidMessage, Reader, Writer};
 
 mod armor;
 pub mod authorized_keys;
+pub mod cert;
 mod file;
 mod fingerprint;
 pub mod known_hosts;
@@ -45,6 +48,7 @@ mod private;
 mod public;
 
 pub use authorized_keys::{AuthorizedKey, AuthorizedKeys, KeyOptions};
+pub use cert::{CertError, CertType, Certificate};
 pub use file::{
     load_private_key, load_public_key, public_key_from_private, LoadedKey, PrivateKeyFormat,
 };
