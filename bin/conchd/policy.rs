@@ -160,7 +160,7 @@ fn verdict(
         Ok(config) => Arc::new(config),
         Err(err) => return Verdict::Refused(err),
     };
-    let unenforced = config.unenforced();
+    let unenforced = unenforced(&config);
     if !unenforced.is_empty() {
         // A Match block asks for something conchd cannot enforce (ChrootDirectory, ...):
         // refuse rather than let the user in without it.
@@ -178,9 +178,10 @@ fn verdict(
     {
         return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
     }
-    let pubkey = match attempt {
-        Attempt::PublicKeyQuery { key, .. } | Attempt::PublicKey { key, .. } => Some(key),
-        _ => None,
+    let (pubkey, certificate) = match attempt {
+        Attempt::PublicKeyQuery { key, certificate, .. }
+        | Attempt::PublicKey { key, certificate, .. } => (Some(key), certificate.as_deref()),
+        _ => (None, None),
     };
     let enabled = match attempt {
         Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. } => config.pubkey_authentication,
@@ -209,8 +210,18 @@ fn verdict(
     let Some(key) = pubkey else { return Verdict::Ask(config) };
     let keys = AuthorizedKeys::new()
         .with_files(config.authorized_keys_files.clone())
-        .with_strict_modes(config.strict_modes);
-    let decision = keys.check(request_user, key, &ip, now);
+        .with_strict_modes(config.strict_modes)
+        .with_trusted_user_ca_keys(config.trusted_user_ca_keys.clone())
+        .with_authorized_principals_file(config.authorized_principals_file.clone())
+        .with_revoked_keys(config.revoked_keys.clone())
+        .with_ca_signature_algorithms(
+            config
+                .ca_signature_algorithms
+                .iter()
+                .filter_map(|n| twine::conch::keys::SignatureAlgorithm::from_name(n))
+                .collect(),
+        );
+    let decision = keys.check_attempt(request_user, key, certificate, &ip, now);
     if let Decision::Accept(r) = &decision {
         if account.uid == 0
             && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly
@@ -220,6 +231,16 @@ fn verdict(
         }
     }
     Verdict::Decided(decision, config)
+}
+
+/// The settings in force that conchd cannot enforce: the configuration's list, less
+/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile` and `RevokedKeys`, which the
+/// authorized_keys backend enforces (a binary KRL there refuses every key).
+pub(crate) fn unenforced(config: &SshdConfig) -> Vec<String> {
+    let enforced = ["TrustedUserCAKeys ", "AuthorizedPrincipalsFile ", "RevokedKeys "];
+    let mut out = config.unenforced();
+    out.retain(|setting| !enforced.iter().any(|keyword| setting.starts_with(keyword)));
+    out
 }
 
 fn permitted(list: &[String], listen: bool) -> Option<Vec<PermittedHostPort>> {
@@ -331,7 +352,9 @@ impl AuthBackend for Policy {
                     let slot = state.entry(facts.id).or_default();
                     slot.methods.push(request.attempt.method());
                     slot.config = config;
-                    if let Attempt::PublicKey { key, .. } = &request.attempt {
+                    if let Attempt::PublicKey { certificate: Some(cert), .. } = &request.attempt {
+                        slot.auth_info.push(format!("publickey {}", cert.to_openssh()));
+                    } else if let Attempt::PublicKey { key, .. } = &request.attempt {
                         slot.auth_info.push(format!("publickey {}", key.to_openssh()));
                     } else {
                         slot.auth_info.push(method_text(&request.attempt).to_owned());
@@ -419,6 +442,17 @@ fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>, partia
     let user = &request.user;
     let (method, detail) = match &request.attempt {
         Attempt::PublicKeyQuery { .. } => return,
+        Attempt::PublicKey { certificate: Some(cert), .. } => (
+            "publickey",
+            format!(
+                ": {}-CERT {} ID {} (serial {}) CA {}",
+                cert.key.short_type_name(),
+                cert.key.fingerprint(FingerprintHash::Sha256),
+                cert.key_id,
+                cert.serial,
+                key_text(&cert.signature_key)
+            ),
+        ),
         Attempt::PublicKey { key, .. } => ("publickey", format!(": {}", key_text(key))),
         Attempt::Password { .. } => ("password", String::new()),
         Attempt::KeyboardInteractive { .. } | Attempt::KeyboardInteractiveResponses { .. } => {

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::crypto::HashAlgorithm;
 use crate::error::{Error, LocalMisuse, PeerIncompatible, PeerMisbehaved};
-use crate::keys::{PublicKey, SignatureAlgorithm};
+use crate::keys::{cert, Certificate, PublicKey, SignatureAlgorithm};
 use crate::wire::{InvalidMessage, MessageType, NameList};
 
 /// What the server allows, shared by all connections (wrap it in an `Arc`).
@@ -45,6 +45,12 @@ pub struct ServerConfig {
     /// `PubkeyAcceptedAlgorithms`), also announced in `server-sig-algs`. Default: OpenSSH's
     /// plain-key defaults (Ed25519, ECDSA, `rsa-sha2-512`, `rsa-sha2-256`; not SHA-1 `ssh-rsa`).
     pub publickey_algorithms: Vec<SignatureAlgorithm>,
+    /// The signature algorithms accepted with OpenSSH certificates (the `*-cert-v01@openssh.com`
+    /// names of `PubkeyAcceptedAlgorithms`, by the algorithm the certified key signs with).
+    /// Default: the same as [`publickey_algorithms`](Self::publickey_algorithms). Whether a
+    /// certificate's CA is trusted is the [`AuthBackend`](crate::server::AuthBackend)'s
+    /// decision; this machine only checks that the certified key made the signature.
+    pub publickey_cert_algorithms: Vec<SignatureAlgorithm>,
 }
 
 impl ServerConfig {
@@ -58,6 +64,14 @@ impl ServerConfig {
             failure_delay: FailureDelay::new(timing_secret),
             banner: None,
             publickey_algorithms: vec![
+                SignatureAlgorithm::Ed25519,
+                SignatureAlgorithm::EcdsaP256,
+                SignatureAlgorithm::EcdsaP384,
+                SignatureAlgorithm::EcdsaP521,
+                SignatureAlgorithm::RsaSha512,
+                SignatureAlgorithm::RsaSha256,
+            ],
+            publickey_cert_algorithms: vec![
                 SignatureAlgorithm::Ed25519,
                 SignatureAlgorithm::EcdsaP256,
                 SignatureAlgorithm::EcdsaP384,
@@ -204,16 +218,22 @@ pub enum Attempt {
     PublicKeyQuery {
         /// The signature algorithm the client would use.
         algorithm: SignatureAlgorithm,
-        /// The key.
+        /// The key (a certificate's certified key).
         key: PublicKey,
+        /// The certificate the key came in, if it came in one (its CA signature and validity
+        /// are not checked yet: that is the backend's decision).
+        certificate: Option<Arc<Certificate>>,
     },
     /// The client proved it holds this key: the signature over the session identifier and the
     /// request has already been verified. May this key log in as this user?
     PublicKey {
         /// The signature algorithm used.
         algorithm: SignatureAlgorithm,
-        /// The key.
+        /// The key (a certificate's certified key).
         key: PublicKey,
+        /// The certificate the key came in, if any: the signature was made by its certified
+        /// key; whether its CA is trusted, and its validity, are the backend's to check.
+        certificate: Option<Arc<Certificate>>,
     },
     /// The client starts keyboard-interactive: answer with [`Decision::InfoRequest`] (or accept
     /// or reject at once). The event's `id` names the conversation.
@@ -554,9 +574,17 @@ impl<R> Server<R> {
         if pk.host_key_blob.is_some_and(|blob| blob != self.host_key_blob) {
             return Err(PeerMisbehaved::HostboundWrongHostKey.into());
         }
-        let algorithm = SignatureAlgorithm::from_name(pk.algorithm)
-            .filter(|a| self.config.publickey_algorithms.contains(a));
-        let key = PublicKey::from_blob(pk.key_blob).ok();
+        let (algorithm, key, certificate) = if pk.algorithm.ends_with(cert::CERT_SUFFIX) {
+            let algorithm = cert::cert_signature_algorithm(pk.algorithm)
+                .filter(|a| self.config.publickey_cert_algorithms.contains(a));
+            let certificate = Certificate::from_blob(pk.key_blob).ok().map(Arc::new);
+            let key = certificate.as_ref().map(|c| c.key.clone());
+            (algorithm, key, certificate)
+        } else {
+            let algorithm = SignatureAlgorithm::from_name(pk.algorithm)
+                .filter(|a| self.config.publickey_algorithms.contains(a));
+            (algorithm, PublicKey::from_blob(pk.key_blob).ok(), None)
+        };
         let (Some(algorithm), Some(key)) = (algorithm, key) else {
             return self.fail(now, now, false);
         };
@@ -568,7 +596,12 @@ impl<R> Server<R> {
                 algorithm: pk.algorithm.to_owned(),
                 key_blob: pk.key_blob.to_vec(),
             };
-            return self.ask(now, id, kind, Attempt::PublicKeyQuery { algorithm, key });
+            return self.ask(
+                now,
+                id,
+                kind,
+                Attempt::PublicKeyQuery { algorithm, key, certificate },
+            );
         };
         let service = SERVICE_CONNECTION;
         let data = signed_data(
@@ -586,7 +619,7 @@ impl<R> Server<R> {
             now,
             id,
             PendingKind::PublicKey(key.clone()),
-            Attempt::PublicKey { algorithm, key },
+            Attempt::PublicKey { algorithm, key, certificate },
         )
     }
 
