@@ -51,6 +51,7 @@
 
 mod client;
 mod config;
+mod hostkeys;
 mod keepalive;
 mod server;
 

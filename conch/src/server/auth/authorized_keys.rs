@@ -304,7 +304,7 @@ impl AuthorizedKeys {
                     continue;
                 }
             };
-            if cert.principals.iter().any(|p| *p == principal) {
+            if cert.principals.contains(&principal) {
                 log::debug!("{}:{}: principal {principal:?} matched", path.display(), i + 1);
                 return self.decided(cert, &options, &principal, user, peer_ip, now);
             }

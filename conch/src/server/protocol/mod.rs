@@ -37,7 +37,9 @@ use super::{
     when_fired, Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId,
     LoginRequest, Offload, Restrictions,
 };
-use crate::connection::msgs::{ChannelKind, ChannelRequest, GlobalReply, OpenFailureReason};
+use crate::connection::msgs::{
+    ChannelKind, ChannelRequest, GlobalReply, GlobalRequest, OpenFailureReason,
+};
 use crate::connection::{ChannelId, Connection, Event as ChannelEvent};
 use crate::crypto::OsRandom;
 use crate::error::{Error, Initiator};
@@ -82,6 +84,16 @@ pub(crate) trait ServerCore {
     fn input_capacity(&self) -> usize;
     /// The client's identification string, once received.
     fn peer_identification(&self) -> Option<String>;
+    /// The `hostkeys-00@openssh.com` announcement to send after authentication, if any.
+    fn host_keys_announcement(&self) -> Option<GlobalRequest> {
+        None
+    }
+    /// Signatures answering `hostkeys-prove-00@openssh.com` for these key blobs (`None`:
+    /// refuse).
+    fn prove_host_keys(&self, keys: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        let _ = keys;
+        None
+    }
 }
 
 /// The stack's events, as the drive loop dispatches them.
@@ -160,6 +172,14 @@ impl ServerCore for ServerStack<Restrictions> {
     fn peer_identification(&self) -> Option<String> {
         let line = self.transport().peer_identification()?;
         Some(String::from_utf8_lossy(line).into_owned())
+    }
+
+    fn host_keys_announcement(&self) -> Option<GlobalRequest> {
+        Some(Self::host_keys_announcement(self))
+    }
+
+    fn prove_host_keys(&self, keys: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        Self::prove_host_keys(self, keys)
     }
 }
 
@@ -735,6 +755,11 @@ impl Conn {
             *self.forwarding.borrow_mut() = Some(forwarding);
         }
         *self.login.borrow_mut() = Some(login);
+        // OpenSSH's notify_hostkeys: the client may learn keys it lacks (UpdateHostKeys).
+        let announcement = self.core.borrow().host_keys_announcement();
+        if let Some(request) = announcement {
+            self.with_connection(|connection| connection.send_global_request(&request, false));
+        }
         loop {
             let event = self.held.borrow_mut().pop_front();
             let Some(event) = event else { break };
@@ -762,6 +787,16 @@ impl Conn {
                 let ok = self.session_request(id, request);
                 if let Some(reply) = reply {
                     self.with_connection(|connection| connection.reply_request(id, reply, ok));
+                }
+            }
+            ChannelEvent::GlobalRequestReceived {
+                request: GlobalRequest::HostKeysProve { keys },
+                reply,
+            } => {
+                let proofs = self.core.borrow().prove_host_keys(&keys);
+                if let Some(reply) = reply {
+                    let answer = proofs.map_or(GlobalReply::Failure, GlobalReply::HostKeyProofs);
+                    self.with_connection(|c| c.reply_global_request(reply, answer));
                 }
             }
             ChannelEvent::GlobalRequestReceived { request, reply } => {
