@@ -881,6 +881,11 @@ impl Conn {
                     .as_mut()
                     .is_some_and(|control| control.break_requested(length_ms));
             }
+            ChannelRequest::AuthAgentReq => {
+                let forwarding = self.forwarding.borrow().clone();
+                return slot.control.is_none()
+                    && forwarding.is_some_and(|forwarding| forwarding.forward_agent());
+            }
             ChannelRequest::Shell => SessionCommand::Shell,
             ChannelRequest::Exec { command } => SessionCommand::Exec(command),
             ChannelRequest::Subsystem { name } => SessionCommand::Subsystem(name),
@@ -893,6 +898,11 @@ impl Conn {
         info.pty = slot.pty.clone();
         info.env = slot.env.clone();
         drop(sessions);
+        let agent = self.forwarding.borrow().as_ref().and_then(|f| f.agent_socket());
+        if let Some(path) = agent {
+            let path = std::os::unix::ffi::OsStringExt::into_vec(path.into_os_string());
+            info.env.push(("SSH_AUTH_SOCK".to_owned(), path));
+        }
         let start =
             SessionStart::new(Rc::new(info), SessionChannel::new(Rc::clone(&self.channels), id));
         match self.config.sessions.start(start) {
