@@ -192,6 +192,13 @@ fn verdict(
     if !enabled {
         return Verdict::Decided(Decision::Reject, config);
     }
+    if let Some(name) = pubkey_algorithm_name(attempt) {
+        if !config.pubkey_accepted_algorithms.contains(&name) {
+            return Verdict::Refused(format!(
+                "{name} not in PubkeyAcceptedAlgorithms for {request_user}"
+            ));
+        }
+    }
     if account.uid == 0 {
         let allowed = match config.permit_root_login {
             PermitRootLogin::Yes => true,
@@ -241,6 +248,19 @@ pub(crate) fn unenforced(config: &SshdConfig) -> Vec<String> {
     let mut out = config.unenforced();
     out.retain(|setting| !enforced.iter().any(|keyword| setting.starts_with(keyword)));
     out
+}
+
+/// The public key algorithm name a publickey attempt used (a certificate's
+/// `*-cert-v01@openssh.com` form for certificates).
+fn pubkey_algorithm_name(attempt: &Attempt) -> Option<&'static str> {
+    match attempt {
+        Attempt::PublicKeyQuery { algorithm, certificate, .. }
+        | Attempt::PublicKey { algorithm, certificate, .. } => Some(match certificate {
+            Some(_) => twine::conch::keys::cert::cert_algorithm_name(*algorithm),
+            None => algorithm.name(),
+        }),
+        _ => None,
+    }
 }
 
 fn permitted(list: &[String], listen: bool) -> Option<Vec<PermittedHostPort>> {

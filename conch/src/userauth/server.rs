@@ -83,9 +83,17 @@ impl ServerConfig {
     }
 
     /// The `SSH_MSG_EXT_INFO` extensions the transport should send for this configuration:
-    /// `server-sig-algs` and `publickey-hostbound@openssh.com`.
+    /// `server-sig-algs` (the signature algorithms of plain keys, then any others accepted in
+    /// certificates) and `publickey-hostbound@openssh.com`.
     pub fn ext_info_extensions(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let names: Vec<&str> = self.publickey_algorithms.iter().map(|a| a.name()).collect();
+        // The signature algorithms accepted with plain keys, then those only accepted inside
+        // certificates (a client picks its RSA algorithm from this list either way).
+        let mut names: Vec<&str> = self.publickey_algorithms.iter().map(|a| a.name()).collect();
+        for algorithm in &self.publickey_cert_algorithms {
+            if !names.contains(&algorithm.name()) {
+                names.push(algorithm.name());
+            }
+        }
         vec![
             (EXTENSION_SERVER_SIG_ALGS, names.join(",").into_bytes()),
             (EXTENSION_PUBLICKEY_HOSTBOUND, b"0".to_vec()),
