@@ -24,6 +24,7 @@
 //! - [`known_hosts`]: the client's lookup ([`KnownHosts::check`] → [`HostKeyStatus`]), new
 //!   lines, and the rewrites behind `ckeygen -R` and `-H`.
 //! - [`pattern`]: OpenSSH's host, address and CIDR pattern lists.
+//! - [`krl`]: OpenSSH key revocation lists (`ssh-keygen -k`).
 //! - [`cert`]: OpenSSH certificates ([`Certificate`]): parsed, CA signature verified, validity,
 //!   principals, critical options and extensions checked.
 
@@ -41,6 +42,7 @@ pub mod cert;
 mod file;
 mod fingerprint;
 pub mod known_hosts;
+pub mod krl;
 pub mod openssh;
 pub mod pattern;
 pub mod pem;

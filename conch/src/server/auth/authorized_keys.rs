@@ -12,6 +12,7 @@ use twine_core::Deferred;
 
 use super::{AuthBackend, AuthRequest};
 use crate::keys::authorized_keys::{parse_line, parse_principals_line};
+use crate::keys::krl::Krl;
 use crate::keys::AuthorizedKeys as KeyFile;
 use crate::keys::{cert, CertType, Certificate, KeyOptions, PublicKey, SignatureAlgorithm};
 use crate::server::{Account, Restrictions};
@@ -43,9 +44,9 @@ type Lookup = dyn Fn(&str) -> Result<Option<Account>, twine_core::Error> + Send 
 /// `source-address` allows, with every critical option known, signed with an algorithm in
 /// `CASignatureAlgorithms`. A certificate's restrictions (no extension means no pty, no
 /// forwarding, no `~/.ssh/rc`; `force-command`) are combined with its line's options. A
-/// certificate never matches a plain key's line. `RevokedKeys` files list public keys (one a
-/// line, as `authorized_keys` without options): a listed key, or a certificate whose key or CA
-/// is listed, is refused. A binary KRL cannot be read yet and refuses every key.
+/// certificate never matches a plain key's line. `RevokedKeys` files are KRLs (`ssh-keygen
+/// -k`) or public keys one a line: a listed key, or a certificate whose key or CA is listed,
+/// is refused; an unreadable file refuses every key.
 ///
 /// Files are read on a thread ([`Offload::run`](super::Offload::run)).
 #[derive(Clone)]
@@ -524,24 +525,29 @@ fn key_listed(text: &str, key: &PublicKey) -> bool {
     text.lines().any(|line| matches!(parse_line(line), Ok(Some((_, k, _))) if k == *key))
 }
 
-/// The start of a binary KRL (OpenSSH's `KRL_MAGIC`).
-const KRL_MAGIC: &[u8] = b"SSHKRL\n\0";
-
 impl AuthorizedKeys {
-    /// Why `key` (or its certificate's CA) is revoked by a `RevokedKeys` file, if it is. A file
-    /// that cannot be read, or a binary KRL (not read yet), revokes everything, as sshd
-    /// refuses all keys when its revocation list is unusable.
+    /// Why `key` (or its certificate, or its certificate's CA) is revoked by a `RevokedKeys`
+    /// file (a KRL, or public keys one a line), if it is. A file that cannot be read or parsed
+    /// revokes everything, as sshd refuses all keys when its revocation list is unusable.
     fn revoked(&self, key: &PublicKey, certificate: Option<&Certificate>) -> Option<String> {
         for file in &self.revoked_keys {
             let bytes = match fs::read(file) {
                 Ok(bytes) => bytes,
                 Err(err) => return Some(format!("RevokedKeys {}: {err}", file.display())),
             };
-            if bytes.starts_with(KRL_MAGIC) {
-                return Some(format!(
-                    "RevokedKeys {}: binary KRLs are not supported yet",
-                    file.display()
-                ));
+            if Krl::is_krl(&bytes) {
+                let krl = match Krl::parse(&bytes) {
+                    Ok(krl) => krl,
+                    Err(err) => return Some(format!("RevokedKeys {}: {err}", file.display())),
+                };
+                let revoked = match certificate {
+                    Some(cert) => krl.certificate_revoked(cert),
+                    None => krl.key_revoked(key),
+                };
+                if revoked {
+                    return Some(format!("key is revoked in {}", file.display()));
+                }
+                continue;
             }
             let text = String::from_utf8_lossy(&bytes);
             if key_listed(&text, key) {
