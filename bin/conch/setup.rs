@@ -152,6 +152,13 @@ pub(crate) fn client_config(
             log::debug!("Will attempt key: {}", path.display());
             client = client.identity_file(path);
         }
+        let env = env_lookup;
+        for path in &config.certificate_files {
+            match config.expand_path(path, &local.home, Some(&env)) {
+                Ok(path) => client = client.certificate_file(path),
+                Err(err) => log::error!("{err}"),
+            }
+        }
     }
     // Host keys.
     let mode = match config.strict_host_key_checking {

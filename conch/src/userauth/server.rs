@@ -47,9 +47,10 @@ pub struct ServerConfig {
     pub publickey_algorithms: Vec<SignatureAlgorithm>,
     /// The signature algorithms accepted with OpenSSH certificates (the `*-cert-v01@openssh.com`
     /// names of `PubkeyAcceptedAlgorithms`, by the algorithm the certified key signs with).
-    /// Default: the same as [`publickey_algorithms`](Self::publickey_algorithms). Whether a
-    /// certificate's CA is trusted is the [`AuthBackend`](crate::server::AuthBackend)'s
-    /// decision; this machine only checks that the certified key made the signature.
+    /// Empty (the default): the same as [`publickey_algorithms`](Self::publickey_algorithms).
+    /// Whether a certificate's CA is trusted is the
+    /// [`AuthBackend`](crate::server::AuthBackend)'s decision; this machine only checks that
+    /// the certified key made the signature.
     pub publickey_cert_algorithms: Vec<SignatureAlgorithm>,
 }
 
@@ -71,14 +72,7 @@ impl ServerConfig {
                 SignatureAlgorithm::RsaSha512,
                 SignatureAlgorithm::RsaSha256,
             ],
-            publickey_cert_algorithms: vec![
-                SignatureAlgorithm::Ed25519,
-                SignatureAlgorithm::EcdsaP256,
-                SignatureAlgorithm::EcdsaP384,
-                SignatureAlgorithm::EcdsaP521,
-                SignatureAlgorithm::RsaSha512,
-                SignatureAlgorithm::RsaSha256,
-            ],
+            publickey_cert_algorithms: Vec::new(),
         }
     }
 
@@ -89,7 +83,7 @@ impl ServerConfig {
         // The signature algorithms accepted with plain keys, then those only accepted inside
         // certificates (a client picks its RSA algorithm from this list either way).
         let mut names: Vec<&str> = self.publickey_algorithms.iter().map(|a| a.name()).collect();
-        for algorithm in &self.publickey_cert_algorithms {
+        for algorithm in self.cert_algorithms() {
             if !names.contains(&algorithm.name()) {
                 names.push(algorithm.name());
             }
@@ -98,6 +92,16 @@ impl ServerConfig {
             (EXTENSION_SERVER_SIG_ALGS, names.join(",").into_bytes()),
             (EXTENSION_PUBLICKEY_HOSTBOUND, b"0".to_vec()),
         ]
+    }
+
+    /// The algorithms accepted with certificates (see
+    /// [`publickey_cert_algorithms`](Self::publickey_cert_algorithms)).
+    fn cert_algorithms(&self) -> &[SignatureAlgorithm] {
+        if self.publickey_cert_algorithms.is_empty() {
+            &self.publickey_algorithms
+        } else {
+            &self.publickey_cert_algorithms
+        }
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -584,7 +588,7 @@ impl<R> Server<R> {
         }
         let (algorithm, key, certificate) = if pk.algorithm.ends_with(cert::CERT_SUFFIX) {
             let algorithm = cert::cert_signature_algorithm(pk.algorithm)
-                .filter(|a| self.config.publickey_cert_algorithms.contains(a));
+                .filter(|a| self.config.cert_algorithms().contains(a));
             let certificate = Certificate::from_blob(pk.key_blob).ok().map(Arc::new);
             let key = certificate.as_ref().map(|c| c.key.clone());
             (algorithm, key, certificate)

@@ -49,6 +49,8 @@ mod tofu;
 mod users;
 
 #[cfg(test)]
+mod cert_tests;
+#[cfg(test)]
 mod tests;
 
 pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
