@@ -207,6 +207,13 @@ pub(crate) fn client_config(
         .iter()
         .filter_map(|name| SignatureAlgorithm::from_name(name))
         .collect();
+    userauth.publickey_cert_algorithms = Some(
+        config
+            .pubkey_accepted_algorithms
+            .iter()
+            .filter_map(|name| twine_conch::keys::cert::cert_signature_algorithm(name))
+            .collect(),
+    );
     if !algorithms.is_empty() {
         userauth.publickey_algorithms = algorithms;
     }

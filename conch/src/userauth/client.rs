@@ -33,6 +33,10 @@ pub struct ClientConfig {
     /// `rsa-sha2-*` the server lists in `server-sig-algs` is used. Default: Ed25519, ECDSA,
     /// `rsa-sha2-512`, `rsa-sha2-256` (SHA-1 `ssh-rsa` off, as in OpenSSH since 8.8).
     pub publickey_algorithms: Vec<SignatureAlgorithm>,
+    /// The algorithms certificates are offered with (the `*-cert-v01@openssh.com` names of
+    /// `PubkeyAcceptedAlgorithms`, by signature algorithm). `None` (the default): the same as
+    /// [`publickey_algorithms`](Self::publickey_algorithms).
+    pub publickey_cert_algorithms: Option<Vec<SignatureAlgorithm>>,
 }
 
 impl ClientConfig {
@@ -54,6 +58,7 @@ impl ClientConfig {
                 SignatureAlgorithm::RsaSha512,
                 SignatureAlgorithm::RsaSha256,
             ],
+            publickey_cert_algorithms: None,
         }
     }
 }
@@ -547,7 +552,8 @@ impl Client {
             identity.tried = true;
             let key = identity.key.clone();
             let blob = identity.blob.clone();
-            let Some(algorithm) = self.signature_algorithm(&key) else {
+            let certificate = identity.certificate;
+            let Some(algorithm) = self.signature_algorithm(&key, certificate) else {
                 continue;
             };
             self.send_request(MethodData::PublicKey(PublicKeyData {
@@ -564,9 +570,17 @@ impl Client {
 
     /// OpenSSH's `key_sig_algorithm`: the key's own algorithm if we accept it; for RSA keys,
     /// once the server sent `server-sig-algs`, our first accepted algorithm that it lists.
-    fn signature_algorithm(&self, key: &PublicKey) -> Option<SignatureAlgorithm> {
+    fn signature_algorithm(
+        &self,
+        key: &PublicKey,
+        certificate: bool,
+    ) -> Option<SignatureAlgorithm> {
         let server = self.server_sig_algs.as_ref().filter(|_| key.key_type() == KeyType::Rsa);
-        self.config.publickey_algorithms.iter().copied().find(|&a| {
+        let accepted = match &self.config.publickey_cert_algorithms {
+            Some(list) if certificate => list,
+            _ => &self.config.publickey_algorithms,
+        };
+        accepted.iter().copied().find(|&a| {
             key.supports(a)
                 && match server {
                     Some(names) => names.iter().any(|n| n == a.name()),
