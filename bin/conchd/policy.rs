@@ -220,6 +220,10 @@ fn verdict(
         .with_strict_modes(config.strict_modes)
         .with_trusted_user_ca_keys(config.trusted_user_ca_keys.clone())
         .with_authorized_principals_file(config.authorized_principals_file.clone())
+        .with_authorized_principals_command(
+            config.authorized_principals_command.clone(),
+            config.authorized_principals_command_user.clone(),
+        )
         .with_revoked_keys(config.revoked_keys.clone())
         .with_ca_signature_algorithms(
             config
@@ -241,10 +245,15 @@ fn verdict(
 }
 
 /// The settings in force that conchd cannot enforce: the configuration's list, less
-/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile` and `RevokedKeys`, which the
-/// authorized_keys backend enforces (a binary KRL there refuses every key).
+/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile`, `AuthorizedPrincipalsCommand` and
+/// `RevokedKeys`, which the authorized_keys backend enforces.
 pub(crate) fn unenforced(config: &SshdConfig) -> Vec<String> {
-    let enforced = ["TrustedUserCAKeys ", "AuthorizedPrincipalsFile ", "RevokedKeys "];
+    let enforced = [
+        "TrustedUserCAKeys ",
+        "AuthorizedPrincipalsFile ",
+        "AuthorizedPrincipalsCommand ",
+        "RevokedKeys ",
+    ];
     let mut out = config.unenforced();
     out.retain(|setting| !enforced.iter().any(|keyword| setting.starts_with(keyword)));
     out

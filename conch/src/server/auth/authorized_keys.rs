@@ -57,6 +57,7 @@ pub struct AuthorizedKeys {
     local_offset: Option<i64>,
     trusted_user_ca_keys: Option<PathBuf>,
     principals_file: Option<String>,
+    principals_command: Option<(String, Option<String>)>,
     revoked_keys: Vec<PathBuf>,
     ca_signature_algorithms: Vec<SignatureAlgorithm>,
 }
@@ -72,6 +73,7 @@ impl AuthorizedKeys {
             local_offset: None,
             trusted_user_ca_keys: None,
             principals_file: None,
+            principals_command: None,
             revoked_keys: Vec::new(),
             ca_signature_algorithms: DEFAULT_CA_SIGNATURE_ALGORITHMS.to_vec(),
         }
@@ -90,6 +92,19 @@ impl AuthorizedKeys {
     #[must_use]
     pub fn with_authorized_principals_file(mut self, pattern: Option<impl Into<String>>) -> Self {
         self.principals_file = pattern.map(Into::into);
+        self
+    }
+
+    /// OpenSSH's `AuthorizedPrincipalsCommand` run as `AuthorizedPrincipalsCommandUser`
+    /// (required: without it the command refuses every certificate): its output lists the
+    /// names a `TrustedUserCAKeys` certificate may carry, as the principals file does.
+    #[must_use]
+    pub fn with_authorized_principals_command(
+        mut self,
+        command: Option<impl Into<String>>,
+        user: Option<impl Into<String>>,
+    ) -> Self {
+        self.principals_command = command.map(|c| (c.into(), user.map(Into::into)));
         self
     }
 
@@ -275,43 +290,69 @@ impl AuthorizedKeys {
             log::info!("certificate {:?} for {user}: CA key is not trusted", cert.key_id);
             return Decision::Reject;
         }
-        let Some(pattern) = &self.principals_file else {
-            // No principals file: the certificate must name the user (an empty list will not do).
+        if self.principals_file.is_none() && self.principals_command.is_none() {
+            // No principals file or command: the certificate must name the user (an empty
+            // list will not do).
             let options = KeyOptions::default();
             if !cert.principals.iter().any(|p| p == user) {
                 log::info!("certificate {:?}: {user} is not a listed principal", cert.key_id);
                 return Decision::Reject;
             }
             return self.decided(cert, &options, user, user, peer_ip, now);
-        };
-        let path = expand_path(pattern, account);
-        let text = match read_key_file(&path, account, self.strict_modes) {
-            Ok(Some(text)) => text,
-            Ok(None) => {
-                log::debug!("AuthorizedPrincipalsFile {} does not exist", path.display());
-                return Decision::Reject;
-            }
-            Err(reason) => {
-                log::warn!("AuthorizedPrincipalsFile: ignoring {}: {reason}", path.display());
-                return Decision::Reject;
-            }
-        };
-        for (i, line) in text.lines().enumerate() {
-            let (options, principal) = match parse_principals_line(line) {
-                Ok(Some(found)) => found,
-                Ok(None) => continue,
-                Err(why) => {
-                    log::debug!("{}:{}: skipped: {why}", path.display(), i + 1);
-                    continue;
+        }
+        let mut sources = Vec::new();
+        if let Some(pattern) = &self.principals_file {
+            let path = expand_path(pattern, account);
+            match read_key_file(&path, account, self.strict_modes) {
+                Ok(Some(text)) => sources.push((path.display().to_string(), text)),
+                Ok(None) => {
+                    log::debug!("AuthorizedPrincipalsFile {} does not exist", path.display());
                 }
-            };
-            if cert.principals.contains(&principal) {
-                log::debug!("{}:{}: principal {principal:?} matched", path.display(), i + 1);
-                return self.decided(cert, &options, &principal, user, peer_ip, now);
+                Err(reason) => {
+                    log::warn!("AuthorizedPrincipalsFile: ignoring {}: {reason}", path.display());
+                }
             }
         }
-        log::info!("certificate {:?}: no principal in {} matched", cert.key_id, path.display());
+        if let Some((command, run_as)) = &self.principals_command {
+            match self.principals_from_command(command, run_as.as_deref(), account, cert) {
+                Ok(text) => sources.push(("AuthorizedPrincipalsCommand".to_owned(), text)),
+                Err(why) => log::warn!("AuthorizedPrincipalsCommand: {why}"),
+            }
+        }
+        for (place, text) in &sources {
+            for (i, line) in text.lines().enumerate() {
+                let (options, principal) = match parse_principals_line(line) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => continue,
+                    Err(why) => {
+                        log::debug!("{place}:{}: skipped: {why}", i + 1);
+                        continue;
+                    }
+                };
+                if cert.principals.contains(&principal) {
+                    log::debug!("{place}:{}: principal {principal:?} matched", i + 1);
+                    return self.decided(cert, &options, &principal, user, peer_ip, now);
+                }
+            }
+        }
+        log::info!("certificate {:?} for {user}: no listed principal matched", cert.key_id);
         Decision::Reject
+    }
+
+    fn principals_from_command(
+        &self,
+        command: &str,
+        run_as: Option<&str>,
+        account: &Account,
+        cert: &Certificate,
+    ) -> Result<String, String> {
+        let run_as = run_as.ok_or("AuthorizedPrincipalsCommandUser is not set")?;
+        let runner = match Account::lookup(run_as) {
+            Ok(Some(runner)) => runner,
+            Ok(None) => return Err(format!("no user {run_as}")),
+            Err(err) => return Err(format!("looking up {run_as}: {err}")),
+        };
+        super::principals_command::run(command, &runner, account, cert)
     }
 
     fn decided(

@@ -44,6 +44,7 @@ pub(crate) mod authorized_keys;
 mod chain;
 #[cfg(feature = "pam")]
 mod pam;
+mod principals_command;
 mod shadow;
 mod tofu;
 mod users;
