@@ -69,3 +69,52 @@ impl<R> ServerStack<R> {
         Some(proofs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::crypto::OsRandom;
+    use crate::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
+    use crate::stack::{ClientStackConfig, ServerStackConfig};
+    use crate::testing::StackPair;
+    use crate::wire::Writer;
+    use crate::{connection, transport, userauth};
+
+    /// Every host key is announced once; each proof verifies over the request name, the
+    /// session id and the key; a key we do not hold gets no proofs at all.
+    #[test]
+    fn host_keys_are_announced_and_proven() {
+        let ed: Arc<dyn HostKeySigner> = Arc::new(PrivateKey::ed25519_from_seed(&[1; 32]).unwrap());
+        let second: Arc<dyn HostKeySigner> =
+            Arc::new(PrivateKey::ed25519_from_seed(&[2; 32]).unwrap());
+        let keys = vec![Arc::clone(&ed), Arc::clone(&second), Arc::clone(&ed)];
+        let server = ServerStackConfig::with_host_keys(keys, &mut OsRandom::new()).unwrap();
+        let client = ClientStackConfig::new(
+            transport::ClientConfig::default(),
+            userauth::ClientConfig::new(),
+            connection::Config::default(),
+        )
+        .unwrap();
+        let mut pair: StackPair<()> = StackPair::new(client, server, "alice");
+        pair.drive();
+        let blobs = vec![ed.public_key().to_blob(), second.public_key().to_blob()];
+        match pair.server.host_keys_announcement() {
+            super::GlobalRequest::HostKeys { keys } => assert_eq!(keys, blobs),
+            other => panic!("expected hostkeys-00, got {other:?}"),
+        }
+        let session_id = pair.server.transport().session_id().unwrap().to_vec();
+        let proofs = pair.server.prove_host_keys(&blobs).unwrap();
+        assert_eq!(proofs.len(), 2);
+        for (signer, proof) in [&ed, &second].into_iter().zip(&proofs) {
+            let mut data = Vec::new();
+            Writer::new(&mut data)
+                .write_string(b"hostkeys-prove-00@openssh.com")
+                .write_string(&session_id)
+                .write_string(&signer.public_key().to_blob());
+            signer.public_key().verify(SignatureAlgorithm::Ed25519, &data, proof).unwrap();
+        }
+        let stranger = PrivateKey::ed25519_from_seed(&[3; 32]).unwrap().public_key().to_blob();
+        assert!(pair.server.prove_host_keys(&[blobs[0].clone(), stranger]).is_none());
+    }
+}
