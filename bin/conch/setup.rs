@@ -152,6 +152,13 @@ pub(crate) fn client_config(
             log::debug!("Will attempt key: {}", path.display());
             client = client.identity_file(path);
         }
+        let env = env_lookup;
+        for path in &config.certificate_files {
+            match config.expand_path(path, &local.home, Some(&env)) {
+                Ok(path) => client = client.certificate_file(path),
+                Err(err) => log::error!("{err}"),
+            }
+        }
     }
     // Host keys.
     let mode = match config.strict_host_key_checking {
@@ -200,6 +207,13 @@ pub(crate) fn client_config(
         .iter()
         .filter_map(|name| SignatureAlgorithm::from_name(name))
         .collect();
+    userauth.publickey_cert_algorithms = Some(
+        config
+            .pubkey_accepted_algorithms
+            .iter()
+            .filter_map(|name| twine_conch::keys::cert::cert_signature_algorithm(name))
+            .collect(),
+    );
     if !algorithms.is_empty() {
         userauth.publickey_algorithms = algorithms;
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use twine::conch::crypto::OsRandom;
 use twine::conch::keys::{self, openssh, HostKeySigner, KeyError, KeySpec, PrivateKey};
 
-/// Loads every readable host key, one per key type; unreadable files and unsupported types
+/// Loads every readable host key (each key once); unreadable files and unsupported types
 /// are logged and skipped, as sshd does.
 pub(crate) fn load(paths: &[String]) -> Vec<Arc<dyn HostKeySigner>> {
     let mut out: Vec<Arc<dyn HostKeySigner>> = Vec::new();
@@ -23,10 +23,12 @@ pub(crate) fn load(paths: &[String]) -> Vec<Arc<dyn HostKeySigner>> {
         match keys::load_private_key(&contents, &mut || None) {
             Ok(loaded) => {
                 let key = loaded.key;
-                if out.iter().any(|k| k.public_key().key_type() == key.key_type()) {
-                    log::debug!("ignoring duplicate host key type in {path}");
+                if out.iter().any(|k| k.public_key() == key.public_key()) {
+                    log::debug!("ignoring duplicate host key in {path}");
                     continue;
                 }
+                // A second key of a type is not used for key exchange (the first one is), but
+                // is announced and proven for UpdateHostKeys, as sshd does.
                 log::debug!(
                     "host key: {path} {} {}",
                     key.public_key().key_type().name(),

@@ -187,7 +187,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         return Ok(());
     }
     let startup = file.effective(None).map_err(|e| Fatal(e.to_string(), 255))?;
-    let unenforced = startup.unenforced();
+    let unenforced = policy::unenforced(&startup);
     if !unenforced.is_empty() {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
     }

@@ -182,7 +182,7 @@ fn verdict(
         Ok(config) => Arc::new(config),
         Err(err) => return Verdict::Refused(err),
     };
-    let mut unenforced = config.unenforced();
+    let mut unenforced = unenforced(&config);
     unenforced.extend(per_login_unenforced(&config));
     if !unenforced.is_empty() {
         // A Match block asks for something conchd cannot enforce (ChrootDirectory, ...):
@@ -201,9 +201,10 @@ fn verdict(
     {
         return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
     }
-    let pubkey = match attempt {
-        Attempt::PublicKeyQuery { key, .. } | Attempt::PublicKey { key, .. } => Some(key),
-        _ => None,
+    let (pubkey, certificate) = match attempt {
+        Attempt::PublicKeyQuery { key, certificate, .. }
+        | Attempt::PublicKey { key, certificate, .. } => (Some(key), certificate.as_deref()),
+        _ => (None, None),
     };
     let enabled = match attempt {
         Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. } => config.pubkey_authentication,
@@ -219,6 +220,13 @@ fn verdict(
     if let Attempt::Password { password, .. } = attempt {
         if password.as_bytes().is_empty() && !config.permit_empty_passwords {
             return Verdict::Decided(Decision::Reject, config);
+        }
+    }
+    if let Some(name) = pubkey_algorithm_name(attempt) {
+        if !config.pubkey_accepted_algorithms.contains(&name) {
+            return Verdict::Refused(format!(
+                "{name} not in PubkeyAcceptedAlgorithms for {request_user}"
+            ));
         }
     }
     if account.uid == 0 {
@@ -250,8 +258,22 @@ fn verdict(
     }
     let keys = AuthorizedKeys::new()
         .with_files(config.authorized_keys_files.clone())
-        .with_strict_modes(config.strict_modes);
-    let decision = keys.check(request_user, key, &ip, now);
+        .with_strict_modes(config.strict_modes)
+        .with_trusted_user_ca_keys(config.trusted_user_ca_keys.clone())
+        .with_authorized_principals_file(config.authorized_principals_file.clone())
+        .with_authorized_principals_command(
+            config.authorized_principals_command.clone(),
+            config.authorized_principals_command_user.clone(),
+        )
+        .with_revoked_keys(config.revoked_keys.clone())
+        .with_ca_signature_algorithms(
+            config
+                .ca_signature_algorithms
+                .iter()
+                .filter_map(|n| SignatureAlgorithm::from_name(n))
+                .collect(),
+        );
+    let decision = keys.check_attempt(request_user, key, certificate, &ip, now);
     if let Decision::Accept(r) = &decision {
         if account.uid == 0
             && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly
@@ -266,6 +288,34 @@ fn verdict(
 /// The modulus size of an RSA key, `None` for other types.
 fn required_rsa_bits(key: &PublicKey) -> Option<usize> {
     (key.key_type() == KeyType::Rsa).then(|| key.bits())
+}
+
+/// The settings in force that conchd cannot enforce: the configuration's list, less
+/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile`, `AuthorizedPrincipalsCommand` and
+/// `RevokedKeys`, which the authorized_keys backend enforces.
+pub(crate) fn unenforced(config: &SshdConfig) -> Vec<String> {
+    let enforced = [
+        "TrustedUserCAKeys ",
+        "AuthorizedPrincipalsFile ",
+        "AuthorizedPrincipalsCommand ",
+        "RevokedKeys ",
+    ];
+    let mut out = config.unenforced();
+    out.retain(|setting| !enforced.iter().any(|keyword| setting.starts_with(keyword)));
+    out
+}
+
+/// The public key algorithm name a publickey attempt used (a certificate's
+/// `*-cert-v01@openssh.com` form for certificates).
+fn pubkey_algorithm_name(attempt: &Attempt) -> Option<&'static str> {
+    match attempt {
+        Attempt::PublicKeyQuery { algorithm, certificate, .. }
+        | Attempt::PublicKey { algorithm, certificate, .. } => Some(match certificate {
+            Some(_) => twine::conch::keys::cert::cert_algorithm_name(*algorithm),
+            None => algorithm.name(),
+        }),
+        _ => None,
+    }
 }
 
 fn permitted(list: &[String], listen: bool) -> Option<Vec<PermittedHostPort>> {
@@ -377,7 +427,9 @@ impl AuthBackend for Policy {
                     let slot = state.entry(facts.id).or_default();
                     slot.methods.push(request.attempt.method());
                     slot.config = config;
-                    if let Attempt::PublicKey { key, .. } = &request.attempt {
+                    if let Attempt::PublicKey { certificate: Some(cert), .. } = &request.attempt {
+                        slot.auth_info.push(format!("publickey {}", cert.to_openssh()));
+                    } else if let Attempt::PublicKey { key, .. } = &request.attempt {
                         slot.auth_info.push(format!("publickey {}", key.to_openssh()));
                     } else {
                         slot.auth_info.push(method_text(&request.attempt).to_owned());
@@ -465,6 +517,17 @@ fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>, partia
     let user = &request.user;
     let (method, detail) = match &request.attempt {
         Attempt::PublicKeyQuery { .. } => return,
+        Attempt::PublicKey { certificate: Some(cert), .. } => (
+            "publickey",
+            format!(
+                ": {}-CERT {} ID {} (serial {}) CA {}",
+                cert.key.short_type_name(),
+                cert.key.fingerprint(FingerprintHash::Sha256),
+                cert.key_id,
+                cert.serial,
+                key_text(&cert.signature_key)
+            ),
+        ),
         Attempt::PublicKey { key, .. } => ("publickey", format!(": {}", key_text(key))),
         Attempt::Password { .. } => ("password", String::new()),
         Attempt::KeyboardInteractive { .. } | Attempt::KeyboardInteractiveResponses { .. } => {

@@ -97,6 +97,9 @@ pub(crate) fn stack_config(
         .iter()
         .filter_map(|n| SignatureAlgorithm::from_name(n))
         .collect();
+    // Every certificate algorithm reaches the policy, which applies the connection's own
+    // PubkeyAcceptedAlgorithms (a Match block may allow more than the global list).
+    u.publickey_cert_algorithms = SignatureAlgorithm::ALL.to_vec();
     let mut stack =
         ServerStackConfig::new(t, u, connection::Config::default()).map_err(|e| e.to_string())?;
     stack.login_grace_time =

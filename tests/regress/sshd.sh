@@ -22,7 +22,8 @@ REQUIRED="connect proxy-connect proto-version proto-mismatch exit-status exit-st
     stderr-data stderr-after-eof transfer yes-head envpass banner authinfo allow-deny-users
     forcecommand key-options brokenkeys keyscan login-timeout reconfigure connect-privsep portnum
     try-ciphers kextype keytype integrity rekey forwarding dynamic-forward forward-control
-    channel-timeout connection-timeout cfgmatch"
+    channel-timeout connection-timeout cfgmatch
+    agent limit-keytype hostkey-rotate cert-userkey principals-command"
 
 # The -Q filter: Debian's ssh 9.2 offers these, and the library does not implement them, so the
 # suite's loops must not ask conchd for them (it would rightly refuse them as unknown names):

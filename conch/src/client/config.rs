@@ -12,6 +12,7 @@ use super::host_key::{
 use super::identity::{IdentitySigner, KeyFile};
 use super::prompt::{NoPrompts, Prompter};
 use crate::connection;
+use crate::keys::Certificate;
 use crate::transport;
 use crate::userauth::{self, Method};
 
@@ -39,6 +40,7 @@ pub struct ClientConfig {
     pub(crate) connection: connection::Config,
     pub(crate) identities: Vec<Rc<dyn IdentitySigner>>,
     pub(crate) identity_files: Vec<PathBuf>,
+    certificate_files: Vec<PathBuf>,
     host_keys: HostKeys,
     pub(crate) strict_host_key_checking: StrictHostKeyChecking,
     pub(crate) prompter: Rc<dyn Prompter>,
@@ -61,6 +63,7 @@ impl ClientConfig {
             connection: connection::Config::default(),
             identities: Vec::new(),
             identity_files: Vec::new(),
+            certificate_files: Vec::new(),
             host_keys: HostKeys::Default,
             strict_host_key_checking: StrictHostKeyChecking::Ask,
             prompter: Rc::new(NoPrompts),
@@ -81,6 +84,15 @@ impl ClientConfig {
     #[must_use]
     pub fn identity_file(mut self, path: impl AsRef<Path>) -> Self {
         self.identity_files.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Adds an OpenSSH certificate file (`CertificateFile`): offered with the identity file
+    /// whose key it certifies. (`<identity>-cert.pub` beside an identity file is found without
+    /// this.)
+    #[must_use]
+    pub fn certificate_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.certificate_files.push(path.as_ref().to_path_buf());
         self
     }
 
@@ -202,8 +214,28 @@ impl ClientConfig {
     /// The signers: those added, then the key files.
     pub(crate) fn signers(&self) -> Vec<Rc<dyn IdentitySigner>> {
         let mut signers = self.identities.clone();
+        let certificates: Vec<Certificate> = self
+            .certificate_files
+            .iter()
+            .filter_map(|path| {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|err| log::debug!("certificate {}: {err}", path.display()))
+                    .ok()?;
+                Certificate::from_openssh(text.trim())
+                    .map_err(|err| log::debug!("certificate {}: {err}", path.display()))
+                    .ok()
+            })
+            .collect();
         for path in &self.identity_files {
-            signers.push(Rc::new(KeyFile::with_prompter(path, Rc::clone(&self.prompter))));
+            let file = KeyFile::with_prompter(path, Rc::clone(&self.prompter));
+            if !certificates.is_empty() {
+                if let Ok(key) = file.public_key() {
+                    for cert in certificates.iter().filter(|c| c.key == key) {
+                        file.add_certificate(cert.clone());
+                    }
+                }
+            }
+            signers.push(Rc::new(file));
         }
         signers
     }

@@ -57,6 +57,10 @@ pub(crate) trait Engine {
     fn host_key_decided(&mut self, now: Instant, accept: bool) -> Result<(), Error>;
     /// Adds a key to offer; keys added before user authentication starts wait for it.
     fn add_identity(&mut self, key: PublicKey);
+    /// Adds an OpenSSH certificate to offer; the default offers nothing.
+    fn add_certificate(&mut self, cert: crate::keys::Certificate) {
+        let _ = cert;
+    }
     /// The user authentication layer, once it exists and until it succeeded.
     fn userauth_mut(&mut self) -> Option<&mut userauth::Client>;
     /// The connection layer, once authenticated.

@@ -32,6 +32,8 @@ pub(crate) struct Handshake {
     signers: Vec<Rc<dyn IdentitySigner>>,
     /// The keys offered, with the signer holding each.
     keys: Vec<(PublicKey, usize)>,
+    /// The certified keys of the certificates offered, with their signer's index.
+    cert_keys: Vec<(PublicKey, usize)>,
     /// Signers whose key lists have not arrived yet.
     keys_outstanding: usize,
     /// The policy's answer, held until the key lists are in (so that every key is offered
@@ -69,6 +71,7 @@ impl Handshake {
             prompter: params.prompter,
             signers: params.signers,
             keys: Vec::new(),
+            cert_keys: Vec::new(),
             keys_outstanding,
             decision: None,
             timeout: params.timeout,
@@ -84,6 +87,16 @@ impl Handshake {
             None => return,
         };
         for (index, signer) in signers.iter().enumerate() {
+            let certificates = signer.certificates();
+            if !certificates.is_empty() {
+                with_handshake(shared, |handshake| {
+                    let mut core = shared.core.borrow_mut();
+                    for cert in certificates {
+                        handshake.cert_keys.push((cert.key.clone(), index));
+                        core.engine.add_certificate(cert);
+                    }
+                });
+            }
             let keys = signer.public_keys(&shared.scheduler);
             let weak = shared.me.clone();
             let _done: Deferred<()> = keys.then(move |keys| {
@@ -200,6 +213,7 @@ impl Handshake {
                 let signer = self
                     .keys
                     .iter()
+                    .chain(&self.cert_keys)
                     .find(|(known, _)| *known == key)
                     .and_then(|(_, index)| self.signers.get(*index))
                     .cloned();

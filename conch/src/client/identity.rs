@@ -13,7 +13,7 @@ use twine_core::Deferred;
 use zeroize::Zeroizing;
 
 use super::prompt::{NoPrompts, Prompter};
-use crate::keys::{self, KeyError, PrivateKey, PublicKey, SignatureAlgorithm};
+use crate::keys::{self, Certificate, KeyError, PrivateKey, PublicKey, SignatureAlgorithm};
 
 /// How many times a key file's passphrase is asked before the key is skipped (OpenSSH's
 /// `NumberOfPasswordPrompts` default).
@@ -37,6 +37,12 @@ pub trait IdentitySigner {
         algorithm: SignatureAlgorithm,
         data: &[u8],
     ) -> Deferred<Option<Vec<u8>>>;
+
+    /// OpenSSH certificates of this signer's keys, offered before the keys themselves (a
+    /// certificate's signature is asked for with its certified key). The default has none.
+    fn certificates(&self) -> Vec<Certificate> {
+        Vec::new()
+    }
 }
 
 /// A private key held in memory.
@@ -90,6 +96,8 @@ struct KeyFileInner {
     path: PathBuf,
     prompter: Rc<dyn Prompter>,
     private: RefCell<Option<Rc<PrivateKey>>>,
+    /// Certificates given with `CertificateFile` for this key.
+    certificates: RefCell<Vec<Certificate>>,
 }
 
 impl KeyFile {
@@ -105,6 +113,7 @@ impl KeyFile {
                 path: path.into(),
                 prompter,
                 private: RefCell::new(None),
+                certificates: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -112,6 +121,34 @@ impl KeyFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Offers `cert` (a `CertificateFile`'s) with this key; it must certify this file's key
+    /// to be used.
+    pub fn add_certificate(&self, cert: Certificate) {
+        self.inner.certificates.borrow_mut().push(cert);
+    }
+
+    /// The certificates for this key: those added, then `<path>-cert.pub`, then `<path>.pub`
+    /// when it holds a certificate (as `ssh` finds them), keeping those that certify the key.
+    fn own_certificates(&self) -> Vec<Certificate> {
+        let Ok(key) = self.public_key() else { return Vec::new() };
+        let mut out: Vec<Certificate> = self.inner.certificates.borrow().clone();
+        for suffix in ["-cert.pub", ".pub"] {
+            let mut path = self.inner.path.as_os_str().to_owned();
+            path.push(suffix);
+            let Ok(text) = fs::read_to_string(&path) else { continue };
+            match Certificate::from_openssh(text.trim()) {
+                Ok(cert) => out.push(cert),
+                Err(err) if suffix == "-cert.pub" => {
+                    log::debug!("certificate {}: {err}", Path::new(&path).display());
+                }
+                Err(_) => {}
+            }
+        }
+        out.retain(|cert| cert.key == key);
+        out.dedup_by(|a, b| a.to_blob() == b.to_blob());
+        out
     }
 
     /// The public key, read without the passphrase.
@@ -142,6 +179,10 @@ impl KeyFile {
 }
 
 impl IdentitySigner for KeyFile {
+    fn certificates(&self) -> Vec<Certificate> {
+        self.own_certificates()
+    }
+
     fn public_keys(&self, scheduler: &Rc<dyn Scheduler>) -> Deferred<Vec<PublicKey>> {
         let keys = match self.public_key() {
             Ok(key) => vec![key],

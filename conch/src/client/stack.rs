@@ -75,6 +75,10 @@ impl Engine for ClientStack {
         Self::add_identity(self, key);
     }
 
+    fn add_certificate(&mut self, cert: crate::keys::Certificate) {
+        Self::add_certificate(self, cert);
+    }
+
     fn userauth_mut(&mut self) -> Option<&mut userauth::Client> {
         Self::userauth_mut(self)
     }

@@ -303,6 +303,90 @@ fn resolve_names(category: Category, names: &str) -> Result<Vec<&'static str>, A
         .collect()
 }
 
+/// Public key authentication algorithms (`PubkeyAcceptedAlgorithms`): the signature
+/// algorithms and their OpenSSH certificate forms.
+pub const PUBKEY_ALGORITHMS: &[&str] = &[
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-rsa-cert-v01@openssh.com",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+];
+
+/// OpenSSH's default `PubkeyAcceptedAlgorithms`, less the security-key types: certificates
+/// first, never SHA-1 `ssh-rsa`.
+pub const DEFAULT_PUBKEY_ALGORITHMS: &[&str] = &[
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+];
+
+/// `PubkeyAcceptedAlgorithms`: as [`configure`], over [`PUBKEY_ALGORITHMS`] with
+/// [`DEFAULT_PUBKEY_ALGORITHMS`] as the default, and with OpenSSH's wildcards allowed in every
+/// form of list (`ssh-ed25519*,*-cert-v01@openssh.com`): a pattern stands for the names it
+/// matches, in [`PUBKEY_ALGORITHMS`]' order (`kex_assemble_names`). A plain name must be one we
+/// support.
+pub fn configure_pubkey(value: &str) -> Result<Vec<&'static str>, AlgorithmListError> {
+    let category = Category::HostKey;
+    let defaults = DEFAULT_PUBKEY_ALGORITHMS;
+    let expand = |names: &str| -> Result<Vec<&'static str>, AlgorithmListError> {
+        let mut out = Vec::new();
+        for name in names.split(',') {
+            if name.contains(['*', '?']) {
+                out.extend(
+                    PUBKEY_ALGORITHMS
+                        .iter()
+                        .copied()
+                        .filter(|known| match_pattern(known.as_bytes(), name.as_bytes())),
+                );
+            } else {
+                let known = PUBKEY_ALGORITHMS.iter().copied().find(|known| *known == name);
+                out.push(known.ok_or_else(|| AlgorithmListError::Unknown {
+                    category,
+                    name: name.to_owned(),
+                })?);
+            }
+        }
+        Ok(out)
+    };
+    let value = value.trim();
+    let list = if let Some(patterns) = value.strip_prefix('-') {
+        defaults
+            .iter()
+            .copied()
+            .filter(|name| match_pattern_list(name, patterns) != Some(true))
+            .collect()
+    } else if let Some(names) = value.strip_prefix('+') {
+        concat_unique(defaults, &expand(names)?)
+    } else if let Some(names) = value.strip_prefix('^') {
+        concat_unique(&expand(names)?, defaults)
+    } else {
+        concat_unique(&expand(value)?, &[])
+    };
+    if list.is_empty() {
+        return Err(AlgorithmListError::Empty(category));
+    }
+    Ok(list)
+}
+
 /// `first` then `second`, keeping only the first occurrence of each name.
 fn concat_unique(first: &[&'static str], second: &[&'static str]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::with_capacity(first.len() + second.len());
@@ -365,6 +449,31 @@ mod tests {
     use super::*;
     use crate::crypto::{kex_by_name, mac_by_name};
     use crate::keys::SignatureAlgorithm;
+
+    /// PubkeyAcceptedAlgorithms takes certificate names and wildcards, which stand for the
+    /// names they match; its default starts with the certificate forms.
+    #[test]
+    fn pubkey_lists_take_certificates_and_wildcards() {
+        assert_eq!(configure_pubkey("*-cert-v01@openssh.com").unwrap(), &PUBKEY_ALGORITHMS[..7]);
+        assert_eq!(
+            configure_pubkey("ssh-ed25519*,ssh-rsa*").unwrap(),
+            [
+                "ssh-ed25519-cert-v01@openssh.com",
+                "ssh-ed25519",
+                "ssh-rsa-cert-v01@openssh.com",
+                "ssh-rsa"
+            ]
+        );
+        let plus = configure_pubkey("+ssh-rsa").unwrap();
+        assert_eq!(plus.first(), Some(&"ssh-ed25519-cert-v01@openssh.com"));
+        assert_eq!(plus.last(), Some(&"ssh-rsa"));
+        assert!(configure_pubkey("-*-cert-v01@openssh.com")
+            .unwrap()
+            .iter()
+            .all(|n| !n.contains("cert")));
+        assert!(matches!(configure_pubkey("ssh-foo"), Err(AlgorithmListError::Unknown { .. })));
+        assert!(matches!(configure_pubkey("nothing*"), Err(AlgorithmListError::Empty(_))));
+    }
 
     /// The defaults are OpenSSH 10's, in its order: PQ hybrids first, DH only on the client,
     /// chacha20-poly1305 first, EtM MACs first, and never `ssh-rsa`.

@@ -227,6 +227,35 @@ impl AuthorizedKeys {
     pub fn find<'a>(&'a self, key: &'a PublicKey) -> impl Iterator<Item = &'a AuthorizedKey> + 'a {
         self.keys.iter().filter(move |k| &k.key == key && !k.options.cert_authority)
     }
+
+    /// The `cert-authority` entries for CA key `ca`, in file order.
+    pub fn find_authority<'a>(
+        &'a self,
+        ca: &'a PublicKey,
+    ) -> impl Iterator<Item = &'a AuthorizedKey> + 'a {
+        self.keys.iter().filter(move |k| &k.key == ca && k.options.cert_authority)
+    }
+}
+
+/// Parses one `AuthorizedPrincipalsFile` line, `[options] principal`: `Ok(None)` for blank and
+/// comment lines. As in sshd, a line with inner blanks has options before its last word.
+pub fn parse_principals_line(line: &str) -> Result<Option<(KeyOptions, String)>, String> {
+    if line.len() > MAX_AUTHORIZED_KEYS_LINE_LEN {
+        return Err("line too long".into());
+    }
+    let line = line.trim_matches([' ', '\t', '\r', '\n']);
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let Some(at) = line.rfind([' ', '\t']) else {
+        return Ok(Some((KeyOptions::default(), line.to_owned())));
+    };
+    let (opts, principal) = line.split_at(at);
+    let (options, rest) = parse_options(opts).map_err(|e| format!("bad options: {e}"))?;
+    if !rest.trim().is_empty() {
+        return Err("bad options: text after the options".into());
+    }
+    Ok(Some((options, principal.trim().to_owned())))
 }
 
 /// Parses one line: `Ok(None)` for blank and comment lines.

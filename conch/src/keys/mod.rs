@@ -24,6 +24,9 @@
 //! - [`known_hosts`]: the client's lookup ([`KnownHosts::check`] → [`HostKeyStatus`]), new
 //!   lines, and the rewrites behind `ckeygen -R` and `-H`.
 //! - [`pattern`]: OpenSSH's host, address and CIDR pattern lists.
+//! - [`krl`]: OpenSSH key revocation lists (`ssh-keygen -k`).
+//! - [`cert`]: OpenSSH certificates ([`Certificate`]): parsed, CA signature verified, validity,
+//!   principals, critical options and extensions checked.
 
 use std::fmt;
 
@@ -35,9 +38,11 @@ use crate::wire::{InvalidMessage, Reader, Writer};
 
 mod armor;
 pub mod authorized_keys;
+pub mod cert;
 mod file;
 mod fingerprint;
 pub mod known_hosts;
+pub mod krl;
 pub mod openssh;
 pub mod pattern;
 pub mod pem;
@@ -45,6 +50,7 @@ mod private;
 mod public;
 
 pub use authorized_keys::{AuthorizedKey, AuthorizedKeys, KeyOptions};
+pub use cert::{CertError, CertType, Certificate};
 pub use file::{
     load_private_key, load_public_key, public_key_from_private, LoadedKey, PrivateKeyFormat,
 };

@@ -186,6 +186,8 @@ pub(crate) struct Forwarding {
     connectors: RefCell<Vec<Connector>>,
     /// Direct channels awaiting their connect, so they can be refused if the connection ends.
     connecting: RefCell<Vec<ChannelId>>,
+    /// The forwarded agent's socket (`SSH_AUTH_SOCK`), once a session asked for it.
+    agent_socket: RefCell<Option<PathBuf>>,
 }
 
 impl Forwarding {
@@ -207,7 +209,66 @@ impl Forwarding {
             opening: RefCell::new(HashMap::new()),
             connectors: RefCell::new(Vec::new()),
             connecting: RefCell::new(Vec::new()),
+            agent_socket: RefCell::new(None),
         })
+    }
+
+    /// `auth-agent-req@openssh.com` (sshd's `session_auth_agent_req`): listen on a socket in a
+    /// fresh private directory; each connection to it opens an `auth-agent@openssh.com`
+    /// channel to the client. Refused when the login may not forward the agent, and for any
+    /// request after the first, as sshd does.
+    pub(crate) fn forward_agent(&self) -> bool {
+        let user = &self.login.user;
+        if !self.restrictions().agent_forwarding {
+            log::debug!("{user}: agent forwarding refused by policy");
+            return false;
+        }
+        if self.agent_socket.borrow().is_some() {
+            log::debug!("{user}: agent forwarding requested twice");
+            return false;
+        }
+        let path =
+            match super::agent::socket_path(&std::env::temp_dir(), self.login.account.as_ref()) {
+                Ok(path) => path,
+                Err(err) => {
+                    log::warn!("{user}: agent forwarding: {err}");
+                    return false;
+                }
+            };
+        let factory = AgentFactory { forwarding: self.me.clone() };
+        let listening = match self.reactor.listen_unix(&path, factory) {
+            Ok(listening) => listening,
+            Err(err) => {
+                log::warn!("{user}: agent forwarding: listen on {}: {err}", path.display());
+                super::agent::remove(&path);
+                return false;
+            }
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        if let Some(account) = &self.login.account {
+            if nix::unistd::Uid::effective().is_root() {
+                if let Err(err) =
+                    std::os::unix::fs::chown(&path, Some(account.uid), Some(account.gid))
+                {
+                    log::warn!("chown {}: {err}", path.display());
+                }
+            }
+        }
+        log::debug!("{user}: agent forwarding on {}", path.display());
+        self.listeners.borrow_mut().push(Listener {
+            key: ListenKey::Unix(path.as_os_str().as_bytes().to_vec()),
+            bound_port: 0,
+            ports: vec![listening],
+            socket_file: Some(path.clone()),
+        });
+        *self.agent_socket.borrow_mut() = Some(path);
+        true
+    }
+
+    /// The forwarded agent's socket, once agent forwarding was requested.
+    pub(crate) fn agent_socket(&self) -> Option<PathBuf> {
+        self.agent_socket.borrow().clone()
     }
 
     fn restrictions(&self) -> &Restrictions {
@@ -514,6 +575,9 @@ impl Forwarding {
         for listener in self.listeners.borrow_mut().drain(..) {
             stop(&listener);
         }
+        if let Some(path) = self.agent_socket.borrow_mut().take() {
+            super::agent::remove(&path);
+        }
         for connector in self.connectors.borrow_mut().drain(..) {
             connector.stop_connecting();
         }
@@ -593,6 +657,30 @@ impl Factory for ForwardedFactory {
                 stream.pause_producing();
             }
             forwarding.accepted(relay, kind);
+        });
+        let relay = Rc::new(Relay::default());
+        Some(Box::new(StreamSide { relay, on_made: Some(on_made) }))
+    }
+}
+
+/// Builds, for the forwarded agent's socket, one relay per accepted connection, each over an
+/// `auth-agent@openssh.com` channel.
+struct AgentFactory {
+    forwarding: Weak<Forwarding>,
+}
+
+impl Factory for AgentFactory {
+    fn build_protocol(&mut self, _addr: &Address) -> Option<Box<dyn Protocol>> {
+        let forwarding = self.forwarding.clone();
+        let on_made: OnMade = Box::new(move |relay| {
+            let Some(forwarding) = forwarding.upgrade() else {
+                relay.lose();
+                return;
+            };
+            if let Some(stream) = relay.stream() {
+                stream.pause_producing();
+            }
+            forwarding.accepted(relay, ChannelKind::AuthAgent);
         });
         let relay = Rc::new(Relay::default());
         Some(Box::new(StreamSide { relay, on_made: Some(on_made) }))

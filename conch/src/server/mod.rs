@@ -26,6 +26,7 @@
 //! from a later turn of the loop: nothing user-supplied runs while the stack is borrowed.
 
 mod account;
+mod agent;
 pub mod auth;
 mod channel;
 mod forwarding;

@@ -10,7 +10,7 @@ use super::{out_of_phase, ClientStackConfig, Core, Layers, StackEvent, SERVICE_U
 use crate::connection::{self, Connection, Side};
 use crate::crypto::SecureRandom;
 use crate::error::{Error, Initiator, PeerMisbehaved};
-use crate::keys::PublicKey;
+use crate::keys::{Certificate, PublicKey};
 use crate::transport::{self, Incoming, Transport};
 use crate::userauth::{self, Disposition};
 use crate::wire::msgs::transport::{ServiceAccept, ServiceRequest};
@@ -77,9 +77,16 @@ pub struct ClientStack {
     user: String,
     userauth: Option<userauth::Client>,
     /// Identities added before user authentication started.
-    identities: Vec<PublicKey>,
+    identities: Vec<PendingIdentity>,
     /// The server's extensions seen before user authentication started.
     extensions: Vec<(String, Vec<u8>)>,
+}
+
+/// An identity added before user authentication started.
+#[derive(Debug)]
+enum PendingIdentity {
+    Key(PublicKey),
+    Certificate(Box<Certificate>),
 }
 
 /// Where the client is.
@@ -192,7 +199,16 @@ impl ClientStack {
     pub fn add_identity(&mut self, key: PublicKey) {
         match self.userauth.as_mut() {
             Some(userauth) => userauth.add_identity(key),
-            None => self.identities.push(key),
+            None => self.identities.push(PendingIdentity::Key(key)),
+        }
+    }
+
+    /// Adds an OpenSSH certificate to offer (signed by its certified key), after those added
+    /// before. Works at any time, as [`add_identity`](Self::add_identity).
+    pub fn add_certificate(&mut self, cert: Certificate) {
+        match self.userauth.as_mut() {
+            Some(userauth) => userauth.add_certificate(&cert),
+            None => self.identities.push(PendingIdentity::Certificate(Box::new(cert))),
         }
     }
 
@@ -329,8 +345,11 @@ impl ClientStack {
                 return self.core.fail(e);
             }
         }
-        for key in std::mem::take(&mut self.identities) {
-            client.add_identity(key);
+        for identity in std::mem::take(&mut self.identities) {
+            match identity {
+                PendingIdentity::Key(key) => client.add_identity(key),
+                PendingIdentity::Certificate(cert) => client.add_certificate(&cert),
+            }
         }
         self.userauth = Some(client);
         self.phase = Phase::Userauth;

@@ -52,6 +52,7 @@
 
 mod client;
 mod config;
+mod hostkeys;
 mod keepalive;
 mod server;
 

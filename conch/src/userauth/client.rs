@@ -14,7 +14,7 @@ use super::{
     EXTENSION_PUBLICKEY_HOSTBOUND, EXTENSION_SERVER_SIG_ALGS, SERVICE_CONNECTION,
 };
 use crate::error::{Error, LocalMisuse, PeerMisbehaved};
-use crate::keys::{KeyType, PublicKey, SignatureAlgorithm};
+use crate::keys::{cert, Certificate, KeyType, PublicKey, SignatureAlgorithm};
 use crate::wire::{InvalidMessage, MessageType, NameList, Reader};
 
 /// How the client authenticates, shared by all connections (wrap it in an `Arc`).
@@ -33,6 +33,10 @@ pub struct ClientConfig {
     /// `rsa-sha2-*` the server lists in `server-sig-algs` is used. Default: Ed25519, ECDSA,
     /// `rsa-sha2-512`, `rsa-sha2-256` (SHA-1 `ssh-rsa` off, as in OpenSSH since 8.8).
     pub publickey_algorithms: Vec<SignatureAlgorithm>,
+    /// The algorithms certificates are offered with (the `*-cert-v01@openssh.com` names of
+    /// `PubkeyAcceptedAlgorithms`, by signature algorithm). `None` (the default): the same as
+    /// [`publickey_algorithms`](Self::publickey_algorithms).
+    pub publickey_cert_algorithms: Option<Vec<SignatureAlgorithm>>,
 }
 
 impl ClientConfig {
@@ -54,6 +58,7 @@ impl ClientConfig {
                 SignatureAlgorithm::RsaSha512,
                 SignatureAlgorithm::RsaSha256,
             ],
+            publickey_cert_algorithms: None,
         }
     }
 }
@@ -198,7 +203,26 @@ impl Client {
     pub fn add_identity(&mut self, key: PublicKey) {
         let blob = key.to_blob();
         if self.identities.iter().all(|i| i.blob != blob) {
-            self.identities.push(Identity { key, blob, tried: false });
+            self.identities.push(Identity { key, blob, certificate: false, tried: false });
+        }
+    }
+
+    /// Adds an OpenSSH certificate to offer (as `*-cert-v01@openssh.com`), after those added
+    /// before; the signature is asked of its certified key, as for
+    /// [`add_identity`](Self::add_identity).
+    pub fn add_certificate(&mut self, cert: &Certificate) {
+        let blob = cert.to_blob().to_vec();
+        if self.identities.iter().all(|i| i.blob != blob) {
+            let key = cert.key.clone();
+            self.identities.push(Identity { key, blob, certificate: true, tried: false });
+        }
+    }
+
+    /// The public key algorithm name `identity` is offered under with `algorithm`.
+    fn offered_name(&self, identity: usize, algorithm: SignatureAlgorithm) -> &'static str {
+        match self.identities.get(identity) {
+            Some(i) if i.certificate => cert::cert_algorithm_name(algorithm),
+            _ => algorithm.name(),
         }
     }
 
@@ -258,7 +282,7 @@ impl Client {
         let key_blob = self.identities.get(identity).map(|i| i.blob.clone()).unwrap_or_default();
         let host_key_blob = self.host_key_blob.clone();
         self.send_request(MethodData::PublicKey(PublicKeyData {
-            algorithm: algorithm.name(),
+            algorithm: self.offered_name(identity, algorithm),
             key_blob: &key_blob,
             host_key_blob: hostbound.then_some(host_key_blob.as_slice()),
             signature: Some(&signature),
@@ -430,7 +454,8 @@ impl Client {
         let Some(queried) = self.identities.get(identity) else {
             return Err(PeerMisbehaved::PkOkForUnrequestedKey.into());
         };
-        if ok.algorithm != algorithm.name() || ok.key_blob != queried.blob {
+        let name = self.offered_name(identity, algorithm);
+        if ok.algorithm != name || ok.key_blob != queried.blob {
             return Err(PeerMisbehaved::PkOkForUnrequestedKey.into());
         }
         let hostbound = self.hostbound;
@@ -438,7 +463,7 @@ impl Client {
             &self.session_id,
             &self.user,
             SERVICE_CONNECTION,
-            algorithm.name(),
+            name,
             &queried.blob,
             hostbound.then_some(self.host_key_blob.as_slice()),
         );
@@ -527,11 +552,12 @@ impl Client {
             identity.tried = true;
             let key = identity.key.clone();
             let blob = identity.blob.clone();
-            let Some(algorithm) = self.signature_algorithm(&key) else {
+            let certificate = identity.certificate;
+            let Some(algorithm) = self.signature_algorithm(&key, certificate) else {
                 continue;
             };
             self.send_request(MethodData::PublicKey(PublicKeyData {
-                algorithm: algorithm.name(),
+                algorithm: self.offered_name(index, algorithm),
                 key_blob: &blob,
                 host_key_blob: None,
                 signature: None,
@@ -544,9 +570,17 @@ impl Client {
 
     /// OpenSSH's `key_sig_algorithm`: the key's own algorithm if we accept it; for RSA keys,
     /// once the server sent `server-sig-algs`, our first accepted algorithm that it lists.
-    fn signature_algorithm(&self, key: &PublicKey) -> Option<SignatureAlgorithm> {
+    fn signature_algorithm(
+        &self,
+        key: &PublicKey,
+        certificate: bool,
+    ) -> Option<SignatureAlgorithm> {
         let server = self.server_sig_algs.as_ref().filter(|_| key.key_type() == KeyType::Rsa);
-        self.config.publickey_algorithms.iter().copied().find(|&a| {
+        let accepted = match &self.config.publickey_cert_algorithms {
+            Some(list) if certificate => list,
+            _ => &self.config.publickey_algorithms,
+        };
+        accepted.iter().copied().find(|&a| {
             key.supports(a)
                 && match server {
                     Some(names) => names.iter().any(|n| n == a.name()),
@@ -627,8 +661,12 @@ impl Sent {
 
 #[derive(Debug)]
 struct Identity {
+    /// The key that signs (a certificate's certified key).
     key: PublicKey,
+    /// What is offered: the key's blob or the certificate's.
     blob: Vec<u8>,
+    /// Whether `blob` is a certificate.
+    certificate: bool,
     tried: bool,
 }
 

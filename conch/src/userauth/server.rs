@@ -21,7 +21,7 @@ use super::{
 };
 use crate::crypto::HashAlgorithm;
 use crate::error::{Error, LocalMisuse, PeerIncompatible, PeerMisbehaved};
-use crate::keys::{PublicKey, SignatureAlgorithm};
+use crate::keys::{cert, Certificate, PublicKey, SignatureAlgorithm};
 use crate::wire::{InvalidMessage, MessageType, NameList};
 
 /// What the server allows, shared by all connections (wrap it in an `Arc`).
@@ -52,6 +52,13 @@ pub struct ServerConfig {
     /// [`ServerEvent::UserIdentified`] and takes up nothing until [`Server::user_settings`]
     /// answers (default `false`).
     pub settings_per_user: bool,
+    /// The signature algorithms accepted with OpenSSH certificates (the `*-cert-v01@openssh.com`
+    /// names of `PubkeyAcceptedAlgorithms`, by the algorithm the certified key signs with).
+    /// Empty (the default): the same as [`publickey_algorithms`](Self::publickey_algorithms).
+    /// Whether a certificate's CA is trusted is the
+    /// [`AuthBackend`](crate::server::AuthBackend)'s decision; this machine only checks that
+    /// the certified key made the signature.
+    pub publickey_cert_algorithms: Vec<SignatureAlgorithm>,
 }
 
 impl ServerConfig {
@@ -73,17 +80,36 @@ impl ServerConfig {
                 SignatureAlgorithm::RsaSha256,
             ],
             settings_per_user: false,
+            publickey_cert_algorithms: Vec::new(),
         }
     }
 
     /// The `SSH_MSG_EXT_INFO` extensions the transport should send for this configuration:
-    /// `server-sig-algs` and `publickey-hostbound@openssh.com`.
+    /// `server-sig-algs` (the signature algorithms of plain keys, then any others accepted in
+    /// certificates) and `publickey-hostbound@openssh.com`.
     pub fn ext_info_extensions(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let names: Vec<&str> = self.publickey_algorithms.iter().map(|a| a.name()).collect();
+        // The signature algorithms accepted with plain keys, then those only accepted inside
+        // certificates (a client picks its RSA algorithm from this list either way).
+        let mut names: Vec<&str> = self.publickey_algorithms.iter().map(|a| a.name()).collect();
+        for algorithm in self.cert_algorithms() {
+            if !names.contains(&algorithm.name()) {
+                names.push(algorithm.name());
+            }
+        }
         vec![
             (EXTENSION_SERVER_SIG_ALGS, names.join(",").into_bytes()),
             (EXTENSION_PUBLICKEY_HOSTBOUND, b"0".to_vec()),
         ]
+    }
+
+    /// The algorithms accepted with certificates (see
+    /// [`publickey_cert_algorithms`](Self::publickey_cert_algorithms)).
+    fn cert_algorithms(&self) -> &[SignatureAlgorithm] {
+        if self.publickey_cert_algorithms.is_empty() {
+            &self.publickey_algorithms
+        } else {
+            &self.publickey_cert_algorithms
+        }
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -221,21 +247,27 @@ pub enum Attempt {
     PublicKeyQuery {
         /// The signature algorithm the client would use.
         algorithm: SignatureAlgorithm,
-        /// The key.
+        /// The key (a certificate's certified key).
         key: PublicKey,
+        /// The certificate the key came in, if it came in one (its CA signature and validity
+        /// are not checked yet: that is the backend's decision).
+        certificate: Option<Arc<Certificate>>,
     },
     /// The client proved it holds this key: the signature over the session identifier and the
     /// request has already been verified. May this key log in as this user?
     PublicKey {
         /// The signature algorithm used.
         algorithm: SignatureAlgorithm,
-        /// The key.
+        /// The key (a certificate's certified key).
         key: PublicKey,
         /// The signature blob the client sent (already verified), for a privileged process
         /// that verifies it again itself (privilege separation).
         signature: Vec<u8>,
         /// Whether the request was `publickey-hostbound-v00@openssh.com`.
         host_bound: bool,
+        /// The certificate the key came in, if any: the signature was made by its certified
+        /// key; whether its CA is trusted, and its validity, are the backend's to check.
+        certificate: Option<Arc<Certificate>>,
     },
     /// The client starts keyboard-interactive: answer with [`Decision::InfoRequest`] (or accept
     /// or reject at once). The event's `id` names the conversation.
@@ -623,9 +655,17 @@ impl<R> Server<R> {
         if pk.host_key_blob.is_some_and(|blob| blob != self.host_key_blob) {
             return Err(PeerMisbehaved::HostboundWrongHostKey.into());
         }
-        let algorithm = SignatureAlgorithm::from_name(pk.algorithm)
-            .filter(|a| self.config.publickey_algorithms.contains(a));
-        let key = PublicKey::from_blob(pk.key_blob).ok();
+        let (algorithm, key, certificate) = if pk.algorithm.ends_with(cert::CERT_SUFFIX) {
+            let algorithm = cert::cert_signature_algorithm(pk.algorithm)
+                .filter(|a| self.config.cert_algorithms().contains(a));
+            let certificate = Certificate::from_blob(pk.key_blob).ok().map(Arc::new);
+            let key = certificate.as_ref().map(|c| c.key.clone());
+            (algorithm, key, certificate)
+        } else {
+            let algorithm = SignatureAlgorithm::from_name(pk.algorithm)
+                .filter(|a| self.config.publickey_algorithms.contains(a));
+            (algorithm, PublicKey::from_blob(pk.key_blob).ok(), None)
+        };
         let (Some(algorithm), Some(key)) = (algorithm, key) else {
             return self.fail(now, now, false);
         };
@@ -637,7 +677,12 @@ impl<R> Server<R> {
                 algorithm: pk.algorithm.to_owned(),
                 key_blob: pk.key_blob.to_vec(),
             };
-            return self.ask(now, id, kind, Attempt::PublicKeyQuery { algorithm, key });
+            return self.ask(
+                now,
+                id,
+                kind,
+                Attempt::PublicKeyQuery { algorithm, key, certificate },
+            );
         };
         let service = SERVICE_CONNECTION;
         let data = signed_data(
@@ -660,6 +705,7 @@ impl<R> Server<R> {
                 key,
                 signature: signature.to_vec(),
                 host_bound: pk.host_key_blob.is_some(),
+                certificate,
             },
         )
     }

@@ -1940,3 +1940,96 @@ fn passwords_print_only_their_length() {
     let attempt = Attempt::Password { password, new_password: None };
     assert!(!format!("{attempt:?}").contains("hunter2"));
 }
+
+/// A request signed with the key of an OpenSSH certificate, as `*-cert-v01@openssh.com`.
+fn cert_request(
+    user: &str,
+    algorithm: &str,
+    cert: &crate::keys::Certificate,
+    signer: &PrivateKey,
+) -> Vec<u8> {
+    let blob = cert.to_blob().to_vec();
+    let data = signed_data(SESSION_ID, user, SERVICE_CONNECTION, algorithm, &blob, None);
+    let signature = signer.sign(SignatureAlgorithm::Ed25519, &data).unwrap();
+    encode_request(
+        user,
+        MethodData::PublicKey(PublicKeyData {
+            algorithm,
+            key_blob: &blob,
+            host_key_blob: None,
+            signature: Some(&signature),
+        }),
+    )
+}
+
+/// A certificate's signed request is verified with the certified key and asked about with
+/// the certificate; a certificate algorithm not accepted, a signature by another key, and a
+/// plain algorithm name over a certificate blob fail without asking.
+#[test]
+fn certificate_requests_are_verified_with_the_certified_key() {
+    use crate::keys::cert::CertificateBuilder;
+    let ca = user_key(3);
+    let cert = CertificateBuilder::user(user_key(1).public_key().clone())
+        .sign(ca.public_key(), |body| ca.sign(SignatureAlgorithm::Ed25519, body))
+        .unwrap();
+    let name = "ssh-ed25519-cert-v01@openssh.com";
+    let mut server = new_server(server_config());
+    take(&mut server, Instant::now(), &cert_request("alice", name, &cert, user_key(1)));
+    match asked(&mut server).1 {
+        Attempt::PublicKey { algorithm, key, certificate: Some(c) } => {
+            assert_eq!(algorithm, SignatureAlgorithm::Ed25519);
+            assert_eq!(&key, user_key(1).public_key());
+            assert_eq!(*c, cert);
+        }
+        other => panic!("expected a certificate attempt, got {other:?}"),
+    }
+
+    let mut no_certs = server_config();
+    no_certs.publickey_cert_algorithms = vec![SignatureAlgorithm::EcdsaP256];
+    for (config, algorithm, signer) in [
+        (no_certs, name, user_key(1)),
+        (server_config(), name, user_key(2)),
+        (server_config(), "ssh-ed25519", user_key(1)),
+    ] {
+        let mut server = new_server(config);
+        take(&mut server, Instant::now(), &cert_request("alice", algorithm, &cert, signer));
+        assert!(server.poll_event().is_none(), "{algorithm} asked");
+        assert_eq!(server.failures(), 1);
+    }
+}
+
+/// A client with a certificate offers it first, as `ssh-ed25519-cert-v01@openssh.com`, signs
+/// with the certified key, and a server that accepts only certificates lets it in.
+#[test]
+fn a_client_certificate_is_offered_and_accepted() {
+    use crate::keys::cert::CertificateBuilder;
+    let ca = user_key(3);
+    let cert = CertificateBuilder::user(user_key(5).public_key().clone())
+        .sign(ca.public_key(), |body| ca.sign(SignatureAlgorithm::Ed25519, body))
+        .unwrap();
+    let ca_key = ca.public_key().clone();
+    let backend: Backend = Box::new(move |_, attempt| match attempt {
+        Attempt::PublicKeyQuery { certificate: Some(c), .. }
+        | Attempt::PublicKey { certificate: Some(c), .. }
+            if c.signature_key == ca_key =>
+        {
+            Decision::Accept("cert".into())
+        }
+        _ => Decision::Reject,
+    });
+    let mut pair = Pair::new(server_config(), ClientConfig::new(), backend);
+    pair.client.add_certificate(&cert);
+    pair.client.add_identity(user_key(5).public_key().clone());
+    pair.signers.push(user_key(5));
+    assert!(matches!(pair.drive(), End::Succeeded));
+    assert_eq!(pair.attempt_methods(), ["query", "publickey"]);
+    let signed = pair.sent_by_client().last().unwrap().payload.clone();
+    let request = UserauthRequest::decode(&signed).unwrap();
+    match request.method {
+        MethodData::PublicKey(pk) => {
+            assert_eq!(pk.algorithm, "ssh-ed25519-cert-v01@openssh.com");
+            assert_eq!(pk.key_blob, cert.to_blob());
+        }
+        other => panic!("expected publickey, got {other:?}"),
+    }
+}

@@ -440,7 +440,13 @@ fn algorithms(kw: Kw, ctx: &LineCtx<'_>, args: &mut Args) -> Result<Value, LineE
         KexAlgorithms => Category::Kex,
         _ => Category::HostKey,
     };
-    if !valid_algorithm_list(category, &arg) {
+    let valid = if kw == PubkeyAcceptedAlgorithms {
+        // Certificate names and wildcards, as OpenSSH takes them.
+        arg.starts_with('-') || crate::crypto::algorithms::configure_pubkey(&arg).is_ok()
+    } else {
+        valid_algorithm_list(category, &arg)
+    };
+    if !valid {
         return Err(ctx.error(match kw {
             Ciphers => format!("Bad SSH2 cipher spec '{arg}'."),
             Macs => format!("Bad SSH2 MAC spec '{arg}'."),

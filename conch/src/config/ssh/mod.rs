@@ -1120,11 +1120,12 @@ fn resolve(
         macs: algorithms(&rest, Kw::Macs, Category::Mac)?,
         kex_algorithms: algorithms(&rest, Kw::KexAlgorithms, Category::Kex)?,
         host_key_algorithms: algorithms(&rest, Kw::HostKeyAlgorithms, Category::HostKey)?,
-        pubkey_accepted_algorithms: algorithms(
-            &rest,
-            Kw::PubkeyAcceptedAlgorithms,
-            Category::HostKey,
-        )?,
+        pubkey_accepted_algorithms: match rest.text(Kw::PubkeyAcceptedAlgorithms) {
+            None => crate::crypto::algorithms::DEFAULT_PUBKEY_ALGORITHMS.to_vec(),
+            Some(v) => crate::crypto::algorithms::configure_pubkey(&v).map_err(|e| {
+                ConfigError::new(format!("{}: {e}", Kw::PubkeyAcceptedAlgorithms.name()))
+            })?,
+        },
         host_key_alias: alias,
         identity_agent,
         remote_command,

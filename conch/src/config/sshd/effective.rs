@@ -273,6 +273,18 @@ fn algorithms(layer: &Layer, kw: Kw) -> Result<Vec<&'static str>, ConfigError> {
     }
 }
 
+/// `PubkeyAcceptedAlgorithms`, with certificate names and wildcards.
+fn pubkey_algorithms(layer: &Layer) -> Result<Vec<&'static str>, ConfigError> {
+    use crate::crypto::algorithms::{configure_pubkey, DEFAULT_PUBKEY_ALGORITHMS};
+    let kw = Kw::PubkeyAcceptedAlgorithms;
+    match text(layer, kw) {
+        None => Ok(DEFAULT_PUBKEY_ALGORITHMS.to_vec()),
+        Some(value) => {
+            configure_pubkey(&value).map_err(|e| ConfigError::new(format!("{}: {e}", kw.name())))
+        }
+    }
+}
+
 /// Builds the effective configuration from the settings obtained, filling defaults.
 pub(super) fn resolve(
     layer: &Layer,
@@ -430,7 +442,7 @@ pub(super) fn resolve(
         macs: algorithms(layer, Kw::Macs)?,
         kex_algorithms: algorithms(layer, Kw::KexAlgorithms)?,
         host_key_algorithms: algorithms(layer, Kw::HostKeyAlgorithms)?,
-        pubkey_accepted_algorithms: algorithms(layer, Kw::PubkeyAcceptedAlgorithms)?,
+        pubkey_accepted_algorithms: pubkey_algorithms(layer)?,
         hostbased_accepted_algorithms: algorithms(layer, Kw::HostbasedAcceptedAlgorithms)?,
         ca_signature_algorithms: algorithms(layer, Kw::CaSignatureAlgorithms)?,
         banner: text_or_none(layer, Kw::Banner),

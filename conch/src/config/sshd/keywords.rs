@@ -508,6 +508,51 @@ fn algorithm_list(
     Ok(Value::Text(format!("{prefix}{}", kept.join(","))))
 }
 
+/// `PubkeyAcceptedAlgorithms`: as [`algorithm_list`], with certificate names and wildcards
+/// (kept as written: they stand for what they match when the list is resolved).
+fn pubkey_algorithm_list(
+    ctx: &LineCtx<'_>,
+    arg: &str,
+    bad: impl Fn() -> String,
+) -> Result<Value, LineError> {
+    use crate::crypto::algorithms::PUBKEY_ALGORITHMS;
+    if arg.starts_with('-') {
+        return Ok(Value::Text(arg.to_owned()));
+    }
+    let (prefix, names) = match arg.strip_prefix(['+', '^']) {
+        Some(names) => (arg.get(..1).unwrap_or(""), names),
+        None => ("", arg),
+    };
+    let mut kept = Vec::new();
+    for name in names.split(',') {
+        let matches_any = |pattern: &str| {
+            PUBKEY_ALGORITHMS
+                .iter()
+                .any(|known| crate::keys::pattern::match_pattern(known, pattern))
+        };
+        if PUBKEY_ALGORITHMS.contains(&name) || (name.contains(['*', '?']) && matches_any(name)) {
+            kept.push(name);
+        } else if name.contains(['*', '?']) || openssh_only(Category::HostKey, name) {
+            ctx.warn(format!(
+                "{}: {} {name} is not supported; skipped",
+                ctx.keyword,
+                Category::HostKey.noun()
+            ));
+        } else {
+            return Err(ctx.fatal(bad()));
+        }
+    }
+    if kept.is_empty() {
+        if prefix.is_empty() {
+            return Err(
+                ctx.fatal(format!("{}: no supported algorithm left in '{arg}'.", ctx.keyword))
+            );
+        }
+        return Ok(Value::Text("-".to_owned()));
+    }
+    Ok(Value::Text(format!("{prefix}{}", kept.join(","))))
+}
+
 /// `AuthenticationMethods` method names.
 const AUTH_METHODS: &[&str] =
     &["none", "publickey", "password", "keyboard-interactive", "hostbased", "gssapi-with-mic"];
@@ -644,10 +689,11 @@ pub(super) fn parse_value(kw: Kw, ctx: &LineCtx<'_>, args: &mut Args) -> Result<
             Ok(Value::Text(arg))
         }
         ListenAddress => parse_listen_address(ctx, args),
-        HostbasedAcceptedAlgorithms
-        | HostKeyAlgorithms
-        | PubkeyAcceptedAlgorithms
-        | CaSignatureAlgorithms => {
+        PubkeyAcceptedAlgorithms => {
+            let arg = args.next_nonempty().ok_or_else(|| ctx.fatal("Missing argument."))?;
+            pubkey_algorithm_list(ctx, &arg, || format!("Bad key types '{arg}'."))
+        }
+        HostbasedAcceptedAlgorithms | HostKeyAlgorithms | CaSignatureAlgorithms => {
             let arg = args.next_nonempty().ok_or_else(|| ctx.fatal("Missing argument."))?;
             let category = algorithm_category(kw).unwrap_or(Category::HostKey);
             algorithm_list(ctx, category, &arg, || format!("Bad key types '{arg}'."))

@@ -11,8 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use twine_core::Deferred;
 
 use super::{AuthBackend, AuthRequest};
+use crate::keys::authorized_keys::{parse_line, parse_principals_line};
+use crate::keys::krl::Krl;
 use crate::keys::AuthorizedKeys as KeyFile;
-use crate::keys::PublicKey;
+use crate::keys::{cert, CertType, Certificate, KeyOptions, PublicKey, SignatureAlgorithm};
 use crate::server::{Account, Restrictions};
 use crate::userauth::{Attempt, Decision};
 
@@ -49,14 +51,29 @@ pub fn set_keys_override(
 ///   session's [`Restrictions`] (`command=`, `environment=`, `no-pty`, `restrict`, `permitopen=`,
 ///   `permitlisten=`, `no-*-forwarding`, ...).
 ///
-/// Files are read on a thread ([`Offload::run`](super::Offload::run)). Certificate authorities
-/// (`cert-authority` lines) are not used yet.
+/// OpenSSH certificates ([`Certificate`]) are accepted as sshd accepts them: signed by a CA
+/// listed with `cert-authority` in an `authorized_keys` file (for the user name, or for one of
+/// the line's `principals=`), or by a CA in the `TrustedUserCAKeys` file (for the user name,
+/// or for a name in the `AuthorizedPrincipalsFile`), valid now, from an address its
+/// `source-address` allows, with every critical option known, signed with an algorithm in
+/// `CASignatureAlgorithms`. A certificate's restrictions (no extension means no pty, no
+/// forwarding, no `~/.ssh/rc`; `force-command`) are combined with its line's options. A
+/// certificate never matches a plain key's line. `RevokedKeys` files are KRLs (`ssh-keygen
+/// -k`) or public keys one a line: a listed key, or a certificate whose key or CA is listed,
+/// is refused; an unreadable file refuses every key.
+///
+/// Files are read on a thread ([`Offload::run`](super::Offload::run)).
 #[derive(Clone)]
 pub struct AuthorizedKeys {
     files: Vec<String>,
     strict_modes: bool,
     lookup: Arc<Lookup>,
     local_offset: Option<i64>,
+    trusted_user_ca_keys: Option<PathBuf>,
+    principals_file: Option<String>,
+    principals_command: Option<(String, Option<String>)>,
+    revoked_keys: Vec<PathBuf>,
+    ca_signature_algorithms: Vec<SignatureAlgorithm>,
 }
 
 impl AuthorizedKeys {
@@ -68,7 +85,59 @@ impl AuthorizedKeys {
             strict_modes: true,
             lookup: Arc::new(Account::lookup),
             local_offset: None,
+            trusted_user_ca_keys: None,
+            principals_file: None,
+            principals_command: None,
+            revoked_keys: Vec::new(),
+            ca_signature_algorithms: DEFAULT_CA_SIGNATURE_ALGORITHMS.to_vec(),
         }
+    }
+
+    /// OpenSSH's `TrustedUserCAKeys`: a file of CA public keys whose user certificates are
+    /// accepted (for the user name, or the names in the principals file).
+    #[must_use]
+    pub fn with_trusted_user_ca_keys(mut self, file: Option<impl Into<PathBuf>>) -> Self {
+        self.trusted_user_ca_keys = file.map(Into::into);
+        self
+    }
+
+    /// OpenSSH's `AuthorizedPrincipalsFile` (`%%`, `%h`, `%u`, `%U` expanded, relative to the
+    /// home directory): the names a `TrustedUserCAKeys` certificate may carry to log in.
+    #[must_use]
+    pub fn with_authorized_principals_file(mut self, pattern: Option<impl Into<String>>) -> Self {
+        self.principals_file = pattern.map(Into::into);
+        self
+    }
+
+    /// OpenSSH's `AuthorizedPrincipalsCommand` run as `AuthorizedPrincipalsCommandUser`
+    /// (required: without it the command refuses every certificate): its output lists the
+    /// names a `TrustedUserCAKeys` certificate may carry, as the principals file does.
+    #[must_use]
+    pub fn with_authorized_principals_command(
+        mut self,
+        command: Option<impl Into<String>>,
+        user: Option<impl Into<String>>,
+    ) -> Self {
+        self.principals_command = command.map(|c| (c.into(), user.map(Into::into)));
+        self
+    }
+
+    /// OpenSSH's `RevokedKeys`: files of revoked public keys.
+    #[must_use]
+    pub fn with_revoked_keys(
+        mut self,
+        files: impl IntoIterator<Item = impl Into<PathBuf>>,
+    ) -> Self {
+        self.revoked_keys = files.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// OpenSSH's `CASignatureAlgorithms`: what a CA may sign certificates with (default:
+    /// all but SHA-1 `ssh-rsa`).
+    #[must_use]
+    pub fn with_ca_signature_algorithms(mut self, algorithms: Vec<SignatureAlgorithm>) -> Self {
+        self.ca_signature_algorithms = algorithms;
+        self
     }
 
     /// One file for every user name, owned by the account this process runs as: an embedded
@@ -124,6 +193,23 @@ impl AuthorizedKeys {
         peer_ip: &str,
         now: SystemTime,
     ) -> Decision<Restrictions> {
+        self.check_attempt(user, key, None, peer_ip, now)
+    }
+
+    /// As [`check`](Self::check), for a key that may have come in a certificate: a
+    /// certificate is checked against `cert-authority` lines and `TrustedUserCAKeys` only.
+    pub fn check_attempt(
+        &self,
+        user: &str,
+        key: &PublicKey,
+        certificate: Option<&Certificate>,
+        peer_ip: &str,
+        now: SystemTime,
+    ) -> Decision<Restrictions> {
+        if let Some(why) = self.revoked(key, certificate) {
+            log::info!("authorized_keys: key refused for {user}: {why}");
+            return Decision::Reject;
+        }
         let account = match (self.lookup)(user) {
             Ok(Some(account)) => account,
             Ok(None) => {
@@ -162,6 +248,30 @@ impl AuthorizedKeys {
             for skipped in &parsed.skipped {
                 log::debug!("{}:{}: skipped: {}", path.display(), skipped.line, skipped.reason);
             }
+            if let Some(cert) = certificate {
+                for entry in parsed.find_authority(&cert.signature_key) {
+                    let place = format!("{}:{}", path.display(), entry.line);
+                    let principal = match entry.options.principals.as_deref() {
+                        // principals="a,b": the certificate must list one of them.
+                        Some(list) => {
+                            if !list.split(',').any(|p| cert.principals.iter().any(|c| c == p)) {
+                                log::info!("{place}: certificate lists none of principals=");
+                                continue;
+                            }
+                            None
+                        }
+                        None => Some(user),
+                    };
+                    match self.accept_cert(cert, &entry.options, principal, peer_ip, now) {
+                        Ok(restrictions) => {
+                            log::debug!("{place}: certificate {:?} accepted", cert.key_id);
+                            return Decision::Accept(restrictions);
+                        }
+                        Err(why) => log::info!("{place}: certificate refused for {user}: {why}"),
+                    }
+                }
+                continue;
+            }
             for entry in parsed.find(key) {
                 let place = format!("{}:{}", path.display(), entry.line);
                 if !entry.options.from_allows(peer_ip, peer_ip) {
@@ -176,7 +286,150 @@ impl AuthorizedKeys {
                 return Decision::Accept(Restrictions::from_key_options(&entry.options));
             }
         }
+        if let Some(cert) = certificate {
+            return self.check_trusted_ca(&account, cert, peer_ip, now);
+        }
         Decision::Reject
+    }
+
+    /// `TrustedUserCAKeys` with `AuthorizedPrincipalsFile` (OpenSSH's `user_cert_trusted_ca`).
+    fn check_trusted_ca(
+        &self,
+        account: &Account,
+        cert: &Certificate,
+        peer_ip: &str,
+        now: SystemTime,
+    ) -> Decision<Restrictions> {
+        let user = &account.name;
+        let Some(ca_file) = &self.trusted_user_ca_keys else { return Decision::Reject };
+        let text = match fs::read_to_string(ca_file) {
+            Ok(text) => text,
+            Err(err) => {
+                log::warn!("TrustedUserCAKeys {}: {err}", ca_file.display());
+                return Decision::Reject;
+            }
+        };
+        if !key_listed(&text, &cert.signature_key) {
+            log::info!("certificate {:?} for {user}: CA key is not trusted", cert.key_id);
+            return Decision::Reject;
+        }
+        if self.principals_file.is_none() && self.principals_command.is_none() {
+            // No principals file or command: the certificate must name the user (an empty
+            // list will not do).
+            let options = KeyOptions::default();
+            if !cert.principals.iter().any(|p| p == user) {
+                log::info!("certificate {:?}: {user} is not a listed principal", cert.key_id);
+                return Decision::Reject;
+            }
+            return self.decided(cert, &options, user, user, peer_ip, now);
+        }
+        let mut sources = Vec::new();
+        if let Some(pattern) = &self.principals_file {
+            let path = expand_path(pattern, account);
+            match read_key_file(&path, account, self.strict_modes) {
+                Ok(Some(text)) => sources.push((path.display().to_string(), text)),
+                Ok(None) => {
+                    log::debug!("AuthorizedPrincipalsFile {} does not exist", path.display());
+                }
+                Err(reason) => {
+                    log::warn!("AuthorizedPrincipalsFile: ignoring {}: {reason}", path.display());
+                }
+            }
+        }
+        if let Some((command, run_as)) = &self.principals_command {
+            match self.principals_from_command(command, run_as.as_deref(), account, cert) {
+                Ok(text) => sources.push(("AuthorizedPrincipalsCommand".to_owned(), text)),
+                Err(why) => log::warn!("AuthorizedPrincipalsCommand: {why}"),
+            }
+        }
+        for (place, text) in &sources {
+            for (i, line) in text.lines().enumerate() {
+                let (options, principal) = match parse_principals_line(line) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => continue,
+                    Err(why) => {
+                        log::debug!("{place}:{}: skipped: {why}", i + 1);
+                        continue;
+                    }
+                };
+                if cert.principals.contains(&principal) {
+                    log::debug!("{place}:{}: principal {principal:?} matched", i + 1);
+                    return self.decided(cert, &options, &principal, user, peer_ip, now);
+                }
+            }
+        }
+        log::info!("certificate {:?} for {user}: no listed principal matched", cert.key_id);
+        Decision::Reject
+    }
+
+    fn principals_from_command(
+        &self,
+        command: &str,
+        run_as: Option<&str>,
+        account: &Account,
+        cert: &Certificate,
+    ) -> Result<String, String> {
+        let run_as = run_as.ok_or("AuthorizedPrincipalsCommandUser is not set")?;
+        let runner = match Account::lookup(run_as) {
+            Ok(Some(runner)) => runner,
+            Ok(None) => return Err(format!("no user {run_as}")),
+            Err(err) => return Err(format!("looking up {run_as}: {err}")),
+        };
+        super::principals_command::run(command, &runner, account, cert)
+    }
+
+    fn decided(
+        &self,
+        cert: &Certificate,
+        options: &KeyOptions,
+        principal: &str,
+        user: &str,
+        peer_ip: &str,
+        now: SystemTime,
+    ) -> Decision<Restrictions> {
+        match self.accept_cert(cert, options, Some(principal), peer_ip, now) {
+            Ok(restrictions) => Decision::Accept(restrictions),
+            Err(why) => {
+                log::info!("certificate {:?} refused for {user}: {why}", cert.key_id);
+                Decision::Reject
+            }
+        }
+    }
+
+    /// The checks every trusted certificate gets (OpenSSH's `sshkey_cert_check_authority` and
+    /// the options merge): the CA's signature and algorithm, a user certificate, the validity
+    /// window, `principal` listed (when given), known critical options, `source-address` and
+    /// the line's `from=` and `expiry-time=`; the restrictions are the certificate's combined
+    /// with the line's options.
+    fn accept_cert(
+        &self,
+        cert: &Certificate,
+        options: &KeyOptions,
+        principal: Option<&str>,
+        peer_ip: &str,
+        now: SystemTime,
+    ) -> Result<Restrictions, String> {
+        cert.verify_signature(&self.ca_signature_algorithms).map_err(|e| e.to_string())?;
+        let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        cert.validate(CertType::User, now_unix, principal).map_err(|e| e.to_string())?;
+        if !cert.source_allows(peer_ip) {
+            return Err(format!("source-address does not allow {peer_ip}"));
+        }
+        if !options.from_allows(peer_ip, peer_ip) {
+            return Err(format!("{peer_ip} does not match from="));
+        }
+        let now_i64 = i64::try_from(now_unix).unwrap_or(i64::MAX);
+        let offset = self.local_offset.unwrap_or_else(|| local_offset(now_i64));
+        if options.has_expired(now_i64, offset) {
+            return Err("expired".into());
+        }
+        let cert_command = cert.force_command();
+        if let (Some(a), Some(b)) = (&cert_command, &options.command) {
+            if a != b {
+                return Err("certificate and key options force different commands".into());
+            }
+        }
+        Ok(Restrictions::from_key_options(options).intersect(&cert_restrictions(cert)))
     }
 }
 
@@ -219,15 +472,18 @@ impl fmt::Debug for AuthorizedKeys {
 
 impl AuthBackend for AuthorizedKeys {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
-        let key = match &request.attempt {
-            Attempt::PublicKeyQuery { key, .. } | Attempt::PublicKey { key, .. } => key.clone(),
+        let (key, certificate) = match &request.attempt {
+            Attempt::PublicKeyQuery { key, certificate, .. }
+            | Attempt::PublicKey { key, certificate, .. } => (key.clone(), certificate.clone()),
             _ => return request.offload.succeed(Decision::Reject),
         };
         let this = self.clone();
         let user = request.user.clone();
         let peer_ip = request.connection.peer_ip();
         let now = request.now;
-        request.offload.run(move || this.check(&user, &key, &peer_ip, now))
+        request
+            .offload
+            .run(move || this.check_attempt(&user, &key, certificate.as_deref(), &peer_ip, now))
     }
 }
 
@@ -325,4 +581,70 @@ fn local_offset(now_unix: i64) -> i64 {
         }
     };
     zone.find_local_time_type(now_unix).map_or(0, |t| i64::from(t.ut_offset()))
+}
+
+/// CASignatureAlgorithms' default: every algorithm but SHA-1 `ssh-rsa`.
+const DEFAULT_CA_SIGNATURE_ALGORITHMS: [SignatureAlgorithm; 6] = [
+    SignatureAlgorithm::Ed25519,
+    SignatureAlgorithm::EcdsaP256,
+    SignatureAlgorithm::EcdsaP384,
+    SignatureAlgorithm::EcdsaP521,
+    SignatureAlgorithm::RsaSha512,
+    SignatureAlgorithm::RsaSha256,
+];
+
+/// What a certificate's extensions and `force-command` allow (no extension: not allowed).
+fn cert_restrictions(cert: &Certificate) -> Restrictions {
+    let mut r = Restrictions::none();
+    r.forced_command = cert.force_command();
+    r.pty = cert.has_extension(cert::EXT_PTY);
+    r.port_forwarding = cert.has_extension(cert::EXT_PORT_FORWARDING);
+    r.agent_forwarding = cert.has_extension(cert::EXT_AGENT_FORWARDING);
+    r.x11_forwarding = cert.has_extension(cert::EXT_X11_FORWARDING);
+    r.user_rc = cert.has_extension(cert::EXT_USER_RC);
+    r
+}
+
+/// Whether `key` is one of the public keys in `text` (a key file: one key a line, options
+/// allowed, as `authorized_keys`).
+fn key_listed(text: &str, key: &PublicKey) -> bool {
+    text.lines().any(|line| matches!(parse_line(line), Ok(Some((_, k, _))) if k == *key))
+}
+
+impl AuthorizedKeys {
+    /// Why `key` (or its certificate, or its certificate's CA) is revoked by a `RevokedKeys`
+    /// file (a KRL, or public keys one a line), if it is. A file that cannot be read or parsed
+    /// revokes everything, as sshd refuses all keys when its revocation list is unusable.
+    fn revoked(&self, key: &PublicKey, certificate: Option<&Certificate>) -> Option<String> {
+        for file in &self.revoked_keys {
+            let bytes = match fs::read(file) {
+                Ok(bytes) => bytes,
+                Err(err) => return Some(format!("RevokedKeys {}: {err}", file.display())),
+            };
+            if Krl::is_krl(&bytes) {
+                let krl = match Krl::parse(&bytes) {
+                    Ok(krl) => krl,
+                    Err(err) => return Some(format!("RevokedKeys {}: {err}", file.display())),
+                };
+                let revoked = match certificate {
+                    Some(cert) => krl.certificate_revoked(cert),
+                    None => krl.key_revoked(key),
+                };
+                if revoked {
+                    return Some(format!("key is revoked in {}", file.display()));
+                }
+                continue;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if key_listed(&text, key) {
+                return Some(format!("key is revoked in {}", file.display()));
+            }
+            if let Some(cert) = certificate {
+                if key_listed(&text, &cert.signature_key) {
+                    return Some(format!("CA key is revoked in {}", file.display()));
+                }
+            }
+        }
+        None
+    }
 }

@@ -44,10 +44,13 @@ pub(crate) mod authorized_keys;
 mod chain;
 #[cfg(feature = "pam")]
 mod pam;
+mod principals_command;
 mod shadow;
 mod tofu;
 mod users;
 
+#[cfg(test)]
+mod cert_tests;
 #[cfg(test)]
 mod tests;
 

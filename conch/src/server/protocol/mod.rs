@@ -37,7 +37,9 @@ use super::{
     when_fired, Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId,
     LoginRequest, Offload, Restrictions,
 };
-use crate::connection::msgs::{ChannelKind, ChannelRequest, GlobalReply, OpenFailureReason};
+use crate::connection::msgs::{
+    ChannelKind, ChannelRequest, GlobalReply, GlobalRequest, OpenFailureReason,
+};
 use crate::connection::{ChannelId, Connection, Event as ChannelEvent};
 use crate::crypto::OsRandom;
 use crate::error::{Error, Initiator};
@@ -99,6 +101,16 @@ pub(crate) trait ServerCore {
     fn input_capacity(&self) -> usize;
     /// The client's identification string, once received.
     fn peer_identification(&self) -> Option<String>;
+    /// The `hostkeys-00@openssh.com` announcement to send after authentication, if any.
+    fn host_keys_announcement(&self) -> Option<GlobalRequest> {
+        None
+    }
+    /// Signatures answering `hostkeys-prove-00@openssh.com` for these key blobs (`None`:
+    /// refuse).
+    fn prove_host_keys(&self, keys: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        let _ = keys;
+        None
+    }
 }
 
 /// The stack's events, as the drive loop dispatches them.
@@ -189,6 +201,14 @@ impl ServerCore for ServerStack<Restrictions> {
     fn peer_identification(&self) -> Option<String> {
         let line = self.transport().peer_identification()?;
         Some(String::from_utf8_lossy(line).into_owned())
+    }
+
+    fn host_keys_announcement(&self) -> Option<GlobalRequest> {
+        Some(Self::host_keys_announcement(self))
+    }
+
+    fn prove_host_keys(&self, keys: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        Self::prove_host_keys(self, keys)
     }
 }
 
@@ -938,6 +958,11 @@ impl Conn {
             *self.forwarding.borrow_mut() = Some(forwarding);
         }
         *self.login.borrow_mut() = Some(login);
+        // OpenSSH's notify_hostkeys: the client may learn keys it lacks (UpdateHostKeys).
+        let announcement = self.core.borrow().host_keys_announcement();
+        if let Some(request) = announcement {
+            self.with_connection(|connection| connection.send_global_request(&request, false));
+        }
         loop {
             let event = self.held.borrow_mut().pop_front();
             let Some(event) = event else { break };
@@ -978,6 +1003,16 @@ impl Conn {
                 let ok = self.session_request(id, request);
                 if let Some(reply) = reply {
                     self.with_connection(|connection| connection.reply_request(id, reply, ok));
+                }
+            }
+            ChannelEvent::GlobalRequestReceived {
+                request: GlobalRequest::HostKeysProve { keys },
+                reply,
+            } => {
+                let proofs = self.core.borrow().prove_host_keys(&keys);
+                if let Some(reply) = reply {
+                    let answer = proofs.map_or(GlobalReply::Failure, GlobalReply::HostKeyProofs);
+                    self.with_connection(|c| c.reply_global_request(reply, answer));
                 }
             }
             ChannelEvent::GlobalRequestReceived { request, reply } => {
@@ -1064,6 +1099,11 @@ impl Conn {
                     .as_mut()
                     .is_some_and(|control| control.break_requested(length_ms));
             }
+            ChannelRequest::AuthAgentReq => {
+                let forwarding = self.forwarding.borrow().clone();
+                return slot.control.is_none()
+                    && forwarding.is_some_and(|forwarding| forwarding.forward_agent());
+            }
             ChannelRequest::Shell => SessionCommand::Shell,
             ChannelRequest::Exec { command } => SessionCommand::Exec(command),
             ChannelRequest::Subsystem { name } => SessionCommand::Subsystem(name),
@@ -1082,6 +1122,11 @@ impl Conn {
         info.pty = slot.pty.clone();
         info.env = slot.env.clone();
         drop(sessions);
+        let agent = self.forwarding.borrow().as_ref().and_then(|f| f.agent_socket());
+        if let Some(path) = agent {
+            let path = std::os::unix::ffi::OsStringExt::into_vec(path.into_os_string());
+            info.env.push(("SSH_AUTH_SOCK".to_owned(), path));
+        }
         let start =
             SessionStart::new(Rc::new(info), SessionChannel::new(Rc::clone(&self.channels), id));
         match self.config.sessions.start(start) {
