@@ -1976,7 +1976,7 @@ fn certificate_requests_are_verified_with_the_certified_key() {
     let mut server = new_server(server_config());
     take(&mut server, Instant::now(), &cert_request("alice", name, &cert, user_key(1)));
     match asked(&mut server).1 {
-        Attempt::PublicKey { algorithm, key, certificate: Some(c) } => {
+        Attempt::PublicKey { algorithm, key, certificate: Some(c), .. } => {
             assert_eq!(algorithm, SignatureAlgorithm::Ed25519);
             assert_eq!(&key, user_key(1).public_key());
             assert_eq!(*c, cert);
