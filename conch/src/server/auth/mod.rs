@@ -50,8 +50,6 @@ mod tofu;
 mod users;
 
 #[cfg(test)]
-mod cert_tests;
-#[cfg(test)]
 mod tests;
 
 #[doc(hidden)]

@@ -1,5 +1,7 @@
 //! Backends against files in a scratch directory and requests from a real userauth server.
 
+mod cert;
+
 use std::cell::Cell;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

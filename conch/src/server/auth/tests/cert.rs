@@ -5,10 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::tests::Scratch;
-use super::AuthorizedKeys;
+use super::Scratch;
 use crate::keys::cert::{CertificateBuilder, EXT_PORT_FORWARDING, EXT_PTY};
 use crate::keys::{Certificate, PrivateKey, SignatureAlgorithm};
+use crate::server::auth::AuthorizedKeys;
 use crate::server::{Account, Restrictions};
 use crate::userauth::Decision;
 
