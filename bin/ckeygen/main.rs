@@ -4,11 +4,13 @@
 //! same text and exits with the same codes (1 for usage errors and "not found", 255 for
 //! failures), so that scripts written for `ssh-keygen` work with it. Supported: key generation
 //! (`-t -b -f -N -C -a -Z -m -q`), `-y`, `-l [-v] [-E]`, `-B`, `-p`, `-c`, `-e`/`-i` with
-//! `-m RFC4716|PKCS8|PEM`, and `-F`/`-R`/`-H` on `known_hosts` files.
+//! `-m RFC4716|PKCS8|PEM`, `-F`/`-R`/`-H` on `known_hosts` files, and certificates: `-s`
+//! signing (`-I -h -n -V -z -O`) and `-L` listing.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+mod certs;
 mod commands;
 mod getopt;
 mod hosts;
@@ -16,7 +18,7 @@ mod keyfile;
 mod prompt;
 
 /// The options `ssh-keygen` accepts that we implement, in getopt syntax.
-const OPTION_SPEC: &str = "BHceilpqvyC:E:F:N:P:R:Z:a:b:f:m:t:";
+const OPTION_SPEC: &str = "BHLcehilpqvyC:E:F:I:N:O:P:R:V:Z:a:b:f:m:n:s:t:z:";
 
 /// A failure to report: the message for standard error and the exit code.
 #[derive(Debug)]
@@ -73,6 +75,28 @@ pub(crate) struct Options {
     pub(crate) change_comment: bool,
     pub(crate) export: bool,
     pub(crate) import: bool,
+    /// `-L`.
+    pub(crate) show_cert: bool,
+    /// `-s`: the CA key.
+    pub(crate) ca_key: Option<String>,
+    /// `-I`.
+    pub(crate) key_id: Option<String>,
+    /// `-h`.
+    pub(crate) host_cert: bool,
+    /// `-n`, as given.
+    pub(crate) principals: Option<String>,
+    /// `-V`, parsed.
+    pub(crate) validity: Option<(u64, u64)>,
+    /// `-z`.
+    pub(crate) serial: u64,
+    /// `-z +n`.
+    pub(crate) serial_autoinc: bool,
+    /// `-O` (and `-h`, which clears the flags).
+    pub(crate) cert_options: certs::CertOptions,
+    /// The public keys to certify.
+    pub(crate) operands: Vec<String>,
+    /// The program name, for messages that start with it.
+    pub(crate) program: String,
 }
 
 fn main() -> ExitCode {
@@ -116,7 +140,10 @@ fn usage(program: &str) -> String {
          \x20      {p} -B [-f input_keyfile]\n\
          \x20      {p} -F hostname [-lv] [-f known_hosts_file]\n\
          \x20      {p} -H [-f known_hosts_file]\n\
-         \x20      {p} -R hostname [-f known_hosts_file]"
+         \x20      {p} -R hostname [-f known_hosts_file]\n\
+         \x20      {p} -s ca_key -I certificate_identity [-h] [-n principals]\n\
+         {pad}         [-O option] [-V validity_interval] [-z serial_number] file ...\n\
+         \x20      {p} -L [-f input_keyfile]"
     )
 }
 
@@ -130,10 +157,7 @@ fn parse_args(args: &[String], program: &str) -> Result<Options, Failure> {
         };
         Failure::exit1(format!("{first}\n{}", usage(program)))
     })?;
-    if !operands.is_empty() {
-        return Err(Failure::exit1(usage(program)));
-    }
-    let mut o = Options::default();
+    let mut o = Options { program: program.to_owned(), ..Options::default() };
     for opt in opts {
         let arg = opt.arg.unwrap_or_default();
         match opt.letter {
@@ -196,6 +220,17 @@ fn parse_args(args: &[String], program: &str) -> Result<Options, Failure> {
             }
             'F' => o.find_host = Some(arg),
             'R' => o.remove_host = Some(arg),
+            'L' => o.show_cert = true,
+            's' => o.ca_key = Some(arg),
+            'I' => o.key_id = Some(arg),
+            'h' => {
+                o.host_cert = true;
+                o.cert_options.clear_flags();
+            }
+            'n' => o.principals = Some(arg),
+            'V' => o.validity = Some(certs::parse_validity(&arg, certs::now_unix())?),
+            'z' => (o.serial, o.serial_autoinc) = certs::parse_serial(&arg)?,
+            'O' => o.cert_options.apply(&arg)?,
             other => {
                 return Err(Failure::exit1(format!(
                     "unknown option -- {other}\n{}",
@@ -204,10 +239,23 @@ fn parse_args(args: &[String], program: &str) -> Result<Options, Failure> {
             }
         }
     }
+    if o.ca_key.is_some() && operands.is_empty() {
+        return Err(Failure::exit1(format!("Too few arguments.\n{}", usage(program))));
+    }
+    if o.ca_key.is_none() && !operands.is_empty() {
+        return Err(Failure::exit1(usage(program)));
+    }
+    o.operands = operands;
     Ok(o)
 }
 
 fn run(o: &Options) -> Result<u8, Failure> {
+    if o.show_cert {
+        return certs::show(o);
+    }
+    if let Some(ca) = &o.ca_key {
+        return certs::sign(o, ca);
+    }
     if o.find_host.is_some() || o.remove_host.is_some() || o.hash_hosts {
         return hosts::known_hosts(o);
     }
