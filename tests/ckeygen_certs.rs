@@ -216,7 +216,8 @@ fn ckeygen_lists_ssh_keygen_certificates_as_ssh_keygen_does() {
 }
 
 /// Failures have `ssh-keygen`'s messages and exit codes: no `-I`, a missing CA key, a
-/// missing key, a certificate to certify, bad `-V`, `-O`, `-z`, `-n`, a wrong passphrase.
+/// missing key, a certificate to certify, bad `-V`, `-O`, `-z`, `-n`, a `-t` that does not
+/// suit the CA, a wrong passphrase; `-t rsa-sha2-256` picks the RSA CA's algorithm.
 #[test]
 fn failures_have_ssh_keygens_messages_and_codes() {
     let dir = TempDir::new("certs-errors");
@@ -226,6 +227,7 @@ fn failures_have_ssh_keygens_messages_and_codes() {
     ok("ssh-keygen", &["-q", "-s", &ca, "-I", "x", &key]);
     let cert = format!("{key}-cert.pub");
     let missing = dir.p("missing");
+    let rsa_ca = keygen(&dir, "rsa_ca", "rsa", "2048", "");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-s", &ca, &key], ""),
         (vec!["-s", &missing, "-I", "x", &key], ""),
@@ -238,6 +240,9 @@ fn failures_have_ssh_keygens_messages_and_codes() {
         (vec!["-s", &ca, "-I", "x", "-z", "abc", &key], ""),
         (vec!["-s", &ca, "-I", "x", "-n", "a,,b", &key], ""),
         (vec!["-L", "-f", &missing], ""),
+        (vec!["-s", &rsa_ca, "-t", "rsa", "-I", "x", &key], ""),
+        (vec!["-s", &rsa_ca, "-t", "ssh-ed25519", "-I", "x", &key], ""),
+        (vec!["-s", &ca, "-t", "rsa-sha2-256", "-I", "x", &key], ""),
     ];
     for (args, stdin) in &cases {
         let theirs = run("ssh-keygen", args, stdin);
@@ -246,6 +251,8 @@ fn failures_have_ssh_keygens_messages_and_codes() {
         let (ours_err, theirs_err) = (stderr_of(&ours), stderr_of(&theirs));
         assert_eq!(ours_err.replace("ckeygen:", "ssh-keygen:"), theirs_err, "{args:?}");
     }
+    ok(ckeygen(), &["-q", "-s", &rsa_ca, "-t", "rsa-sha2-256", "-I", "x", &key]);
+    assert!(listed_alike(&cert).contains("(using rsa-sha2-256)"));
     let wrong = run(ckeygen(), &["-s", &locked, "-I", "x", &key], "wrong\n");
     assert_eq!(wrong.status.code(), Some(255));
     assert!(
@@ -389,4 +396,43 @@ fn openssh_logs_in_with_certificates_ckeygen_signed() {
     assert_ne!(stdout_of(&refused), "logged-in\n");
     assert_ne!(refused.status.code(), Some(0));
     drop(sshd);
+}
+
+/// Runs `program` with `TZ` set, returning standard output and error (carriage returns
+/// dropped) after checking that it succeeded.
+fn run_in_zone(program: &str, zone: &str, args: &[&str]) -> (String, String) {
+    let out = Command::new(program).args(args).env("TZ", zone).output().unwrap();
+    assert!(out.status.success(), "{program} {args:?} in {zone}: {}", stderr_of(&out));
+    (stdout_of(&out), stderr_of(&out))
+}
+
+/// Absolute `-V` times are local times (`$TZ`), read as `ssh-keygen`'s `mktime` reads them
+/// (standard time also in summer), and `-L` prints times in the local zone: in several zones
+/// both tools sign the same window and print the same text.
+#[test]
+fn local_times_follow_tz_as_ssh_keygen_does() {
+    let dir = TempDir::new("certs-tz");
+    let ca = keygen(&dir, "ca", "ed25519", "256", "");
+    let key = keygen(&dir, "key", "ed25519", "256", "");
+    let cert_path = format!("{key}-cert.pub");
+    for zone in ["America/New_York", "Asia/Kolkata", "Australia/Sydney", "EST5EDT,M3.2.0,M11.1.0"] {
+        for validity in
+            ["20250301:20250701", "202501011200:20251101013000", "20250330013000:forever"]
+        {
+            let args = ["-s", ca.as_str(), "-I", "tz", "-V", validity, key.as_str()];
+            let theirs = run_in_zone("ssh-keygen", zone, &args);
+            let their_cert = read_cert(&cert_path);
+            let their_listing = run_in_zone("ssh-keygen", zone, &["-L", "-f", &cert_path]);
+            let ours = run_in_zone(ckeygen(), zone, &args);
+            let our_cert = read_cert(&cert_path);
+            let our_listing = run_in_zone(ckeygen(), zone, &["-L", "-f", &cert_path]);
+            assert_eq!(ours, theirs, "{zone} {validity}");
+            assert_eq!(
+                (our_cert.valid_after, our_cert.valid_before),
+                (their_cert.valid_after, their_cert.valid_before),
+                "{zone} {validity}"
+            );
+            assert_eq!(our_listing, their_listing, "{zone} {validity}");
+        }
+    }
 }

@@ -223,12 +223,32 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468 + day - 1
 }
 
-/// The local time zone's offset east of UTC at `unix`, in seconds (0 if unknown).
-fn local_offset(unix: i64) -> i64 {
-    tz::TimeZone::local()
-        .ok()
-        .and_then(|zone| zone.find_local_time_type(unix).ok().map(|t| i64::from(t.ut_offset())))
-        .unwrap_or(0)
+/// The local time zone as the C library finds it: `$TZ` (a zone name, a `:file` or a POSIX
+/// rule; set but empty is UTC), else `/etc/localtime`; `None` if neither reads (then UTC).
+fn local_zone() -> Option<tz::TimeZone> {
+    match std::env::var("TZ") {
+        Ok(name) if name.is_empty() => None,
+        Ok(name) => tz::TimeZone::from_posix_tz(&name).ok(),
+        Err(_) => tz::TimeZone::local().ok(),
+    }
+}
+
+/// The offset east of UTC `mktime` uses for a local time near `unix` with `tm_isdst` 0, as
+/// `parse_absolute_time` leaves it: the zone's standard-time offset, also inside summer time.
+fn standard_offset(zone: Option<&tz::TimeZone>, unix: i64) -> i64 {
+    let Some(zone) = zone else { return 0 };
+    let offset_at =
+        |t: i64| zone.find_local_time_type(t).ok().map(|lt| (lt.is_dst(), lt.ut_offset()));
+    match offset_at(unix) {
+        Some((false, offset)) => i64::from(offset),
+        Some((true, offset)) => [-91, 91, -182, 182, -273, 273]
+            .into_iter()
+            .map(|days| unix + days * 86_400)
+            .filter_map(offset_at)
+            .find(|(dst, _)| !dst)
+            .map_or(i64::from(offset), |(_, o)| i64::from(o)),
+        None => 0,
+    }
 }
 
 /// OpenSSH's `parse_absolute_time`: `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, in local
@@ -264,9 +284,9 @@ pub(crate) fn parse_absolute_time(s: &str) -> Option<u64> {
     let unix = if utc {
         naive
     } else {
-        // mktime: the offset in force at the local time meant.
-        let first = naive - local_offset(naive);
-        naive - local_offset(first)
+        let zone = local_zone();
+        let first = naive - standard_offset(zone.as_ref(), naive);
+        naive - standard_offset(zone.as_ref(), first)
     };
     u64::try_from(unix).ok()
 }
@@ -324,7 +344,7 @@ pub(crate) fn parse_validity(spec: &str, now: u64) -> Result<(u64, u64), Failure
 /// OpenSSH's `format_absolute_time`: local time as `2026-11-28T10:16:48`.
 pub(crate) fn format_time(unix: u64) -> String {
     let secs = i64::try_from(unix).unwrap_or(i64::MAX);
-    let zone = tz::TimeZone::local().ok();
+    let zone = local_zone();
     let time = zone
         .as_ref()
         .and_then(|z| tz::DateTime::from_timespec(secs, 0, z.as_ref()).ok())
@@ -398,22 +418,39 @@ fn load_ca(o: &Options, path: &str) -> Result<PrivateKey, Failure> {
 }
 
 /// The signature algorithm for CA key `ca`: its own for Ed25519 and ECDSA; for RSA,
-/// `rsa-sha2-512` unless `-t` names another RSA algorithm.
-fn ca_algorithm(ca: &PrivateKey, requested: Option<&str>) -> Result<SignatureAlgorithm, Failure> {
-    let default = match ca.key_type() {
-        KeyType::Ed25519 => SignatureAlgorithm::Ed25519,
-        KeyType::Ecdsa(curve) => curve.signature_algorithm(),
-        KeyType::Rsa => SignatureAlgorithm::RsaSha512,
-        _ => return Err(Failure::fatal("Couldn't certify key: unknown or unsupported key type")),
+/// `rsa-sha2-512` unless `-t` names another. A `-t` of another key type fails now, as
+/// `ssh-keygen`'s does; `Ok(None)` is a `-t` of the CA's type that names no signature
+/// algorithm (`rsa`), which fails when signing.
+fn ca_algorithm(
+    ca: &PrivateKey,
+    requested: Option<&str>,
+) -> Result<Option<SignatureAlgorithm>, Failure> {
+    let ca_type = ca.key_type();
+    let Some(name) = requested else {
+        return Ok(match ca_type {
+            KeyType::Ed25519 => Some(SignatureAlgorithm::Ed25519),
+            KeyType::Ecdsa(curve) => Some(curve.signature_algorithm()),
+            KeyType::Rsa => Some(SignatureAlgorithm::RsaSha512),
+            _ => None,
+        });
     };
-    match requested.and_then(SignatureAlgorithm::from_name) {
-        Some(alg) if alg.key_type() == ca.key_type() => Ok(alg),
-        Some(_) | None if requested.is_none() => Ok(default),
-        _ => Err(Failure::fatal(format!(
-            "Couldn't certify key: signature algorithm {} does not match the CA key",
-            requested.unwrap_or_default()
-        ))),
+    let algorithm = SignatureAlgorithm::from_name(name);
+    let same_type = match algorithm {
+        Some(alg) => alg.key_type() == ca_type,
+        None => match name.to_ascii_lowercase().as_str() {
+            "rsa" => ca_type == KeyType::Rsa,
+            "ed25519" => ca_type == KeyType::Ed25519,
+            "ecdsa" => matches!(ca_type, KeyType::Ecdsa(_)),
+            _ => false,
+        },
+    };
+    if !same_type {
+        return Err(Failure::fatal(format!(
+            "CA key type {} doesn't match specified {name}",
+            ca_type.name()
+        )));
     }
+    Ok(algorithm)
 }
 
 /// The public key (and its comment) in `path`, or in `path.pub`, or of the private key in
@@ -494,6 +531,9 @@ pub(crate) fn sign(o: &Options, ca_path: &str) -> Result<u8, Failure> {
             critical_options: o.cert_options.critical(),
             extensions: o.cert_options.extensions(),
         };
+        let algorithm = algorithm.ok_or_else(|| {
+            Failure::fatal(format!("Couldn't certify key {path}: invalid argument"))
+        })?;
         let certificate =
             builder.sign(ca.public_key(), |body| ca.sign(algorithm, body)).map_err(|e| {
                 Failure::fatal(format!("Couldn't certify key {path}: {}", key_error_text(&e)))
