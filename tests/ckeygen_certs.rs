@@ -101,7 +101,8 @@ fn every_key_type_signs_and_is_certified_as_ssh_keygen_lists_it() {
 }
 
 /// The `Signed ... key` line and the certificate's fields are `ssh-keygen`'s for the same
-/// flags: principals, serial, absolute and relative validity, `-O` options, `-h`.
+/// flags: principals, serial, absolute validity, `-O` options (also custom `extension:` and
+/// `critical:` ones), `-h`.
 #[test]
 fn signing_reports_and_encodes_what_ssh_keygen_does_for_the_same_flags() {
     let dir = TempDir::new("certs-flags");
@@ -121,6 +122,8 @@ fn signing_reports_and_encodes_what_ssh_keygen_does_for_the_same_flags() {
         &["-O", "no-port-forwarding", "-O", "no-user-rc", "-O", "verify-required"],
         &["-O", "force-command=/bin/echo forced", "-O", "source-address=127.0.0.1/32,::1"],
         &["-O", "no-touch-required"],
+        &["-O", "extension:zz@example.com=value", "-O", "extension:aa@example.com"],
+        &["-O", "critical:policy@example.com=strict", "-O", "Critical:flag@example.com"],
         &["-h", "-n", "host.example,127.0.0.1"],
         &["-h", "-O", "permit-pty"],
     ];

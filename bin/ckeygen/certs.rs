@@ -31,6 +31,8 @@ pub(crate) struct CertOptions {
     verify_required: bool,
     force_command: Option<String>,
     source_address: Option<String>,
+    /// `critical:name[=value]` (`true`) and `extension:name[=value]` (`false`).
+    custom: Vec<(bool, String, Option<String>)>,
 }
 
 impl Default for CertOptions {
@@ -46,15 +48,20 @@ impl Default for CertOptions {
             verify_required: false,
             force_command: None,
             source_address: None,
+            custom: Vec::new(),
         }
     }
 }
 
 impl CertOptions {
-    /// `clear` (and `-h`): no flags; `force-command`/`source-address` stay.
+    /// `clear` (and `-h`): no flags; `force-command`, `source-address` and custom options
+    /// stay.
     pub(crate) fn clear_flags(&mut self) {
-        let (force_command, source_address) =
-            (self.force_command.take(), self.source_address.take());
+        let (force_command, source_address, custom) = (
+            self.force_command.take(),
+            self.source_address.take(),
+            std::mem::take(&mut self.custom),
+        );
         *self = Self {
             x11: false,
             agent: false,
@@ -65,6 +72,7 @@ impl CertOptions {
             verify_required: false,
             force_command,
             source_address,
+            custom,
         };
     }
 
@@ -117,6 +125,17 @@ impl CertOptions {
                     self.source_address = Some(value.to_owned());
                     return Ok(());
                 }
+                let custom = value_of("extension:")
+                    .map(|rest| (false, rest))
+                    .or_else(|| value_of("critical:").map(|rest| (true, rest)));
+                if let Some((critical, rest)) = custom {
+                    let (name, value) = match rest.split_once('=') {
+                        Some((name, value)) => (name, Some(value.to_owned())),
+                        None => (rest, None),
+                    };
+                    self.custom.push((critical, name.to_owned(), value));
+                    return Ok(());
+                }
                 return Err(Failure::fatal(format!("Unsupported certificate option \"{option}\"")));
             }
         };
@@ -136,7 +155,19 @@ impl CertOptions {
         if self.verify_required {
             out.push((cert::OPTION_VERIFY_REQUIRED.to_owned(), None));
         }
+        out.extend(self.custom_options(true));
         out
+    }
+
+    /// The `critical:` or `extension:` options given.
+    fn custom_options(
+        &self,
+        critical: bool,
+    ) -> impl Iterator<Item = (String, Option<String>)> + '_ {
+        self.custom
+            .iter()
+            .filter(move |(c, _, _)| *c == critical)
+            .map(|(_, name, value)| (name.clone(), value.clone()))
     }
 
     /// The extensions.
@@ -152,6 +183,7 @@ impl CertOptions {
         .into_iter()
         .filter(|(on, _)| *on)
         .map(|(_, name)| (name.to_owned(), None))
+        .chain(self.custom_options(false))
         .collect()
     }
 }
