@@ -664,6 +664,32 @@ pub(crate) fn unused_connection_timeout(c: &SshdConfig) -> Option<Duration> {
 
 /// User authentication's settings for `c`, over the server's `base` (methods enabled, the
 /// failure delay's secret).
+/// `AuthenticationMethods` as userauth takes it: `any` is no list, and a method's
+/// `:submethod` is dropped.
+pub(crate) fn authentication_methods(c: &SshdConfig) -> Vec<Vec<Method>> {
+    c.authentication_methods
+        .iter()
+        .filter(|list| !list.eq_ignore_ascii_case("any"))
+        .map(|list| {
+            list.split(',')
+                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `Banner` file's text; a file that cannot be read is logged and sends no banner.
+pub(crate) fn banner(c: &SshdConfig) -> Option<String> {
+    let path = c.banner.as_ref()?;
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            log::warn!("Banner {path}: {err}");
+            None
+        }
+    }
+}
+
 fn userauth_config(c: &SshdConfig, base: &userauth::ServerConfig) -> userauth::ServerConfig {
     let mut u = base.clone();
     u.settings_per_user = false;
@@ -681,24 +707,9 @@ fn userauth_config(c: &SshdConfig, base: &userauth::ServerConfig) -> userauth::S
     if !enabled.is_empty() {
         u.methods = enabled;
     }
-    u.authentication_methods = c
-        .authentication_methods
-        .iter()
-        .filter(|list| !list.eq_ignore_ascii_case("any"))
-        .map(|list| {
-            list.split(',')
-                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
-                .collect()
-        })
-        .collect();
+    u.authentication_methods = authentication_methods(c);
     u.max_auth_tries = c.max_auth_tries;
-    u.banner = c.banner.as_ref().and_then(|path| match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(err) => {
-            log::warn!("Banner {path}: {err}");
-            None
-        }
-    });
+    u.banner = banner(c);
     u.publickey_algorithms = c
         .pubkey_accepted_algorithms
         .iter()

@@ -69,29 +69,11 @@ pub(crate) fn stack_config(
         methods.push(Method::Password);
     }
     u.methods = methods;
-    u.authentication_methods = c
-        .authentication_methods
-        .iter()
-        .filter(|list| !list.eq_ignore_ascii_case("any"))
-        .map(|list| {
-            list.split(',')
-                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
-                .collect()
-        })
-        .collect();
+    u.authentication_methods = crate::policy::authentication_methods(c);
     u.max_auth_tries = c.max_auth_tries;
     // Match blocks are evaluated when the user name arrives (crate::policy::MatchSettings).
     u.settings_per_user = true;
-    u.banner = match &c.banner {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Some(text),
-            Err(err) => {
-                log::warn!("Banner {path}: {err}");
-                None
-            }
-        },
-        None => None,
-    };
+    u.banner = crate::policy::banner(c);
     u.publickey_algorithms = c
         .pubkey_accepted_algorithms
         .iter()
