@@ -15,6 +15,7 @@
 use std::fmt;
 
 use crate::server::ConnectionId;
+use crate::userauth::{InfoRequest, Prompt};
 use crate::wire::{InvalidMessage, Reader, Writer};
 
 /// The version byte every frame carries; a frame with another is malformed.
@@ -35,6 +36,13 @@ pub const MAX_USER_LEN: usize = 256;
 
 /// The most responses one keyboard-interactive round may carry.
 pub const MAX_PAM_RESPONSES: usize = 32;
+
+/// The longest text of a PAM prompt or round name the monitor relays (longer is cut).
+pub const MAX_PAM_PROMPT_LEN: usize = MAX_SHORT_STRING;
+
+/// The longest instruction of a PAM round the monitor relays (what the modules said; longer
+/// is cut).
+pub const MAX_PAM_TEXT_LEN: usize = 8 * 1024;
 
 const MAX_SHORT_STRING: usize = 1024;
 const MAX_COMMAND_LEN: usize = 8 * 1024;
@@ -223,6 +231,15 @@ pub enum Request {
         /// What to run, and how.
         plan: SessionPlan,
     },
+    /// PAM's account check (`pam_acct_mgmt`) for the user looked up on this connection, let
+    /// in some other way (a public key) with `UsePAM yes`: an expired or locked account is
+    /// refused (`Failed`).
+    PamAccount {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
 }
 
 impl Request {
@@ -243,6 +260,7 @@ impl Request {
             | Self::ConnectionPeer { connection, .. }
             | Self::ResolveHost { connection, .. }
             | Self::LookupGroups { connection, .. }
+            | Self::PamAccount { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -265,6 +283,7 @@ impl Request {
             Self::ConnectionPeer { .. } => "ConnectionPeer",
             Self::ResolveHost { .. } => "ResolveHost",
             Self::LookupGroups { .. } => "LookupGroups",
+            Self::PamAccount { .. } => "PamAccount",
         }
     }
 
@@ -285,6 +304,7 @@ impl Request {
             Self::ConnectionPeer { .. } => 13,
             Self::ResolveHost { .. } => 14,
             Self::LookupGroups { .. } => 15,
+            Self::PamAccount { .. } => 16,
         }
     }
 
@@ -300,7 +320,8 @@ impl Request {
             Self::LookupUser { connection, user }
             | Self::ReadAuthorizedKeys { connection, user }
             | Self::PamStart { connection, user }
-            | Self::LookupGroups { connection, user } => {
+            | Self::LookupGroups { connection, user }
+            | Self::PamAccount { connection, user } => {
                 w.write_u64(connection.0).write_string(user.as_bytes());
             }
             Self::PamRespond { connection, responses } => {
@@ -361,7 +382,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=15).contains(&kind) {
+        if !(1..=16).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -430,6 +451,7 @@ impl Request {
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
             15 => Self::LookupGroups { connection, user: text(r, MAX_USER_LEN)? },
+            16 => Self::PamAccount { connection, user: text(r, MAX_USER_LEN)? },
             13 => Self::ConnectionPeer {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
@@ -496,6 +518,10 @@ pub enum Reply {
         /// How many descriptors are attached.
         fds: u8,
     },
+    /// A PAM conversation's next round (`PamStart`, `PamRespond`): what to show the client
+    /// and ask it (at most [`MAX_PAM_RESPONSES`] prompts). `Done` ends a conversation that
+    /// let the user in, `Failed` one that did not.
+    PamPrompts(InfoRequest),
 }
 
 impl Reply {
@@ -511,6 +537,7 @@ impl Reply {
             Self::SessionSpawned { .. } => 135,
             Self::Addresses(_) => 136,
             Self::Groups(_) => 137,
+            Self::PamPrompts(_) => 138,
         }
     }
 
@@ -551,6 +578,14 @@ impl Reply {
                 w.write_u32(u32::try_from(addresses.len()).unwrap_or(u32::MAX));
                 for address in addresses {
                     w.write_string(address.to_string().as_bytes());
+                }
+            }
+            Self::PamPrompts(info) => {
+                w.write_string(info.name.as_bytes())
+                    .write_string(info.instruction.as_bytes())
+                    .write_u32(u32::try_from(info.prompts.len()).unwrap_or(u32::MAX));
+                for prompt in &info.prompts {
+                    w.write_string(prompt.text.as_bytes()).write_bool(prompt.echo);
                 }
             }
             Self::SessionSpawned { pid, tty, fds } => {
@@ -621,6 +656,19 @@ impl Reply {
                 tty: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
                 fds: r.read_u8()?,
             },
+            138 => {
+                let name = text(r, MAX_SHORT_STRING)?;
+                let instruction = text(r, MAX_PAM_TEXT_LEN)?;
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PAM_RESPONSES {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut prompts = Vec::with_capacity(count);
+                for _ in 0..count {
+                    prompts.push(Prompt { text: text(r, MAX_SHORT_STRING)?, echo: flag(r)? });
+                }
+                Self::PamPrompts(InfoRequest { name, instruction, prompts })
+            }
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;

@@ -128,6 +128,69 @@ pub trait MonitorBackend {
         let _ = (connection, user, plan);
         Err("sessions are not started by this monitor".to_owned())
     }
+    /// Starts a PAM conversation (keyboard-interactive) for `user` on `connection` from
+    /// `peer`, replacing any the connection had; its first round, or its outcome. PAM's
+    /// conversation blocks: the backend runs it on a thread of its own, kept until the
+    /// conversation ends or [`pam_end`](Self::pam_end). The default has no PAM.
+    fn pam_start(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        let _ = (connection, peer, user);
+        PamStep::Unsupported
+    }
+    /// The client's answers to the last round of `connection`'s conversation; the next round,
+    /// or the outcome. The default has no PAM.
+    fn pam_respond(&mut self, connection: ConnectionId, responses: &[String]) -> PamStep {
+        let _ = (connection, responses);
+        PamStep::Unsupported
+    }
+    /// Checks a password through PAM (`UsePAM yes`: `pam_authenticate`, then
+    /// `pam_acct_mgmt`); `None` when passwords are not PAM's ([`check_password`] decides).
+    /// The default has no PAM.
+    ///
+    /// [`check_password`]: Self::check_password
+    fn pam_password(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        let _ = (connection, peer, user, password);
+        None
+    }
+    /// PAM's account check (`pam_acct_mgmt`) for a user let in some other way; `Err` with
+    /// PAM's reason when the account may not log in. The default has no PAM.
+    fn pam_account(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        let _ = (connection, peer, user);
+        PamStep::Unsupported
+    }
+    /// Ends `connection`'s PAM conversation, if any (the connection authenticated or
+    /// closed): its thread unwinds. The default has none.
+    fn pam_end(&mut self, connection: ConnectionId) {
+        let _ = connection;
+    }
+}
+
+/// What PAM answered, as a [`MonitorBackend`] relays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PamStep {
+    /// A round for the client: show this and ask (the conversation waits for the answers).
+    Ask(crate::userauth::InfoRequest),
+    /// PAM authenticated the user, and its account check let them in.
+    Accepted,
+    /// PAM refused (its reason, for the log); the conversation is over.
+    Refused(String),
+    /// This monitor does not run PAM.
+    Unsupported,
 }
 
 /// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
@@ -179,6 +242,8 @@ struct Connection {
     peer: Option<std::net::IpAddr>,
     /// Public key and password checks that failed.
     failures: u32,
+    /// A PAM conversation waits for answers to this many prompts.
+    pam_asked: Option<usize>,
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -209,6 +274,13 @@ pub enum Violation {
     UserMismatch,
     /// `ConnectionAuthenticated` for a user the monitor did not verify.
     Unverified,
+    /// `PamRespond` with other than one answer per prompt of the round.
+    WrongResponseCount {
+        /// The prompts of the round.
+        asked: usize,
+        /// The answers sent.
+        got: usize,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -226,6 +298,9 @@ impl fmt::Display for Violation {
             Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
             Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
             Self::Unverified => f.write_str("authentication the monitor did not verify"),
+            Self::WrongResponseCount { asked, got } => {
+                write!(f, "{got} answers to a PAM round of {asked} prompts")
+            }
         }
     }
 }
@@ -331,6 +406,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     sessions: 0,
                     peer: None,
                     failures: 0,
+                    pam_asked: None,
                 },
             );
             return Ok(Reply::Done);
@@ -343,6 +419,7 @@ impl<B: MonitorBackend> Monitor<B> {
         match request {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
+                self.backend.pam_end(connection);
                 if let Some(gone) = self.connections.remove(&connection) {
                     if let (Phase::PreAuth, Some(peer), 1..) =
                         (&gone.phase, gone.peer, gone.failures)
@@ -433,17 +510,42 @@ impl<B: MonitorBackend> Monitor<B> {
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
-                looked_up(conn, user)?;
-                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+                let record = looked_up(conn, user)?;
+                let step = self.backend.pam_start(id, conn.peer, record);
+                Ok(pam_reply(conn, step, user))
             }
-            Request::PamRespond { .. } => {
+            Request::PamRespond { responses, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let asked = conn.pam_asked.ok_or_else(|| out_of_state(&conn.phase))?;
+                if responses.len() != asked {
+                    return Err(Violation::WrongResponseCount { asked, got: responses.len() });
+                }
+                conn.pam_asked = None;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    self.backend.pam_end(id);
+                    return Ok(refusal);
+                }
+                let user = conn.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+                let step = self.backend.pam_respond(id, &responses);
+                Ok(pam_reply(conn, step, &user))
+            }
+            Request::PamAccount { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
-                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+                let record = looked_up(conn, user)?;
+                Ok(match self.backend.pam_account(id, conn.peer, record) {
+                    PamStep::Accepted => Reply::Done,
+                    PamStep::Refused(reason) => Reply::Failed(reason),
+                    PamStep::Ask(_) | PamStep::Unsupported => {
+                        Reply::Unsupported("this monitor does not run PAM".to_owned())
+                    }
+                })
             }
             Request::AuthenticatePublicKey {
                 user,
@@ -509,6 +611,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Err(Violation::Unverified);
                 }
                 conn.phase = Phase::Authenticated;
+                conn.pam_asked = None;
+                self.backend.pam_end(id);
                 Ok(Reply::Done)
             }
             Request::AuthenticatePassword { user, password, .. } => {
@@ -519,7 +623,11 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, &user)?;
-                if self.backend.check_password(record, &password) {
+                let verified = match self.backend.pam_password(id, conn.peer, record, &password) {
+                    Some(step) => step == PamStep::Accepted,
+                    None => self.backend.check_password(record, &password),
+                };
+                if verified {
                     conn.verified = Some(user);
                     Ok(Reply::Done)
                 } else {
@@ -582,6 +690,41 @@ fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
     }
     *count += 1;
     None
+}
+
+/// The reply to a PAM conversation's step, and the connection's state after it: a round
+/// waits for its answers (cut to the codec's limits), an acceptance verifies `user`.
+fn pam_reply(conn: &mut Connection, step: PamStep, user: &str) -> Reply {
+    conn.pam_asked = None;
+    match step {
+        PamStep::Ask(mut info) => {
+            info.prompts.truncate(super::codec::MAX_PAM_RESPONSES);
+            cut(&mut info.name, super::codec::MAX_PAM_PROMPT_LEN);
+            cut(&mut info.instruction, super::codec::MAX_PAM_TEXT_LEN);
+            for prompt in &mut info.prompts {
+                cut(&mut prompt.text, super::codec::MAX_PAM_PROMPT_LEN);
+            }
+            conn.pam_asked = Some(info.prompts.len());
+            Reply::PamPrompts(info)
+        }
+        PamStep::Accepted => {
+            conn.verified = Some(user.to_owned());
+            Reply::Done
+        }
+        PamStep::Refused(reason) => {
+            conn.failures += 1;
+            Reply::Failed(reason)
+        }
+        PamStep::Unsupported => Reply::Unsupported("this monitor does not run PAM".to_owned()),
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+    }
 }
 
 fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {

@@ -110,3 +110,11 @@ pub(super) fn ask<T: Send + 'static>(
 fn unanswered() -> Error {
     Error::new(ErrorKind::Other, "the PAM thread ended without an answer")
 }
+
+/// Asks a PAM thread something and waits for the answer on this thread (a privilege-separated
+/// monitor, which has no reactor); `None` if the thread dropped the Reply unanswered.
+pub(super) fn wait<T: Send + 'static>(send: impl FnOnce(Reply<T>)) -> Option<T> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    send(Reply { way: Some(Way::Inline(sender)) });
+    receiver.recv().ok()
+}
