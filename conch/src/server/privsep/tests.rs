@@ -890,7 +890,8 @@ impl MonitorBackend for PamFake {
             return PamStep::Refused("account expired".into());
         }
         self.talking = true;
-        let prompt = crate::userauth::Prompt { text: "é".repeat(self.prompt_len / 2), echo: false };
+        let prompt =
+            crate::userauth::Prompt { text: "é".repeat(self.prompt_len / 2), echo: false };
         PamStep::Ask(crate::userauth::InfoRequest {
             name: String::new(),
             instruction: "x".repeat(self.prompt_len * 10),
