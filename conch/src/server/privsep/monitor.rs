@@ -5,8 +5,10 @@
 //!                  │
 //!                  ▼
 //!   ┌──────────  PreAuth  ── SignExchangeHash (once: the initial key exchange)
-//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond,
+//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond (only
+//!   │              │        answering the round asked, one answer per prompt), PamAccount,
 //!   │              │        AuthenticatePublicKey
+//!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
