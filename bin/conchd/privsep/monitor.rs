@@ -60,10 +60,48 @@ struct ConchdBackend {
     main: ThreadHandle,
     penalties: Arc<Mutex<Penalties>>,
     started: Instant,
-    /// Each connection's PAM conversation waiting for the client's answers (its transaction
-    /// on a thread of its own); dropped with the connection, or with this worker's backend.
+    /// Each connection's PAM call in progress, or its conversation waiting for the client's
+    /// answers (a transaction on a thread of its own); dropped with the connection, or with
+    /// this worker's backend.
     #[cfg(feature = "pam")]
-    conversations: std::collections::HashMap<ConnectionId, twine::conch::server::PamConversation>,
+    pam: std::collections::HashMap<ConnectionId, PamHeld>,
+}
+
+/// What the monitor holds of a connection's PAM transaction.
+#[cfg(feature = "pam")]
+enum PamHeld {
+    /// PAM is working: polled on the worker's `PamPoll`.
+    Pending(twine::conch::server::PamPending),
+    /// A round was relayed: the conversation waits for the client's answers.
+    Conversation(twine::conch::server::PamConversation),
+}
+
+#[cfg(feature = "pam")]
+impl ConchdBackend {
+    /// PAM's answer if it has come (keeping a conversation for the next answers), else
+    /// `Pending`, keeping the call for the worker's poll. Never waits: one connection's PAM
+    /// holds up none of the worker's other requests.
+    fn pam_wait(
+        &mut self,
+        connection: ConnectionId,
+        pending: twine::conch::server::PamPending,
+    ) -> PamStep {
+        match pending.poll() {
+            Ok((conversation, step)) => {
+                if let Some(conversation) = conversation {
+                    self.pam.insert(connection, PamHeld::Conversation(conversation));
+                }
+                if let PamStep::Refused(why) = &step {
+                    log::debug!("connection {connection}: PAM refused: {why}");
+                }
+                step
+            }
+            Err(pending) => {
+                self.pam.insert(connection, PamHeld::Pending(pending));
+                PamStep::Pending
+            }
+        }
+    }
 }
 
 type Slot = Rc<RefCell<Option<Rc<dyn Transport>>>>;
@@ -232,59 +270,62 @@ impl MonitorBackend for ConchdBackend {
         peer: Option<IpAddr>,
         user: &UserRecord,
     ) -> PamStep {
-        self.conversations.remove(&connection);
+        self.pam.remove(&connection);
         let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
-        let (conversation, step) = pam.converse(&user.name, peer);
-        if let Some(conversation) = conversation {
-            self.conversations.insert(connection, conversation);
-        }
-        step
+        let pending = pam.converse(&user.name, peer);
+        self.pam_wait(connection, pending)
     }
 
     #[cfg(feature = "pam")]
     fn pam_respond(&mut self, connection: ConnectionId, responses: &[String]) -> PamStep {
-        let Some(conversation) = self.conversations.remove(&connection) else {
+        let Some(PamHeld::Conversation(conversation)) = self.pam.remove(&connection) else {
             return PamStep::Refused("no PAM conversation".to_owned());
         };
-        let (conversation, step) = conversation.respond(responses);
-        if let Some(conversation) = conversation {
-            self.conversations.insert(connection, conversation);
-        }
-        step
+        let pending = conversation.respond(responses);
+        self.pam_wait(connection, pending)
     }
 
     #[cfg(feature = "pam")]
     fn pam_password(
         &mut self,
-        _connection: ConnectionId,
+        connection: ConnectionId,
         peer: Option<IpAddr>,
         user: &UserRecord,
         password: &[u8],
     ) -> Option<PamStep> {
-        let pam = self.settings.pam.as_ref()?;
-        let step = pam.password(&user.name, peer, password);
-        if let PamStep::Refused(why) = &step {
-            log::debug!("PAM refused the password of {}: {why}", user.name);
-        }
-        Some(step)
+        self.pam.remove(&connection);
+        let pending = self.settings.pam.as_ref()?.password(&user.name, peer, password);
+        Some(self.pam_wait(connection, pending))
     }
 
     #[cfg(feature = "pam")]
     fn pam_account(
         &mut self,
-        _connection: ConnectionId,
+        connection: ConnectionId,
         peer: Option<IpAddr>,
         user: &UserRecord,
     ) -> PamStep {
-        match &self.settings.pam {
-            Some(pam) => pam.check_account(&user.name, peer),
-            None => PamStep::Unsupported,
+        self.pam.remove(&connection);
+        let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
+        let pending = pam.check_account(&user.name, peer);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_poll(&mut self, connection: ConnectionId) -> PamStep {
+        match self.pam.remove(&connection) {
+            Some(PamHeld::Pending(pending)) => self.pam_wait(connection, pending),
+            Some(held) => {
+                self.pam.insert(connection, held);
+                PamStep::Refused("no PAM call pending".to_owned())
+            }
+            None => PamStep::Refused("no PAM call pending".to_owned()),
         }
     }
 
     #[cfg(feature = "pam")]
     fn pam_end(&mut self, connection: ConnectionId) {
-        self.conversations.remove(&connection);
+        self.pam.remove(&connection);
     }
 
     fn spawn_session(
@@ -403,7 +444,7 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             penalties: Arc::clone(&state.penalties),
             started: state.started,
             #[cfg(feature = "pam")]
-            conversations: std::collections::HashMap::new(),
+            pam: std::collections::HashMap::new(),
         };
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))

@@ -275,30 +275,71 @@ pub(crate) struct PamRelay {
     client: Arc<Client>,
 }
 
+/// How often a worker asks whether PAM has answered (`PamPoll`), and how many times at most
+/// (five minutes: past that, the attempt fails).
+#[cfg(feature = "pam")]
+const PAM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+#[cfg(feature = "pam")]
+const PAM_POLLS: u32 = 15_000;
+
+/// Sends `request` from the pool; while the monitor answers `PamPending`, asks again
+/// (`PamPoll`) from a timer of the loop, holding no pool thread in between. `out` gets the
+/// final reply.
+#[cfg(feature = "pam")]
+fn pam_call(
+    client: Arc<Client>,
+    offload: twine::conch::server::Offload,
+    request: Request,
+    out: Deferred<Result<Reply, String>>,
+    polls: u32,
+) {
+    let connection = request.connection();
+    let sender = Arc::clone(&client);
+    let sent = offload.run(move || sender.call(&request).map_err(|e| e.to_string()));
+    drop(sent.then(move |reply| {
+        match reply {
+            Ok(Ok(Reply::PamPending)) if polls < PAM_POLLS => {
+                let scheduler = offload.scheduler();
+                let poll = Request::PamPoll { connection };
+                let again = move || pam_call(client, offload, poll, out, polls + 1);
+                scheduler.call_later_boxed(PAM_POLL, Box::new(again));
+            }
+            Ok(Ok(Reply::PamPending)) => out.callback(Err("PAM did not answer in time".into())),
+            Ok(answer) => out.callback(answer),
+            Err(err) => out.callback(Err(err.to_string())),
+        }
+        Ok(())
+    }));
+}
+
 #[cfg(feature = "pam")]
 impl PamRelay {
-    /// Sends `request` from the pool; the monitor's step as the userauth layer takes it.
+    /// Relays `request`; the monitor's answer as the userauth layer takes it.
     fn relay(
         &self,
         offload: &twine::conch::server::Offload,
         request: Request,
     ) -> Deferred<Decision<Restrictions>> {
-        let client = Arc::clone(&self.client);
-        offload.run(move || match client.call(&request) {
-            Ok(Reply::PamPrompts(info)) => Decision::InfoRequest(info),
-            Ok(Reply::Done) => Decision::Accept(Restrictions::default()),
-            Ok(Reply::Failed(why) | Reply::Unsupported(why)) => {
-                log::debug!("monitor: PAM refused: {why}");
-                Decision::Reject
-            }
-            Ok(other) => {
-                log::error!("monitor: {} answered {other:?}", request.name());
-                Decision::Reject
-            }
-            Err(err) => {
-                log::error!("monitor: {err}");
-                Decision::Reject
-            }
+        let name = request.name();
+        let out = offload.deferred();
+        pam_call(Arc::clone(&self.client), offload.clone(), request, out.clone(), 0);
+        out.then(move |reply| {
+            Ok(match reply? {
+                Ok(Reply::PamPrompts(info)) => Decision::InfoRequest(info),
+                Ok(Reply::Done) => Decision::Accept(Restrictions::default()),
+                Ok(Reply::Failed(why) | Reply::Unsupported(why)) => {
+                    log::debug!("monitor: PAM refused: {why}");
+                    Decision::Reject
+                }
+                Ok(other) => {
+                    log::error!("monitor: {name} answered {other:?}");
+                    Decision::Reject
+                }
+                Err(err) => {
+                    log::error!("monitor: {err}");
+                    Decision::Reject
+                }
+            })
         })
     }
 }
@@ -333,17 +374,20 @@ impl AuthBackend for PamRelay {
             // The monitor ran pam_acct_mgmt in the transaction that verified the user.
             return login.offload.succeed(AccountStatus::Allowed);
         }
-        let client = Arc::clone(&self.client);
         let request =
             Request::PamAccount { connection: login.connection.id, user: login.user.clone() };
         let (id, ip, user) = (login.connection.id, login.connection.peer_ip(), login.user.clone());
-        login.offload.run(move || match client.call(&request) {
-            Ok(Reply::Done) => AccountStatus::Allowed,
-            Ok(Reply::Failed(reason) | Reply::Unsupported(reason)) => {
-                log::info!("connection {id} from {ip}: PAM refused account {user}: {reason}");
-                AccountStatus::Denied { reason }
-            }
-            other => AccountStatus::Denied { reason: format!("monitor: {other:?}") },
+        let out = login.offload.deferred();
+        pam_call(Arc::clone(&self.client), login.offload.clone(), request, out.clone(), 0);
+        out.then(move |reply| {
+            Ok(match reply? {
+                Ok(Reply::Done) => AccountStatus::Allowed,
+                Ok(Reply::Failed(reason) | Reply::Unsupported(reason)) => {
+                    log::info!("connection {id} from {ip}: PAM refused account {user}: {reason}");
+                    AccountStatus::Denied { reason }
+                }
+                other => AccountStatus::Denied { reason: format!("monitor: {other:?}") },
+            })
         })
     }
 }

@@ -240,6 +240,13 @@ pub enum Request {
         /// The user, as looked up before.
         user: String,
     },
+    /// Whether PAM has answered the connection's last PAM request (`PamStart`, `PamRespond`,
+    /// `AuthenticatePassword` with PAM, `PamAccount`), which the monitor answered
+    /// [`Reply::PamPending`]: the answer, or `PamPending` again.
+    PamPoll {
+        /// The connection authenticating.
+        connection: ConnectionId,
+    },
 }
 
 impl Request {
@@ -261,6 +268,7 @@ impl Request {
             | Self::ResolveHost { connection, .. }
             | Self::LookupGroups { connection, .. }
             | Self::PamAccount { connection, .. }
+            | Self::PamPoll { connection }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -284,6 +292,7 @@ impl Request {
             Self::ResolveHost { .. } => "ResolveHost",
             Self::LookupGroups { .. } => "LookupGroups",
             Self::PamAccount { .. } => "PamAccount",
+            Self::PamPoll { .. } => "PamPoll",
         }
     }
 
@@ -305,13 +314,16 @@ impl Request {
             Self::ResolveHost { .. } => 14,
             Self::LookupGroups { .. } => 15,
             Self::PamAccount { .. } => 16,
+            Self::PamPoll { .. } => 17,
         }
     }
 
     /// The whole frame for this request, length field included.
     pub fn encode(&self, id: u32) -> Vec<u8> {
         frame(self.kind(), id, |w| match self {
-            Self::ConnectionOpened { connection } | Self::ConnectionClosed { connection } => {
+            Self::ConnectionOpened { connection }
+            | Self::ConnectionClosed { connection }
+            | Self::PamPoll { connection } => {
                 w.write_u64(connection.0);
             }
             Self::SignExchangeHash { connection, algorithm, data } => {
@@ -382,7 +394,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=16).contains(&kind) {
+        if !(1..=17).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -452,6 +464,7 @@ impl Request {
             },
             15 => Self::LookupGroups { connection, user: text(r, MAX_USER_LEN)? },
             16 => Self::PamAccount { connection, user: text(r, MAX_USER_LEN)? },
+            17 => Self::PamPoll { connection },
             13 => Self::ConnectionPeer {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
@@ -522,6 +535,10 @@ pub enum Reply {
     /// and ask it (at most [`MAX_PAM_RESPONSES`] prompts). `Done` ends a conversation that
     /// let the user in, `Failed` one that did not.
     PamPrompts(InfoRequest),
+    /// PAM is still working on the connection's last PAM request (its thread computes, or
+    /// waits for a module): ask again with [`Request::PamPoll`]. The monitor never waits for
+    /// PAM, so one connection's slow PAM holds up no other request.
+    PamPending,
 }
 
 impl Reply {
@@ -538,13 +555,14 @@ impl Reply {
             Self::Addresses(_) => 136,
             Self::Groups(_) => 137,
             Self::PamPrompts(_) => 138,
+            Self::PamPending => 139,
         }
     }
 
     /// The whole frame for this reply, length field included.
     pub fn encode(&self, id: u32) -> Vec<u8> {
         frame(self.kind(), id, |w| match self {
-            Self::Done => {}
+            Self::Done | Self::PamPending => {}
             Self::Signature(blob) => {
                 w.write_string(blob);
             }
@@ -605,6 +623,7 @@ impl Reply {
         let r = &mut r;
         let reply = match kind {
             128 => Self::Done,
+            139 => Self::PamPending,
             129 => Self::Signature(r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec()),
             130 => Self::User(if flag(r)? {
                 Some(UserRecord {

@@ -175,6 +175,12 @@ pub trait MonitorBackend {
         let _ = (connection, peer, user);
         PamStep::Unsupported
     }
+    /// PAM's answer to `connection`'s last PAM call that answered [`PamStep::Pending`], or
+    /// `Pending` again. The default has no PAM.
+    fn pam_poll(&mut self, connection: ConnectionId) -> PamStep {
+        let _ = connection;
+        PamStep::Unsupported
+    }
     /// Ends `connection`'s PAM conversation, if any (the connection authenticated or
     /// closed): its thread unwinds. The default has none.
     fn pam_end(&mut self, connection: ConnectionId) {
@@ -193,6 +199,21 @@ pub enum PamStep {
     Refused(String),
     /// This monitor does not run PAM.
     Unsupported,
+    /// PAM is still working: the answer comes from [`MonitorBackend::pam_poll`]. A backend
+    /// answers this rather than wait, so that the monitor serves the worker's other requests
+    /// meanwhile.
+    Pending,
+}
+
+/// Which PAM call of a connection is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PamCall {
+    /// `PamStart` or `PamRespond`: the answer is a round or the conversation's outcome.
+    Conversation,
+    /// `AuthenticatePassword` through PAM.
+    Password,
+    /// `PamAccount`.
+    Account,
 }
 
 /// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
@@ -246,6 +267,8 @@ struct Connection {
     failures: u32,
     /// A PAM conversation waits for answers to this many prompts.
     pam_asked: Option<usize>,
+    /// A PAM call answered `PamPending`, for `PamPoll`.
+    pam_pending: Option<PamCall>,
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -409,11 +432,21 @@ impl<B: MonitorBackend> Monitor<B> {
                     peer: None,
                     failures: 0,
                     pam_asked: None,
+                    pam_pending: None,
                 },
             );
             return Ok(Reply::Done);
         }
         let id = request.connection();
+        if let Request::PamPoll { connection } = request {
+            // A worker may poll a connection that closed meanwhile (its pool raced the loop):
+            // that grants nothing, and is not a violation.
+            let closed = !self.connections.contains_key(&connection)
+                && self.highest_opened.is_some_and(|h| connection <= h);
+            if closed {
+                return Ok(Reply::Failed("the connection has closed".to_owned()));
+            }
+        }
         let limits = &self.limits;
         let conn = self.connections.get_mut(&id).ok_or(Violation::UnknownConnection(id))?;
         let out_of_state =
@@ -514,7 +547,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 let record = looked_up(conn, user)?;
                 let step = self.backend.pam_start(id, conn.peer, record);
-                Ok(pam_reply(conn, step, user))
+                Ok(pam_outcome(conn, PamCall::Conversation, step, user))
             }
             Request::PamRespond { responses, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -531,7 +564,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 let user = conn.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
                 let step = self.backend.pam_respond(id, &responses);
-                Ok(pam_reply(conn, step, &user))
+                Ok(pam_outcome(conn, PamCall::Conversation, step, &user))
             }
             Request::PamAccount { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -541,13 +574,17 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, user)?;
-                Ok(match self.backend.pam_account(id, conn.peer, record) {
-                    PamStep::Accepted => Reply::Done,
-                    PamStep::Refused(reason) => Reply::Failed(reason),
-                    PamStep::Ask(_) | PamStep::Unsupported => {
-                        Reply::Unsupported("this monitor does not run PAM".to_owned())
-                    }
-                })
+                let step = self.backend.pam_account(id, conn.peer, record);
+                Ok(pam_outcome(conn, PamCall::Account, step, user))
+            }
+            Request::PamPoll { .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let call = conn.pam_pending.ok_or_else(|| out_of_state(&conn.phase))?;
+                let user = conn.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+                let step = self.backend.pam_poll(id);
+                Ok(pam_outcome(conn, call, step, &user))
             }
             Request::AuthenticatePublicKey {
                 user,
@@ -614,6 +651,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 conn.phase = Phase::Authenticated;
                 conn.pam_asked = None;
+                conn.pam_pending = None;
                 self.backend.pam_end(id);
                 Ok(Reply::Done)
             }
@@ -625,11 +663,10 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, &user)?;
-                let verified = match self.backend.pam_password(id, conn.peer, record, &password) {
-                    Some(step) => step == PamStep::Accepted,
-                    None => self.backend.check_password(record, &password),
-                };
-                if verified {
+                if let Some(step) = self.backend.pam_password(id, conn.peer, record, &password) {
+                    return Ok(pam_outcome(conn, PamCall::Password, step, &user));
+                }
+                if self.backend.check_password(record, &password) {
                     conn.verified = Some(user);
                     Ok(Reply::Done)
                 } else {
@@ -694,10 +731,33 @@ fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
     None
 }
 
-/// The reply to a PAM conversation's step, and the connection's state after it: a round
-/// waits for its answers (cut to the codec's limits), an acceptance verifies `user`.
-fn pam_reply(conn: &mut Connection, step: PamStep, user: &str) -> Reply {
+/// The reply to a PAM call's step, and the connection's state after it: a pending call waits
+/// for `PamPoll`; for a conversation, a round waits for its answers (cut to the codec's
+/// limits); an authentication PAM accepts verifies `user`.
+fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep, user: &str) -> Reply {
     conn.pam_asked = None;
+    conn.pam_pending = None;
+    match (call, step) {
+        (_, PamStep::Pending) => {
+            conn.pam_pending = Some(call);
+            Reply::PamPending
+        }
+        (PamCall::Conversation, step) => pam_reply(conn, step, user),
+        (PamCall::Password, PamStep::Ask(_)) => {
+            conn.failures += 1;
+            Reply::Failed("PAM asked more than the password".to_owned())
+        }
+        (PamCall::Password, step) => pam_reply(conn, step, user),
+        (PamCall::Account, PamStep::Accepted) => Reply::Done,
+        (PamCall::Account, PamStep::Refused(reason)) => Reply::Failed(reason),
+        (PamCall::Account, PamStep::Ask(_) | PamStep::Unsupported) => {
+            Reply::Unsupported("this monitor does not run PAM".to_owned())
+        }
+    }
+}
+
+/// The reply to a conversation's (or a password's) outcome or round.
+fn pam_reply(conn: &mut Connection, step: PamStep, user: &str) -> Reply {
     match step {
         PamStep::Ask(mut info) => {
             info.prompts.truncate(super::codec::MAX_PAM_RESPONSES);
@@ -718,6 +778,7 @@ fn pam_reply(conn: &mut Connection, step: PamStep, user: &str) -> Reply {
             Reply::Failed(reason)
         }
         PamStep::Unsupported => Reply::Unsupported("this monitor does not run PAM".to_owned()),
+        PamStep::Pending => Reply::PamPending,
     }
 }
 

@@ -853,6 +853,21 @@ struct PamFake {
     ended: Vec<ConnectionId>,
     /// Whether a conversation is held.
     talking: bool,
+    /// How many polls each PAM call takes before its answer (0: answered at once).
+    delay: u32,
+    /// The answer being worked on, and the polls left before it.
+    working: Option<(PamStep, u32)>,
+}
+
+impl PamFake {
+    /// `step` now, or after `delay` polls.
+    fn answer(&mut self, step: PamStep) -> PamStep {
+        if self.delay == 0 {
+            return step;
+        }
+        self.working = Some((step, self.delay));
+        PamStep::Pending
+    }
 }
 
 impl MonitorBackend for PamFake {
@@ -892,19 +907,30 @@ impl MonitorBackend for PamFake {
         self.talking = true;
         let prompt =
             crate::userauth::Prompt { text: "é".repeat(self.prompt_len / 2), echo: false };
-        PamStep::Ask(crate::userauth::InfoRequest {
+        self.answer(PamStep::Ask(crate::userauth::InfoRequest {
             name: String::new(),
             instruction: "x".repeat(self.prompt_len * 10),
             prompts: vec![prompt; self.prompts],
-        })
+        }))
     }
     fn pam_respond(&mut self, _: ConnectionId, responses: &[String]) -> PamStep {
         assert!(self.talking, "answers without a conversation reached PAM");
         self.talking = false;
-        if responses.first().map(String::as_str) == Some("right") {
+        let step = if responses.first().map(String::as_str) == Some("right") {
             PamStep::Accepted
         } else {
             PamStep::Refused("authentication failure".into())
+        };
+        self.answer(step)
+    }
+    fn pam_poll(&mut self, _: ConnectionId) -> PamStep {
+        match self.working.take() {
+            Some((step, 1)) => step,
+            Some((step, left)) => {
+                self.working = Some((step, left - 1));
+                PamStep::Pending
+            }
+            None => panic!("a poll reached PAM with nothing pending"),
         }
     }
     fn pam_password(
@@ -914,11 +940,12 @@ impl MonitorBackend for PamFake {
         user: &UserRecord,
         password: &[u8],
     ) -> Option<PamStep> {
-        Some(if user.name == "alice" && password == b"right" {
+        let step = if user.name == "alice" && password == b"right" {
             PamStep::Accepted
         } else {
             PamStep::Refused("authentication failure".into())
-        })
+        };
+        Some(self.answer(step))
     }
     fn pam_account(
         &mut self,
@@ -946,7 +973,15 @@ fn pam_monitor(limits: Limits) -> Monitor<PamFake> {
         refuse: None,
         session_output: None,
     };
-    let backend = PamFake { inner, prompts: 1, prompt_len: 10, ended: Vec::new(), talking: false };
+    let backend = PamFake {
+        inner,
+        prompts: 1,
+        prompt_len: 10,
+        ended: Vec::new(),
+        talking: false,
+        delay: 0,
+        working: None,
+    };
     Monitor::new(backend, limits)
 }
 
@@ -1121,4 +1156,81 @@ fn the_pam_request_and_reply_round_trip_through_the_codec() {
     });
     let frame = reply.encode(6);
     assert_eq!(Reply::decode(&frame[4..]), Ok((6, reply)));
+}
+
+fn pam_poll() -> Request {
+    Request::PamPoll { connection: C1 }
+}
+
+#[test]
+fn a_pam_call_still_working_is_answered_pending_and_then_by_polling() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 2;
+    assert_eq!(m.handle(pam_start("alice")), Ok(Reply::PamPending));
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::PamPending));
+    let Ok(Reply::PamPrompts(round)) = m.handle(pam_poll()) else { panic!() };
+    assert_eq!(round.prompts.len(), 1);
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::PamPending));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(pam_poll()).unwrap();
+    m.handle(pam_respond(&["right"])).unwrap();
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_password_pam_is_still_checking_verifies_the_user_only_once_polled() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    assert_eq!(m.handle(password("right")), Ok(Reply::PamPending));
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_poll_with_nothing_pending_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(
+        m.handle(pam_poll()),
+        Err(Violation::OutOfState { request: "PamPoll", phase: Phase::PreAuth })
+    );
+    // Nor once the answer was taken.
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(pam_poll()).unwrap();
+    assert!(matches!(m.handle(pam_poll()), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn answers_while_pam_still_works_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["right"])), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn a_poll_for_a_connection_closed_meanwhile_fails_but_one_never_opened_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert!(matches!(m.handle(pam_poll()), Ok(Reply::Failed(_))));
+    let never = ConnectionId(99);
+    assert_eq!(
+        m.handle(Request::PamPoll { connection: never }),
+        Err(Violation::UnknownConnection(never))
+    );
+}
+
+#[test]
+fn the_poll_and_pending_messages_round_trip_through_the_codec() {
+    let frame = pam_poll().encode(8);
+    assert_eq!(Request::decode(&frame[4..]), Ok((8, pam_poll())));
+    let frame = Reply::PamPending.encode(8);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((8, Reply::PamPending)));
 }

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use twine_core::Deferred;
 
-pub use self::blocking::{PamConversation, PamDriver};
+pub use self::blocking::{PamConversation, PamDriver, PamPending};
 pub use self::session::{PamSession, PamSessionSetup};
 
 use self::reply::ask;

@@ -111,10 +111,11 @@ fn unanswered() -> Error {
     Error::new(ErrorKind::Other, "the PAM thread ended without an answer")
 }
 
-/// Asks a PAM thread something and waits for the answer on this thread (a privilege-separated
-/// monitor, which has no reactor); `None` if the thread dropped the Reply unanswered.
-pub(super) fn wait<T: Send + 'static>(send: impl FnOnce(Reply<T>)) -> Option<T> {
+/// Asks a PAM thread something without waiting (a privilege-separated monitor, which has no
+/// reactor and serves other requests meanwhile): the answer comes on the receiver; it
+/// disconnects unanswered if the thread dropped the Reply.
+pub(super) fn later<T: Send + 'static>(send: impl FnOnce(Reply<T>)) -> mpsc::Receiver<T> {
     let (sender, receiver) = mpsc::sync_channel(1);
     send(Reply { way: Some(Way::Inline(sender)) });
-    receiver.recv().ok()
+    receiver
 }
