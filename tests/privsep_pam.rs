@@ -56,6 +56,11 @@ struct Service {
 
 impl Service {
     fn new(dir: &TempDir) -> Self {
+        Self::with_auth_first(dir, "")
+    }
+
+    /// The same, with `first` (PAM lines) at the head of the auth stack.
+    fn with_auth_first(dir: &TempDir, first: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("conchd-psp-{}-{n}", std::process::id());
@@ -72,7 +77,7 @@ impl Service {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let log = format!("optional pam_exec.so quiet {}", script.display());
         let config = format!(
-            "auth {log}\n@include common-auth\n\
+            "{first}auth {log}\n@include common-auth\n\
              account {log}\naccount required pam_nologin.so\n@include common-account\n\
              session {log}\n@include common-session\n\
              @include common-password\n"
@@ -118,6 +123,10 @@ struct Setup {
 }
 
 fn setup(tag: &str, extra: &str) -> Option<Setup> {
+    setup_with(tag, extra, |dir| Service::new(dir))
+}
+
+fn setup_with(tag: &str, extra: &str, service: impl FnOnce(&TempDir) -> Service) -> Option<Setup> {
     if !is_root() {
         println!("{tag}: skipped: needs root to create users and PAM services");
         return None;
@@ -133,7 +142,7 @@ fn setup(tag: &str, extra: &str) -> Option<Setup> {
         return None;
     };
     assert!(admin("chpasswd", &[], &format!("{}:{PASSWORD}\n", user.name)), "chpasswd failed");
-    let service = Service::new(&dir);
+    let service = service(&dir);
     let host_key = keygen(dir.root(), "host_key", "ed25519");
     let config = dir.write(
         "sshd_config",
@@ -313,4 +322,65 @@ fn a_conversation_the_client_abandons_ends_its_pam_thread_in_the_monitor() {
 /// The askpass helper's pid, once it has run.
 fn asked_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn a_key_login_goes_on_while_pam_works_on_another_connection_s_password() {
+    // The PAM stack's first module waits until the test opens a gate (at most 30 s), as a
+    // slow module or a failed password's delay would: the monitor must not wait with it.
+    let gate = std::cell::RefCell::new(None);
+    let Some(s) = setup_with("psp-gate", "PasswordAuthentication yes\n", |dir| {
+        let script = dir.path("gate.sh");
+        let (waiting, open, result) = (dir.path("waiting"), dir.path("open"), dir.path("result"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ntouch {w}\n\
+                 for i in $(seq 300); do\n  if [ -e {o} ]; then echo released > {r}; exit 0; fi\n  \
+                 sleep 0.1\ndone\necho timed-out > {r}\n",
+                w = waiting.display(),
+                o = open.display(),
+                r = result.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        *gate.borrow_mut() = Some((waiting, open, result));
+        Service::with_auth_first(
+            dir,
+            &format!("auth required pam_exec.so quiet {}\n", script.display()),
+        )
+    }) else {
+        return;
+    };
+    let (waiting, open, result) = gate.into_inner().unwrap();
+    let by_password = Command::new("timeout")
+        .args([CLIENT_TIME_LIMIT, "sshpass", "-p", PASSWORD, "ssh", "-F", "/dev/null"])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password"])
+        .args(["-o", "NumberOfPasswordPrompts=1", "-o", "LogLevel=ERROR"])
+        .args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1", "echo in"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        waiting.exists()
+    });
+    let by_key = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo key-in");
+        c
+    });
+    // Still closed: the key login did not wait for the gate.
+    let still_closed = !result.exists();
+    std::fs::write(&open, "").unwrap();
+    let out = by_password.wait_with_output().unwrap();
+    assert!(waited, "PAM never reached the gate");
+    assert_eq!(stdout(&by_key), "key-in\n", "{}", stderr(&by_key));
+    assert!(still_closed, "the key login waited for another connection's PAM");
+    assert_eq!(std::fs::read_to_string(&result).unwrap(), "released\n");
+    assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
 }
