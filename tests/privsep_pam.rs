@@ -123,7 +123,7 @@ struct Setup {
 }
 
 fn setup(tag: &str, extra: &str) -> Option<Setup> {
-    setup_with(tag, extra, |dir| Service::new(dir))
+    setup_with(tag, extra, Service::new)
 }
 
 fn setup_with(tag: &str, extra: &str, service: impl FnOnce(&TempDir) -> Service) -> Option<Setup> {
