@@ -356,13 +356,19 @@ impl AuthBackend for PamRelay {
                 password: password.as_bytes().to_vec(),
             },
             Attempt::KeyboardInteractive { .. } => Request::PamStart { connection, user },
-            Attempt::KeyboardInteractiveResponses { responses, .. } => Request::PamRespond {
-                connection,
-                responses: responses
+            Attempt::KeyboardInteractiveResponses { responses, .. } => {
+                let responses: Vec<String> = responses
                     .iter()
                     .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
-                    .collect(),
-            },
+                    .collect();
+                // The monitor takes answers as long as passwords (a longer one would be a
+                // malformed request, and cost this worker its life): refused here.
+                if responses.iter().any(|r| r.len() > twine::conch::userauth::MAX_PASSWORD_LEN) {
+                    log::info!("connection {connection}: an answer too long for PAM refused");
+                    return request.offload.succeed(Decision::Reject);
+                }
+                Request::PamRespond { connection, responses }
+            }
             // A password change cannot be relayed: the monitor refuses expired passwords.
             _ => return request.offload.succeed(Decision::Reject),
         };

@@ -269,6 +269,9 @@ struct Connection {
     pam_asked: Option<usize>,
     /// A PAM call answered `PamPending`, for `PamPoll`.
     pam_pending: Option<PamCall>,
+    /// The user of the connection's last PAM call: the one PAM's acceptance verifies
+    /// (whoever was looked up since).
+    pam_user: Option<String>,
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -433,6 +436,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     failures: 0,
                     pam_asked: None,
                     pam_pending: None,
+                    pam_user: None,
                 },
             );
             return Ok(Reply::Done);
@@ -547,7 +551,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 let record = looked_up(conn, user)?;
                 let step = self.backend.pam_start(id, conn.peer, record);
-                Ok(pam_outcome(conn, PamCall::Conversation, step, user))
+                conn.pam_user = Some(user.clone());
+                Ok(pam_outcome(conn, PamCall::Conversation, step))
             }
             Request::PamRespond { responses, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -562,9 +567,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     self.backend.pam_end(id);
                     return Ok(refusal);
                 }
-                let user = conn.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
                 let step = self.backend.pam_respond(id, &responses);
-                Ok(pam_outcome(conn, PamCall::Conversation, step, &user))
+                Ok(pam_outcome(conn, PamCall::Conversation, step))
             }
             Request::PamAccount { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -575,16 +579,16 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 let record = looked_up(conn, user)?;
                 let step = self.backend.pam_account(id, conn.peer, record);
-                Ok(pam_outcome(conn, PamCall::Account, step, user))
+                conn.pam_user = Some(user.clone());
+                Ok(pam_outcome(conn, PamCall::Account, step))
             }
             Request::PamPoll { .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
                 let call = conn.pam_pending.ok_or_else(|| out_of_state(&conn.phase))?;
-                let user = conn.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
                 let step = self.backend.pam_poll(id);
-                Ok(pam_outcome(conn, call, step, &user))
+                Ok(pam_outcome(conn, call, step))
             }
             Request::AuthenticatePublicKey {
                 user,
@@ -664,7 +668,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 let record = looked_up(conn, &user)?;
                 if let Some(step) = self.backend.pam_password(id, conn.peer, record, &password) {
-                    return Ok(pam_outcome(conn, PamCall::Password, step, &user));
+                    conn.pam_user = Some(user);
+                    return Ok(pam_outcome(conn, PamCall::Password, step));
                 }
                 if self.backend.check_password(record, &password) {
                     conn.verified = Some(user);
@@ -734,7 +739,7 @@ fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
 /// The reply to a PAM call's step, and the connection's state after it: a pending call waits
 /// for `PamPoll`; for a conversation, a round waits for its answers (cut to the codec's
 /// limits); an authentication PAM accepts verifies `user`.
-fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep, user: &str) -> Reply {
+fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep) -> Reply {
     conn.pam_asked = None;
     conn.pam_pending = None;
     match (call, step) {
@@ -742,12 +747,12 @@ fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep, user: &str) 
             conn.pam_pending = Some(call);
             Reply::PamPending
         }
-        (PamCall::Conversation, step) => pam_reply(conn, step, user),
+        (PamCall::Conversation, step) => pam_reply(conn, step),
         (PamCall::Password, PamStep::Ask(_)) => {
             conn.failures += 1;
             Reply::Failed("PAM asked more than the password".to_owned())
         }
-        (PamCall::Password, step) => pam_reply(conn, step, user),
+        (PamCall::Password, step) => pam_reply(conn, step),
         (PamCall::Account, PamStep::Accepted) => Reply::Done,
         (PamCall::Account, PamStep::Refused(reason)) => Reply::Failed(reason),
         (PamCall::Account, PamStep::Ask(_) | PamStep::Unsupported) => {
@@ -756,8 +761,9 @@ fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep, user: &str) 
     }
 }
 
-/// The reply to a conversation's (or a password's) outcome or round.
-fn pam_reply(conn: &mut Connection, step: PamStep, user: &str) -> Reply {
+/// The reply to a conversation's (or a password's) outcome or round; an acceptance verifies
+/// the user PAM was asked about.
+fn pam_reply(conn: &mut Connection, step: PamStep) -> Reply {
     match step {
         PamStep::Ask(mut info) => {
             info.prompts.truncate(super::codec::MAX_PAM_RESPONSES);
@@ -770,7 +776,7 @@ fn pam_reply(conn: &mut Connection, step: PamStep, user: &str) -> Reply {
             Reply::PamPrompts(info)
         }
         PamStep::Accepted => {
-            conn.verified = Some(user.to_owned());
+            conn.verified.clone_from(&conn.pam_user);
             Reply::Done
         }
         PamStep::Refused(reason) => {

@@ -1234,3 +1234,13 @@ fn the_poll_and_pending_messages_round_trip_through_the_codec() {
     let frame = Reply::PamPending.encode(8);
     assert_eq!(Reply::decode(&frame[4..]), Ok((8, Reply::PamPending)));
 }
+
+#[test]
+fn pam_verifies_the_user_it_was_asked_about_not_one_looked_up_since() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(lookup("bob")).unwrap();
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("bob")), Err(Violation::Unverified));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::UserMismatch));
+}
