@@ -131,9 +131,10 @@ pub trait MonitorBackend {
         Err("sessions are not started by this monitor".to_owned())
     }
     /// Starts a PAM conversation (keyboard-interactive) for `user` on `connection` from
-    /// `peer`, replacing any the connection had; its first round, or its outcome. PAM's
-    /// conversation blocks: the backend runs it on a thread of its own, kept until the
-    /// conversation ends or [`pam_end`](Self::pam_end). The default has no PAM.
+    /// `peer`, replacing any the connection had; its first round, its outcome, or
+    /// [`PamStep::Pending`] while PAM works. PAM's conversation blocks: the backend runs it on
+    /// a thread of its own, kept until the conversation ends or [`pam_end`](Self::pam_end),
+    /// and never waits for it. The default has no PAM.
     fn pam_start(
         &mut self,
         connection: ConnectionId,
@@ -164,8 +165,9 @@ pub trait MonitorBackend {
         let _ = (connection, peer, user, password);
         None
     }
-    /// PAM's account check (`pam_acct_mgmt`) for a user let in some other way; `Err` with
-    /// PAM's reason when the account may not log in. The default has no PAM.
+    /// PAM's account check (`pam_acct_mgmt`) for a user let in some other way: `Accepted`, or
+    /// `Refused` with PAM's reason when the account may not log in (or `Pending`). The
+    /// default has no PAM.
     fn pam_account(
         &mut self,
         connection: ConnectionId,
