@@ -265,7 +265,7 @@ fn serve(
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
     if privsep::requested(&opts.options) && Uid::effective().is_root() && !opts.inetd {
-        return privsep::monitor::run(args, opts, startup, host_keys);
+        return privsep::monitor::run(args, opts, file, startup, host_keys);
     }
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;

@@ -11,15 +11,18 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use twine::conch::config::sshd::SshdConfig;
+use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
 use twine::conch::crypto::CryptoError;
-use twine::conch::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
+use twine::conch::keys::{Certificate, HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
     serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig, PenaltyKind, ServeEnd,
     SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
-use twine::conch::server::{Account, AuthorizedKeys, ConnectionId, ShadowPasswords};
+use twine::conch::server::{
+    Account, AuthorizedKeys, ConnectionFacts, ConnectionId, Restrictions, ShadowPasswords,
+};
+use twine::conch::userauth::Decision;
 use twine::internet::error::Reason;
 use twine::internet::process::{ChildFds, Process, ProcessOptions, ProcessProtocol, ProcessStatus};
 use twine::internet::protocol::{HalfClose, Protocol, Transport};
@@ -38,6 +41,8 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// What the monitor's backend needs from the configuration.
 #[derive(Clone)]
 struct Settings {
+    /// The whole file, for the `Match` blocks that apply to a login.
+    file: Arc<SshdConfigFile>,
     authorized_keys_files: Vec<String>,
     strict_modes: bool,
     permit_empty_passwords: bool,
@@ -49,6 +54,25 @@ struct Settings {
     /// `UsePAM yes`: authentication and account checks through PAM.
     #[cfg(feature = "pam")]
     pam: Option<twine::conch::server::PamDriver>,
+}
+
+impl Settings {
+    /// The account of `user` and the configuration for its login over `facts` (the `Match`
+    /// blocks that apply), as the worker's policy evaluates them.
+    fn for_login(
+        &self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<(Account, SshdConfig)> {
+        let account = Account::lookup(&user.name).ok().flatten().filter(|a| a.uid == user.uid)?;
+        match crate::policy::config_for(&self.file, &user.name, Some(&account), facts) {
+            Ok(config) => Some((account, config)),
+            Err(err) => {
+                log::info!("settings for {}: {err}", user.name);
+                None
+            }
+        }
+    }
 }
 
 /// The monitor's backend for one worker: the system's, with `authorized_keys` read as sshd
@@ -214,6 +238,52 @@ impl MonitorBackend for ConchdBackend {
 
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
         self.system.lookup_user(name)
+    }
+
+    fn sign_with_host_key(
+        &mut self,
+        key: &PublicKey,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.system.sign_with_host_key(key, algorithm, data)
+    }
+
+    fn authorized_keys_for(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<Vec<u8>> {
+        let (account, config) = self.settings.for_login(user, facts)?;
+        let keys = crate::policy::authorized_keys(&config);
+        keys.read_all(&account).map(String::into_bytes)
+    }
+
+    fn check_certificate(
+        &mut self,
+        user: &UserRecord,
+        certificate: &Certificate,
+        facts: &ConnectionFacts,
+    ) -> Result<Restrictions, String> {
+        let (_, config) = self
+            .settings
+            .for_login(user, facts)
+            .ok_or_else(|| format!("no configuration for {}", user.name))?;
+        // The policy's own check, as without privilege separation: trusted CA or
+        // cert-authority line, principals (file or command, run here), validity, critical
+        // options, source-address, RevokedKeys, CASignatureAlgorithms.
+        let keys = crate::policy::authorized_keys(&config);
+        let now = std::time::SystemTime::now();
+        match keys.check_attempt(
+            &user.name,
+            &certificate.key,
+            Some(certificate),
+            &facts.peer_ip(),
+            now,
+        ) {
+            Decision::Accept(restrictions) => Ok(restrictions),
+            _ => Err("certificate refused".to_owned()),
+        }
     }
 
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
@@ -582,6 +652,7 @@ fn prepare_chroot() -> Result<(), Fatal> {
 pub(crate) fn run(
     args: &[String],
     opts: &crate::cli::Options,
+    file: &Arc<SshdConfigFile>,
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn HostKeySigner>>,
 ) -> Result<(), Fatal> {
@@ -616,6 +687,7 @@ pub(crate) fn run(
         host_keys,
         public_keys,
         settings: Settings {
+            file: Arc::clone(file),
             authorized_keys_files: startup.authorized_keys_files.clone(),
             strict_modes: startup.strict_modes,
             permit_empty_passwords: startup.permit_empty_passwords,

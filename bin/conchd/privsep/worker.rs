@@ -44,7 +44,13 @@ struct Cache {
     accounts: HashMap<String, Option<Account>>,
     keys: HashMap<String, Option<String>>,
     groups: HashMap<String, Vec<String>>,
+    /// The monitor's answers about certificates: by user, client address and certificate
+    /// blob, the login's restrictions (`None`: refused).
+    certs: HashMap<CertKey, Option<Restrictions>>,
 }
+
+/// A certificate offered: the user, the client's address, the certificate's blob.
+type CertKey = (String, String, Vec<u8>);
 
 const CACHE_MAX: usize = 4096;
 
@@ -53,7 +59,10 @@ static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     let cache = guard.get_or_insert_with(Cache::default);
-    if cache.accounts.len() > CACHE_MAX || cache.keys.len() > CACHE_MAX {
+    if cache.accounts.len() > CACHE_MAX
+        || cache.keys.len() > CACHE_MAX
+        || cache.certs.len() > CACHE_MAX
+    {
         *cache = Cache::default();
     }
     f(cache)
@@ -113,6 +122,60 @@ fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
     with_cache(|cache| cache.keys.insert(user.to_owned(), text));
 }
 
+/// The monitor's check of the certificate `request` offers, if it offers one: the request,
+/// and where its answer goes in the cache.
+fn certificate_check(request: &AuthRequest) -> Option<(Request, CertKey)> {
+    let (algorithm, certificate, signed) = match &request.attempt {
+        Attempt::PublicKeyQuery { algorithm, certificate: Some(certificate), .. } => {
+            (*algorithm, certificate, None)
+        }
+        Attempt::PublicKey {
+            algorithm,
+            certificate: Some(certificate),
+            signature,
+            host_bound,
+            ..
+        } => (*algorithm, certificate, Some((*host_bound, signature.clone()))),
+        _ => return None,
+    };
+    let blob = certificate.to_blob().to_vec();
+    let check = Request::AuthenticateCertificate {
+        connection: request.connection.id,
+        user: request.user.clone(),
+        algorithm: twine::conch::keys::cert::cert_algorithm_name(algorithm).to_owned(),
+        certificate: blob.clone(),
+        host_bound: signed.as_ref().is_some_and(|(bound, _)| *bound),
+        signature: signed.map(|(_, signature)| signature),
+    };
+    Some((check, (request.user.clone(), request.connection.peer_ip(), blob)))
+}
+
+/// Asks the monitor about a certificate (for a user it found), caching its answer for the
+/// policy's certificate check ([`hooks::set_certificate_override`]).
+fn ask_certificate(client: &Client, check: &Request, key: CertKey) {
+    let found = with_cache(|cache| cache.accounts.get(&key.0).is_some_and(Option::is_some));
+    let answer = if found {
+        match client.call(check) {
+            Ok(Reply::Authorized(restrictions)) => Some(restrictions),
+            Ok(Reply::Failed(why)) => {
+                log::info!("monitor refused the certificate: {why}");
+                None
+            }
+            Ok(other) => {
+                log::debug!("monitor: AuthenticateCertificate answered {other:?}");
+                None
+            }
+            Err(err) => {
+                log::error!("monitor: {err}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    with_cache(|cache| cache.certs.insert(key, answer));
+}
+
 /// Runs `next` on the result of `first`, firing the returned Deferred with its result.
 fn chain<T: 'static, U: 'static>(
     first: &Deferred<T>,
@@ -151,13 +214,25 @@ impl AuthBackend for PrivsepAuth {
             .borrow()
             .get(&connection)
             .is_some_and(|(name, with_keys)| *name == user && (*with_keys || !keys));
-        let fetched = if known {
+        // A certificate is checked by the monitor alone (and, signed, verified there) before
+        // the policy runs: the policy's certificate check reads the monitor's answer.
+        let certificate = certificate_check(request);
+        let fetched = if known && certificate.is_none() {
             request.offload.succeed(())
         } else {
-            let had_keys =
-                self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
-            self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
-            request.offload.run(move || prefetch(&client, connection, &user, keys))
+            if !known {
+                let had_keys =
+                    self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
+                self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
+            }
+            request.offload.run(move || {
+                if !known {
+                    prefetch(&client, connection, &user, keys);
+                }
+                if let Some((check, key)) = certificate {
+                    ask_certificate(&client, &check, key);
+                }
+            })
         };
         let (inner, request) = (Rc::clone(&self.inner), request.clone());
         let client = Arc::clone(&self.client);
@@ -169,10 +244,9 @@ impl AuthBackend for PrivsepAuth {
                 return decided;
             };
             if certificate.is_some() {
-                // The monitor verifies plain keys only: a certificate login cannot be proven
-                // to it yet, so it is refused rather than let in unverified.
-                log::info!("privsep: certificate logins are not supported under privsep yet");
-                return request.offload.succeed(Decision::Reject);
+                // Verified by the monitor before the policy decided (`AuthenticateCertificate`
+                // with the signature): the policy accepted only what the monitor accepted.
+                return decided;
             }
             let offload = request.offload.clone();
             chain(&decided, request.offload.deferred(), move |decision| {
@@ -640,6 +714,12 @@ fn accept_all(
                 continue;
             }
         }
+        if let Ok(local) = stream.local_addr() {
+            let request = Request::ConnectionLocalAddress { connection: id, address: local };
+            if let Err(err) = client.call(&request) {
+                log::error!("monitor: {err}");
+            }
+        }
         accepting.live.set(accepting.live.get() + 1);
         let tracked =
             Tracked { inner, id, client: Arc::clone(client), accepting: Rc::clone(accepting) };
@@ -716,6 +796,11 @@ pub(crate) fn run(
     });
     hooks::set_keys_override(|account| {
         with_cache(|cache| cache.keys.get(&account.name).cloned().flatten())
+    });
+    hooks::set_certificate_override(|user, certificate, peer_ip| {
+        let key = (user.to_owned(), peer_ip.to_owned(), certificate.to_blob().to_vec());
+        with_cache(|cache| cache.certs.get(&key).cloned().flatten())
+            .map_or(Decision::Reject, Decision::Accept)
     });
     let delegate_client = Arc::clone(&client);
     hooks::set_password_delegate(move |connection, user, password| {

@@ -53,7 +53,7 @@ mod users;
 mod tests;
 
 #[doc(hidden)]
-pub use authorized_keys::set_keys_override;
+pub use authorized_keys::{set_certificate_override, set_keys_override};
 pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]

@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use crate::server::ConnectionId;
+use crate::keys::authorized_keys::PermittedHostPort;
+use crate::server::{ConnectionId, Restrictions};
 use crate::userauth::{InfoRequest, Prompt};
 use crate::wire::{InvalidMessage, Reader, Writer};
 
@@ -54,6 +55,8 @@ const HEADER_LEN: usize = 6;
 const MAX_PASSWORD_LEN: usize = 1024;
 const MAX_PLAN_ITEMS: usize = 512;
 const MAX_MODES_LEN: usize = 256;
+/// A certificate is a key, a CA key, a signature and options: larger than a key blob.
+const MAX_CERTIFICATE_LEN: usize = 16 * 1024;
 
 /// A pty for a planned session: its size, and terminal modes encoded by the worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,6 +250,44 @@ pub enum Request {
         /// The connection authenticating.
         connection: ConnectionId,
     },
+    /// The address of ours a connection just opened reached (`Match LocalAddress`,
+    /// `LocalPort`), told once before authentication.
+    ConnectionLocalAddress {
+        /// The connection, just opened.
+        connection: ConnectionId,
+        /// Our address and port.
+        address: std::net::SocketAddr,
+    },
+    /// Check an OpenSSH user certificate offered for the user looked up on this connection:
+    /// the monitor checks it as conchd does without privilege separation (trusted CA or
+    /// `cert-authority` line, principals, validity, critical options, `RevokedKeys`) and
+    /// answers [`Reply::Authorized`] with the login's restrictions. With a signature, it also
+    /// verifies the signature over the session id it signed, with the certificate's key:
+    /// success makes the user verified on this connection.
+    AuthenticateCertificate {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+        /// The certificate algorithm the client named (`ssh-ed25519-cert-v01@openssh.com`).
+        algorithm: String,
+        /// The certificate blob the client sent.
+        certificate: Vec<u8>,
+        /// Whether the client used `publickey-hostbound-v00@openssh.com`.
+        host_bound: bool,
+        /// The signature blob the client sent; `None` for a query (no signature yet).
+        signature: Option<Vec<u8>>,
+    },
+    /// Sign this connection's `hostkeys-prove-00@openssh.com` proof for one of the host keys:
+    /// the monitor builds the signed data from the session id it knows and the key.
+    ProveHostKey {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The signature algorithm's SSH name.
+        algorithm: String,
+        /// The host key's public blob.
+        key_blob: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -269,6 +310,9 @@ impl Request {
             | Self::LookupGroups { connection, .. }
             | Self::PamAccount { connection, .. }
             | Self::PamPoll { connection }
+            | Self::ConnectionLocalAddress { connection, .. }
+            | Self::AuthenticateCertificate { connection, .. }
+            | Self::ProveHostKey { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -293,6 +337,9 @@ impl Request {
             Self::LookupGroups { .. } => "LookupGroups",
             Self::PamAccount { .. } => "PamAccount",
             Self::PamPoll { .. } => "PamPoll",
+            Self::ConnectionLocalAddress { .. } => "ConnectionLocalAddress",
+            Self::AuthenticateCertificate { .. } => "AuthenticateCertificate",
+            Self::ProveHostKey { .. } => "ProveHostKey",
         }
     }
 
@@ -315,6 +362,10 @@ impl Request {
             Self::LookupGroups { .. } => 15,
             Self::PamAccount { .. } => 16,
             Self::PamPoll { .. } => 17,
+            // Numbered apart from the others' additions (40..): kinds must never collide.
+            Self::ConnectionLocalAddress { .. } => 40,
+            Self::AuthenticateCertificate { .. } => 41,
+            Self::ProveHostKey { .. } => 42,
         }
     }
 
@@ -376,6 +427,30 @@ impl Request {
             Self::ConnectionPeer { connection, address } => {
                 w.write_u64(connection.0).write_string(address.to_string().as_bytes());
             }
+            Self::ConnectionLocalAddress { connection, address } => {
+                w.write_u64(connection.0).write_string(address.to_string().as_bytes());
+            }
+            Self::AuthenticateCertificate {
+                connection,
+                user,
+                algorithm,
+                certificate,
+                host_bound,
+                signature,
+            } => {
+                w.write_u64(connection.0)
+                    .write_string(user.as_bytes())
+                    .write_string(algorithm.as_bytes())
+                    .write_string(certificate)
+                    .write_bool(*host_bound);
+                match signature {
+                    None => w.write_bool(false),
+                    Some(signature) => w.write_bool(true).write_string(signature),
+                };
+            }
+            Self::ProveHostKey { connection, algorithm, key_blob } => {
+                w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(key_blob);
+            }
             Self::StartSession { connection, kind, term } => {
                 w.write_u64(connection.0);
                 match kind {
@@ -394,7 +469,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=17).contains(&kind) {
+        if !(1..=17).contains(&kind) && !(40..=42).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -471,6 +546,29 @@ impl Request {
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
+            40 => Self::ConnectionLocalAddress {
+                connection,
+                address: text(r, MAX_SHORT_STRING)?
+                    .parse()
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
+            41 => Self::AuthenticateCertificate {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                certificate: r.read_string_limited(MAX_CERTIFICATE_LEN)?.to_vec(),
+                host_bound: flag(r)?,
+                signature: if flag(r)? {
+                    Some(r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec())
+                } else {
+                    None
+                },
+            },
+            42 => Self::ProveHostKey {
+                connection,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                key_blob: r.read_string_limited(MAX_KEY_BLOB_LEN)?.to_vec(),
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -539,6 +637,9 @@ pub enum Reply {
     /// waits for a module): ask again with [`Request::PamPoll`]. The monitor never waits for
     /// PAM, so one connection's slow PAM holds up no other request.
     PamPending,
+    /// A certificate the monitor accepted (`AuthenticateCertificate`): the restrictions the
+    /// certificate and the line or principal that let it in impose on the login.
+    Authorized(Restrictions),
 }
 
 impl Reply {
@@ -556,6 +657,8 @@ impl Reply {
             Self::Groups(_) => 137,
             Self::PamPrompts(_) => 138,
             Self::PamPending => 139,
+            // Numbered apart from the others' additions (170..): kinds must never collide.
+            Self::Authorized(_) => 170,
         }
     }
 
@@ -614,6 +717,7 @@ impl Reply {
                 };
                 w.write_u8(*fds);
             }
+            Self::Authorized(restrictions) => encode_restrictions(w, restrictions),
         })
     }
 
@@ -688,6 +792,7 @@ impl Reply {
                 }
                 Self::PamPrompts(InfoRequest { name, instruction, prompts })
             }
+            170 => Self::Authorized(decode_restrictions(r)?),
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -847,6 +952,75 @@ fn decode_plan(r: &mut Reader<'_>) -> Result<SessionPlan, CodecError> {
         None
     };
     Ok(SessionPlan { program, arg0, args, env, cwd, pty, user_rc: flag(r)? })
+}
+
+fn encode_restrictions(w: &mut Writer<'_>, r: &Restrictions) {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    match &r.forced_command {
+        None => w.write_bool(false),
+        Some(command) => w.write_bool(true).write_string(command.as_bytes()),
+    };
+    w.write_u32(count(r.environment.len()));
+    for (name, value) in &r.environment {
+        w.write_string(name.as_bytes()).write_string(value.as_bytes());
+    }
+    w.write_bool(r.pty)
+        .write_bool(r.port_forwarding)
+        .write_bool(r.agent_forwarding)
+        .write_bool(r.x11_forwarding)
+        .write_bool(r.user_rc);
+    for list in [&r.permit_open, &r.permit_listen] {
+        let Some(list) = list else {
+            w.write_bool(false);
+            continue;
+        };
+        w.write_bool(true).write_u32(count(list.len()));
+        for entry in list {
+            match &entry.host {
+                None => w.write_bool(false),
+                Some(host) => w.write_bool(true).write_string(host.as_bytes()),
+            };
+            // 0 ..= 65535 is a port, above it: any port.
+            w.write_u32(entry.port.map_or(u32::MAX, u32::from));
+        }
+    }
+}
+
+fn decode_restrictions(r: &mut Reader<'_>) -> Result<Restrictions, CodecError> {
+    let items = |r: &mut Reader<'_>| -> Result<usize, CodecError> {
+        let n = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+        if n > MAX_PLAN_ITEMS {
+            return Err(CodecError::TooManyItems);
+        }
+        Ok(n)
+    };
+    let mut out = Restrictions::none();
+    out.forced_command = if flag(r)? { Some(text(r, MAX_COMMAND_LEN)?) } else { None };
+    for _ in 0..items(r)? {
+        out.environment.push((text(r, MAX_SHORT_STRING)?, text(r, MAX_COMMAND_LEN)?));
+    }
+    out.pty = flag(r)?;
+    out.port_forwarding = flag(r)?;
+    out.agent_forwarding = flag(r)?;
+    out.x11_forwarding = flag(r)?;
+    out.user_rc = flag(r)?;
+    let mut lists = [None, None];
+    for list in &mut lists {
+        if !flag(r)? {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for _ in 0..items(r)? {
+            let host = if flag(r)? { Some(text(r, MAX_SHORT_STRING)?) } else { None };
+            let port = r.read_u32()?;
+            entries.push(PermittedHostPort { host, port: u16::try_from(port).ok() });
+        }
+        *list = Some(entries);
+    }
+    let [permit_open, permit_listen] = lists;
+    out.permit_open = permit_open;
+    out.permit_listen = permit_listen;
+    Ok(out)
 }
 
 fn frame(kind: u8, id: u32, body: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {

@@ -32,7 +32,15 @@
 //!   that ask the monitor (`LookupUser`, `ReadAuthorizedKeys`, `AuthenticatePassword`); a
 //!   public key login is verified again by the monitor (`AuthenticatePublicKey`, with the
 //!   signature `userauth::Attempt::PublicKey` carries), and `ConnectionAuthenticated` comes
-//!   when the login completes.
+//!   when the login completes. A certificate is checked by the monitor alone
+//!   (`AuthenticateCertificate`: the backend's [`MonitorBackend::check_certificate`], and the
+//!   signature with the certified key), its restrictions handed back ([`Reply::Authorized`])
+//!   through [`hooks::set_certificate_override`]. The monitor reads `authorized_keys` with the
+//!   settings of the `Match` blocks for the user and the connection
+//!   ([`MonitorBackend::authorized_keys_for`]; `ConnectionLocalAddress` tells it our end).
+//! - `hostkeys-prove-00@openssh.com`: [`MonitorSigner`] asks for each proof
+//!   (`ProveHostKey`); the monitor builds the signed data from the session id it signed and
+//!   signs only with a host key it holds.
 //! - Sessions: the worker sends its `SpawnPlan` (`SpawnSession`); the monitor starts it as the
 //!   verified user and passes a control socket plus the pty controller or the pipes; the worker
 //!   serves them with `Reactor::adopt_foreign_process` (exit status and signals over the
@@ -72,7 +80,9 @@ pub use monitor::{
 /// `authorized_keys` contents and password checks.
 pub mod hooks {
     pub use crate::server::account::set_lookup_override;
-    pub use crate::server::auth::{set_keys_override, set_password_delegate};
+    pub use crate::server::auth::{
+        set_certificate_override, set_keys_override, set_password_delegate,
+    };
     pub use crate::server::forwarding::set_resolver_override;
 }
 pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

@@ -7,13 +7,15 @@
 //!   ┌──────────  PreAuth  ── SignExchangeHash (once: the initial key exchange)
 //!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond (only
 //!   │              │        answering the round asked, one answer per prompt), PamAccount,
-//!   │              │        AuthenticatePublicKey
+//!   │              │        AuthenticatePublicKey, AuthenticateCertificate,
+//!   │              │        ConnectionLocalAddress (once)
 //!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
 //!   │              ▼
-//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded)
+//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded),
+//!   │              │          ProveHostKey (bounded: hostkeys-prove-00 for a key it holds)
 //!   │              │
 //!   └─────► ConnectionClosed ──► forgotten; its id is never accepted again
 //! ```
@@ -31,8 +33,10 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 
 use crate::crypto::CryptoError;
-use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
-use crate::server::ConnectionId;
+use crate::keys::{
+    cert, hostkeys_prove_data, AuthorizedKeys, Certificate, PublicKey, SignatureAlgorithm,
+};
+use crate::server::{ConnectionFacts, ConnectionId, Restrictions};
 
 use super::codec::{
     CodecError, FrameDecoder, Reply, Request, SessionKind, SessionPlan, UserRecord,
@@ -55,6 +59,8 @@ pub struct Limits {
     pub max_rekey_signatures: u32,
     /// Sessions started over one connection's life (multiplexed clients start many).
     pub max_sessions: u32,
+    /// `hostkeys-prove-00@openssh.com` proofs signed over one connection's life.
+    pub max_proofs: u32,
 }
 
 impl Default for Limits {
@@ -66,6 +72,7 @@ impl Default for Limits {
             max_pam: 64,
             max_rekey_signatures: 1024,
             max_sessions: 4096,
+            max_proofs: 256,
         }
     }
 }
@@ -188,6 +195,40 @@ pub trait MonitorBackend {
     fn pam_end(&mut self, connection: ConnectionId) {
         let _ = connection;
     }
+    /// The user's `authorized_keys` contents for a login over `facts` (the `Match` blocks
+    /// that apply to it choose the files). The default reads them as
+    /// [`read_authorized_keys`](Self::read_authorized_keys) does.
+    fn authorized_keys_for(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<Vec<u8>> {
+        let _ = facts;
+        self.read_authorized_keys(user)
+    }
+    /// Whether `certificate` (its CA signature already verified by the monitor) lets `user`
+    /// in over `facts`: trusted CA and principals, validity, critical options, revocation;
+    /// `Ok` with the login's restrictions, `Err` with the reason. The default trusts no CA.
+    fn check_certificate(
+        &mut self,
+        user: &UserRecord,
+        certificate: &Certificate,
+        facts: &ConnectionFacts,
+    ) -> Result<Restrictions, String> {
+        let _ = (user, certificate, facts);
+        Err("certificates are not trusted by this monitor".to_owned())
+    }
+    /// Signs `data` with the host key `key` (not any key that supports `algorithm`);
+    /// `UnsupportedAlgorithm` when the monitor does not hold `key`. The default holds none.
+    fn sign_with_host_key(
+        &mut self,
+        key: &PublicKey,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let _ = (key, algorithm, data);
+        Err(CryptoError::UnsupportedAlgorithm)
+    }
 }
 
 /// What PAM answered, as a [`MonitorBackend`] relays it.
@@ -274,6 +315,18 @@ struct Connection {
     /// The user of the connection's last PAM call: the one PAM's acceptance verifies
     /// (whoever was looked up since).
     pam_user: Option<String>,
+    /// Our address the connection reached, once the worker told it.
+    local: Option<std::net::SocketAddr>,
+    /// `hostkeys-prove-00@openssh.com` proofs signed.
+    proofs: u32,
+}
+
+impl Connection {
+    /// What the monitor knows of connection `id`, as an auth backend sees it (the client's
+    /// port is not told: 0).
+    fn facts(&self, id: ConnectionId) -> ConnectionFacts {
+        ConnectionFacts::new(id, self.peer.map(|ip| std::net::SocketAddr::new(ip, 0)), self.local)
+    }
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -439,6 +492,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     pam_asked: None,
                     pam_pending: None,
                     pam_user: None,
+                    local: None,
+                    proofs: 0,
                 },
             );
             return Ok(Reply::Done);
@@ -542,7 +597,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, &user)?;
-                Ok(Reply::AuthorizedKeys(self.backend.read_authorized_keys(record)))
+                let facts = conn.facts(id);
+                Ok(Reply::AuthorizedKeys(self.backend.authorized_keys_for(record, &facts)))
             }
             Request::PamStart { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -622,7 +678,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 let Ok(key) = PublicKey::from_blob(&key_blob) else {
                     return Ok(Reply::Failed("malformed public key".to_owned()));
                 };
-                let listed = self.backend.read_authorized_keys(record).is_some_and(|text| {
+                let facts = conn.facts(id);
+                let listed = self.backend.authorized_keys_for(record, &facts).is_some_and(|text| {
                     AuthorizedKeys::parse(&String::from_utf8_lossy(&text))
                         .find(&key)
                         .next()
@@ -646,6 +703,112 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 conn.verified = Some(user);
                 Ok(Reply::Done)
+            }
+            Request::ConnectionLocalAddress { address, .. } => {
+                if conn.phase != Phase::PreAuth || conn.local.is_some() {
+                    return Err(out_of_state(&conn.phase));
+                }
+                conn.local = Some(address);
+                Ok(Reply::Done)
+            }
+            Request::AuthenticateCertificate {
+                user,
+                algorithm,
+                certificate,
+                host_bound,
+                signature,
+                ..
+            } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
+                    return Ok(refusal);
+                }
+                let record = looked_up(conn, &user)?;
+                let Some(sig_algorithm) = cert::cert_signature_algorithm(&algorithm) else {
+                    return Ok(Reply::Failed("unknown certificate algorithm".to_owned()));
+                };
+                let Ok(parsed) = Certificate::from_blob(&certificate) else {
+                    return Ok(Reply::Failed("malformed certificate".to_owned()));
+                };
+                if !parsed.key.supports(sig_algorithm) {
+                    return Ok(Reply::Failed("algorithm does not match the key".to_owned()));
+                }
+                // Never a certificate whose CA signature does not verify, whatever the
+                // backend trusts (which algorithms a CA may use is its business).
+                if parsed.verify_signature(&SignatureAlgorithm::ALL).is_err() {
+                    conn.failures += 1;
+                    return Ok(Reply::Failed("certificate signature does not verify".to_owned()));
+                }
+                if let Some(signature) = &signature {
+                    let session_id = conn
+                        .session_id
+                        .as_deref()
+                        .ok_or(Violation::OutOfState { request: name, phase: Phase::PreAuth })?;
+                    let host_key = match (host_bound, &conn.host_key) {
+                        (false, _) => None,
+                        (true, Some(key)) => Some(key.to_blob()),
+                        (true, None) => {
+                            return Ok(Reply::Failed("no host key to bind to".to_owned()))
+                        }
+                    };
+                    let signed = crate::userauth::signed_data(
+                        session_id,
+                        &user,
+                        "ssh-connection",
+                        &algorithm,
+                        &certificate,
+                        host_key.as_deref(),
+                    );
+                    if parsed.key.verify(sig_algorithm, &signed, signature).is_err() {
+                        conn.failures += 1;
+                        return Ok(Reply::Failed("signature does not verify".to_owned()));
+                    }
+                }
+                let facts = conn.facts(id);
+                match self.backend.check_certificate(record, &parsed, &facts) {
+                    Ok(restrictions) => {
+                        if signature.is_some() {
+                            conn.verified = Some(user);
+                        }
+                        Ok(Reply::Authorized(restrictions))
+                    }
+                    Err(why) => {
+                        if signature.is_some() {
+                            conn.failures += 1;
+                        }
+                        Ok(Reply::Failed(why))
+                    }
+                }
+            }
+            Request::ProveHostKey { algorithm, key_blob, .. } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                if let Some(refusal) = over(&mut conn.proofs, limits.max_proofs, name) {
+                    return Ok(refusal);
+                }
+                let Some(session_id) = conn.session_id.as_deref() else {
+                    return Err(out_of_state(&conn.phase));
+                };
+                let Some(algorithm) = SignatureAlgorithm::from_name(&algorithm) else {
+                    return Ok(Reply::Failed("unknown signature algorithm".to_owned()));
+                };
+                let Ok(key) = PublicKey::from_blob(&key_blob) else {
+                    return Ok(Reply::Failed("malformed host key".to_owned()));
+                };
+                if !key.supports(algorithm) {
+                    return Ok(Reply::Failed("algorithm does not match the key".to_owned()));
+                }
+                let data = hostkeys_prove_data(session_id, &key_blob);
+                match self.backend.sign_with_host_key(&key, algorithm, &data) {
+                    Ok(signature) => Ok(Reply::Signature(signature)),
+                    Err(CryptoError::UnsupportedAlgorithm) => {
+                        Ok(Reply::Failed("not a host key of this server".to_owned()))
+                    }
+                    Err(e) => Ok(Reply::Failed(e.to_string())),
+                }
             }
             Request::ConnectionAuthenticated { user, .. } => {
                 if conn.phase != Phase::PreAuth {
