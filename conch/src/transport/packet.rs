@@ -138,6 +138,9 @@ pub(crate) struct Packet {
     pub(crate) payload: PayloadLocation,
 }
 
+/// The most capacity [`PacketReader::push`] reserves ahead of need when it compacts.
+const MAX_SPARE: usize = 1024 * 1024;
+
 /// The receiving half: buffers wire bytes and takes whole packets from them.
 pub(crate) struct PacketReader {
     buf: Vec<u8>,
@@ -181,6 +184,12 @@ impl PacketReader {
         } else if taken > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
             self.buf.drain(..taken);
             self.pos -= taken;
+            // Room for a few more reads before the next move, so that a bulk transfer (each
+            // read ending inside a packet) moves a partial packet every few reads rather than
+            // on every one. Bounded: at most four times what is held and arriving, and never
+            // past `MAX_SPARE`.
+            let want = (4 * (self.buf.len() + bytes.len())).min(MAX_SPARE);
+            self.buf.reserve(want.saturating_sub(self.buf.len()));
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -524,6 +533,30 @@ mod tests {
             assert_eq!(*seq, u32::try_from(i).unwrap());
             assert_eq!(payload, want);
         }
+    }
+
+    /// A long stream read in pieces that end inside packets keeps the reader's buffer bounded,
+    /// and every packet arrives.
+    #[test]
+    fn a_long_stream_read_in_odd_pieces_keeps_the_buffer_bounded() {
+        let payload = vec![0x33; 32 * 1024];
+        let wire = write_all(&vec![payload.clone(); 200]);
+        let mut reader = PacketReader::new();
+        let mut got = 0;
+        for piece in wire.chunks(64 * 1024 + 123) {
+            reader.push(piece);
+            while let Some(packet) = reader.next_packet().unwrap() {
+                assert_eq!(reader.payload(&packet.payload), &payload[..]);
+                reader.release();
+                got += 1;
+            }
+            assert!(
+                reader.buf.capacity() <= MAX_SPARE + 2 * piece.len(),
+                "{}",
+                reader.buf.capacity()
+            );
+        }
+        assert_eq!(got, 200);
     }
 
     /// A payload given in two parts makes the same packet as the joined payload.
