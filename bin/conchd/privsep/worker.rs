@@ -594,6 +594,12 @@ pub(crate) fn run(
             Err(err) => Err(std::io::Error::other(err.to_string())),
         }
     });
+    // PAM runs in-process (its modules open files and start a conversation thread), which the
+    // sandbox forbids: until it is relayed through the monitor, the worker authenticates as
+    // sshd with `UsePAM no` (passwords checked by the monitor against /etc/shadow).
+    let mut without_pam = startup.clone();
+    without_pam.use_pam = false;
+    let startup = &without_pam;
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);
