@@ -29,7 +29,8 @@
 //!   `bind` and `listen`, so forwardings run in the worker; binding a privileged port for `-R`
 //!   fails (as OpenSSH's unprivileged child does for a non-root user). Host names cannot be
 //!   resolved in the empty chroot: forwardings to names other than numeric addresses fail.
-//! - A worker that dies or breaks the protocol is killed and restarted after a second; its
+//! - A worker that dies or breaks the protocol is killed and restarted after a back-off (one
+//!   second, doubling while workers keep dying early, at most a minute: `restart_delay`); its
 //!   connections are lost, other workers' are not. Its open connections' sources get
 //!   `PerSourcePenalties`' crash penalty, which the monitor applies when a worker reports a new
 //!   connection (the worker drops a penalized source).

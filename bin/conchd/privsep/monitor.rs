@@ -30,8 +30,25 @@ use super::control::{plan_from_wire, Frame, Frames};
 use crate::around::AroundSpawner;
 use crate::Fatal;
 
-/// How long a dead worker's slot waits before a new worker starts.
+/// How long a dead worker's slot waits before a new worker starts, the first time.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait before a restart, however often a worker keeps dying.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+/// A worker that ran this long was healthy: the next restart waits [`RESTART_DELAY`] again.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// How long to wait before restarting a worker slot whose worker ended after running for
+/// `ran`, when the wait before its last start was `previous` (`None`: it never had to
+/// restart). One second, doubling while workers keep dying early, at most a minute; back to
+/// one second after a worker that ran for [`HEALTHY_RUN`].
+pub(crate) fn restart_delay(previous: Option<Duration>, ran: Duration) -> Duration {
+    match previous {
+        Some(previous) if ran < HEALTHY_RUN => {
+            previous.saturating_mul(2).clamp(RESTART_DELAY, MAX_RESTART_DELAY)
+        }
+        _ => RESTART_DELAY,
+    }
+}
 
 /// What the monitor's backend needs from the configuration.
 #[derive(Clone)]
@@ -229,6 +246,16 @@ impl MonitorBackend for ConchdBackend {
 /// One worker slot: its current process.
 struct Slot2 {
     pid: Cell<Option<u32>>,
+    /// When its current worker started.
+    since: Cell<Option<Instant>>,
+    /// The wait before the current worker's start, when it was a restart.
+    delay: Cell<Option<Duration>>,
+}
+
+impl Slot2 {
+    fn new() -> Self {
+        Self { pid: Cell::new(None), since: Cell::new(None), delay: Cell::new(None) }
+    }
 }
 
 /// Everything the main reactor keeps.
@@ -283,14 +310,35 @@ impl ProcessProtocol for WorkerWatch {
             self.reactor.stop();
             return;
         }
-        log::error!("privsep worker {} ended ({status:?}); restarting it", self.index);
-        let (reactor, index) = (self.reactor.clone(), self.index);
-        let _ = self.reactor.call_later(RESTART_DELAY, move || {
-            if !state.stopping.get() {
-                spawn_worker(&state, &reactor, index);
-            }
-        });
+        let ran = state
+            .slots
+            .get(self.index)
+            .and_then(|slot| slot.since.take())
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        log::error!("privsep worker {} ended ({status:?}) after {}s", self.index, ran.as_secs());
+        restart_later(&state, &self.reactor, self.index, ran);
     }
+}
+
+/// Starts a new worker in slot `index` after the back-off's delay ([`restart_delay`]).
+fn restart_later(state: &Rc<State>, reactor: &Reactor, index: usize, ran: Duration) {
+    let Some(slot) = state.slots.get(index) else { return };
+    let delay = restart_delay(slot.delay.get(), ran);
+    slot.delay.set(Some(delay));
+    if delay > RESTART_DELAY {
+        log::error!(
+            "privsep worker {index} keeps ending early: restarting it in {}s",
+            delay.as_secs()
+        );
+    } else {
+        log::info!("privsep worker {index}: restarting it in {}s", delay.as_secs());
+    }
+    let (state, again) = (Rc::clone(state), reactor.clone());
+    let _ = reactor.call_later(delay, move || {
+        if !state.stopping.get() {
+            spawn_worker(&state, &again, index);
+        }
+    });
 }
 
 fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
@@ -332,9 +380,13 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             log::debug!("privsep worker {index} started as pid {pid}");
             if let Some(slot) = state.slots.get(index) {
                 slot.pid.set(Some(pid));
+                slot.since.set(Some(Instant::now()));
             }
         }
-        Err(err) => log::error!("privsep worker {index}: cannot start: {err}"),
+        Err(err) => {
+            log::error!("privsep worker {index}: cannot start: {err}");
+            restart_later(state, reactor, index, Duration::ZERO);
+        }
     }
 }
 
@@ -503,7 +555,7 @@ pub(crate) fn run(
             print_motd: startup.print_motd,
             print_last_log: startup.print_last_log,
         },
-        slots: (0..workers).map(|_| Slot2 { pid: Cell::new(None) }).collect(),
+        slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),
         single,
         penalties: Arc::new(Mutex::new(Penalties::new(
@@ -590,4 +642,35 @@ pub(crate) fn run(
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_restart_waits_one_second() {
+        assert_eq!(restart_delay(None, Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(restart_delay(None, Duration::from_secs(3600)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn workers_that_keep_dying_early_wait_twice_as_long_each_time_up_to_a_minute() {
+        let mut delay = None;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            let next = restart_delay(delay, Duration::from_secs(2));
+            waits.push(next.as_secs());
+            delay = Some(next);
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+    }
+
+    #[test]
+    fn a_worker_that_ran_for_a_minute_resets_the_back_off() {
+        let long = restart_delay(Some(Duration::from_secs(60)), Duration::from_secs(59));
+        assert_eq!(long, Duration::from_secs(60));
+        let reset = restart_delay(Some(Duration::from_secs(60)), Duration::from_secs(60));
+        assert_eq!(reset, Duration::from_secs(1));
+    }
 }
