@@ -332,3 +332,128 @@ fn allow_groups_sees_the_user_s_groups_through_the_monitor() {
         assert_eq!(out.status.success(), expect_in, "AllowGroups {allowed}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn a_forwarded_agent_lists_its_key_through_a_socket_the_monitor_made_and_removes() {
+    let Some(s) = setup("privsep-agent", 1, "") else { return };
+    let agent_sock = s.dir.path("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&agent_sock)
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    for _ in 0..100 {
+        if agent_sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&s.key)
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success(), "ssh-add failed");
+    let fingerprint = {
+        let out = output({
+            let mut c = Command::new("ssh-keygen");
+            c.arg("-lf").arg(s.key.with_extension("pub"));
+            c
+        });
+        stdout(&out).split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.env("SSH_AUTH_SOCK", &agent_sock);
+        c.args(["-A", "echo sock=$SSH_AUTH_SOCK; stat -c '%a %U' \"$(dirname \"$SSH_AUTH_SOCK\")\"; ssh-add -l"]);
+        c
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "ssh -A failed: {text} {}\n{}",
+        stderr(&out),
+        s.daemon.log.try_iter().collect::<Vec<_>>().join("\n")
+    );
+    let sock = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sock="))
+        .filter(|p| p.starts_with("/tmp/ssh-"))
+        .unwrap_or_else(|| panic!("no agent socket: {text}"));
+    assert!(text.contains(&format!("700 {}", s.user.name)), "agent directory not private: {text}");
+    assert!(text.contains(&fingerprint), "the forwarded agent does not list the key: {text}");
+    let dir = std::path::Path::new(sock).parent().unwrap().to_owned();
+    // The monitor removes it when the worker says the connection closed.
+    for _ in 0..100 {
+        if !dir.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "{} outlived its connection", dir.display());
+}
+
+#[test]
+fn agent_forwarding_off_in_the_config_gives_no_socket_under_privsep() {
+    let Some(s) = setup("privsep-agent-off", 1, "AllowAgentForwarding no\n") else { return };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-A", "echo sock=$SSH_AUTH_SOCK"]);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "sock=\n");
+}
+
+/// A free privileged TCP port on 127.0.0.1 (probed by binding it; we run as root).
+fn free_privileged_port() -> Option<u16> {
+    (600..1000).find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+}
+
+#[test]
+fn a_root_login_forwards_a_privileged_port_the_monitor_binds_and_another_user_cannot() {
+    let keys = TempDir::new("privsep-rfwd-keys");
+    let extra = format!(
+        "PermitRootLogin prohibit-password\nStrictModes no\n\
+         AuthorizedKeysFile .ssh/authorized_keys {}/authorized_keys_%u\n",
+        keys.root().display()
+    );
+    let Some(s) = setup("privsep-rfwd", 1, &extra) else { return };
+    let Some(port) = free_privileged_port() else {
+        println!("skipped: no free port below 1024");
+        return;
+    };
+    keys.write(
+        "authorized_keys_root",
+        &std::fs::read_to_string(s.key.with_extension("pub")).unwrap(),
+    );
+    let forward = format!("127.0.0.1:{port}:127.0.0.1:{}", s.daemon.port);
+    // Through the forward, the remote command reads the daemon's own banner.
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, "root");
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R", &forward]);
+        c.arg(format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; head -c 7 <&3'"));
+        c
+    });
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        s.daemon.log.try_iter().collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(stdout(&out), "SSH-2.0");
+
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R", &forward, "true"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(stderr(&out).contains("remote port forwarding failed"), "{}", stderr(&out));
+}

@@ -15,8 +15,9 @@ use twine::conch::config::sshd::SshdConfig;
 use twine::conch::crypto::CryptoError;
 use twine::conch::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
-    serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig, PenaltyKind, ServeEnd,
-    SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend, UserRecord,
+    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig,
+    PenaltyKind, ServeEnd, SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend,
+    UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
 use twine::conch::server::{Account, AuthorizedKeys, ConnectionId, ShadowPasswords};
@@ -58,6 +59,10 @@ struct Settings {
     permit_empty_passwords: bool,
     print_motd: bool,
     print_last_log: bool,
+    /// `AllowAgentForwarding` (and not `DisableForwarding`), server-wide.
+    agent_forwarding: bool,
+    /// `AllowTcpForwarding` allows remote forwards, server-wide.
+    remote_forwarding: bool,
 }
 
 /// The monitor's backend for one worker: the system's, with `authorized_keys` read as sshd
@@ -68,6 +73,17 @@ struct ConchdBackend {
     main: ThreadHandle,
     penalties: Arc<Mutex<Penalties>>,
     started: Instant,
+    /// The forwarded agents' sockets made for this worker's open connections.
+    agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
+}
+
+impl Drop for ConchdBackend {
+    /// The worker is gone: so are its connections' agent sockets.
+    fn drop(&mut self) {
+        for (_, path) in self.agent_sockets.drain() {
+            agent_socket::remove(&path);
+        }
+    }
 }
 
 type Slot = Rc<RefCell<Option<Rc<dyn Transport>>>>;
@@ -222,6 +238,46 @@ impl MonitorBackend for ConchdBackend {
             .verify(&user.name, password)
     }
 
+    fn listen_agent(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+    ) -> Result<(String, OwnedFd), String> {
+        if !self.settings.agent_forwarding {
+            return Err("agent forwarding is off (AllowAgentForwarding)".to_owned());
+        }
+        let account = Account::lookup(&user.name)
+            .map_err(|e| e.to_string())?
+            .filter(|a| a.uid == user.uid)
+            .ok_or_else(|| format!("account {} changed", user.name))?;
+        let (path, listener) = agent_socket::listen_for(&std::env::temp_dir(), &account)?;
+        let text = path.to_string_lossy().into_owned();
+        log::debug!("{}: agent socket {text}", user.name);
+        if let Some(old) = self.agent_sockets.insert(connection, path) {
+            agent_socket::remove(&old);
+        }
+        Ok((text, OwnedFd::from(listener)))
+    }
+
+    fn listen_privileged(
+        &mut self,
+        _connection: ConnectionId,
+        address: SocketAddr,
+    ) -> Result<OwnedFd, String> {
+        if !self.settings.remote_forwarding {
+            return Err("remote forwarding is off (AllowTcpForwarding)".to_owned());
+        }
+        let listener = bind(address).map_err(|e| format!("bind {address}: {e}"))?;
+        log::debug!("privileged remote forward listening on {address}");
+        Ok(OwnedFd::from(listener))
+    }
+
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        if let Some(path) = self.agent_sockets.remove(&connection) {
+            agent_socket::remove(&path);
+        }
+    }
+
     fn spawn_session(
         &mut self,
         _connection: ConnectionId,
@@ -368,6 +424,7 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             main: reactor.thread_handle(),
             penalties: Arc::clone(&state.penalties),
             started: state.started,
+            agent_sockets: std::collections::HashMap::new(),
         };
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))
@@ -554,6 +611,9 @@ pub(crate) fn run(
             permit_empty_passwords: startup.permit_empty_passwords,
             print_motd: startup.print_motd,
             print_last_log: startup.print_last_log,
+            agent_forwarding: startup.agent_forwarding(),
+            remote_forwarding: !startup.disable_forwarding
+                && startup.allow_tcp_forwarding.allows_remote(),
         },
         slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),

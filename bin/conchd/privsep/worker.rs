@@ -515,6 +515,27 @@ fn accept_all(
     }
 }
 
+/// Asks the monitor for a listening socket (`ListenAgent`, `ListenPrivileged`).
+fn listening(
+    client: &Client,
+    request: &Request,
+) -> std::io::Result<(Option<std::path::PathBuf>, OwnedFd)> {
+    let (reply, fds) = client
+        .call_with_fds(request)
+        .map_err(|e| std::io::Error::other(format!("monitor: {e}")))?;
+    match reply {
+        Reply::Listening { path, .. } => {
+            let fd = fds
+                .into_iter()
+                .next()
+                .ok_or_else(|| std::io::Error::other("monitor passed no socket"))?;
+            Ok((path.map(Into::into), fd))
+        }
+        Reply::Failed(why) | Reply::Unsupported(why) => Err(std::io::Error::other(why)),
+        other => Err(std::io::Error::other(format!("monitor: {other:?}"))),
+    }
+}
+
 /// The unprivileged identity: `sshd` if it exists, else `nobody`.
 fn sandbox_user() -> Result<(u32, u32), Fatal> {
     for name in ["sshd", "nobody"] {
@@ -600,6 +621,18 @@ pub(crate) fn run(
     let mut without_pam = startup.clone();
     without_pam.use_pam = false;
     let startup = &without_pam;
+    let agent_client = Arc::clone(&client);
+    hooks::set_agent_listener_override(move |connection| {
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        listening(&agent_client, &Request::ListenAgent { connection })
+            .and_then(|(path, fd)| Ok((path.ok_or_else(|| std::io::Error::other("no path"))?, fd)))
+    });
+    let bind_client = Arc::clone(&client);
+    hooks::set_privileged_listener_override(move |connection, address| {
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        listening(&bind_client, &Request::ListenPrivileged { connection, address })
+            .map(|(_, fd)| fd)
+    });
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);

@@ -36,6 +36,44 @@ pub fn set_resolver_override(
 ) -> bool {
     RESOLVER.set(Box::new(resolve)).is_ok()
 }
+
+type AgentListener = dyn Fn(Option<crate::server::ConnectionId>) -> std::io::Result<(PathBuf, std::os::fd::OwnedFd)>
+    + Send
+    + Sync;
+
+static AGENT_LISTENER: std::sync::OnceLock<Box<AgentListener>> = std::sync::OnceLock::new();
+
+/// Makes agent forwarding listen on a socket made by `listen(connection)`: its path and the
+/// listening descriptor, the directory and socket owned by the user (a privilege-separated
+/// worker, which cannot create files for the user, asks its monitor). Set once; `false` if it
+/// was already set.
+pub fn set_agent_listener_override(
+    listen: impl Fn(Option<crate::server::ConnectionId>) -> std::io::Result<(PathBuf, std::os::fd::OwnedFd)>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    AGENT_LISTENER.set(Box::new(listen)).is_ok()
+}
+
+type PrivilegedListener = dyn Fn(Option<crate::server::ConnectionId>, SocketAddr) -> std::io::Result<std::os::fd::OwnedFd>
+    + Send
+    + Sync;
+
+static PRIVILEGED_LISTENER: std::sync::OnceLock<Box<PrivilegedListener>> =
+    std::sync::OnceLock::new();
+
+/// Makes a root login's `tcpip-forward` on a port below 1024 listen on a socket bound by
+/// `bind(connection, address)` (a privilege-separated worker cannot bind one; its monitor
+/// does, for root logins only). Set once; `false` if it was already set.
+pub fn set_privileged_listener_override(
+    bind: impl Fn(Option<crate::server::ConnectionId>, SocketAddr) -> std::io::Result<std::os::fd::OwnedFd>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    PRIVILEGED_LISTENER.set(Box::new(bind)).is_ok()
+}
 use twine_core::protocol::{
     Address, ClientFactory, Factory, HalfClose, Protocol, PushProducer, Transport,
 };
@@ -227,6 +265,9 @@ impl Forwarding {
             log::debug!("{user}: agent forwarding requested twice");
             return false;
         }
+        if let Some(listen) = AGENT_LISTENER.get() {
+            return self.forward_agent_on(listen);
+        }
         let path =
             match super::agent::socket_path(&std::env::temp_dir(), self.login.account.as_ref()) {
                 Ok(path) => path,
@@ -264,6 +305,59 @@ impl Forwarding {
         });
         *self.agent_socket.borrow_mut() = Some(path);
         true
+    }
+
+    /// Agent forwarding on a socket someone else made ([`set_agent_listener_override`]).
+    fn forward_agent_on(&self, listen: &AgentListener) -> bool {
+        let user = &self.login.user;
+        let (path, fd) = match listen(crate::server::privsep::current_connection()) {
+            Ok(made) => made,
+            Err(err) => {
+                log::warn!("{user}: agent forwarding: {err}");
+                return false;
+            }
+        };
+        let factory = AgentFactory { forwarding: self.me.clone() };
+        let listener = std::os::unix::net::UnixListener::from(fd);
+        let listening = match self.reactor.adopt_unix_listener(listener, &path, factory) {
+            Ok(listening) => listening,
+            Err(err) => {
+                log::warn!("{user}: agent forwarding: listen on {}: {err}", path.display());
+                return false;
+            }
+        };
+        log::debug!("{user}: agent forwarding on {}", path.display());
+        // The socket's owner removes it when the connection ends.
+        self.listeners.borrow_mut().push(Listener {
+            key: ListenKey::Unix(path.as_os_str().as_bytes().to_vec()),
+            bound_port: 0,
+            ports: vec![listening],
+            socket_file: None,
+        });
+        *self.agent_socket.borrow_mut() = Some(path);
+        true
+    }
+
+    /// Listens for a remote forward on `addr`: on a socket bound by the privileged hook for
+    /// a port below 1024 when one is set ([`set_privileged_listener_override`]).
+    fn bind_forward(
+        &self,
+        addr: SocketAddr,
+        factory: ForwardedFactory,
+    ) -> Result<ListeningPort, CoreError> {
+        match PRIVILEGED_LISTENER.get() {
+            Some(bind) if addr.port() != 0 && addr.port() < 1024 => {
+                let fd =
+                    bind(crate::server::privsep::current_connection(), addr).map_err(|err| {
+                        CoreError::from_io(
+                            &err,
+                            format!("listen on tcp:{addr} (privileged): {err}"),
+                        )
+                    })?;
+                self.reactor.adopt_tcp_listener(std::net::TcpListener::from(fd), factory)
+            }
+            _ => self.reactor.listen_tcp(addr, factory),
+        }
     }
 
     /// The forwarded agent's socket, once agent forwarding was requested.
@@ -452,7 +546,7 @@ impl Forwarding {
                 bound_port: Rc::clone(&bound),
                 socket_path: None,
             };
-            match self.reactor.listen_tcp(SocketAddr::new(ip, bind_port), factory) {
+            match self.bind_forward(SocketAddr::new(ip, bind_port), factory) {
                 Ok(listening) => {
                     let picked = listening.tcp_address().map_or(bind_port, |a| a.port());
                     bound.set(u32::from(picked));

@@ -107,9 +107,9 @@ impl MonitorClient<UnixStream> {
             twine_core::sandbox::recv_with_fds(stream.as_fd(), buf, &mut fds)
         })?;
         let announced = match reply {
-            Reply::SessionStarted { fds, .. } | Reply::SessionSpawned { fds, .. } => {
-                usize::from(fds)
-            }
+            Reply::SessionStarted { fds, .. }
+            | Reply::SessionSpawned { fds, .. }
+            | Reply::Listening { fds, .. } => usize::from(fds),
             _ => 0,
         };
         if announced != fds.len() {

@@ -223,6 +223,22 @@ pub enum Request {
         /// What to run, and how.
         plan: SessionPlan,
     },
+    /// Make the forwarded agent's socket for the authenticated user of this connection (a
+    /// private directory in `/tmp` and a socket in it, both the user's, as sshd does); the
+    /// reply ([`Reply::Listening`]) carries the listening socket. Removed when the
+    /// connection closes.
+    ListenAgent {
+        /// The authenticated connection.
+        connection: ConnectionId,
+    },
+    /// Bind and listen on a privileged TCP port (below 1024) for a remote forward of this
+    /// connection, authenticated as root; the reply ([`Reply::Listening`]) carries the socket.
+    ListenPrivileged {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// Where to listen.
+        address: std::net::SocketAddr,
+    },
 }
 
 impl Request {
@@ -243,6 +259,8 @@ impl Request {
             | Self::ConnectionPeer { connection, .. }
             | Self::ResolveHost { connection, .. }
             | Self::LookupGroups { connection, .. }
+            | Self::ListenAgent { connection }
+            | Self::ListenPrivileged { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -265,6 +283,8 @@ impl Request {
             Self::ConnectionPeer { .. } => "ConnectionPeer",
             Self::ResolveHost { .. } => "ResolveHost",
             Self::LookupGroups { .. } => "LookupGroups",
+            Self::ListenAgent { .. } => "ListenAgent",
+            Self::ListenPrivileged { .. } => "ListenPrivileged",
         }
     }
 
@@ -285,14 +305,21 @@ impl Request {
             Self::ConnectionPeer { .. } => 13,
             Self::ResolveHost { .. } => 14,
             Self::LookupGroups { .. } => 15,
+            Self::ListenAgent { .. } => 16,
+            Self::ListenPrivileged { .. } => 17,
         }
     }
 
     /// The whole frame for this request, length field included.
     pub fn encode(&self, id: u32) -> Vec<u8> {
         frame(self.kind(), id, |w| match self {
-            Self::ConnectionOpened { connection } | Self::ConnectionClosed { connection } => {
+            Self::ConnectionOpened { connection }
+            | Self::ConnectionClosed { connection }
+            | Self::ListenAgent { connection } => {
                 w.write_u64(connection.0);
+            }
+            Self::ListenPrivileged { connection, address } => {
+                w.write_u64(connection.0).write_string(address.to_string().as_bytes());
             }
             Self::SignExchangeHash { connection, algorithm, data } => {
                 w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(data);
@@ -361,7 +388,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=15).contains(&kind) {
+        if !(1..=17).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -436,6 +463,13 @@ impl Request {
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
+            16 => Self::ListenAgent { connection },
+            17 => Self::ListenPrivileged {
+                connection,
+                address: text(r, MAX_SHORT_STRING)?
+                    .parse()
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -496,6 +530,14 @@ pub enum Reply {
         /// How many descriptors are attached.
         fds: u8,
     },
+    /// A listening socket was made (`ListenAgent`, `ListenPrivileged`); it comes with the
+    /// reply (`SCM_RIGHTS`).
+    Listening {
+        /// The socket's path, for a Unix-domain socket.
+        path: Option<String>,
+        /// How many descriptors are attached (one).
+        fds: u8,
+    },
 }
 
 impl Reply {
@@ -511,6 +553,7 @@ impl Reply {
             Self::SessionSpawned { .. } => 135,
             Self::Addresses(_) => 136,
             Self::Groups(_) => 137,
+            Self::Listening { .. } => 138,
         }
     }
 
@@ -558,6 +601,13 @@ impl Reply {
                 match tty {
                     None => w.write_bool(false),
                     Some(tty) => w.write_bool(true).write_string(tty.as_bytes()),
+                };
+                w.write_u8(*fds);
+            }
+            Self::Listening { path, fds } => {
+                match path {
+                    None => w.write_bool(false),
+                    Some(path) => w.write_bool(true).write_string(path.as_bytes()),
                 };
                 w.write_u8(*fds);
             }
@@ -619,6 +669,10 @@ impl Reply {
             135 => Self::SessionSpawned {
                 pid: r.read_u32()?,
                 tty: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
+                fds: r.read_u8()?,
+            },
+            138 => Self::Listening {
+                path: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
                 fds: r.read_u8()?,
             },
             other => return Err(CodecError::UnknownKind(other)),

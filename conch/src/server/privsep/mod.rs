@@ -62,6 +62,7 @@ pub use codec::{
 };
 pub use monitor::{
     Limits, Monitor, MonitorBackend, Phase, SpawnedSession, StartedSession, Violation,
+    MAX_PRIVILEGED_LISTENERS,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
 /// `authorized_keys` contents and password checks.
@@ -69,5 +70,12 @@ pub mod hooks {
     pub use crate::server::account::set_lookup_override;
     pub use crate::server::auth::{set_keys_override, set_password_delegate};
     pub use crate::server::forwarding::set_resolver_override;
+    pub use crate::server::forwarding::{
+        set_agent_listener_override, set_privileged_listener_override,
+    };
+}
+/// The forwarded agent's socket, made by the monitor for a user ([`MonitorBackend::listen_agent`]).
+pub mod agent_socket {
+    pub use crate::server::agent::{listen_for, remove};
 }
 pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

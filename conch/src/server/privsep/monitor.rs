@@ -128,6 +128,43 @@ pub trait MonitorBackend {
         let _ = (connection, user, plan);
         Err("sessions are not started by this monitor".to_owned())
     }
+    /// Makes the forwarded agent's listening socket for `user` on `connection` (sshd's
+    /// private `/tmp/ssh-XXXXXXXXXX/agent.<pid>`, owned by the user), returning its path and
+    /// the socket; it is the backend's to remove in
+    /// [`connection_closed`](Self::connection_closed). The default cannot.
+    fn listen_agent(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+    ) -> Result<(String, OwnedFd), String> {
+        let _ = (connection, user);
+        Err("agent forwarding is not done by this monitor".to_owned())
+    }
+    /// Binds and listens on `address` (a privileged port) for a root login's remote forward.
+    /// The default cannot.
+    fn listen_privileged(
+        &mut self,
+        connection: ConnectionId,
+        address: std::net::SocketAddr,
+    ) -> Result<OwnedFd, String> {
+        let _ = (connection, address);
+        Err("privileged ports are not bound by this monitor".to_owned())
+    }
+    /// `connection` closed: forget what was made for it (the agent's socket). The default
+    /// has nothing to forget.
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        let _ = connection;
+    }
+}
+
+/// The most privileged ports one connection may have the monitor bind.
+pub const MAX_PRIVILEGED_LISTENERS: u32 = 64;
+
+/// What a connection had the monitor make for it: the agent's socket, privileged listeners.
+#[derive(Debug, Default)]
+struct Made {
+    agent: bool,
+    privileged: u32,
 }
 
 /// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
@@ -247,6 +284,8 @@ pub struct Monitor<B> {
     highest_opened: Option<ConnectionId>,
     decoder: FrameDecoder,
     fds: Vec<OwnedFd>,
+    /// Per authenticated connection: the listening sockets made for it.
+    made: BTreeMap<ConnectionId, Made>,
 }
 
 impl<B: MonitorBackend> Monitor<B> {
@@ -259,6 +298,7 @@ impl<B: MonitorBackend> Monitor<B> {
             highest_opened: None,
             decoder: FrameDecoder::requests(),
             fds: Vec::new(),
+            made: BTreeMap::new(),
         }
     }
 
@@ -343,6 +383,9 @@ impl<B: MonitorBackend> Monitor<B> {
         match request {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
+                if self.made.remove(&connection).is_some() {
+                    self.backend.connection_closed(connection);
+                }
                 if let Some(gone) = self.connections.remove(&connection) {
                     if let (Phase::PreAuth, Some(peer), 1..) =
                         (&gone.phase, gone.peer, gone.failures)
@@ -544,6 +587,47 @@ impl<B: MonitorBackend> Monitor<B> {
                         let fds = u8::try_from(spawned.fds.len()).unwrap_or(u8::MAX);
                         self.fds.extend(spawned.fds);
                         Ok(Reply::SessionSpawned { pid: spawned.pid, tty: spawned.tty, fds })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ListenAgent { connection } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let made = self.made.entry(connection).or_default();
+                if made.agent {
+                    return Ok(Reply::Failed("agent forwarding requested twice".to_owned()));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                match self.backend.listen_agent(connection, user) {
+                    Ok((path, fd)) => {
+                        made.agent = true;
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: Some(path), fds: 1 })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ListenPrivileged { connection, address } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                if user.uid != 0 {
+                    return Ok(Reply::Failed("privileged ports are for root only".to_owned()));
+                }
+                if !(1..1024).contains(&address.port()) {
+                    return Ok(Reply::Failed(format!("port {} is not privileged", address.port())));
+                }
+                let made = self.made.entry(connection).or_default();
+                if let Some(refusal) = over(&mut made.privileged, MAX_PRIVILEGED_LISTENERS, name) {
+                    return Ok(refusal);
+                }
+                match self.backend.listen_privileged(connection, address) {
+                    Ok(fd) => {
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: None, fds: 1 })
                     }
                     Err(e) => Ok(Reply::Failed(e)),
                 }
