@@ -841,3 +841,167 @@ fn resolving_a_host_name_before_authentication_is_a_violation() {
         Err(Violation::OutOfState { request: "ResolveHost", phase: Phase::PreAuth })
     );
 }
+
+/// A backend that makes listening sockets: the fake's logins, `root` as uid 0, and a record
+/// of what it was asked.
+#[derive(Debug)]
+struct Listens {
+    inner: Fake,
+    agents: Vec<ConnectionId>,
+    bound: Vec<std::net::SocketAddr>,
+    closed: Vec<ConnectionId>,
+}
+
+impl MonitorBackend for Listens {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign(algorithm, data)
+    }
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        self.inner.host_public_key(algorithm)
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        match name {
+            "root" => Some(UserRecord { uid: 0, gid: 0, ..user("root") }),
+            _ => self.inner.lookup_user(name),
+        }
+    }
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        self.inner.read_authorized_keys(user)
+    }
+    fn start_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        kind: &SessionKind,
+        term: Option<&str>,
+    ) -> Result<StartedSession, String> {
+        self.inner.start_session(connection, user, kind, term)
+    }
+    fn listen_agent(
+        &mut self,
+        connection: ConnectionId,
+        _: &UserRecord,
+    ) -> Result<(String, std::os::fd::OwnedFd), String> {
+        self.agents.push(connection);
+        let (ours, _) = UnixStream::pair().map_err(|e| e.to_string())?;
+        Ok(("/tmp/ssh-test/agent.1".into(), ours.into()))
+    }
+    fn listen_privileged(
+        &mut self,
+        _: ConnectionId,
+        address: std::net::SocketAddr,
+    ) -> Result<std::os::fd::OwnedFd, String> {
+        self.bound.push(address);
+        let (ours, _) = UnixStream::pair().map_err(|e| e.to_string())?;
+        Ok(ours.into())
+    }
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        self.closed.push(connection);
+    }
+}
+
+fn listening_monitor() -> Monitor<Listens> {
+    let inner = Fake {
+        key: host_key(),
+        sessions_started: 0,
+        penalised: Vec::new(),
+        refuse: None,
+        session_output: None,
+    };
+    Monitor::new(
+        Listens { inner, agents: Vec::new(), bound: Vec::new(), closed: Vec::new() },
+        Limits::default(),
+    )
+}
+
+/// Opens C1 and logs `name` in with the client key.
+fn log_in(m: &mut Monitor<Listens>, name: &str) {
+    for request in [
+        opened(),
+        sign(C1),
+        Request::LookupUser { connection: C1, user: name.into() },
+        proof(&client_key(), name, &HASH, None),
+        authenticated(name),
+    ] {
+        assert!(!matches!(m.handle(request), Err(_) | Ok(Reply::Failed(_))));
+    }
+}
+
+fn agent() -> Request {
+    Request::ListenAgent { connection: C1 }
+}
+
+fn privileged(port: u16) -> Request {
+    Request::ListenPrivileged { connection: C1, address: ([127, 0, 0, 1], port).into() }
+}
+
+#[test]
+fn listening_requests_and_their_reply_decode_to_themselves() {
+    for request in [
+        agent(),
+        privileged(80),
+        Request::ListenPrivileged { connection: C1, address: "[::1]:443".parse().unwrap() },
+    ] {
+        assert_eq!(Request::decode(&request.encode(5)[4..]).unwrap(), (5, request));
+    }
+    for reply in [
+        Reply::Listening { path: Some("/tmp/ssh-x/agent.9".into()), fds: 1 },
+        Reply::Listening { path: None, fds: 1 },
+    ] {
+        assert_eq!(Reply::decode(&reply.encode(6)[4..]).unwrap(), (6, reply));
+    }
+}
+
+#[test]
+fn an_agent_socket_before_authentication_is_a_violation_and_makes_nothing() {
+    let mut m = listening_monitor();
+    m.handle(opened()).unwrap();
+    m.handle(sign(C1)).unwrap();
+    assert_eq!(
+        m.handle(agent()),
+        Err(Violation::OutOfState { request: "ListenAgent", phase: Phase::PreAuth })
+    );
+    assert!(m.backend().agents.is_empty());
+}
+
+#[test]
+fn an_authenticated_connection_gets_one_agent_socket_with_its_descriptor_removed_at_close() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    assert_eq!(
+        m.handle(agent()),
+        Ok(Reply::Listening { path: Some("/tmp/ssh-test/agent.1".into()), fds: 1 })
+    );
+    assert_eq!(m.take_fds().len(), 1);
+    assert!(matches!(m.handle(agent()), Ok(Reply::Failed(_))));
+    assert!(m.take_fds().is_empty());
+    assert_eq!(m.backend().agents, [C1]);
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().closed, [C1]);
+}
+
+#[test]
+fn a_privileged_port_is_bound_for_root_only_and_only_below_1024() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    assert!(matches!(m.handle(privileged(80)), Ok(Reply::Failed(_))));
+    assert!(m.backend().bound.is_empty());
+
+    let mut m = listening_monitor();
+    log_in(&mut m, "root");
+    assert!(matches!(m.handle(privileged(2222)), Ok(Reply::Failed(_))));
+    assert!(matches!(m.handle(privileged(0)), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(privileged(80)), Ok(Reply::Listening { path: None, fds: 1 }));
+    assert_eq!(m.take_fds().len(), 1);
+    assert_eq!(m.backend().bound, [std::net::SocketAddr::from(([127, 0, 0, 1], 80))]);
+}
+
+#[test]
+fn a_privileged_port_before_authentication_is_a_violation() {
+    let mut m = listening_monitor();
+    m.handle(opened()).unwrap();
+    assert_eq!(
+        m.handle(privileged(80)),
+        Err(Violation::OutOfState { request: "ListenPrivileged", phase: Phase::PreAuth })
+    );
+}
