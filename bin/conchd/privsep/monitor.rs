@@ -16,8 +16,7 @@ use twine::conch::crypto::CryptoError;
 use twine::conch::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
     agent_socket, serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig,
-    PenaltyKind, ServeEnd, SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend,
-    UserRecord,
+    PenaltyKind, ServeEnd, SessionPlan, SpawnedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
 use twine::conch::server::{Account, AuthorizedKeys, ConnectionId, ShadowPasswords};
@@ -197,16 +196,6 @@ impl MonitorBackend for ConchdBackend {
             .with_files(self.settings.authorized_keys_files.clone())
             .with_strict_modes(self.settings.strict_modes);
         keys.read_all(&account).map(String::into_bytes)
-    }
-
-    fn start_session(
-        &mut self,
-        _connection: ConnectionId,
-        _user: &UserRecord,
-        _kind: &SessionKind,
-        _term: Option<&str>,
-    ) -> Result<StartedSession, String> {
-        Err("sessions are started from a plan (SpawnSession)".to_owned())
     }
 
     fn admit(&mut self, address: IpAddr) -> Result<(), String> {

@@ -82,17 +82,6 @@ pub struct SessionPlan {
     pub user_rc: bool,
 }
 
-/// What a session runs, as asked by the client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionKind {
-    /// The user's login shell.
-    Shell,
-    /// A command line.
-    Exec(String),
-    /// A named subsystem (`sftp`).
-    Subsystem(String),
-}
-
 /// A worker's request to the monitor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -164,15 +153,6 @@ pub enum Request {
         user: String,
         /// The method that succeeded (`publickey`).
         method: String,
-    },
-    /// Start a session for the authenticated user of this connection.
-    StartSession {
-        /// The authenticated connection.
-        connection: ConnectionId,
-        /// What to run.
-        kind: SessionKind,
-        /// The terminal type, when the client asked for a pty.
-        term: Option<String>,
     },
     /// The connection ended.
     ConnectionClosed {
@@ -253,7 +233,6 @@ impl Request {
             | Self::PamRespond { connection, .. }
             | Self::AuthenticatePublicKey { connection, .. }
             | Self::ConnectionAuthenticated { connection, .. }
-            | Self::StartSession { connection, .. }
             | Self::AuthenticatePassword { connection, .. }
             | Self::SpawnSession { connection, .. }
             | Self::ConnectionPeer { connection, .. }
@@ -276,7 +255,6 @@ impl Request {
             Self::PamRespond { .. } => "PamRespond",
             Self::AuthenticatePublicKey { .. } => "AuthenticatePublicKey",
             Self::ConnectionAuthenticated { .. } => "ConnectionAuthenticated",
-            Self::StartSession { .. } => "StartSession",
             Self::ConnectionClosed { .. } => "ConnectionClosed",
             Self::AuthenticatePassword { .. } => "AuthenticatePassword",
             Self::SpawnSession { .. } => "SpawnSession",
@@ -297,7 +275,6 @@ impl Request {
             Self::PamStart { .. } => 5,
             Self::PamRespond { .. } => 6,
             Self::ConnectionAuthenticated { .. } => 7,
-            Self::StartSession { .. } => 8,
             Self::ConnectionClosed { .. } => 9,
             Self::AuthenticatePublicKey { .. } => 10,
             Self::AuthenticatePassword { .. } => 11,
@@ -370,25 +347,14 @@ impl Request {
             Self::ConnectionPeer { connection, address } => {
                 w.write_u64(connection.0).write_string(address.to_string().as_bytes());
             }
-            Self::StartSession { connection, kind, term } => {
-                w.write_u64(connection.0);
-                match kind {
-                    SessionKind::Shell => w.write_u8(0).write_string(b""),
-                    SessionKind::Exec(command) => w.write_u8(1).write_string(command.as_bytes()),
-                    SessionKind::Subsystem(name) => w.write_u8(2).write_string(name.as_bytes()),
-                };
-                match term {
-                    None => w.write_bool(false),
-                    Some(term) => w.write_bool(true).write_string(term.as_bytes()),
-                };
-            }
         })
     }
 
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=17).contains(&kind) {
+        // Kind 8 was StartSession, retired (sessions are SpawnSession's); not reused.
+        if kind == 8 || !(1..=17).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -419,22 +385,6 @@ impl Request {
                 user: text(r, MAX_USER_LEN)?,
                 method: text(r, MAX_SHORT_STRING)?,
             },
-            8 => {
-                let tag = r.read_u8()?;
-                let argument = text(r, MAX_COMMAND_LEN)?;
-                let kind = match tag {
-                    0 if argument.is_empty() => SessionKind::Shell,
-                    1 => SessionKind::Exec(argument),
-                    2 => SessionKind::Subsystem(argument),
-                    _ => return Err(CodecError::Invalid(InvalidMessage::InvalidValue)),
-                };
-                let term = match r.read_u8()? {
-                    0 => None,
-                    1 => Some(text(r, MAX_SHORT_STRING)?),
-                    _ => return Err(CodecError::Invalid(InvalidMessage::InvalidBoolean)),
-                };
-                Self::StartSession { connection, kind, term }
-            }
             9 => Self::ConnectionClosed { connection },
             10 => Self::AuthenticatePublicKey {
                 connection,
@@ -503,14 +453,6 @@ pub enum Reply {
     User(Option<UserRecord>),
     /// The user's `authorized_keys`, or `None` when it is missing or unreadable.
     AuthorizedKeys(Option<Vec<u8>>),
-    /// A session was started; its id names it in later messages. `fds` descriptors (the pty
-    /// master, or stdin, stdout and stderr pipes) come with the reply (`SCM_RIGHTS`).
-    SessionStarted {
-        /// The session's id.
-        session: u64,
-        /// How many descriptors are attached.
-        fds: u8,
-    },
     /// The monitor does not do this (yet): the worker should act as if the method were off.
     Unsupported(String),
     /// A legal request that failed (a signing error, a session that could not start).
@@ -547,7 +489,6 @@ impl Reply {
             Self::Signature(_) => 129,
             Self::User(_) => 130,
             Self::AuthorizedKeys(_) => 131,
-            Self::SessionStarted { .. } => 132,
             Self::Unsupported(_) => 133,
             Self::Failed(_) => 134,
             Self::SessionSpawned { .. } => 135,
@@ -577,9 +518,6 @@ impl Reply {
             }
             Self::AuthorizedKeys(Some(contents)) => {
                 w.write_bool(true).write_string(contents);
-            }
-            Self::SessionStarted { session, fds } => {
-                w.write_u64(*session).write_u8(*fds);
             }
             Self::Unsupported(what) | Self::Failed(what) => {
                 w.write_string(what.as_bytes());
@@ -637,7 +575,6 @@ impl Reply {
             } else {
                 None
             }),
-            132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
             133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
             134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
             137 => {

@@ -41,8 +41,10 @@
 //!   the sources of a dead worker's connections ([`PenaltyKind::Crash`]) and logins that
 //!   failed ([`PenaltyKind::AuthFail`]).
 //! - Not relayed yet: PAM ([`Request::PamStart`]/[`Request::PamRespond`] are answered
-//!   [`Reply::Unsupported`]: keyboard-interactive is off under privilege separation),
-//!   [`Request::StartSession`] (superseded by `SpawnSession`).
+//!   [`Reply::Unsupported`]: keyboard-interactive is off under privilege separation).
+//! - Agent forwarding and a root login's `-R` on a privileged port: the monitor makes the
+//!   listening socket (`ListenAgent`: the user's private `/tmp/ssh-*/agent.<pid>`, removed
+//!   when the connection closes; `ListenPrivileged`) and passes it back with `SCM_RIGHTS`.
 
 mod channel;
 mod codec;
@@ -56,13 +58,12 @@ pub use channel::{
     SigningScope, SystemBackend,
 };
 pub use codec::{
-    CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionKind, SessionPlan, UserRecord,
+    CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionPlan, UserRecord,
     MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN,
     PROTOCOL_VERSION,
 };
 pub use monitor::{
-    Limits, Monitor, MonitorBackend, Phase, SpawnedSession, StartedSession, Violation,
-    MAX_PRIVILEGED_LISTENERS,
+    Limits, Monitor, MonitorBackend, Phase, SpawnedSession, Violation, MAX_PRIVILEGED_LISTENERS,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
 /// `authorized_keys` contents and password checks.

@@ -11,7 +11,8 @@
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
 //!   │              ▼
-//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded)
+//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), SpawnSession (bounded),
+//!   │              │      ResolveHost, ListenAgent (once), ListenPrivileged (root, bounded)
 //!   │              │
 //!   └─────► ConnectionClosed ──► forgotten; its id is never accepted again
 //! ```
@@ -32,9 +33,7 @@ use crate::crypto::CryptoError;
 use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
-use super::codec::{
-    CodecError, FrameDecoder, Reply, Request, SessionKind, SessionPlan, UserRecord,
-};
+use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionPlan, UserRecord};
 
 /// How many requests of each kind one connection may make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,15 +80,6 @@ pub trait MonitorBackend {
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord>;
     /// The user's `authorized_keys` contents, if readable.
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>>;
-    /// Starts a session for an authenticated user (as that user: groups, ids, a pty it owns),
-    /// returning its id and the descriptors the worker relays it through.
-    fn start_session(
-        &mut self,
-        connection: ConnectionId,
-        user: &UserRecord,
-        kind: &SessionKind,
-        term: Option<&str>,
-    ) -> Result<StartedSession, String>;
     /// Whether a connection from `address` may go on (`Err`: a per-source penalty's reason).
     /// The default admits everyone.
     fn admit(&mut self, address: std::net::IpAddr) -> Result<(), String> {
@@ -178,16 +168,6 @@ pub struct SpawnedSession {
     pub fds: Vec<OwnedFd>,
 }
 
-/// A session the monitor started: its id, and the descriptors handed to the worker.
-#[derive(Debug)]
-pub struct StartedSession {
-    /// The session's id.
-    pub id: u64,
-    /// The pty master, or the stdin, stdout and stderr pipes (at most
-    /// `twine_core::sandbox::MAX_PASSED_FDS`).
-    pub fds: Vec<OwnedFd>,
-}
-
 /// Where a connection is, as far as the monitor knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -236,8 +216,6 @@ pub enum Violation {
         /// The phase the connection was in.
         phase: Phase,
     },
-    /// More requests of one kind than the limits allow.
-    RateLimited(&'static str),
     /// Data to sign that is not an exchange hash (20, 32, 48 or 64 bytes).
     NotAnExchangeHash(usize),
     /// A signature algorithm the monitor does not know or holds no key for.
@@ -258,7 +236,6 @@ impl fmt::Display for Violation {
             Self::ReusedConnection(c) => write!(f, "connection id {c} reused"),
             Self::TooManyConnections => f.write_str("too many open connections"),
             Self::OutOfState { request, phase } => write!(f, "{request} not allowed in {phase:?}"),
-            Self::RateLimited(request) => write!(f, "too many {request} requests"),
             Self::NotAnExchangeHash(n) => write!(f, "{n} bytes to sign are not an exchange hash"),
             Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
             Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
@@ -628,27 +605,6 @@ impl<B: MonitorBackend> Monitor<B> {
                     Ok(fd) => {
                         self.fds.push(fd);
                         Ok(Reply::Listening { path: None, fds: 1 })
-                    }
-                    Err(e) => Ok(Reply::Failed(e)),
-                }
-            }
-            Request::StartSession { connection, kind, term } => {
-                if conn.phase != Phase::Authenticated {
-                    return Err(out_of_state(&conn.phase));
-                }
-                if let Some(refusal) = over(&mut conn.sessions, limits.max_sessions, name) {
-                    return Ok(refusal);
-                }
-                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
-                match self.backend.start_session(connection, user, &kind, term.as_deref()) {
-                    Ok(started) => {
-                        let max = twine_core::sandbox::MAX_PASSED_FDS;
-                        if started.fds.len() > max {
-                            return Ok(Reply::Failed(format!("more than {max} descriptors")));
-                        }
-                        let fds = u8::try_from(started.fds.len()).unwrap_or(u8::MAX);
-                        self.fds.extend(started.fds);
-                        Ok(Reply::SessionStarted { session: started.id, fds })
                     }
                     Err(e) => Ok(Reply::Failed(e)),
                 }

@@ -73,19 +73,18 @@ impl MonitorBackend for Fake {
         let line = client_key().public_key().to_openssh();
         Some(format!("# keys of {}\n{line} {}@laptop\n", user.name, user.name).into_bytes())
     }
-    fn start_session(
+    fn spawn_session(
         &mut self,
         _: ConnectionId,
         _: &UserRecord,
-        _: &SessionKind,
-        _: Option<&str>,
-    ) -> Result<StartedSession, String> {
+        _: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
         self.sessions_started += 1;
         let fds = match self.session_output.take() {
             Some(fd) => vec![fd],
             None => Vec::new(),
         };
-        Ok(StartedSession { id: u64::from(self.sessions_started), fds })
+        Ok(SpawnedSession { pid: 100 + self.sessions_started, tty: None, fds })
     }
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         user.name == "alice" && password == b"right"
@@ -141,7 +140,7 @@ fn authenticated(name: &str) -> Request {
 }
 
 fn shell() -> Request {
-    Request::StartSession { connection: C1, kind: SessionKind::Shell, term: Some("xterm".into()) }
+    Request::SpawnSession { connection: C1, plan: plan() }
 }
 
 fn every_request() -> Vec<Request> {
@@ -155,16 +154,7 @@ fn every_request() -> Vec<Request> {
         alice_proof(),
         authenticated("alice"),
         shell(),
-        Request::StartSession {
-            connection: C1,
-            kind: SessionKind::Exec("ls -l".into()),
-            term: None,
-        },
-        Request::StartSession {
-            connection: C1,
-            kind: SessionKind::Subsystem("sftp".into()),
-            term: None,
-        },
+        Request::SpawnSession { connection: C1, plan: SessionPlan { pty: None, ..plan() } },
         Request::ConnectionClosed { connection: C1 },
     ]
 }
@@ -177,7 +167,7 @@ fn every_reply() -> Vec<Reply> {
         Reply::User(Some(user("alice"))),
         Reply::AuthorizedKeys(None),
         Reply::AuthorizedKeys(Some(b"ssh-ed25519 AAAA\n".to_vec())),
-        Reply::SessionStarted { session: 9, fds: 2 },
+        Reply::SessionSpawned { pid: 9, tty: None, fds: 3 },
         Reply::Unsupported("pam".into()),
         Reply::Failed("no".into()),
     ]
@@ -334,7 +324,7 @@ fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
     let Reply::AuthorizedKeys(Some(keys)) = &replies[3] else { panic!("{:?}", replies[3]) };
     assert!(keys.starts_with(b"# keys of alice\nssh-ed25519 "));
     assert_eq!(replies[4], Reply::Done);
-    assert_eq!(replies[6], Reply::SessionStarted { session: 1, fds: 0 });
+    assert_eq!(replies[6], Reply::SessionSpawned { pid: 101, tty: None, fds: 0 });
     assert!(matches!(replies[7], Reply::Signature(_)));
     assert_eq!(m.phase(C1), None);
 }
@@ -344,7 +334,7 @@ fn a_session_for_an_unauthenticated_connection_is_a_violation_and_starts_nothing
     let (m, result) = both_ways(&[opened(), sign(C1), lookup("alice"), shell()]);
     assert_eq!(
         result,
-        Err(Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth })
+        Err(Violation::OutOfState { request: "SpawnSession", phase: Phase::PreAuth })
     );
     assert_eq!(m.backend().sessions_started, 0);
 }
@@ -539,7 +529,7 @@ fn a_worker_breaking_the_rules_ends_serving_with_the_violation() {
     let end = server.join().unwrap();
     assert!(matches!(
         end,
-        ServeEnd::Violation(Violation::OutOfState { request: "StartSession", .. })
+        ServeEnd::Violation(Violation::OutOfState { request: "SpawnSession", .. })
     ));
 }
 
@@ -579,7 +569,7 @@ fn a_started_session_s_descriptor_reaches_the_worker_with_its_reply() {
         assert!(fds.is_empty());
     }
     let (reply, mut fds) = client.call_with_fds(&shell()).unwrap();
-    assert_eq!(reply, Reply::SessionStarted { session: 1, fds: 1 });
+    assert_eq!(reply, Reply::SessionSpawned { pid: 101, tty: None, fds: 1 });
     let mut pty = std::fs::File::from(fds.pop().unwrap());
     std::io::Write::write_all(&mut pty, b"login banner").unwrap();
     drop(pty);
@@ -716,7 +706,10 @@ fn a_session_s_descriptor_is_closed_when_the_stream_cannot_carry_it() {
     for request in [opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")] {
         client.call(&request).unwrap();
     }
-    assert_eq!(client.call(&shell()).unwrap(), Reply::SessionStarted { session: 1, fds: 1 });
+    assert_eq!(
+        client.call(&shell()).unwrap(),
+        Reply::SessionSpawned { pid: 101, tty: None, fds: 1 }
+    );
     // The monitor dropped the pipe's only write end: a non-blocking read sees end of file,
     // where a leaked descriptor would make it `WouldBlock`.
     let flags = nix::fcntl::OFlag::O_NONBLOCK;
@@ -868,14 +861,13 @@ impl MonitorBackend for Listens {
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
         self.inner.read_authorized_keys(user)
     }
-    fn start_session(
+    fn spawn_session(
         &mut self,
         connection: ConnectionId,
         user: &UserRecord,
-        kind: &SessionKind,
-        term: Option<&str>,
-    ) -> Result<StartedSession, String> {
-        self.inner.start_session(connection, user, kind, term)
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        self.inner.spawn_session(connection, user, plan)
     }
     fn listen_agent(
         &mut self,
@@ -1004,4 +996,12 @@ fn a_privileged_port_before_authentication_is_a_violation() {
         m.handle(privileged(80)),
         Err(Violation::OutOfState { request: "ListenPrivileged", phase: Phase::PreAuth })
     );
+}
+
+#[test]
+fn the_retired_start_session_kind_is_unknown() {
+    let mut frame = vec![PROTOCOL_VERSION, 8, 0, 0, 0, 1];
+    frame.extend(1u64.to_be_bytes());
+    frame.extend([0, 0, 0, 0, 0, 0]);
+    assert_eq!(Request::decode(&frame), Err(CodecError::UnknownKind(8)));
 }
