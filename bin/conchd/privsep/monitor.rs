@@ -62,6 +62,12 @@ struct Settings {
     agent_forwarding: bool,
     /// `AllowTcpForwarding` allows remote forwards, server-wide.
     remote_forwarding: bool,
+    /// `AllowStreamLocalForwarding` allows remote socket forwards, server-wide.
+    remote_streamlocal: bool,
+    /// `StreamLocalBindUnlink`.
+    streamlocal_bind_unlink: bool,
+    /// `StreamLocalBindMask`.
+    streamlocal_bind_mask: u32,
 }
 
 /// The monitor's backend for one worker: the system's, with `authorized_keys` read as sshd
@@ -74,6 +80,8 @@ struct ConchdBackend {
     started: Instant,
     /// The forwarded agents' sockets made for this worker's open connections.
     agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
+    /// The remote socket forwards' files made for this worker's open connections.
+    forward_sockets: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
 }
 
 impl Drop for ConchdBackend {
@@ -81,6 +89,9 @@ impl Drop for ConchdBackend {
     fn drop(&mut self) {
         for (_, path) in self.agent_sockets.drain() {
             agent_socket::remove(&path);
+        }
+        for path in self.forward_sockets.drain().flat_map(|(_, paths)| paths) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -261,9 +272,59 @@ impl MonitorBackend for ConchdBackend {
         Ok(OwnedFd::from(listener))
     }
 
+    fn listen_streamlocal(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::PermissionsExt;
+        if !self.settings.remote_streamlocal {
+            return Err("socket forwarding is off (AllowStreamLocalForwarding)".to_owned());
+        }
+        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        if !path.is_absolute() {
+            return Err(format!("{}: not an absolute path", path.display()));
+        }
+        // As conchd without privilege separation: made by root for the user, then given to
+        // the user with StreamLocalBindMask's mode.
+        if self.settings.streamlocal_bind_unlink {
+            let _ = std::fs::remove_file(&path);
+        }
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .map_err(|e| format!("listen on {}: {e}", path.display()))?;
+        let mode = 0o666 & !self.settings.streamlocal_bind_mask;
+        let owned = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .and_then(|()| std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)));
+        if let Err(err) = owned {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!("{}: {err}", path.display()));
+        }
+        self.forward_sockets.entry(connection).or_default().push(path);
+        Ok(OwnedFd::from(listener))
+    }
+
+    fn connect_streamlocal(
+        &mut self,
+        _connection: ConnectionId,
+        _user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        // As conchd without privilege separation, which connects as root.
+        let stream = UnixStream::connect(path)
+            .map_err(|e| format!("connect to unix:{}: {e}", path.display()))?;
+        Ok(OwnedFd::from(stream))
+    }
+
     fn connection_closed(&mut self, connection: ConnectionId) {
         if let Some(path) = self.agent_sockets.remove(&connection) {
             agent_socket::remove(&path);
+        }
+        for path in self.forward_sockets.remove(&connection).unwrap_or_default() {
+            let _ = std::fs::remove_file(path);
         }
     }
 
@@ -414,6 +475,7 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             penalties: Arc::clone(&state.penalties),
             started: state.started,
             agent_sockets: std::collections::HashMap::new(),
+            forward_sockets: std::collections::HashMap::new(),
         };
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))
@@ -603,6 +665,10 @@ pub(crate) fn run(
             agent_forwarding: startup.agent_forwarding(),
             remote_forwarding: !startup.disable_forwarding
                 && startup.allow_tcp_forwarding.allows_remote(),
+            remote_streamlocal: !startup.disable_forwarding
+                && startup.allow_stream_local_forwarding.allows_remote(),
+            streamlocal_bind_unlink: startup.stream_local_bind_unlink,
+            streamlocal_bind_mask: startup.stream_local_bind_mask,
         },
         slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),

@@ -633,6 +633,21 @@ pub(crate) fn run(
         listening(&bind_client, &Request::ListenPrivileged { connection, address })
             .map(|(_, fd)| fd)
     });
+    let unix_client = Arc::clone(&client);
+    hooks::set_streamlocal_listener_override(move |connection, path| {
+        use std::os::unix::ffi::OsStrExt;
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        let path = path.as_os_str().as_bytes().to_vec();
+        listening(&unix_client, &Request::ListenStreamlocal { connection, path }).map(|(_, fd)| fd)
+    });
+    let connect_client = Arc::clone(&client);
+    hooks::set_streamlocal_connector_override(move |connection, path| {
+        use std::os::unix::ffi::OsStrExt;
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        let path = path.as_os_str().as_bytes().to_vec();
+        listening(&connect_client, &Request::ConnectStreamlocal { connection, path })
+            .map(|(_, fd)| fd)
+    });
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);

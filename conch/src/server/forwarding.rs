@@ -63,6 +63,50 @@ type PrivilegedListener = dyn Fn(Option<crate::server::ConnectionId>, SocketAddr
 static PRIVILEGED_LISTENER: std::sync::OnceLock<Box<PrivilegedListener>> =
     std::sync::OnceLock::new();
 
+type StreamlocalListener = dyn Fn(
+        Option<crate::server::ConnectionId>,
+        &std::path::Path,
+    ) -> std::io::Result<std::os::fd::OwnedFd>
+    + Send
+    + Sync;
+
+static STREAMLOCAL_LISTENER: std::sync::OnceLock<Box<StreamlocalListener>> =
+    std::sync::OnceLock::new();
+
+/// Makes `streamlocal-forward@openssh.com` listen on a socket made by
+/// `listen(connection, path)`, owned by the user, mode and unlinking as the policy says (a
+/// privilege-separated worker, confined to an empty root, asks its monitor). Set once;
+/// `false` if it was already set.
+pub fn set_streamlocal_listener_override(
+    listen: impl Fn(
+            Option<crate::server::ConnectionId>,
+            &std::path::Path,
+        ) -> std::io::Result<std::os::fd::OwnedFd>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    STREAMLOCAL_LISTENER.set(Box::new(listen)).is_ok()
+}
+
+static STREAMLOCAL_CONNECTOR: std::sync::OnceLock<Box<StreamlocalListener>> =
+    std::sync::OnceLock::new();
+
+/// Makes `direct-streamlocal@openssh.com` connect with `connect(connection, path)`, which
+/// returns the connected socket (a privilege-separated worker, confined to an empty root,
+/// asks its monitor). Set once; `false` if it was already set.
+pub fn set_streamlocal_connector_override(
+    connect: impl Fn(
+            Option<crate::server::ConnectionId>,
+            &std::path::Path,
+        ) -> std::io::Result<std::os::fd::OwnedFd>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    STREAMLOCAL_CONNECTOR.set(Box::new(connect)).is_ok()
+}
+
 /// Makes a root login's `tcpip-forward` on a port below 1024 listen on a socket bound by
 /// `bind(connection, address)` (a privilege-separated worker cannot bind one; its monitor
 /// does, for root logins only). Set once; `false` if it was already set.
@@ -427,7 +471,22 @@ impl Forwarding {
                 let path = PathBuf::from(std::ffi::OsStr::from_bytes(socket_path));
                 log::info!("{}: direct-streamlocal to {}", self.login.user, path.display());
                 self.connecting.borrow_mut().push(id);
-                let factory = self.direct_relay(id);
+                let mut factory = self.direct_relay(id);
+                if let Some(connect) = STREAMLOCAL_CONNECTOR.get() {
+                    let connection = crate::server::privsep::current_connection();
+                    let adopted = connect(connection, &path)
+                        .map_err(|e| {
+                            CoreError::from_io(&e, format!("connect to {}", path.display()))
+                        })
+                        .and_then(|fd| match factory.protocol.take() {
+                            Some(protocol) => self.reactor.adopt_fd(fd, protocol).map(drop),
+                            None => Ok(()),
+                        });
+                    if let Err(err) = adopted {
+                        factory.client_connection_failed(err);
+                    }
+                    return true;
+                }
                 let connector =
                     self.reactor.connect_unix(&path, self.policy.connect_timeout, factory);
                 self.connectors.borrow_mut().push(connector);
@@ -576,6 +635,9 @@ impl Forwarding {
             return GlobalReply::Failure;
         }
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(socket_path));
+        if let Some(listen) = STREAMLOCAL_LISTENER.get() {
+            return self.listen_unix_on(listen, socket_path, path);
+        }
         if self.policy.streamlocal_bind_unlink {
             let _ = std::fs::remove_file(&path);
         }
@@ -612,6 +674,46 @@ impl Forwarding {
             bound_port: 0,
             ports: vec![listening],
             socket_file: Some(path),
+        });
+        GlobalReply::Success
+    }
+
+    /// A remote socket forward on a socket someone else made
+    /// ([`set_streamlocal_listener_override`]).
+    fn listen_unix_on(
+        &self,
+        listen: &StreamlocalListener,
+        socket_path: &[u8],
+        path: PathBuf,
+    ) -> GlobalReply {
+        let user = &self.login.user;
+        let fd = match listen(crate::server::privsep::current_connection(), &path) {
+            Ok(fd) => fd,
+            Err(err) => {
+                log::info!("{user}: streamlocal-forward {}: {err}", path.display());
+                return GlobalReply::Failure;
+            }
+        };
+        let factory = ForwardedFactory {
+            forwarding: self.me.clone(),
+            address: String::new(),
+            bound_port: Rc::new(Cell::new(0)),
+            socket_path: Some(socket_path.to_vec()),
+        };
+        let listener = std::os::unix::net::UnixListener::from(fd);
+        let listening = match self.reactor.adopt_unix_listener(listener, &path, factory) {
+            Ok(listening) => listening,
+            Err(err) => {
+                log::info!("{user}: streamlocal-forward {}: {err}", path.display());
+                return GlobalReply::Failure;
+            }
+        };
+        // The socket's maker removes the file when the connection ends.
+        self.listeners.borrow_mut().push(Listener {
+            key: ListenKey::Unix(socket_path.to_vec()),
+            bound_port: 0,
+            ports: vec![listening],
+            socket_file: None,
         });
         GlobalReply::Success
     }

@@ -219,6 +219,25 @@ pub enum Request {
         /// Where to listen.
         address: std::net::SocketAddr,
     },
+    /// Listen on a Unix-domain socket at `path` for a `streamlocal-forward@openssh.com` of
+    /// this authenticated connection (the worker's empty root has no such path); the socket
+    /// is the user's, and removed when the connection closes. The reply
+    /// ([`Reply::Listening`]) carries it.
+    ListenStreamlocal {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The socket's path, as the client sent it.
+        path: Vec<u8>,
+    },
+    /// Connect to the Unix-domain socket at `path` for a `direct-streamlocal@openssh.com`
+    /// channel of this authenticated connection; the reply ([`Reply::Listening`], without a
+    /// path) carries the connected socket.
+    ConnectStreamlocal {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The socket's path, as the client sent it.
+        path: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -240,6 +259,8 @@ impl Request {
             | Self::LookupGroups { connection, .. }
             | Self::ListenAgent { connection }
             | Self::ListenPrivileged { connection, .. }
+            | Self::ListenStreamlocal { connection, .. }
+            | Self::ConnectStreamlocal { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -263,6 +284,8 @@ impl Request {
             Self::LookupGroups { .. } => "LookupGroups",
             Self::ListenAgent { .. } => "ListenAgent",
             Self::ListenPrivileged { .. } => "ListenPrivileged",
+            Self::ListenStreamlocal { .. } => "ListenStreamlocal",
+            Self::ConnectStreamlocal { .. } => "ConnectStreamlocal",
         }
     }
 
@@ -284,6 +307,8 @@ impl Request {
             Self::LookupGroups { .. } => 15,
             Self::ListenAgent { .. } => 16,
             Self::ListenPrivileged { .. } => 17,
+            Self::ListenStreamlocal { .. } => 18,
+            Self::ConnectStreamlocal { .. } => 19,
         }
     }
 
@@ -297,6 +322,10 @@ impl Request {
             }
             Self::ListenPrivileged { connection, address } => {
                 w.write_u64(connection.0).write_string(address.to_string().as_bytes());
+            }
+            Self::ListenStreamlocal { connection, path }
+            | Self::ConnectStreamlocal { connection, path } => {
+                w.write_u64(connection.0).write_string(path);
             }
             Self::SignExchangeHash { connection, algorithm, data } => {
                 w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(data);
@@ -354,7 +383,7 @@ impl Request {
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
         // Kind 8 was StartSession, retired (sessions are SpawnSession's); not reused.
-        if kind == 8 || !(1..=17).contains(&kind) {
+        if kind == 8 || !(1..=19).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -420,6 +449,14 @@ impl Request {
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
+            18 => Self::ListenStreamlocal {
+                connection,
+                path: r.read_string_limited(MAX_PATH_LEN)?.to_vec(),
+            },
+            19 => Self::ConnectStreamlocal {
+                connection,
+                path: r.read_string_limited(MAX_PATH_LEN)?.to_vec(),
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -472,8 +509,8 @@ pub enum Reply {
         /// How many descriptors are attached.
         fds: u8,
     },
-    /// A listening socket was made (`ListenAgent`, `ListenPrivileged`); it comes with the
-    /// reply (`SCM_RIGHTS`).
+    /// A listening socket was made (`ListenAgent`, `ListenPrivileged`, `ListenStreamlocal`),
+    /// or a connected one (`ConnectStreamlocal`); it comes with the reply (`SCM_RIGHTS`).
     Listening {
         /// The socket's path, for a Unix-domain socket.
         path: Option<String>,

@@ -73,6 +73,7 @@ pub mod hooks {
     pub use crate::server::forwarding::set_resolver_override;
     pub use crate::server::forwarding::{
         set_agent_listener_override, set_privileged_listener_override,
+        set_streamlocal_connector_override, set_streamlocal_listener_override,
     };
 }
 /// The forwarded agent's socket, made by the monitor for a user ([`MonitorBackend::listen_agent`]).

@@ -140,6 +140,29 @@ pub trait MonitorBackend {
         let _ = (connection, address);
         Err("privileged ports are not bound by this monitor".to_owned())
     }
+    /// Listens on a Unix-domain socket at `path` for `user`'s remote forward (the socket the
+    /// user's, removed by the backend in [`connection_closed`](Self::connection_closed)).
+    /// The default cannot.
+    fn listen_streamlocal(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        let _ = (connection, user, path);
+        Err("socket forwarding is not done by this monitor".to_owned())
+    }
+    /// Connects to the Unix-domain socket at `path` for `user`'s `direct-streamlocal`
+    /// channel. The default cannot.
+    fn connect_streamlocal(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        let _ = (connection, user, path);
+        Err("socket forwarding is not done by this monitor".to_owned())
+    }
     /// `connection` closed: forget what was made for it (the agent's socket). The default
     /// has nothing to forget.
     fn connection_closed(&mut self, connection: ConnectionId) {
@@ -155,6 +178,7 @@ pub const MAX_PRIVILEGED_LISTENERS: u32 = 64;
 struct Made {
     agent: bool,
     privileged: u32,
+    streamlocal: u32,
 }
 
 /// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
@@ -582,6 +606,36 @@ impl<B: MonitorBackend> Monitor<B> {
                         made.agent = true;
                         self.fds.push(fd);
                         Ok(Reply::Listening { path: Some(path), fds: 1 })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ListenStreamlocal { connection, path } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                let made = self.made.entry(connection).or_default();
+                if let Some(refusal) = over(&mut made.streamlocal, MAX_PRIVILEGED_LISTENERS, name) {
+                    return Ok(refusal);
+                }
+                match self.backend.listen_streamlocal(connection, user, &path) {
+                    Ok(fd) => {
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: None, fds: 1 })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ConnectStreamlocal { connection, path } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                match self.backend.connect_streamlocal(connection, user, &path) {
+                    Ok(fd) => {
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: None, fds: 1 })
                     }
                     Err(e) => Ok(Reply::Failed(e)),
                 }
