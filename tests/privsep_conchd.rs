@@ -457,3 +457,58 @@ fn a_root_login_forwards_a_privileged_port_the_monitor_binds_and_another_user_ca
     assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
     assert!(stderr(&out).contains("remote port forwarding failed"), "{}", stderr(&out));
 }
+
+/// A Unix-domain socket that answers each connection with `hello`, on a thread.
+fn hello_socket(path: &std::path::Path) {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.write_all(b"hello");
+        }
+    });
+}
+
+#[test]
+fn socket_forwarding_both_ways_reaches_paths_outside_the_worker_s_empty_root() {
+    let Some(s) = setup("privsep-unixfwd", 1, "") else { return };
+    let target = s.dir.path("target.sock");
+    hello_socket(&target);
+
+    // -R: the monitor makes the listening socket, the user's; the client connects to target.
+    let remote = s.dir.path("remote.sock");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R"]);
+        c.arg(format!("{}:{}", remote.display(), target.display()));
+        c.arg(format!(
+            "stat -c %U {0}; python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); \
+             s.connect('{0}'); print(s.recv(5).decode())\"",
+            remote.display()
+        ));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\nhello\n", s.user.name));
+
+    // -L to a path: the monitor connects to target for the worker.
+    let local = s.dir.path("local.sock");
+    let mut client = ssh(s.daemon.port, &s.key, &s.user.name);
+    client.args(["-N", "-L"]).arg(format!("{}:{}", local.display(), target.display()));
+    let mut client = client.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if local.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = std::os::unix::net::UnixStream::connect(&local).map(|mut stream| {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    });
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(got.unwrap(), "hello");
+}

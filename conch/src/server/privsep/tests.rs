@@ -1005,3 +1005,30 @@ fn the_retired_start_session_kind_is_unknown() {
     frame.extend([0, 0, 0, 0, 0, 0]);
     assert_eq!(Request::decode(&frame), Err(CodecError::UnknownKind(8)));
 }
+
+#[test]
+fn socket_forwarding_requests_round_trip_and_are_violations_before_authentication() {
+    let requests = [
+        Request::ListenStreamlocal { connection: C1, path: b"/tmp/fwd.sock".to_vec() },
+        Request::ConnectStreamlocal { connection: C1, path: b"/run/app.sock".to_vec() },
+    ];
+    for request in requests {
+        assert_eq!(Request::decode(&request.encode(3)[4..]), Ok((3, request.clone())));
+        let mut m = listening_monitor();
+        m.handle(opened()).unwrap();
+        let name = request.name();
+        assert_eq!(
+            m.handle(request),
+            Err(Violation::OutOfState { request: name, phase: Phase::PreAuth })
+        );
+    }
+}
+
+#[test]
+fn socket_forwarding_is_refused_by_a_monitor_that_does_not_do_it() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    let listen = Request::ListenStreamlocal { connection: C1, path: b"/tmp/fwd.sock".to_vec() };
+    assert!(matches!(m.handle(listen), Ok(Reply::Failed(_))));
+    assert!(m.take_fds().is_empty());
+}
