@@ -26,9 +26,17 @@
 //!   and passes the pty controller or the pipes back with `SCM_RIGHTS`, plus a control socket
 //!   ([`control`]) that carries signals to the process and its exit status back.
 //! - Forwarding: the worker's seccomp filter allows `socket` (IPv4, IPv6, Unix), `connect`,
-//!   `bind` and `listen`, so forwardings run in the worker; binding a privileged port for `-R`
-//!   fails (as OpenSSH's unprivileged child does for a non-root user). Host names cannot be
-//!   resolved in the empty chroot: forwardings to names other than numeric addresses fail.
+//!   `bind` and `listen`, so TCP forwardings run in the worker; host names are resolved by
+//!   the monitor (`ResolveHost`). What the worker cannot do in its empty root, the monitor
+//!   does and passes the socket back with `SCM_RIGHTS`: the forwarded agent's socket
+//!   (`ListenAgent`: the user's `/tmp/ssh-*/agent.<pid>`, removed when the connection
+//!   closes), a root login's `-R` on a port below 1024 (`ListenPrivileged`; other users are
+//!   refused, as sshd does), and Unix-socket forwarding (`ListenStreamlocal`,
+//!   `ConnectStreamlocal`, as root for the user as conchd does without privilege separation).
+//!   The monitor checks the server-wide `AllowAgentForwarding`, `AllowTcpForwarding` and
+//!   `AllowStreamLocalForwarding`; the worker applies the per-`Match` and per-key rules first.
+//! - PAM is not run in the worker (its modules read files and start a thread, which the
+//!   sandbox forbids): the worker authenticates as sshd with `UsePAM no`.
 //! - A worker that dies or breaks the protocol is killed and restarted after a back-off (one
 //!   second, doubling while workers keep dying early, at most a minute: `restart_delay`); its
 //!   connections are lost, other workers' are not. Its open connections' sources get
@@ -62,8 +70,8 @@ pub(crate) const CHROOT_DIR: &str = "/run/sshd";
 pub(crate) const SWITCH_VAR: &str = "CONCHD_PRIVSEP";
 
 /// Whether a root conchd separates privileges when nothing says: see [`requested`]. Off for
-/// now: PAM conversations, user certificates, agent forwarding and `hostkeys-prove-00` are
-/// not relayed through the monitor yet, and sshd's users expect all of them to work.
+/// now: PAM conversations, user certificates and `hostkeys-prove-00` are not relayed through
+/// the monitor yet, and sshd's users expect all of them to work.
 pub(crate) const DEFAULT: bool = false;
 
 /// Whether privilege separation is asked for: `CONCHD_PRIVSEP` (`sandbox`/`yes` or `no`),
