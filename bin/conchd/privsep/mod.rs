@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  conchd (root): the monitor ── host keys, listeners, accounts, authorized_keys, /etc/shadow,
-//!     │                          sessions' processes (forked as the user, pty, utmp)
+//!     │                          PAM, sessions' processes (forked as the user, pty, utmp)
 //!     ├── thread per worker: twine::conch::server::privsep::Monitor over its socketpair
 //!     ├── main reactor: spawns and restarts workers, starts sessions, relays their exits
 //!     │
@@ -35,18 +35,22 @@
 //!   `ConnectStreamlocal`, as root for the user as conchd does without privilege separation).
 //!   The monitor checks the server-wide `AllowAgentForwarding`, `AllowTcpForwarding` and
 //!   `AllowStreamLocalForwarding`; the worker applies the per-`Match` and per-key rules first.
-//! - PAM is not run in the worker (its modules read files and start a thread, which the
-//!   sandbox forbids): the worker authenticates as sshd with `UsePAM no`.
 //! - A worker that dies or breaks the protocol is killed and restarted after a back-off (one
 //!   second, doubling while workers keep dying early, at most a minute: `restart_delay`); its
 //!   connections are lost, other workers' are not. Its open connections' sources get
 //!   `PerSourcePenalties`' crash penalty, which the monitor applies when a worker reports a new
 //!   connection (the worker drops a penalized source).
 //!
+//! - PAM (`UsePAM yes`, feature `pam`): the monitor runs it (`PamDriver`, the transactions of
+//!   conch's PAM backend, each on a thread of its own). A keyboard-interactive conversation is
+//!   relayed round by round (the worker's `PamRelay` stands for PAM in its auth chain);
+//!   passwords are checked through PAM, and key logins get PAM's account check; each session's
+//!   PAM session is opened and closed by the session keeper the monitor starts, as root, as
+//!   conchd does without privilege separation.
+//!
 //! Group names (`AllowGroups`, `Match Group`) and host names for `direct-tcpip` come from the
-//! monitor too. Not through the monitor yet: PAM (keyboard-interactive is off under privilege
-//! separation; passwords are checked against `/etc/shadow`), per-`Match` `AuthorizedKeysFile`
-//! (the monitor reads the global list).
+//! monitor too. Not through the monitor yet: per-`Match` `AuthorizedKeysFile` (the monitor
+//! reads the global list).
 
 pub(crate) mod control;
 pub(crate) mod monitor;
@@ -70,7 +74,7 @@ pub(crate) const CHROOT_DIR: &str = "/run/sshd";
 pub(crate) const SWITCH_VAR: &str = "CONCHD_PRIVSEP";
 
 /// Whether a root conchd separates privileges when nothing says: see [`requested`]. Off for
-/// now: PAM conversations, user certificates and `hostkeys-prove-00` are not relayed through
+/// now: user certificates and `hostkeys-prove-00` are not relayed through
 /// the monitor yet, and sshd's users expect all of them to work.
 pub(crate) const DEFAULT: bool = false;
 

@@ -29,6 +29,8 @@ use twine::internet::Reactor;
 use super::control::{plan_from_wire, Frame, Frames};
 use crate::around::AroundSpawner;
 use crate::Fatal;
+#[cfg(feature = "pam")]
+use twine::conch::server::privsep::PamStep;
 
 /// How long a dead worker's slot waits before a new worker starts, the first time.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -68,10 +70,17 @@ struct Settings {
     streamlocal_bind_unlink: bool,
     /// `StreamLocalBindMask`.
     streamlocal_bind_mask: u32,
+    /// `UsePAM yes`: the PAM service, for sessions (opened by the keeper, as root).
+    #[cfg(feature = "pam")]
+    pam_service: Option<String>,
+    /// `UsePAM yes`: authentication and account checks through PAM.
+    #[cfg(feature = "pam")]
+    pam: Option<twine::conch::server::PamDriver>,
 }
 
 /// The monitor's backend for one worker: the system's, with `authorized_keys` read as sshd
-/// does, passwords from `/etc/shadow`, and sessions started on the main reactor.
+/// does, passwords from `/etc/shadow` (or PAM, `UsePAM yes`), keyboard-interactive
+/// conversations with PAM, and sessions started on the main reactor.
 struct ConchdBackend {
     system: SystemBackend,
     settings: Settings,
@@ -82,16 +91,58 @@ struct ConchdBackend {
     agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
     /// The remote socket forwards' files made for this worker's open connections.
     forward_sockets: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
+    /// Each connection's PAM call in progress, or its conversation waiting for the client's
+    /// answers (a transaction on a thread of its own); dropped with the connection, or with
+    /// this worker's backend.
+    #[cfg(feature = "pam")]
+    pam: std::collections::HashMap<ConnectionId, PamHeld>,
 }
 
 impl Drop for ConchdBackend {
-    /// The worker is gone: so are its connections' agent sockets.
+    /// The worker is gone: so are its connections' agent sockets and socket forwards.
     fn drop(&mut self) {
         for (_, path) in self.agent_sockets.drain() {
             agent_socket::remove(&path);
         }
         for path in self.forward_sockets.drain().flat_map(|(_, paths)| paths) {
             let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What the monitor holds of a connection's PAM transaction.
+#[cfg(feature = "pam")]
+enum PamHeld {
+    /// PAM is working: polled on the worker's `PamPoll`.
+    Pending(twine::conch::server::PamPending),
+    /// A round was relayed: the conversation waits for the client's answers.
+    Conversation(twine::conch::server::PamConversation),
+}
+
+#[cfg(feature = "pam")]
+impl ConchdBackend {
+    /// PAM's answer if it has come (keeping a conversation for the next answers), else
+    /// `Pending`, keeping the call for the worker's poll. Never waits: one connection's PAM
+    /// holds up none of the worker's other requests.
+    fn pam_wait(
+        &mut self,
+        connection: ConnectionId,
+        pending: twine::conch::server::PamPending,
+    ) -> PamStep {
+        match pending.poll() {
+            Ok((conversation, step)) => {
+                if let Some(conversation) = conversation {
+                    self.pam.insert(connection, PamHeld::Conversation(conversation));
+                }
+                if let PamStep::Refused(why) = &step {
+                    log::debug!("connection {connection}: PAM refused: {why}");
+                }
+                step
+            }
+            Err(pending) => {
+                self.pam.insert(connection, PamHeld::Pending(pending));
+                PamStep::Pending
+            }
         }
     }
 }
@@ -161,6 +212,13 @@ fn start_session(
         settings.print_motd,
         settings.print_last_log,
     );
+    // `UsePAM yes`: the PAM session is opened (and closed) by the session's keeper, as root,
+    // as conchd does without privilege separation.
+    #[cfg(feature = "pam")]
+    let spawner = match &settings.pam_service {
+        Some(service) => spawner.with_pam_sessions(service.clone()),
+        None => spawner,
+    };
     let slot: Slot = Rc::default();
     let process = spawner
         .spawn(plan, Box::new(Reporter { slot: Rc::clone(&slot) }))
@@ -328,6 +386,71 @@ impl MonitorBackend for ConchdBackend {
         }
     }
 
+    #[cfg(feature = "pam")]
+    fn pam_start(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        self.pam.remove(&connection);
+        let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
+        let pending = pam.converse(&user.name, peer);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_respond(&mut self, connection: ConnectionId, responses: &[String]) -> PamStep {
+        let Some(PamHeld::Conversation(conversation)) = self.pam.remove(&connection) else {
+            return PamStep::Refused("no PAM conversation".to_owned());
+        };
+        let pending = conversation.respond(responses);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_password(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        self.pam.remove(&connection);
+        let pending = self.settings.pam.as_ref()?.password(&user.name, peer, password);
+        Some(self.pam_wait(connection, pending))
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_account(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        self.pam.remove(&connection);
+        let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
+        let pending = pam.check_account(&user.name, peer);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_poll(&mut self, connection: ConnectionId) -> PamStep {
+        match self.pam.remove(&connection) {
+            Some(PamHeld::Pending(pending)) => self.pam_wait(connection, pending),
+            Some(held) => {
+                self.pam.insert(connection, held);
+                PamStep::Refused("no PAM call pending".to_owned())
+            }
+            None => PamStep::Refused("no PAM call pending".to_owned()),
+        }
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_end(&mut self, connection: ConnectionId) {
+        self.pam.remove(&connection);
+    }
+
     fn spawn_session(
         &mut self,
         _connection: ConnectionId,
@@ -476,6 +599,8 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             started: state.started,
             agent_sockets: std::collections::HashMap::new(),
             forward_sockets: std::collections::HashMap::new(),
+            #[cfg(feature = "pam")]
+            pam: std::collections::HashMap::new(),
         };
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))
@@ -621,12 +746,6 @@ pub(crate) fn run(
     host_keys: Vec<Arc<dyn HostKeySigner>>,
 ) -> Result<(), Fatal> {
     prepare_chroot()?;
-    if cfg!(feature = "pam") && startup.use_pam {
-        log::warn!(
-            "privilege separation: PAM is not relayed through the monitor yet; password and \
-             keyboard-interactive logins are refused (use -o UsePrivilegeSeparation=no for PAM)"
-        );
-    }
     let listeners = listen(startup);
     if listeners.is_empty() {
         return Err(Fatal("Cannot bind any address.".into(), 255));
@@ -669,6 +788,16 @@ pub(crate) fn run(
                 && startup.allow_stream_local_forwarding.allows_remote(),
             streamlocal_bind_unlink: startup.stream_local_bind_unlink,
             streamlocal_bind_mask: startup.stream_local_bind_mask,
+            #[cfg(feature = "pam")]
+            pam_service: startup
+                .use_pam
+                .then(|| startup.pam_service_name.clone().unwrap_or_else(|| "sshd".into())),
+            #[cfg(feature = "pam")]
+            pam: startup.use_pam.then(|| {
+                let service = startup.pam_service_name.clone().unwrap_or_else(|| "sshd".into());
+                twine::conch::server::PamDriver::new(service)
+                    .with_empty_passwords(startup.permit_empty_passwords)
+            }),
         },
         slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),

@@ -142,13 +142,6 @@ struct PrivsepAuth {
 
 impl AuthBackend for PrivsepAuth {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
-        if matches!(
-            request.attempt,
-            Attempt::KeyboardInteractive { .. } | Attempt::KeyboardInteractiveResponses { .. }
-        ) {
-            // PAM conversations are not relayed through the monitor yet.
-            return request.offload.succeed(Decision::Reject);
-        }
         let (client, connection, user) =
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
         let keys =
@@ -214,7 +207,11 @@ impl AuthBackend for PrivsepAuth {
     fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
         // Called for partial successes too: the monitor hears of the login when it completes
         // (`open_session`).
-        if !matches!(login.method, Method::PublicKey | Method::Password) {
+        // Keyboard-interactive is PAM's, through the monitor (`PamRelay`).
+        if !matches!(
+            login.method,
+            Method::PublicKey | Method::Password | Method::KeyboardInteractive
+        ) {
             return login.offload.succeed(AccountStatus::Denied {
                 reason: format!(
                     "{} is not available with privilege separation",
@@ -254,6 +251,150 @@ impl AuthBackend for PrivsepAuth {
     fn connection_ended(&self, connection: &ConnectionFacts) {
         self.fetched.borrow_mut().remove(&connection.id);
         self.inner.connection_ended(connection);
+    }
+}
+
+/// The monitor's channel, for the worker's PAM relay (set before the server is configured).
+#[cfg(feature = "pam")]
+static PAM_CLIENT: std::sync::OnceLock<Arc<Client>> = std::sync::OnceLock::new();
+
+/// In a worker with `UsePAM yes`: the backend that stands for PAM, relaying to the monitor.
+/// `None` outside a worker (conchd runs PAM itself).
+#[cfg(feature = "pam")]
+pub(crate) fn pam_relay() -> Option<PamRelay> {
+    PAM_CLIENT.get().map(|client| PamRelay { client: Arc::clone(client) })
+}
+
+/// PAM for a worker (`UsePAM yes`), run by the monitor: passwords (`AuthenticatePassword`,
+/// which the monitor checks through PAM), keyboard-interactive conversations relayed round by
+/// round (`PamStart`, `PamRespond`), and PAM's account check for key logins (`PamAccount`).
+/// Sessions' PAM sessions are opened by the monitor's session keeper. Every call to the
+/// monitor runs on the pool, never on the reactor.
+#[cfg(feature = "pam")]
+pub(crate) struct PamRelay {
+    client: Arc<Client>,
+}
+
+/// How often a worker asks whether PAM has answered (`PamPoll`), and how many times at most
+/// (five minutes: past that, the attempt fails).
+#[cfg(feature = "pam")]
+const PAM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+#[cfg(feature = "pam")]
+const PAM_POLLS: u32 = 15_000;
+
+/// Sends `request` from the pool; while the monitor answers `PamPending`, asks again
+/// (`PamPoll`) from a timer of the loop, holding no pool thread in between. `out` gets the
+/// final reply.
+#[cfg(feature = "pam")]
+fn pam_call(
+    client: Arc<Client>,
+    offload: twine::conch::server::Offload,
+    request: Request,
+    out: Deferred<Result<Reply, String>>,
+    polls: u32,
+) {
+    let connection = request.connection();
+    let sender = Arc::clone(&client);
+    let sent = offload.run(move || sender.call(&request).map_err(|e| e.to_string()));
+    drop(sent.then(move |reply| {
+        match reply {
+            Ok(Ok(Reply::PamPending)) if polls < PAM_POLLS => {
+                let scheduler = offload.scheduler();
+                let poll = Request::PamPoll { connection };
+                let again = move || pam_call(client, offload, poll, out, polls + 1);
+                scheduler.call_later_boxed(PAM_POLL, Box::new(again));
+            }
+            Ok(Ok(Reply::PamPending)) => out.callback(Err("PAM did not answer in time".into())),
+            Ok(answer) => out.callback(answer),
+            Err(err) => out.callback(Err(err.to_string())),
+        }
+        Ok(())
+    }));
+}
+
+#[cfg(feature = "pam")]
+impl PamRelay {
+    /// Relays `request`; the monitor's answer as the userauth layer takes it.
+    fn relay(
+        &self,
+        offload: &twine::conch::server::Offload,
+        request: Request,
+    ) -> Deferred<Decision<Restrictions>> {
+        let name = request.name();
+        let out = offload.deferred();
+        pam_call(Arc::clone(&self.client), offload.clone(), request, out.clone(), 0);
+        out.then(move |reply| {
+            Ok(match reply? {
+                Ok(Reply::PamPrompts(info)) => Decision::InfoRequest(info),
+                Ok(Reply::Done) => Decision::Accept(Restrictions::default()),
+                Ok(Reply::Failed(why) | Reply::Unsupported(why)) => {
+                    log::debug!("monitor: PAM refused: {why}");
+                    Decision::Reject
+                }
+                Ok(other) => {
+                    log::error!("monitor: {name} answered {other:?}");
+                    Decision::Reject
+                }
+                Err(err) => {
+                    log::error!("monitor: {err}");
+                    Decision::Reject
+                }
+            })
+        })
+    }
+}
+
+#[cfg(feature = "pam")]
+impl AuthBackend for PamRelay {
+    fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        let connection = request.connection.id;
+        let user = request.user.clone();
+        let relayed = match &request.attempt {
+            Attempt::Password { password, new_password: None } => Request::AuthenticatePassword {
+                connection,
+                user,
+                password: password.as_bytes().to_vec(),
+            },
+            Attempt::KeyboardInteractive { .. } => Request::PamStart { connection, user },
+            Attempt::KeyboardInteractiveResponses { responses, .. } => {
+                let responses: Vec<String> = responses
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+                    .collect();
+                // The monitor takes answers as long as passwords (a longer one would be a
+                // malformed request, and cost this worker its life): refused here.
+                if responses.iter().any(|r| r.len() > twine::conch::userauth::MAX_PASSWORD_LEN) {
+                    log::info!("connection {connection}: an answer too long for PAM refused");
+                    return request.offload.succeed(Decision::Reject);
+                }
+                Request::PamRespond { connection, responses }
+            }
+            // A password change cannot be relayed: the monitor refuses expired passwords.
+            _ => return request.offload.succeed(Decision::Reject),
+        };
+        self.relay(&request.offload, relayed)
+    }
+
+    fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
+        if matches!(login.method, Method::Password | Method::KeyboardInteractive) {
+            // The monitor ran pam_acct_mgmt in the transaction that verified the user.
+            return login.offload.succeed(AccountStatus::Allowed);
+        }
+        let request =
+            Request::PamAccount { connection: login.connection.id, user: login.user.clone() };
+        let (id, ip, user) = (login.connection.id, login.connection.peer_ip(), login.user.clone());
+        let out = login.offload.deferred();
+        pam_call(Arc::clone(&self.client), login.offload.clone(), request, out.clone(), 0);
+        out.then(move |reply| {
+            Ok(match reply? {
+                Ok(Reply::Done) => AccountStatus::Allowed,
+                Ok(Reply::Failed(reason) | Reply::Unsupported(reason)) => {
+                    log::info!("connection {id} from {ip}: PAM refused account {user}: {reason}");
+                    AccountStatus::Denied { reason }
+                }
+                other => AccountStatus::Denied { reason: format!("monitor: {other:?}") },
+            })
+        })
     }
 }
 
@@ -579,6 +720,8 @@ pub(crate) fn run(
         .into_iter();
     let monitor = fds.next().ok_or_else(|| Fatal("privsep worker: no monitor".into(), 255))?;
     let client = Arc::new(MonitorClient::new(UnixStream::from(monitor)));
+    #[cfg(feature = "pam")]
+    let _ = PAM_CLIENT.set(Arc::clone(&client));
     let mut host_keys: Vec<Arc<dyn HostKeySigner>> = Vec::new();
     for blob in std::env::var(super::HOST_KEYS_VAR).unwrap_or_default().split(',') {
         let Some(key) = super::unhex(blob).and_then(|b| PublicKey::from_blob(&b).ok()) else {
@@ -615,12 +758,6 @@ pub(crate) fn run(
             Err(err) => Err(std::io::Error::other(err.to_string())),
         }
     });
-    // PAM runs in-process (its modules open files and start a conversation thread), which the
-    // sandbox forbids: until it is relayed through the monitor, the worker authenticates as
-    // sshd with `UsePAM no` (passwords checked by the monitor against /etc/shadow).
-    let mut without_pam = startup.clone();
-    without_pam.use_pam = false;
-    let startup = &without_pam;
     let agent_client = Arc::clone(&client);
     hooks::set_agent_listener_override(move |connection| {
         let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;

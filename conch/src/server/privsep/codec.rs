@@ -15,6 +15,7 @@
 use std::fmt;
 
 use crate::server::ConnectionId;
+use crate::userauth::{InfoRequest, Prompt};
 use crate::wire::{InvalidMessage, Reader, Writer};
 
 /// The version byte every frame carries; a frame with another is malformed.
@@ -35,6 +36,13 @@ pub const MAX_USER_LEN: usize = 256;
 
 /// The most responses one keyboard-interactive round may carry.
 pub const MAX_PAM_RESPONSES: usize = 32;
+
+/// The longest text of a PAM prompt or round name the monitor relays (longer is cut).
+pub const MAX_PAM_PROMPT_LEN: usize = MAX_SHORT_STRING;
+
+/// The longest instruction of a PAM round the monitor relays (what the modules said; longer
+/// is cut).
+pub const MAX_PAM_TEXT_LEN: usize = 8 * 1024;
 
 const MAX_SHORT_STRING: usize = 1024;
 const MAX_COMMAND_LEN: usize = 8 * 1024;
@@ -203,6 +211,22 @@ pub enum Request {
         /// What to run, and how.
         plan: SessionPlan,
     },
+    /// PAM's account check (`pam_acct_mgmt`) for the user looked up on this connection, let
+    /// in some other way (a public key) with `UsePAM yes`: an expired or locked account is
+    /// refused (`Failed`).
+    PamAccount {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
+    /// Whether PAM has answered the connection's last PAM request (`PamStart`, `PamRespond`,
+    /// `AuthenticatePassword` with PAM, `PamAccount`), which the monitor answered
+    /// [`Reply::PamPending`]: the answer, or `PamPending` again.
+    PamPoll {
+        /// The connection authenticating.
+        connection: ConnectionId,
+    },
     /// Make the forwarded agent's socket for the authenticated user of this connection (a
     /// private directory in `/tmp` and a socket in it, both the user's, as sshd does); the
     /// reply ([`Reply::Listening`]) carries the listening socket. Removed when the
@@ -257,6 +281,8 @@ impl Request {
             | Self::ConnectionPeer { connection, .. }
             | Self::ResolveHost { connection, .. }
             | Self::LookupGroups { connection, .. }
+            | Self::PamAccount { connection, .. }
+            | Self::PamPoll { connection }
             | Self::ListenAgent { connection }
             | Self::ListenPrivileged { connection, .. }
             | Self::ListenStreamlocal { connection, .. }
@@ -282,6 +308,8 @@ impl Request {
             Self::ConnectionPeer { .. } => "ConnectionPeer",
             Self::ResolveHost { .. } => "ResolveHost",
             Self::LookupGroups { .. } => "LookupGroups",
+            Self::PamAccount { .. } => "PamAccount",
+            Self::PamPoll { .. } => "PamPoll",
             Self::ListenAgent { .. } => "ListenAgent",
             Self::ListenPrivileged { .. } => "ListenPrivileged",
             Self::ListenStreamlocal { .. } => "ListenStreamlocal",
@@ -305,10 +333,12 @@ impl Request {
             Self::ConnectionPeer { .. } => 13,
             Self::ResolveHost { .. } => 14,
             Self::LookupGroups { .. } => 15,
-            Self::ListenAgent { .. } => 16,
-            Self::ListenPrivileged { .. } => 17,
-            Self::ListenStreamlocal { .. } => 18,
-            Self::ConnectStreamlocal { .. } => 19,
+            Self::PamAccount { .. } => 16,
+            Self::PamPoll { .. } => 17,
+            Self::ListenAgent { .. } => 18,
+            Self::ListenPrivileged { .. } => 19,
+            Self::ListenStreamlocal { .. } => 20,
+            Self::ConnectStreamlocal { .. } => 21,
         }
     }
 
@@ -317,6 +347,7 @@ impl Request {
         frame(self.kind(), id, |w| match self {
             Self::ConnectionOpened { connection }
             | Self::ConnectionClosed { connection }
+            | Self::PamPoll { connection }
             | Self::ListenAgent { connection } => {
                 w.write_u64(connection.0);
             }
@@ -333,7 +364,8 @@ impl Request {
             Self::LookupUser { connection, user }
             | Self::ReadAuthorizedKeys { connection, user }
             | Self::PamStart { connection, user }
-            | Self::LookupGroups { connection, user } => {
+            | Self::LookupGroups { connection, user }
+            | Self::PamAccount { connection, user } => {
                 w.write_u64(connection.0).write_string(user.as_bytes());
             }
             Self::PamRespond { connection, responses } => {
@@ -383,7 +415,7 @@ impl Request {
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
         // Kind 8 was StartSession, retired (sessions are SpawnSession's); not reused.
-        if kind == 8 || !(1..=19).contains(&kind) {
+        if kind == 8 || !(1..=21).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -436,24 +468,26 @@ impl Request {
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
             15 => Self::LookupGroups { connection, user: text(r, MAX_USER_LEN)? },
+            16 => Self::PamAccount { connection, user: text(r, MAX_USER_LEN)? },
+            17 => Self::PamPoll { connection },
             13 => Self::ConnectionPeer {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
-            16 => Self::ListenAgent { connection },
-            17 => Self::ListenPrivileged {
+            18 => Self::ListenAgent { connection },
+            19 => Self::ListenPrivileged {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
-            18 => Self::ListenStreamlocal {
+            20 => Self::ListenStreamlocal {
                 connection,
                 path: r.read_string_limited(MAX_PATH_LEN)?.to_vec(),
             },
-            19 => Self::ConnectStreamlocal {
+            21 => Self::ConnectStreamlocal {
                 connection,
                 path: r.read_string_limited(MAX_PATH_LEN)?.to_vec(),
             },
@@ -509,6 +543,14 @@ pub enum Reply {
         /// How many descriptors are attached.
         fds: u8,
     },
+    /// A PAM conversation's next round (`PamStart`, `PamRespond`): what to show the client
+    /// and ask it (at most [`MAX_PAM_RESPONSES`] prompts). `Done` ends a conversation that
+    /// let the user in, `Failed` one that did not.
+    PamPrompts(InfoRequest),
+    /// PAM is still working on the connection's last PAM request (its thread computes, or
+    /// waits for a module): ask again with [`Request::PamPoll`]. The monitor never waits for
+    /// PAM, so one connection's slow PAM holds up no other request.
+    PamPending,
     /// A listening socket was made (`ListenAgent`, `ListenPrivileged`, `ListenStreamlocal`),
     /// or a connected one (`ConnectStreamlocal`); it comes with the reply (`SCM_RIGHTS`).
     Listening {
@@ -531,14 +573,16 @@ impl Reply {
             Self::SessionSpawned { .. } => 135,
             Self::Addresses(_) => 136,
             Self::Groups(_) => 137,
-            Self::Listening { .. } => 138,
+            Self::PamPrompts(_) => 138,
+            Self::PamPending => 139,
+            Self::Listening { .. } => 140,
         }
     }
 
     /// The whole frame for this reply, length field included.
     pub fn encode(&self, id: u32) -> Vec<u8> {
         frame(self.kind(), id, |w| match self {
-            Self::Done => {}
+            Self::Done | Self::PamPending => {}
             Self::Signature(blob) => {
                 w.write_string(blob);
             }
@@ -571,6 +615,14 @@ impl Reply {
                     w.write_string(address.to_string().as_bytes());
                 }
             }
+            Self::PamPrompts(info) => {
+                w.write_string(info.name.as_bytes())
+                    .write_string(info.instruction.as_bytes())
+                    .write_u32(u32::try_from(info.prompts.len()).unwrap_or(u32::MAX));
+                for prompt in &info.prompts {
+                    w.write_string(prompt.text.as_bytes()).write_bool(prompt.echo);
+                }
+            }
             Self::SessionSpawned { pid, tty, fds } => {
                 w.write_u32(*pid);
                 match tty {
@@ -595,6 +647,7 @@ impl Reply {
         let r = &mut r;
         let reply = match kind {
             128 => Self::Done,
+            139 => Self::PamPending,
             129 => Self::Signature(r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec()),
             130 => Self::User(if flag(r)? {
                 Some(UserRecord {
@@ -645,7 +698,20 @@ impl Reply {
                 tty: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
                 fds: r.read_u8()?,
             },
-            138 => Self::Listening {
+            138 => {
+                let name = text(r, MAX_SHORT_STRING)?;
+                let instruction = text(r, MAX_PAM_TEXT_LEN)?;
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PAM_RESPONSES {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut prompts = Vec::with_capacity(count);
+                for _ in 0..count {
+                    prompts.push(Prompt { text: text(r, MAX_SHORT_STRING)?, echo: flag(r)? });
+                }
+                Self::PamPrompts(InfoRequest { name, instruction, prompts })
+            }
+            140 => Self::Listening {
                 path: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
                 fds: r.read_u8()?,
             },

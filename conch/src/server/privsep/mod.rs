@@ -2,7 +2,7 @@
 //! sandboxed workers that do, talking over a narrow typed protocol on a socketpair.
 //!
 //! ```text
-//!   monitor (root) ── host keys, account database, authorized_keys, shadow, sessions (not PAM)
+//!   monitor (root) ── host keys, account database, authorized_keys, shadow, PAM, sessions
 //!      │  Monitor: per-connection phases and limits; a Violation kills the worker
 //!      │  codec: length-prefixed, versioned, bounded frames (Request ⇄ Reply)
 //!   socketpair
@@ -40,11 +40,17 @@
 //! - `ConnectionPeer` lets the monitor refuse penalised sources ([`Penalties`]); it penalises
 //!   the sources of a dead worker's connections ([`PenaltyKind::Crash`]) and logins that
 //!   failed ([`PenaltyKind::AuthFail`]).
-//! - Not relayed yet: PAM ([`Request::PamStart`]/[`Request::PamRespond`] are answered
-//!   [`Reply::Unsupported`]: keyboard-interactive is off under privilege separation).
-//! - Agent forwarding and a root login's `-R` on a privileged port: the monitor makes the
-//!   listening socket (`ListenAgent`: the user's private `/tmp/ssh-*/agent.<pid>`, removed
-//!   when the connection closes; `ListenPrivileged`) and passes it back with `SCM_RIGHTS`.
+//! - PAM (`UsePAM yes`): keyboard-interactive is a conversation the monitor runs on a thread
+//!   of its own per connection ([`MonitorBackend::pam_start`], `pam_respond`), each round
+//!   relayed to the worker ([`Request::PamStart`], [`Request::PamRespond`],
+//!   [`Reply::PamPrompts`]); passwords go through PAM too (`AuthenticatePassword`), and
+//!   [`Request::PamAccount`] is PAM's account check for a key login. The monitor holds at
+//!   most one conversation per connection, and ends it when the connection authenticates or
+//!   closes.
+//! - Agent forwarding, a root login's `-R` on a privileged port, and Unix-socket forwarding:
+//!   the monitor makes the socket (`ListenAgent`: the user's private `/tmp/ssh-*/agent.<pid>`,
+//!   removed when the connection closes; `ListenPrivileged`; `ListenStreamlocal`,
+//!   `ConnectStreamlocal`) and passes it back with `SCM_RIGHTS`.
 
 mod channel;
 mod codec;
@@ -59,11 +65,12 @@ pub use channel::{
 };
 pub use codec::{
     CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionPlan, UserRecord,
-    MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN,
-    PROTOCOL_VERSION,
+    MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_PROMPT_LEN, MAX_PAM_RESPONSES, MAX_PAM_TEXT_LEN,
+    MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
 pub use monitor::{
-    Limits, Monitor, MonitorBackend, Phase, SpawnedSession, Violation, MAX_PRIVILEGED_LISTENERS,
+    Limits, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
+    MAX_PRIVILEGED_LISTENERS,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
 /// `authorized_keys` contents and password checks.

@@ -5,8 +5,10 @@
 //!                  │
 //!                  ▼
 //!   ┌──────────  PreAuth  ── SignExchangeHash (once: the initial key exchange)
-//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond,
+//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond (only
+//!   │              │        answering the round asked, one answer per prompt), PamAccount,
 //!   │              │        AuthenticatePublicKey
+//!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
@@ -118,6 +120,64 @@ pub trait MonitorBackend {
         let _ = (connection, user, plan);
         Err("sessions are not started by this monitor".to_owned())
     }
+    /// Starts a PAM conversation (keyboard-interactive) for `user` on `connection` from
+    /// `peer`, replacing any the connection had; its first round, its outcome, or
+    /// [`PamStep::Pending`] while PAM works. PAM's conversation blocks: the backend runs it on
+    /// a thread of its own, kept until the conversation ends or [`pam_end`](Self::pam_end),
+    /// and never waits for it. The default has no PAM.
+    fn pam_start(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        let _ = (connection, peer, user);
+        PamStep::Unsupported
+    }
+    /// The client's answers to the last round of `connection`'s conversation; the next round,
+    /// or the outcome. The default has no PAM.
+    fn pam_respond(&mut self, connection: ConnectionId, responses: &[String]) -> PamStep {
+        let _ = (connection, responses);
+        PamStep::Unsupported
+    }
+    /// Checks a password through PAM (`UsePAM yes`: `pam_authenticate`, then
+    /// `pam_acct_mgmt`); `None` when passwords are not PAM's ([`check_password`] decides).
+    /// The default has no PAM.
+    ///
+    /// [`check_password`]: Self::check_password
+    fn pam_password(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        let _ = (connection, peer, user, password);
+        None
+    }
+    /// PAM's account check (`pam_acct_mgmt`) for a user let in some other way: `Accepted`, or
+    /// `Refused` with PAM's reason when the account may not log in (or `Pending`). The
+    /// default has no PAM.
+    fn pam_account(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        let _ = (connection, peer, user);
+        PamStep::Unsupported
+    }
+    /// PAM's answer to `connection`'s last PAM call that answered [`PamStep::Pending`], or
+    /// `Pending` again. The default has no PAM.
+    fn pam_poll(&mut self, connection: ConnectionId) -> PamStep {
+        let _ = connection;
+        PamStep::Unsupported
+    }
+    /// Ends `connection`'s PAM conversation, if any (the connection authenticated or
+    /// closed): its thread unwinds. The default has none.
+    fn pam_end(&mut self, connection: ConnectionId) {
+        let _ = connection;
+    }
     /// Makes the forwarded agent's listening socket for `user` on `connection` (sshd's
     /// private `/tmp/ssh-XXXXXXXXXX/agent.<pid>`, owned by the user), returning its path and
     /// the socket; it is the backend's to remove in
@@ -170,6 +230,34 @@ pub trait MonitorBackend {
     }
 }
 
+/// What PAM answered, as a [`MonitorBackend`] relays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PamStep {
+    /// A round for the client: show this and ask (the conversation waits for the answers).
+    Ask(crate::userauth::InfoRequest),
+    /// PAM authenticated the user, and its account check let them in.
+    Accepted,
+    /// PAM refused (its reason, for the log); the conversation is over.
+    Refused(String),
+    /// This monitor does not run PAM.
+    Unsupported,
+    /// PAM is still working: the answer comes from [`MonitorBackend::pam_poll`]. A backend
+    /// answers this rather than wait, so that the monitor serves the worker's other requests
+    /// meanwhile.
+    Pending,
+}
+
+/// Which PAM call of a connection is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PamCall {
+    /// `PamStart` or `PamRespond`: the answer is a round or the conversation's outcome.
+    Conversation,
+    /// `AuthenticatePassword` through PAM.
+    Password,
+    /// `PamAccount`.
+    Account,
+}
+
 /// The most privileged ports one connection may have the monitor bind.
 pub const MAX_PRIVILEGED_LISTENERS: u32 = 64;
 
@@ -220,6 +308,13 @@ struct Connection {
     peer: Option<std::net::IpAddr>,
     /// Public key and password checks that failed.
     failures: u32,
+    /// A PAM conversation waits for answers to this many prompts.
+    pam_asked: Option<usize>,
+    /// A PAM call answered `PamPending`, for `PamPoll`.
+    pam_pending: Option<PamCall>,
+    /// The user of the connection's last PAM call: the one PAM's acceptance verifies
+    /// (whoever was looked up since).
+    pam_user: Option<String>,
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -248,6 +343,13 @@ pub enum Violation {
     UserMismatch,
     /// `ConnectionAuthenticated` for a user the monitor did not verify.
     Unverified,
+    /// `PamRespond` with other than one answer per prompt of the round.
+    WrongResponseCount {
+        /// The prompts of the round.
+        asked: usize,
+        /// The answers sent.
+        got: usize,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -264,6 +366,9 @@ impl fmt::Display for Violation {
             Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
             Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
             Self::Unverified => f.write_str("authentication the monitor did not verify"),
+            Self::WrongResponseCount { asked, got } => {
+                write!(f, "{got} answers to a PAM round of {asked} prompts")
+            }
         }
     }
 }
@@ -372,11 +477,23 @@ impl<B: MonitorBackend> Monitor<B> {
                     sessions: 0,
                     peer: None,
                     failures: 0,
+                    pam_asked: None,
+                    pam_pending: None,
+                    pam_user: None,
                 },
             );
             return Ok(Reply::Done);
         }
         let id = request.connection();
+        if let Request::PamPoll { connection } = request {
+            // A worker may poll a connection that closed meanwhile (its pool raced the loop):
+            // that grants nothing, and is not a violation.
+            let closed = !self.connections.contains_key(&connection)
+                && self.highest_opened.is_some_and(|h| connection <= h);
+            if closed {
+                return Ok(Reply::Failed("the connection has closed".to_owned()));
+            }
+        }
         let limits = &self.limits;
         let conn = self.connections.get_mut(&id).ok_or(Violation::UnknownConnection(id))?;
         let out_of_state =
@@ -384,6 +501,7 @@ impl<B: MonitorBackend> Monitor<B> {
         match request {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
+                self.backend.pam_end(connection);
                 if self.made.remove(&connection).is_some() {
                     self.backend.connection_closed(connection);
                 }
@@ -477,17 +595,46 @@ impl<B: MonitorBackend> Monitor<B> {
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
-                looked_up(conn, user)?;
-                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+                let record = looked_up(conn, user)?;
+                let step = self.backend.pam_start(id, conn.peer, record);
+                conn.pam_user = Some(user.clone());
+                Ok(pam_outcome(conn, PamCall::Conversation, step))
             }
-            Request::PamRespond { .. } => {
+            Request::PamRespond { responses, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let asked = conn.pam_asked.ok_or_else(|| out_of_state(&conn.phase))?;
+                if responses.len() != asked {
+                    return Err(Violation::WrongResponseCount { asked, got: responses.len() });
+                }
+                conn.pam_asked = None;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    self.backend.pam_end(id);
+                    return Ok(refusal);
+                }
+                let step = self.backend.pam_respond(id, &responses);
+                Ok(pam_outcome(conn, PamCall::Conversation, step))
+            }
+            Request::PamAccount { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
-                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+                let record = looked_up(conn, user)?;
+                let step = self.backend.pam_account(id, conn.peer, record);
+                conn.pam_user = Some(user.clone());
+                Ok(pam_outcome(conn, PamCall::Account, step))
+            }
+            Request::PamPoll { .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let call = conn.pam_pending.ok_or_else(|| out_of_state(&conn.phase))?;
+                let step = self.backend.pam_poll(id);
+                Ok(pam_outcome(conn, call, step))
             }
             Request::AuthenticatePublicKey {
                 user,
@@ -553,6 +700,9 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Err(Violation::Unverified);
                 }
                 conn.phase = Phase::Authenticated;
+                conn.pam_asked = None;
+                conn.pam_pending = None;
+                self.backend.pam_end(id);
                 Ok(Reply::Done)
             }
             Request::AuthenticatePassword { user, password, .. } => {
@@ -563,6 +713,10 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, &user)?;
+                if let Some(step) = self.backend.pam_password(id, conn.peer, record, &password) {
+                    conn.pam_user = Some(user);
+                    return Ok(pam_outcome(conn, PamCall::Password, step));
+                }
                 if self.backend.check_password(record, &password) {
                     conn.verified = Some(user);
                     Ok(Reply::Done)
@@ -676,6 +830,66 @@ fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
     }
     *count += 1;
     None
+}
+
+/// The reply to a PAM call's step, and the connection's state after it: a pending call waits
+/// for `PamPoll`; for a conversation, a round waits for its answers (cut to the codec's
+/// limits); an authentication PAM accepts verifies `user`.
+fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep) -> Reply {
+    conn.pam_asked = None;
+    conn.pam_pending = None;
+    match (call, step) {
+        (_, PamStep::Pending) => {
+            conn.pam_pending = Some(call);
+            Reply::PamPending
+        }
+        (PamCall::Conversation, step) => pam_reply(conn, step),
+        (PamCall::Password, PamStep::Ask(_)) => {
+            conn.failures += 1;
+            Reply::Failed("PAM asked more than the password".to_owned())
+        }
+        (PamCall::Password, step) => pam_reply(conn, step),
+        (PamCall::Account, PamStep::Accepted) => Reply::Done,
+        (PamCall::Account, PamStep::Refused(reason)) => Reply::Failed(reason),
+        (PamCall::Account, PamStep::Ask(_) | PamStep::Unsupported) => {
+            Reply::Unsupported("this monitor does not run PAM".to_owned())
+        }
+    }
+}
+
+/// The reply to a conversation's (or a password's) outcome or round; an acceptance verifies
+/// the user PAM was asked about.
+fn pam_reply(conn: &mut Connection, step: PamStep) -> Reply {
+    match step {
+        PamStep::Ask(mut info) => {
+            info.prompts.truncate(super::codec::MAX_PAM_RESPONSES);
+            cut(&mut info.name, super::codec::MAX_PAM_PROMPT_LEN);
+            cut(&mut info.instruction, super::codec::MAX_PAM_TEXT_LEN);
+            for prompt in &mut info.prompts {
+                cut(&mut prompt.text, super::codec::MAX_PAM_PROMPT_LEN);
+            }
+            conn.pam_asked = Some(info.prompts.len());
+            Reply::PamPrompts(info)
+        }
+        PamStep::Accepted => {
+            conn.verified.clone_from(&conn.pam_user);
+            Reply::Done
+        }
+        PamStep::Refused(reason) => {
+            conn.failures += 1;
+            Reply::Failed(reason)
+        }
+        PamStep::Unsupported => Reply::Unsupported("this monitor does not run PAM".to_owned()),
+        PamStep::Pending => Reply::PamPending,
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+    }
 }
 
 fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {

@@ -835,6 +835,408 @@ fn resolving_a_host_name_before_authentication_is_a_violation() {
     );
 }
 
+/// A monitor backend with PAM: alice's password is `right`, bob's account has expired;
+/// `rounds` prompts are asked (of `prompt_len` bytes each) before the answer counts.
+#[derive(Debug)]
+struct PamFake {
+    inner: Fake,
+    prompts: usize,
+    prompt_len: usize,
+    /// The connections whose conversations were ended.
+    ended: Vec<ConnectionId>,
+    /// Whether a conversation is held.
+    talking: bool,
+    /// How many polls each PAM call takes before its answer (0: answered at once).
+    delay: u32,
+    /// The answer being worked on, and the polls left before it.
+    working: Option<(PamStep, u32)>,
+}
+
+impl PamFake {
+    /// `step` now, or after `delay` polls.
+    fn answer(&mut self, step: PamStep) -> PamStep {
+        if self.delay == 0 {
+            return step;
+        }
+        self.working = Some((step, self.delay));
+        PamStep::Pending
+    }
+}
+
+impl MonitorBackend for PamFake {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign(algorithm, data)
+    }
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        self.inner.host_public_key(algorithm)
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        self.inner.lookup_user(name)
+    }
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        self.inner.read_authorized_keys(user)
+    }
+    fn spawn_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        self.inner.spawn_session(connection, user, plan)
+    }
+    fn check_password(&mut self, _: &UserRecord, _: &[u8]) -> bool {
+        panic!("with PAM, passwords are not checked against the shadow file")
+    }
+    fn pam_start(
+        &mut self,
+        _: ConnectionId,
+        _: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        if user.name == "bob" {
+            return PamStep::Refused("account expired".into());
+        }
+        self.talking = true;
+        let prompt =
+            crate::userauth::Prompt { text: "é".repeat(self.prompt_len / 2), echo: false };
+        self.answer(PamStep::Ask(crate::userauth::InfoRequest {
+            name: String::new(),
+            instruction: "x".repeat(self.prompt_len * 10),
+            prompts: vec![prompt; self.prompts],
+        }))
+    }
+    fn pam_respond(&mut self, _: ConnectionId, responses: &[String]) -> PamStep {
+        assert!(self.talking, "answers without a conversation reached PAM");
+        self.talking = false;
+        let step = if responses.first().map(String::as_str) == Some("right") {
+            PamStep::Accepted
+        } else {
+            PamStep::Refused("authentication failure".into())
+        };
+        self.answer(step)
+    }
+    fn pam_poll(&mut self, _: ConnectionId) -> PamStep {
+        match self.working.take() {
+            Some((step, 1)) => step,
+            Some((step, left)) => {
+                self.working = Some((step, left - 1));
+                PamStep::Pending
+            }
+            None => panic!("a poll reached PAM with nothing pending"),
+        }
+    }
+    fn pam_password(
+        &mut self,
+        _: ConnectionId,
+        _: Option<std::net::IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        let step = if user.name == "alice" && password == b"right" {
+            PamStep::Accepted
+        } else {
+            PamStep::Refused("authentication failure".into())
+        };
+        Some(self.answer(step))
+    }
+    fn pam_account(
+        &mut self,
+        _: ConnectionId,
+        _: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        if user.name == "bob" {
+            PamStep::Refused("account expired".into())
+        } else {
+            PamStep::Accepted
+        }
+    }
+    fn pam_end(&mut self, connection: ConnectionId) {
+        self.talking = false;
+        self.ended.push(connection);
+    }
+}
+
+fn pam_monitor(limits: Limits) -> Monitor<PamFake> {
+    let inner = Fake {
+        key: host_key(),
+        sessions_started: 0,
+        penalised: Vec::new(),
+        refuse: None,
+        session_output: None,
+    };
+    let backend = PamFake {
+        inner,
+        prompts: 1,
+        prompt_len: 10,
+        ended: Vec::new(),
+        talking: false,
+        delay: 0,
+        working: None,
+    };
+    Monitor::new(backend, limits)
+}
+
+fn pam_start(name: &str) -> Request {
+    Request::PamStart { connection: C1, user: name.into() }
+}
+
+fn pam_respond(answers: &[&str]) -> Request {
+    Request::PamRespond { connection: C1, responses: answers.iter().map(|&a| a.into()).collect() }
+}
+
+fn by_keyboard(name: &str) -> Request {
+    Request::ConnectionAuthenticated {
+        connection: C1,
+        user: name.into(),
+        method: "keyboard-interactive".into(),
+    }
+}
+
+/// A PAM monitor with C1 opened, its exchange signed and `name` looked up.
+fn pam_ready(name: &str, limits: Limits) -> Monitor<PamFake> {
+    let mut m = pam_monitor(limits);
+    m.handle(opened()).unwrap();
+    m.handle(sign(C1)).unwrap();
+    m.handle(lookup(name)).unwrap();
+    m
+}
+
+#[test]
+fn a_pam_conversation_pam_accepts_verifies_the_user_and_ends_when_the_login_completes() {
+    let mut m = pam_ready("alice", Limits::default());
+    let Ok(Reply::PamPrompts(round)) = m.handle(pam_start("alice")) else { panic!() };
+    assert_eq!(round.prompts.len(), 1);
+    assert!(!round.prompts[0].echo);
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    assert_eq!(m.backend().ended, vec![C1]);
+    assert_eq!(m.handle(shell()), Ok(Reply::SessionSpawned { pid: 101, tty: None, fds: 0 }));
+}
+
+#[test]
+fn a_wrong_answer_fails_and_the_login_cannot_then_complete() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["wrong"])), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+}
+
+#[test]
+fn pam_answers_without_a_conversation_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(
+        m.handle(pam_respond(&["right"])),
+        Err(Violation::OutOfState { request: "PamRespond", phase: Phase::PreAuth })
+    );
+    // Nor twice to one round.
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["wrong"])), Ok(Reply::Failed(_))));
+    assert_eq!(
+        m.handle(pam_respond(&["right"])),
+        Err(Violation::OutOfState { request: "PamRespond", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn pam_after_authentication_is_out_of_state() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(alice_proof()).unwrap();
+    m.handle(authenticated("alice")).unwrap();
+    for request in [pam_start("alice"), pam_respond(&["right"])] {
+        let name = request.name();
+        assert_eq!(
+            m.handle(request),
+            Err(Violation::OutOfState { request: name, phase: Phase::Authenticated })
+        );
+    }
+    let account = Request::PamAccount { connection: C1, user: "alice".into() };
+    assert!(matches!(m.handle(account), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn a_conversation_for_a_user_not_looked_up_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(m.handle(pam_start("bob")), Err(Violation::UserMismatch));
+}
+
+#[test]
+fn answers_other_than_one_per_prompt_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    assert_eq!(
+        m.handle(pam_respond(&["right", "more"])),
+        Err(Violation::WrongResponseCount { asked: 1, got: 2 })
+    );
+}
+
+#[test]
+fn a_round_is_cut_to_the_codec_s_limits_and_still_decodes() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().prompts = 100;
+    m.backend_mut().prompt_len = 5000;
+    let Ok(reply) = m.handle(pam_start("alice")) else { panic!() };
+    let Reply::PamPrompts(round) = &reply else { panic!("{reply:?}") };
+    assert_eq!(round.prompts.len(), MAX_PAM_RESPONSES);
+    assert!(round.prompts.iter().all(|p| p.text.len() <= MAX_PAM_PROMPT_LEN));
+    assert!(round.instruction.len() <= MAX_PAM_TEXT_LEN);
+    let frame = reply.encode(3);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((3, reply)));
+    let answers = vec!["a"; MAX_PAM_RESPONSES];
+    assert!(matches!(m.handle(pam_respond(&answers)), Ok(Reply::Failed(_))));
+}
+
+#[test]
+fn pam_requests_beyond_the_limit_are_refused_for_that_connection() {
+    let mut m = pam_ready("alice", Limits { max_pam: 3, ..Limits::default() });
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["wrong"])), Ok(Reply::Failed(_))));
+    m.handle(pam_start("alice")).unwrap();
+    let Ok(Reply::Failed(why)) = m.handle(pam_respond(&["right"])) else { panic!() };
+    assert!(why.contains("too many"), "{why}");
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    assert!(matches!(m.handle(pam_start("alice")), Ok(Reply::Failed(_))));
+}
+
+#[test]
+fn a_closed_connection_ends_its_pam_conversation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().ended, vec![C1]);
+    assert!(!m.backend().talking);
+}
+
+#[test]
+fn with_pam_a_password_is_pam_s_to_check() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert!(matches!(m.handle(password("wrong")), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(password("right")), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn pam_s_account_check_refuses_an_expired_account_and_verifies_no_one() {
+    let mut m = pam_ready("bob", Limits::default());
+    let account = Request::PamAccount { connection: C1, user: "bob".into() };
+    assert_eq!(m.handle(account), Ok(Reply::Failed("account expired".into())));
+    let mut m = pam_ready("alice", Limits::default());
+    let account = Request::PamAccount { connection: C1, user: "alice".into() };
+    assert_eq!(m.handle(account), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    let mut m = monitor();
+    m.handle(opened()).unwrap();
+    m.handle(lookup("alice")).unwrap();
+    let account = Request::PamAccount { connection: C1, user: "alice".into() };
+    assert!(matches!(m.handle(account), Ok(Reply::Unsupported(_))));
+}
+
+#[test]
+fn the_pam_request_and_reply_round_trip_through_the_codec() {
+    let request = Request::PamAccount { connection: C1, user: "alice".into() };
+    let frame = request.encode(2);
+    assert_eq!(Request::decode(&frame[4..]), Ok((2, request)));
+    let reply = Reply::PamPrompts(crate::userauth::InfoRequest {
+        name: "title".into(),
+        instruction: "say it".into(),
+        prompts: vec![
+            crate::userauth::Prompt { text: "Code: ".into(), echo: true },
+            crate::userauth::Prompt { text: "Password: ".into(), echo: false },
+        ],
+    });
+    let frame = reply.encode(6);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((6, reply)));
+}
+
+fn pam_poll() -> Request {
+    Request::PamPoll { connection: C1 }
+}
+
+#[test]
+fn a_pam_call_still_working_is_answered_pending_and_then_by_polling() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 2;
+    assert_eq!(m.handle(pam_start("alice")), Ok(Reply::PamPending));
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::PamPending));
+    let Ok(Reply::PamPrompts(round)) = m.handle(pam_poll()) else { panic!() };
+    assert_eq!(round.prompts.len(), 1);
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::PamPending));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(pam_poll()).unwrap();
+    m.handle(pam_respond(&["right"])).unwrap();
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_password_pam_is_still_checking_verifies_the_user_only_once_polled() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    assert_eq!(m.handle(password("right")), Ok(Reply::PamPending));
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_poll_with_nothing_pending_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(
+        m.handle(pam_poll()),
+        Err(Violation::OutOfState { request: "PamPoll", phase: Phase::PreAuth })
+    );
+    // Nor once the answer was taken.
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(pam_poll()).unwrap();
+    assert!(matches!(m.handle(pam_poll()), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn answers_while_pam_still_works_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["right"])), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn a_poll_for_a_connection_closed_meanwhile_fails_but_one_never_opened_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert!(matches!(m.handle(pam_poll()), Ok(Reply::Failed(_))));
+    let never = ConnectionId(99);
+    assert_eq!(
+        m.handle(Request::PamPoll { connection: never }),
+        Err(Violation::UnknownConnection(never))
+    );
+}
+
+#[test]
+fn the_poll_and_pending_messages_round_trip_through_the_codec() {
+    let frame = pam_poll().encode(8);
+    assert_eq!(Request::decode(&frame[4..]), Ok((8, pam_poll())));
+    let frame = Reply::PamPending.encode(8);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((8, Reply::PamPending)));
+}
+
+#[test]
+fn pam_verifies_the_user_it_was_asked_about_not_one_looked_up_since() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(lookup("bob")).unwrap();
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("bob")), Err(Violation::Unverified));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::UserMismatch));
+}
+
 /// A backend that makes listening sockets: the fake's logins, `root` as uid 0, and a record
 /// of what it was asked.
 #[derive(Debug)]
