@@ -476,8 +476,9 @@ fn socket_forwarding_both_ways_reaches_paths_outside_the_worker_s_empty_root() {
     let target = s.dir.path("target.sock");
     hello_socket(&target);
 
-    // -R: the monitor makes the listening socket, the user's; the client connects to target.
-    let remote = s.dir.path("remote.sock");
+    // -R: the monitor makes the listening socket, the user's, where the user may make one;
+    // the client connects to target.
+    let remote = s.user.home.join("remote.sock");
     let out = output({
         let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
         c.args(["-o", "ExitOnForwardFailure=yes", "-R"]);
@@ -511,4 +512,46 @@ fn socket_forwarding_both_ways_reaches_paths_outside_the_worker_s_empty_root() {
     let _ = client.kill();
     let _ = client.wait();
     assert_eq!(got.unwrap(), "hello");
+}
+
+#[test]
+fn socket_forwarding_reaches_only_paths_the_user_may_reach() {
+    let Some(s) = setup("privsep-unixperm", 1, "") else { return };
+    // Root's own directory: the user may neither make nor reach a socket in it.
+    let private = s.dir.path("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .unwrap();
+    let target = private.join("target.sock");
+    hello_socket(&target);
+
+    let remote = private.join("remote.sock");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R"]);
+        c.arg(format!("{}:{}", remote.display(), s.dir.path("nowhere.sock").display()));
+        c.arg("true");
+        c
+    });
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(!remote.exists());
+
+    let local = s.dir.path("local.sock");
+    let mut client = ssh(s.daemon.port, &s.key, &s.user.name);
+    client.args(["-N", "-L"]).arg(format!("{}:{}", local.display(), target.display()));
+    let mut client = client.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if local.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = std::os::unix::net::UnixStream::connect(&local).map(|mut stream| {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    });
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(got.unwrap(), "", "the user reached a socket in root's private directory");
 }

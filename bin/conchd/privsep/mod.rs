@@ -32,7 +32,7 @@
 //!   (`ListenAgent`: the user's `/tmp/ssh-*/agent.<pid>`, removed when the connection
 //!   closes), a root login's `-R` on a port below 1024 (`ListenPrivileged`; other users are
 //!   refused, as sshd does), and Unix-socket forwarding (`ListenStreamlocal`,
-//!   `ConnectStreamlocal`, as root for the user as conchd does without privilege separation).
+//!   `ConnectStreamlocal`, with the user's filesystem identity, as sshd's unprivileged child).
 //!   The monitor checks the server-wide `AllowAgentForwarding`, `AllowTcpForwarding` and
 //!   `AllowStreamLocalForwarding`; the worker applies the per-`Match` and per-key rules first.
 //! - A worker that dies or breaks the protocol is killed and restarted after a back-off (one

@@ -345,20 +345,23 @@ impl MonitorBackend for ConchdBackend {
         if !path.is_absolute() {
             return Err(format!("{}: not an absolute path", path.display()));
         }
-        // As conchd without privilege separation: made by root for the user, then given to
-        // the user with StreamLocalBindMask's mode.
-        if self.settings.streamlocal_bind_unlink {
-            let _ = std::fs::remove_file(&path);
-        }
-        let listener = std::os::unix::net::UnixListener::bind(&path)
-            .map_err(|e| format!("listen on {}: {e}", path.display()))?;
-        let mode = 0o666 & !self.settings.streamlocal_bind_mask;
-        let owned = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .and_then(|()| std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)));
-        if let Err(err) = owned {
-            let _ = std::fs::remove_file(&path);
-            return Err(format!("{}: {err}", path.display()));
-        }
+        // As sshd's unprivileged child: unlinked and made by the user, with the user's
+        // permissions, then given StreamLocalBindMask's mode.
+        let (unlink, mask) =
+            (self.settings.streamlocal_bind_unlink, self.settings.streamlocal_bind_mask);
+        let listener = as_user(user, || {
+            if unlink {
+                let _ = std::fs::remove_file(&path);
+            }
+            let listener = std::os::unix::net::UnixListener::bind(&path)?;
+            let mode = std::fs::Permissions::from_mode(0o666 & !mask);
+            if let Err(err) = std::fs::set_permissions(&path, mode) {
+                let _ = std::fs::remove_file(&path);
+                return Err(err);
+            }
+            Ok(listener)
+        })
+        .map_err(|e| format!("listen on {}: {e}", path.display()))?;
         self.forward_sockets.entry(connection).or_default().push(path);
         Ok(OwnedFd::from(listener))
     }
@@ -366,13 +369,13 @@ impl MonitorBackend for ConchdBackend {
     fn connect_streamlocal(
         &mut self,
         _connection: ConnectionId,
-        _user: &UserRecord,
+        user: &UserRecord,
         path: &[u8],
     ) -> Result<OwnedFd, String> {
         use std::os::unix::ffi::OsStrExt;
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-        // As conchd without privilege separation, which connects as root.
-        let stream = UnixStream::connect(path)
+        // With the user's permissions, as sshd's unprivileged child connects.
+        let stream = as_user(user, || UnixStream::connect(path))
             .map_err(|e| format!("connect to unix:{}: {e}", path.display()))?;
         Ok(OwnedFd::from(stream))
     }
@@ -470,6 +473,20 @@ impl MonitorBackend for ConchdBackend {
             .map_err(|e| e.to_string())?;
         rx.recv().map_err(|_| "the monitor's reactor stopped".to_owned())?
     }
+}
+
+/// Runs `f` with this thread's filesystem identity (`setfsuid`, `setfsgid`: per thread, so
+/// the monitor's other threads stay root) set to `user`'s, so that paths are reached, and
+/// files made, with the user's permissions and ownership (root's capabilities over files are
+/// dropped meanwhile); root's again after. The user's supplementary groups do not apply.
+fn as_user<T>(user: &UserRecord, f: impl FnOnce() -> T) -> T {
+    use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+    let gid = setfsgid(Gid::from_raw(user.gid));
+    let uid = setfsuid(Uid::from_raw(user.uid));
+    let out = f();
+    setfsuid(uid);
+    setfsgid(gid);
+    out
 }
 
 /// One worker slot: its current process.
