@@ -405,3 +405,226 @@ fn authorized_keys_file_in_a_match_user_block_is_honoured_under_privsep() {
         );
     }
 }
+
+#[test]
+fn a_forwarded_agent_lists_its_key_through_a_socket_the_monitor_made_and_removes() {
+    let Some(s) = setup("privsep-agent", 1, "") else { return };
+    let agent_sock = s.dir.path("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&agent_sock)
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    for _ in 0..100 {
+        if agent_sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&s.key)
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success(), "ssh-add failed");
+    let fingerprint = {
+        let out = output({
+            let mut c = Command::new("ssh-keygen");
+            c.arg("-lf").arg(s.key.with_extension("pub"));
+            c
+        });
+        stdout(&out).split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.env("SSH_AUTH_SOCK", &agent_sock);
+        c.args(["-A", "echo sock=$SSH_AUTH_SOCK; stat -c '%a %U' \"$(dirname \"$SSH_AUTH_SOCK\")\"; ssh-add -l"]);
+        c
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "ssh -A failed: {text} {}\n{}",
+        stderr(&out),
+        s.daemon.log.try_iter().collect::<Vec<_>>().join("\n")
+    );
+    let sock = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sock="))
+        .filter(|p| p.starts_with("/tmp/ssh-"))
+        .unwrap_or_else(|| panic!("no agent socket: {text}"));
+    assert!(text.contains(&format!("700 {}", s.user.name)), "agent directory not private: {text}");
+    assert!(text.contains(&fingerprint), "the forwarded agent does not list the key: {text}");
+    let dir = std::path::Path::new(sock).parent().unwrap().to_owned();
+    // The monitor removes it when the worker says the connection closed.
+    for _ in 0..100 {
+        if !dir.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "{} outlived its connection", dir.display());
+}
+
+#[test]
+fn agent_forwarding_off_in_the_config_gives_no_socket_under_privsep() {
+    let Some(s) = setup("privsep-agent-off", 1, "AllowAgentForwarding no\n") else { return };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-A", "echo sock=$SSH_AUTH_SOCK"]);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "sock=\n");
+}
+
+/// A free privileged TCP port on 127.0.0.1 (probed by binding it; we run as root).
+fn free_privileged_port() -> Option<u16> {
+    (600..1000).find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+}
+
+#[test]
+fn a_root_login_forwards_a_privileged_port_the_monitor_binds_and_another_user_cannot() {
+    let keys = TempDir::new("privsep-rfwd-keys");
+    let extra = format!(
+        "PermitRootLogin prohibit-password\nStrictModes no\n\
+         AuthorizedKeysFile .ssh/authorized_keys {}/authorized_keys_%u\n",
+        keys.root().display()
+    );
+    let Some(s) = setup("privsep-rfwd", 1, &extra) else { return };
+    let Some(port) = free_privileged_port() else {
+        println!("skipped: no free port below 1024");
+        return;
+    };
+    keys.write(
+        "authorized_keys_root",
+        &std::fs::read_to_string(s.key.with_extension("pub")).unwrap(),
+    );
+    let forward = format!("127.0.0.1:{port}:127.0.0.1:{}", s.daemon.port);
+    // Through the forward, the remote command reads the daemon's own banner.
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, "root");
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R", &forward]);
+        c.arg(format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; head -c 7 <&3'"));
+        c
+    });
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        s.daemon.log.try_iter().collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(stdout(&out), "SSH-2.0");
+
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R", &forward, "true"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(stderr(&out).contains("remote port forwarding failed"), "{}", stderr(&out));
+}
+
+/// A Unix-domain socket that answers each connection with `hello`, on a thread.
+fn hello_socket(path: &std::path::Path) {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.write_all(b"hello");
+        }
+    });
+}
+
+#[test]
+fn socket_forwarding_both_ways_reaches_paths_outside_the_worker_s_empty_root() {
+    let Some(s) = setup("privsep-unixfwd", 1, "") else { return };
+    let target = s.dir.path("target.sock");
+    hello_socket(&target);
+
+    // -R: the monitor makes the listening socket, the user's, where the user may make one;
+    // the client connects to target.
+    let remote = s.user.home.join("remote.sock");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R"]);
+        c.arg(format!("{}:{}", remote.display(), target.display()));
+        c.arg(format!(
+            "stat -c %U {0}; python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); \
+             s.connect('{0}'); print(s.recv(5).decode())\"",
+            remote.display()
+        ));
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\nhello\n", s.user.name));
+
+    // -L to a path: the monitor connects to target for the worker.
+    let local = s.dir.path("local.sock");
+    let mut client = ssh(s.daemon.port, &s.key, &s.user.name);
+    client.args(["-N", "-L"]).arg(format!("{}:{}", local.display(), target.display()));
+    let mut client = client.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if local.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = std::os::unix::net::UnixStream::connect(&local).map(|mut stream| {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    });
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(got.unwrap(), "hello");
+}
+
+#[test]
+fn socket_forwarding_reaches_only_paths_the_user_may_reach() {
+    let Some(s) = setup("privsep-unixperm", 1, "") else { return };
+    // Root's own directory: the user may neither make nor reach a socket in it.
+    let private = s.dir.path("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .unwrap();
+    let target = private.join("target.sock");
+    hello_socket(&target);
+
+    let remote = private.join("remote.sock");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-o", "ExitOnForwardFailure=yes", "-R"]);
+        c.arg(format!("{}:{}", remote.display(), s.dir.path("nowhere.sock").display()));
+        c.arg("true");
+        c
+    });
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(!remote.exists());
+
+    let local = s.dir.path("local.sock");
+    let mut client = ssh(s.daemon.port, &s.key, &s.user.name);
+    client.args(["-N", "-L"]).arg(format!("{}:{}", local.display(), target.display()));
+    let mut client = client.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if local.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = std::os::unix::net::UnixStream::connect(&local).map(|mut stream| {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    });
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(got.unwrap(), "", "the user reached a socket in root's private directory");
+}

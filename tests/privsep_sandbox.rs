@@ -21,7 +21,7 @@ use twine_conch::keys::PublicKey;
 use twine_conch::keys::{HostKeySigner, PrivateKey, SignatureAlgorithm};
 use twine_conch::server::privsep::{
     serve, serve_unix, Limits, Monitor, MonitorBackend, MonitorClient, MonitorSigner, Phase, Reply,
-    Request, ServeEnd, SessionKind, SigningScope, StartedSession, SystemBackend, UserRecord,
+    Request, ServeEnd, SessionPlan, SigningScope, SpawnedSession, SystemBackend, UserRecord,
     Violation,
 };
 use twine_conch::server::ConnectionId;
@@ -261,11 +261,7 @@ fn monitor_worker(_key: &Path) {
         signer.sign(SignatureAlgorithm::Ed25519, &HASH)
     };
     if signature.is_ok_and(|s| public.verify(SignatureAlgorithm::Ed25519, &HASH, &s).is_ok()) {
-        let _ = client.call(&Request::StartSession {
-            connection,
-            kind: SessionKind::Shell,
-            term: None,
-        });
+        let _ = client.call(&Request::SpawnSession { connection, plan: shell_plan() });
     }
     std::process::exit(3)
 }
@@ -326,11 +322,24 @@ fn session_worker(socket: UnixStream) {
         method: "publickey".into(),
     };
     assert_eq!(client.call(&done).unwrap(), Reply::Done);
-    let start = Request::StartSession { connection, kind: SessionKind::Shell, term: None };
+    let start = Request::SpawnSession { connection, plan: shell_plan() };
     let (reply, mut fds) = client.call_with_fds(&start).unwrap();
-    assert_eq!(reply, Reply::SessionStarted { session: 1, fds: 1 });
+    assert_eq!(reply, Reply::SessionSpawned { pid: 1, tty: None, fds: 1 });
     let mut session = std::fs::File::from(fds.pop().unwrap());
     session.write_all(b"hello from the sandbox").unwrap();
+}
+
+/// A session plan: a shell without a pty.
+fn shell_plan() -> SessionPlan {
+    SessionPlan {
+        program: b"/bin/sh".to_vec(),
+        arg0: b"-sh".to_vec(),
+        args: Vec::new(),
+        env: Vec::new(),
+        cwd: b"/".to_vec(),
+        pty: None,
+        user_rc: false,
+    }
 }
 
 fn client_key() -> PrivateKey {
@@ -362,15 +371,14 @@ impl MonitorBackend for OneUser {
     fn read_authorized_keys(&mut self, _: &UserRecord) -> Option<Vec<u8>> {
         Some(format!("{}\n", client_key().public_key().to_openssh()).into_bytes())
     }
-    fn start_session(
+    fn spawn_session(
         &mut self,
         _: ConnectionId,
         _: &UserRecord,
-        _: &SessionKind,
-        _: Option<&str>,
-    ) -> Result<StartedSession, String> {
+        _: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
         let fds = self.session_output.take().into_iter().collect();
-        Ok(StartedSession { id: 1, fds })
+        Ok(SpawnedSession { pid: 1, tty: None, fds })
     }
 }
 
@@ -469,7 +477,7 @@ fn a_sandboxed_worker_asking_for_a_session_of_an_unauthenticated_connection_is_r
     let mut stdin = worker.stdin.take().unwrap();
     let end = serve(&mut monitor, Stdio2(&mut worker.stdout, &mut stdin));
     let ServeEnd::Violation(violation) = end else { panic!("{end:?}") };
-    assert_eq!(violation, Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth });
+    assert_eq!(violation, Violation::OutOfState { request: "SpawnSession", phase: Phase::PreAuth });
     // The monitor's answer to a violation: kill the worker, by its pid.
     worker.child.kill().unwrap();
     drop(stdin);

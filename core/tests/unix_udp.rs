@@ -192,3 +192,41 @@ fn twine_core_nonblocking(fd: &OwnedFd) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
 }
+
+/// Listening sockets bound elsewhere (by a privileged process) serve as if listened on here;
+/// an adopted Unix socket's file goes when the port stops.
+#[test]
+fn adopted_listening_sockets_serve_and_an_adopted_unix_socket_is_removed_when_done() {
+    let reactor = reactor();
+    let path = socket_path("adopted");
+    let _ = std::fs::remove_file(&path);
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_address = tcp.local_addr().unwrap();
+    let server_log = log();
+    let (a, b) = (Rc::clone(&server_log), Rc::clone(&server_log));
+    let unix_port =
+        reactor.adopt_unix_listener(unix, &path, ProtocolFactory::new(move || echo(&a))).unwrap();
+    let tcp_port = reactor.adopt_tcp_listener(tcp, ProtocolFactory::new(move || echo(&b))).unwrap();
+    assert_eq!(tcp_port.tcp_address(), Some(tcp_address));
+    for over_unix in [true, false] {
+        let client_log = log();
+        let done = reactor.deferred::<()>();
+        let client = Recorder::new(&client_log)
+            .greeting(b"adopted")
+            .done(&done)
+            .on_data(|transport, _| transport.lose_connection());
+        let mut once = Some(client);
+        let factory = ProtocolFactory::new(move || once.take().unwrap());
+        if over_unix {
+            reactor.connect_unix(&path, Duration::from_secs(5), factory);
+        } else {
+            reactor.connect_tcp(tcp_address, Duration::from_secs(5), factory);
+        }
+        reactor.run_until(done).unwrap();
+        assert_eq!(client_log.borrow().data, b"adopted");
+    }
+    unix_port.stop_listening();
+    tcp_port.stop_listening();
+    assert!(!path.exists());
+}

@@ -34,10 +34,17 @@
 //!   and passes the pty controller or the pipes back with `SCM_RIGHTS`, plus a control socket
 //!   ([`control`]) that carries signals to the process and its exit status back.
 //! - Forwarding: the worker's seccomp filter allows `socket` (IPv4, IPv6, Unix), `connect`,
-//!   `bind` and `listen`, so forwardings run in the worker; binding a privileged port for `-R`
-//!   fails (as OpenSSH's unprivileged child does for a non-root user). Host names cannot be
-//!   resolved in the empty chroot: forwardings to names other than numeric addresses fail.
-//! - A worker that dies or breaks the protocol is killed and restarted after a second; its
+//!   `bind` and `listen`, so TCP forwardings run in the worker; host names are resolved by
+//!   the monitor (`ResolveHost`). What the worker cannot do in its empty root, the monitor
+//!   does and passes the socket back with `SCM_RIGHTS`: the forwarded agent's socket
+//!   (`ListenAgent`: the user's `/tmp/ssh-*/agent.<pid>`, removed when the connection
+//!   closes), a root login's `-R` on a port below 1024 (`ListenPrivileged`; other users are
+//!   refused, as sshd does), and Unix-socket forwarding (`ListenStreamlocal`,
+//!   `ConnectStreamlocal`, with the user's filesystem identity, as sshd's unprivileged child).
+//!   The monitor checks the server-wide `AllowAgentForwarding`, `AllowTcpForwarding` and
+//!   `AllowStreamLocalForwarding`; the worker applies the per-`Match` and per-key rules first.
+//! - A worker that dies or breaks the protocol is killed and restarted after a back-off (one
+//!   second, doubling while workers keep dying early, at most a minute: `restart_delay`); its
 //!   connections are lost, other workers' are not. Its open connections' sources get
 //!   `PerSourcePenalties`' crash penalty, which the monitor applies when a worker reports a new
 //!   connection (the worker drops a penalized source).
@@ -73,10 +80,10 @@ pub(crate) const CHROOT_DIR: &str = "/run/sshd";
 /// separation (`CONCHD_PRIVSEP=sandbox` or `no`).
 pub(crate) const SWITCH_VAR: &str = "CONCHD_PRIVSEP";
 
-/// Whether a root conchd separates privileges when nothing says: see [`requested`]. Off for
-/// now: agent forwarding is not relayed through the monitor yet, and sshd's users expect it
-/// to work.
-pub(crate) const DEFAULT: bool = false;
+/// Whether a root conchd separates privileges when nothing says: see [`requested`]. On, as
+/// sshd always does: everything a login needs (PAM, certificates, agent forwarding,
+/// `hostkeys-prove`, privileged and Unix-socket forwards) goes through the monitor.
+pub(crate) const DEFAULT: bool = true;
 
 /// Whether privilege separation is asked for: `CONCHD_PRIVSEP` (`sandbox`/`yes` or `no`),
 /// else `-o UsePrivilegeSeparation=` (`sandbox`/`yes` or `no`; the last one counts), else

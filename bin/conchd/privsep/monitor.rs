@@ -15,8 +15,8 @@ use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
 use twine::conch::crypto::CryptoError;
 use twine::conch::keys::{Certificate, HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
-    serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig, PenaltyKind, ServeEnd,
-    SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend, UserRecord,
+    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig,
+    PenaltyKind, ServeEnd, SessionPlan, SpawnedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
 use twine::conch::server::{
@@ -35,8 +35,25 @@ use crate::Fatal;
 #[cfg(feature = "pam")]
 use twine::conch::server::privsep::PamStep;
 
-/// How long a dead worker's slot waits before a new worker starts.
+/// How long a dead worker's slot waits before a new worker starts, the first time.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait before a restart, however often a worker keeps dying.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+/// A worker that ran this long was healthy: the next restart waits [`RESTART_DELAY`] again.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// How long to wait before restarting a worker slot whose worker ended after running for
+/// `ran`, when the wait before its last start was `previous` (`None`: it never had to
+/// restart). One second, doubling while workers keep dying early, at most a minute; back to
+/// one second after a worker that ran for [`HEALTHY_RUN`].
+pub(crate) fn restart_delay(previous: Option<Duration>, ran: Duration) -> Duration {
+    match previous {
+        Some(previous) if ran < HEALTHY_RUN => {
+            previous.saturating_mul(2).clamp(RESTART_DELAY, MAX_RESTART_DELAY)
+        }
+        _ => RESTART_DELAY,
+    }
+}
 
 /// What the monitor's backend needs from the configuration.
 #[derive(Clone)]
@@ -48,6 +65,16 @@ struct Settings {
     permit_empty_passwords: bool,
     print_motd: bool,
     print_last_log: bool,
+    /// `AllowAgentForwarding` (and not `DisableForwarding`), server-wide.
+    agent_forwarding: bool,
+    /// `AllowTcpForwarding` allows remote forwards, server-wide.
+    remote_forwarding: bool,
+    /// `AllowStreamLocalForwarding` allows remote socket forwards, server-wide.
+    remote_streamlocal: bool,
+    /// `StreamLocalBindUnlink`.
+    streamlocal_bind_unlink: bool,
+    /// `StreamLocalBindMask`.
+    streamlocal_bind_mask: u32,
     /// `UsePAM yes`: the PAM service, for sessions (opened by the keeper, as root).
     #[cfg(feature = "pam")]
     pam_service: Option<String>,
@@ -84,11 +111,27 @@ struct ConchdBackend {
     main: ThreadHandle,
     penalties: Arc<Mutex<Penalties>>,
     started: Instant,
+    /// The forwarded agents' sockets made for this worker's open connections.
+    agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
+    /// The remote socket forwards' files made for this worker's open connections.
+    forward_sockets: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
     /// Each connection's PAM call in progress, or its conversation waiting for the client's
     /// answers (a transaction on a thread of its own); dropped with the connection, or with
     /// this worker's backend.
     #[cfg(feature = "pam")]
     pam: std::collections::HashMap<ConnectionId, PamHeld>,
+}
+
+impl Drop for ConchdBackend {
+    /// The worker is gone: so are its connections' agent sockets and socket forwards.
+    fn drop(&mut self) {
+        for (_, path) in self.agent_sockets.drain() {
+            agent_socket::remove(&path);
+        }
+        for path in self.forward_sockets.drain().flat_map(|(_, paths)| paths) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// What the monitor holds of a connection's PAM transaction.
@@ -294,16 +337,6 @@ impl MonitorBackend for ConchdBackend {
         keys.read_all(&account).map(String::into_bytes)
     }
 
-    fn start_session(
-        &mut self,
-        _connection: ConnectionId,
-        _user: &UserRecord,
-        _kind: &SessionKind,
-        _term: Option<&str>,
-    ) -> Result<StartedSession, String> {
-        Err("sessions are started from a plan (SpawnSession)".to_owned())
-    }
-
     fn admit(&mut self, address: IpAddr) -> Result<(), String> {
         let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
         table.check(address, self.started.elapsed()).map_err(str::to_owned)
@@ -331,6 +364,99 @@ impl MonitorBackend for ConchdBackend {
         ShadowPasswords::new()
             .with_empty_passwords(self.settings.permit_empty_passwords)
             .verify(&user.name, password)
+    }
+
+    fn listen_agent(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+    ) -> Result<(String, OwnedFd), String> {
+        if !self.settings.agent_forwarding {
+            return Err("agent forwarding is off (AllowAgentForwarding)".to_owned());
+        }
+        let account = Account::lookup(&user.name)
+            .map_err(|e| e.to_string())?
+            .filter(|a| a.uid == user.uid)
+            .ok_or_else(|| format!("account {} changed", user.name))?;
+        let (path, listener) = agent_socket::listen_for(&std::env::temp_dir(), &account)?;
+        let text = path.to_string_lossy().into_owned();
+        log::debug!("{}: agent socket {text}", user.name);
+        if let Some(old) = self.agent_sockets.insert(connection, path) {
+            agent_socket::remove(&old);
+        }
+        Ok((text, OwnedFd::from(listener)))
+    }
+
+    fn listen_privileged(
+        &mut self,
+        _connection: ConnectionId,
+        address: SocketAddr,
+    ) -> Result<OwnedFd, String> {
+        if !self.settings.remote_forwarding {
+            return Err("remote forwarding is off (AllowTcpForwarding)".to_owned());
+        }
+        let listener = bind(address).map_err(|e| format!("bind {address}: {e}"))?;
+        log::debug!("privileged remote forward listening on {address}");
+        Ok(OwnedFd::from(listener))
+    }
+
+    fn listen_streamlocal(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::PermissionsExt;
+        if !self.settings.remote_streamlocal {
+            return Err("socket forwarding is off (AllowStreamLocalForwarding)".to_owned());
+        }
+        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        if !path.is_absolute() {
+            return Err(format!("{}: not an absolute path", path.display()));
+        }
+        // As sshd's unprivileged child: unlinked and made by the user, with the user's
+        // permissions, then given StreamLocalBindMask's mode.
+        let (unlink, mask) =
+            (self.settings.streamlocal_bind_unlink, self.settings.streamlocal_bind_mask);
+        let listener = as_user(user, || {
+            if unlink {
+                let _ = std::fs::remove_file(&path);
+            }
+            let listener = std::os::unix::net::UnixListener::bind(&path)?;
+            let mode = std::fs::Permissions::from_mode(0o666 & !mask);
+            if let Err(err) = std::fs::set_permissions(&path, mode) {
+                let _ = std::fs::remove_file(&path);
+                return Err(err);
+            }
+            Ok(listener)
+        })
+        .map_err(|e| format!("listen on {}: {e}", path.display()))?;
+        self.forward_sockets.entry(connection).or_default().push(path);
+        Ok(OwnedFd::from(listener))
+    }
+
+    fn connect_streamlocal(
+        &mut self,
+        _connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        // With the user's permissions, as sshd's unprivileged child connects.
+        let stream = as_user(user, || UnixStream::connect(path))
+            .map_err(|e| format!("connect to unix:{}: {e}", path.display()))?;
+        Ok(OwnedFd::from(stream))
+    }
+
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        if let Some(path) = self.agent_sockets.remove(&connection) {
+            agent_socket::remove(&path);
+        }
+        for path in self.forward_sockets.remove(&connection).unwrap_or_default() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     #[cfg(feature = "pam")]
@@ -419,9 +545,33 @@ impl MonitorBackend for ConchdBackend {
     }
 }
 
+/// Runs `f` with this thread's filesystem identity (`setfsuid`, `setfsgid`: per thread, so
+/// the monitor's other threads stay root) set to `user`'s, so that paths are reached, and
+/// files made, with the user's permissions and ownership (root's capabilities over files are
+/// dropped meanwhile); root's again after. The user's supplementary groups do not apply.
+fn as_user<T>(user: &UserRecord, f: impl FnOnce() -> T) -> T {
+    use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+    let gid = setfsgid(Gid::from_raw(user.gid));
+    let uid = setfsuid(Uid::from_raw(user.uid));
+    let out = f();
+    setfsuid(uid);
+    setfsgid(gid);
+    out
+}
+
 /// One worker slot: its current process.
 struct Slot2 {
     pid: Cell<Option<u32>>,
+    /// When its current worker started.
+    since: Cell<Option<Instant>>,
+    /// The wait before the current worker's start, when it was a restart.
+    delay: Cell<Option<Duration>>,
+}
+
+impl Slot2 {
+    fn new() -> Self {
+        Self { pid: Cell::new(None), since: Cell::new(None), delay: Cell::new(None) }
+    }
 }
 
 /// Everything the main reactor keeps.
@@ -476,14 +626,35 @@ impl ProcessProtocol for WorkerWatch {
             self.reactor.stop();
             return;
         }
-        log::error!("privsep worker {} ended ({status:?}); restarting it", self.index);
-        let (reactor, index) = (self.reactor.clone(), self.index);
-        let _ = self.reactor.call_later(RESTART_DELAY, move || {
-            if !state.stopping.get() {
-                spawn_worker(&state, &reactor, index);
-            }
-        });
+        let ran = state
+            .slots
+            .get(self.index)
+            .and_then(|slot| slot.since.take())
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        log::error!("privsep worker {} ended ({status:?}) after {}s", self.index, ran.as_secs());
+        restart_later(&state, &self.reactor, self.index, ran);
     }
+}
+
+/// Starts a new worker in slot `index` after the back-off's delay ([`restart_delay`]).
+fn restart_later(state: &Rc<State>, reactor: &Reactor, index: usize, ran: Duration) {
+    let Some(slot) = state.slots.get(index) else { return };
+    let delay = restart_delay(slot.delay.get(), ran);
+    slot.delay.set(Some(delay));
+    if delay > RESTART_DELAY {
+        log::error!(
+            "privsep worker {index} keeps ending early: restarting it in {}s",
+            delay.as_secs()
+        );
+    } else {
+        log::info!("privsep worker {index}: restarting it in {}s", delay.as_secs());
+    }
+    let (state, again) = (Rc::clone(state), reactor.clone());
+    let _ = reactor.call_later(delay, move || {
+        if !state.stopping.get() {
+            spawn_worker(&state, &again, index);
+        }
+    });
 }
 
 fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
@@ -513,6 +684,8 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             main: reactor.thread_handle(),
             penalties: Arc::clone(&state.penalties),
             started: state.started,
+            agent_sockets: std::collections::HashMap::new(),
+            forward_sockets: std::collections::HashMap::new(),
             #[cfg(feature = "pam")]
             pam: std::collections::HashMap::new(),
         };
@@ -527,9 +700,13 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             log::debug!("privsep worker {index} started as pid {pid}");
             if let Some(slot) = state.slots.get(index) {
                 slot.pid.set(Some(pid));
+                slot.since.set(Some(Instant::now()));
             }
         }
-        Err(err) => log::error!("privsep worker {index}: cannot start: {err}"),
+        Err(err) => {
+            log::error!("privsep worker {index}: cannot start: {err}");
+            restart_later(state, reactor, index, Duration::ZERO);
+        }
     }
 }
 
@@ -693,6 +870,13 @@ pub(crate) fn run(
             permit_empty_passwords: startup.permit_empty_passwords,
             print_motd: startup.print_motd,
             print_last_log: startup.print_last_log,
+            agent_forwarding: startup.agent_forwarding(),
+            remote_forwarding: !startup.disable_forwarding
+                && startup.allow_tcp_forwarding.allows_remote(),
+            remote_streamlocal: !startup.disable_forwarding
+                && startup.allow_stream_local_forwarding.allows_remote(),
+            streamlocal_bind_unlink: startup.stream_local_bind_unlink,
+            streamlocal_bind_mask: startup.stream_local_bind_mask,
             #[cfg(feature = "pam")]
             pam_service: startup
                 .use_pam
@@ -704,7 +888,7 @@ pub(crate) fn run(
                     .with_empty_passwords(startup.permit_empty_passwords)
             }),
         },
-        slots: (0..workers).map(|_| Slot2 { pid: Cell::new(None) }).collect(),
+        slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),
         single,
         penalties: Arc::new(Mutex::new(Penalties::new(
@@ -791,4 +975,35 @@ pub(crate) fn run(
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_restart_waits_one_second() {
+        assert_eq!(restart_delay(None, Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(restart_delay(None, Duration::from_secs(3600)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn workers_that_keep_dying_early_wait_twice_as_long_each_time_up_to_a_minute() {
+        let mut delay = None;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            let next = restart_delay(delay, Duration::from_secs(2));
+            waits.push(next.as_secs());
+            delay = Some(next);
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+    }
+
+    #[test]
+    fn a_worker_that_ran_for_a_minute_resets_the_back_off() {
+        let long = restart_delay(Some(Duration::from_secs(60)), Duration::from_secs(59));
+        assert_eq!(long, Duration::from_secs(60));
+        let reset = restart_delay(Some(Duration::from_secs(60)), Duration::from_secs(60));
+        assert_eq!(reset, Duration::from_secs(1));
+    }
 }

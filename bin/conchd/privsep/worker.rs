@@ -736,6 +736,27 @@ fn accept_all(
     }
 }
 
+/// Asks the monitor for a listening socket (`ListenAgent`, `ListenPrivileged`).
+fn listening(
+    client: &Client,
+    request: &Request,
+) -> std::io::Result<(Option<std::path::PathBuf>, OwnedFd)> {
+    let (reply, fds) = client
+        .call_with_fds(request)
+        .map_err(|e| std::io::Error::other(format!("monitor: {e}")))?;
+    match reply {
+        Reply::Listening { path, .. } => {
+            let fd = fds
+                .into_iter()
+                .next()
+                .ok_or_else(|| std::io::Error::other("monitor passed no socket"))?;
+            Ok((path.map(Into::into), fd))
+        }
+        Reply::Failed(why) | Reply::Unsupported(why) => Err(std::io::Error::other(why)),
+        other => Err(std::io::Error::other(format!("monitor: {other:?}"))),
+    }
+}
+
 /// The unprivileged identity: `sshd` if it exists, else `nobody`.
 fn sandbox_user() -> Result<(u32, u32), Fatal> {
     for name in ["sshd", "nobody"] {
@@ -821,6 +842,33 @@ pub(crate) fn run(
             Ok(other) => Err(std::io::Error::other(format!("monitor: {other:?}"))),
             Err(err) => Err(std::io::Error::other(err.to_string())),
         }
+    });
+    let agent_client = Arc::clone(&client);
+    hooks::set_agent_listener_override(move |connection| {
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        listening(&agent_client, &Request::ListenAgent { connection })
+            .and_then(|(path, fd)| Ok((path.ok_or_else(|| std::io::Error::other("no path"))?, fd)))
+    });
+    let bind_client = Arc::clone(&client);
+    hooks::set_privileged_listener_override(move |connection, address| {
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        listening(&bind_client, &Request::ListenPrivileged { connection, address })
+            .map(|(_, fd)| fd)
+    });
+    let unix_client = Arc::clone(&client);
+    hooks::set_streamlocal_listener_override(move |connection, path| {
+        use std::os::unix::ffi::OsStrExt;
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        let path = path.as_os_str().as_bytes().to_vec();
+        listening(&unix_client, &Request::ListenStreamlocal { connection, path }).map(|(_, fd)| fd)
+    });
+    let connect_client = Arc::clone(&client);
+    hooks::set_streamlocal_connector_override(move |connection, path| {
+        use std::os::unix::ffi::OsStrExt;
+        let connection = connection.ok_or_else(|| std::io::Error::other("no connection"))?;
+        let path = path.as_os_str().as_bytes().to_vec();
+        listening(&connect_client, &Request::ConnectStreamlocal { connection, path })
+            .map(|(_, fd)| fd)
     });
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;

@@ -53,8 +53,41 @@ pub(crate) fn socket_path(base: &Path, account: Option<&Account>) -> Result<Path
     Err(format!("no free directory name under {}", base.display()))
 }
 
+/// Makes `account`'s forwarded-agent socket under `base` as sshd does, for a privileged
+/// process that hands it to another: a fresh private directory and a socket in it, both owned
+/// by the account (when we run as root), the socket mode 0600. Returns its path and the
+/// listening socket; [`remove`] takes both away.
+pub fn listen_for(
+    base: &Path,
+    account: &Account,
+) -> Result<(PathBuf, std::os::unix::net::UnixListener), String> {
+    let path = socket_path(base, Some(account))?;
+    let listener = match std::os::unix::net::UnixListener::bind(&path) {
+        Ok(listener) => listener,
+        Err(err) => {
+            remove(&path);
+            return Err(format!("listen on {}: {err}", path.display()));
+        }
+    };
+    let owned = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+        .and_then(|()| {
+            if nix::unistd::Uid::effective().is_root() {
+                std::os::unix::fs::chown(&path, Some(account.uid), Some(account.gid))
+                    .map_err(|e| format!("chown {}: {e}", path.display()))
+            } else {
+                Ok(())
+            }
+        });
+    if let Err(err) = owned {
+        remove(&path);
+        return Err(err);
+    }
+    Ok((path, listener))
+}
+
 /// Removes the socket and its directory.
-pub(crate) fn remove(socket: &Path) {
+pub fn remove(socket: &Path) {
     let _ = std::fs::remove_file(socket);
     if let Some(dir) = socket.parent() {
         let _ = std::fs::remove_dir(dir);
@@ -65,6 +98,26 @@ pub(crate) fn remove(socket: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A socket made for another process is listening, private, and gone with `remove`.
+    #[test]
+    fn an_agent_socket_made_for_a_user_listens_in_its_private_directory() {
+        let account = Account {
+            name: "someone".into(),
+            uid: nix::unistd::Uid::effective().as_raw(),
+            gid: nix::unistd::Gid::effective().as_raw(),
+            home: "/".into(),
+            shell: "/bin/sh".into(),
+        };
+        let (path, listener) = listen_for(&std::env::temp_dir(), &account).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&path).unwrap().uid(), account.uid);
+        let _client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(listener.accept().is_ok());
+        remove(&path);
+        assert!(!path.parent().unwrap().exists());
+    }
 
     /// The directory is new, private, and the socket path is inside it; removing takes both.
     #[test]

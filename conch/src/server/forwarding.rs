@@ -36,6 +36,88 @@ pub fn set_resolver_override(
 ) -> bool {
     RESOLVER.set(Box::new(resolve)).is_ok()
 }
+
+type AgentListener = dyn Fn(Option<crate::server::ConnectionId>) -> std::io::Result<(PathBuf, std::os::fd::OwnedFd)>
+    + Send
+    + Sync;
+
+static AGENT_LISTENER: std::sync::OnceLock<Box<AgentListener>> = std::sync::OnceLock::new();
+
+/// Makes agent forwarding listen on a socket made by `listen(connection)`: its path and the
+/// listening descriptor, the directory and socket owned by the user (a privilege-separated
+/// worker, which cannot create files for the user, asks its monitor). Set once; `false` if it
+/// was already set.
+pub fn set_agent_listener_override(
+    listen: impl Fn(Option<crate::server::ConnectionId>) -> std::io::Result<(PathBuf, std::os::fd::OwnedFd)>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    AGENT_LISTENER.set(Box::new(listen)).is_ok()
+}
+
+type PrivilegedListener = dyn Fn(Option<crate::server::ConnectionId>, SocketAddr) -> std::io::Result<std::os::fd::OwnedFd>
+    + Send
+    + Sync;
+
+static PRIVILEGED_LISTENER: std::sync::OnceLock<Box<PrivilegedListener>> =
+    std::sync::OnceLock::new();
+
+type StreamlocalListener = dyn Fn(
+        Option<crate::server::ConnectionId>,
+        &std::path::Path,
+    ) -> std::io::Result<std::os::fd::OwnedFd>
+    + Send
+    + Sync;
+
+static STREAMLOCAL_LISTENER: std::sync::OnceLock<Box<StreamlocalListener>> =
+    std::sync::OnceLock::new();
+
+/// Makes `streamlocal-forward@openssh.com` listen on a socket made by
+/// `listen(connection, path)`, owned by the user, mode and unlinking as the policy says (a
+/// privilege-separated worker, confined to an empty root, asks its monitor). Set once;
+/// `false` if it was already set.
+pub fn set_streamlocal_listener_override(
+    listen: impl Fn(
+            Option<crate::server::ConnectionId>,
+            &std::path::Path,
+        ) -> std::io::Result<std::os::fd::OwnedFd>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    STREAMLOCAL_LISTENER.set(Box::new(listen)).is_ok()
+}
+
+static STREAMLOCAL_CONNECTOR: std::sync::OnceLock<Box<StreamlocalListener>> =
+    std::sync::OnceLock::new();
+
+/// Makes `direct-streamlocal@openssh.com` connect with `connect(connection, path)`, which
+/// returns the connected socket (a privilege-separated worker, confined to an empty root,
+/// asks its monitor). Set once; `false` if it was already set.
+pub fn set_streamlocal_connector_override(
+    connect: impl Fn(
+            Option<crate::server::ConnectionId>,
+            &std::path::Path,
+        ) -> std::io::Result<std::os::fd::OwnedFd>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    STREAMLOCAL_CONNECTOR.set(Box::new(connect)).is_ok()
+}
+
+/// Makes a root login's `tcpip-forward` on a port below 1024 listen on a socket bound by
+/// `bind(connection, address)` (a privilege-separated worker cannot bind one; its monitor
+/// does, for root logins only). Set once; `false` if it was already set.
+pub fn set_privileged_listener_override(
+    bind: impl Fn(Option<crate::server::ConnectionId>, SocketAddr) -> std::io::Result<std::os::fd::OwnedFd>
+        + Send
+        + Sync
+        + 'static,
+) -> bool {
+    PRIVILEGED_LISTENER.set(Box::new(bind)).is_ok()
+}
 use twine_core::protocol::{
     Address, ClientFactory, Factory, HalfClose, Protocol, PushProducer, Transport,
 };
@@ -227,6 +309,9 @@ impl Forwarding {
             log::debug!("{user}: agent forwarding requested twice");
             return false;
         }
+        if let Some(listen) = AGENT_LISTENER.get() {
+            return self.forward_agent_on(listen);
+        }
         let path =
             match super::agent::socket_path(&std::env::temp_dir(), self.login.account.as_ref()) {
                 Ok(path) => path,
@@ -264,6 +349,59 @@ impl Forwarding {
         });
         *self.agent_socket.borrow_mut() = Some(path);
         true
+    }
+
+    /// Agent forwarding on a socket someone else made ([`set_agent_listener_override`]).
+    fn forward_agent_on(&self, listen: &AgentListener) -> bool {
+        let user = &self.login.user;
+        let (path, fd) = match listen(crate::server::privsep::current_connection()) {
+            Ok(made) => made,
+            Err(err) => {
+                log::warn!("{user}: agent forwarding: {err}");
+                return false;
+            }
+        };
+        let factory = AgentFactory { forwarding: self.me.clone() };
+        let listener = std::os::unix::net::UnixListener::from(fd);
+        let listening = match self.reactor.adopt_unix_listener(listener, &path, factory) {
+            Ok(listening) => listening,
+            Err(err) => {
+                log::warn!("{user}: agent forwarding: listen on {}: {err}", path.display());
+                return false;
+            }
+        };
+        log::debug!("{user}: agent forwarding on {}", path.display());
+        // The socket's owner removes it when the connection ends.
+        self.listeners.borrow_mut().push(Listener {
+            key: ListenKey::Unix(path.as_os_str().as_bytes().to_vec()),
+            bound_port: 0,
+            ports: vec![listening],
+            socket_file: None,
+        });
+        *self.agent_socket.borrow_mut() = Some(path);
+        true
+    }
+
+    /// Listens for a remote forward on `addr`: on a socket bound by the privileged hook for
+    /// a port below 1024 when one is set ([`set_privileged_listener_override`]).
+    fn bind_forward(
+        &self,
+        addr: SocketAddr,
+        factory: ForwardedFactory,
+    ) -> Result<ListeningPort, CoreError> {
+        match PRIVILEGED_LISTENER.get() {
+            Some(bind) if addr.port() != 0 && addr.port() < 1024 => {
+                let fd =
+                    bind(crate::server::privsep::current_connection(), addr).map_err(|err| {
+                        CoreError::from_io(
+                            &err,
+                            format!("listen on tcp:{addr} (privileged): {err}"),
+                        )
+                    })?;
+                self.reactor.adopt_tcp_listener(std::net::TcpListener::from(fd), factory)
+            }
+            _ => self.reactor.listen_tcp(addr, factory),
+        }
     }
 
     /// The forwarded agent's socket, once agent forwarding was requested.
@@ -333,7 +471,22 @@ impl Forwarding {
                 let path = PathBuf::from(std::ffi::OsStr::from_bytes(socket_path));
                 log::info!("{}: direct-streamlocal to {}", self.login.user, path.display());
                 self.connecting.borrow_mut().push(id);
-                let factory = self.direct_relay(id);
+                let mut factory = self.direct_relay(id);
+                if let Some(connect) = STREAMLOCAL_CONNECTOR.get() {
+                    let connection = crate::server::privsep::current_connection();
+                    let adopted = connect(connection, &path)
+                        .map_err(|e| {
+                            CoreError::from_io(&e, format!("connect to {}", path.display()))
+                        })
+                        .and_then(|fd| match factory.protocol.take() {
+                            Some(protocol) => self.reactor.adopt_fd(fd, protocol).map(drop),
+                            None => Ok(()),
+                        });
+                    if let Err(err) = adopted {
+                        factory.client_connection_failed(err);
+                    }
+                    return true;
+                }
                 let connector =
                     self.reactor.connect_unix(&path, self.policy.connect_timeout, factory);
                 self.connectors.borrow_mut().push(connector);
@@ -452,7 +605,7 @@ impl Forwarding {
                 bound_port: Rc::clone(&bound),
                 socket_path: None,
             };
-            match self.reactor.listen_tcp(SocketAddr::new(ip, bind_port), factory) {
+            match self.bind_forward(SocketAddr::new(ip, bind_port), factory) {
                 Ok(listening) => {
                     let picked = listening.tcp_address().map_or(bind_port, |a| a.port());
                     bound.set(u32::from(picked));
@@ -482,6 +635,9 @@ impl Forwarding {
             return GlobalReply::Failure;
         }
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(socket_path));
+        if let Some(listen) = STREAMLOCAL_LISTENER.get() {
+            return self.listen_unix_on(listen, socket_path, path);
+        }
         if self.policy.streamlocal_bind_unlink {
             let _ = std::fs::remove_file(&path);
         }
@@ -518,6 +674,46 @@ impl Forwarding {
             bound_port: 0,
             ports: vec![listening],
             socket_file: Some(path),
+        });
+        GlobalReply::Success
+    }
+
+    /// A remote socket forward on a socket someone else made
+    /// ([`set_streamlocal_listener_override`]).
+    fn listen_unix_on(
+        &self,
+        listen: &StreamlocalListener,
+        socket_path: &[u8],
+        path: PathBuf,
+    ) -> GlobalReply {
+        let user = &self.login.user;
+        let fd = match listen(crate::server::privsep::current_connection(), &path) {
+            Ok(fd) => fd,
+            Err(err) => {
+                log::info!("{user}: streamlocal-forward {}: {err}", path.display());
+                return GlobalReply::Failure;
+            }
+        };
+        let factory = ForwardedFactory {
+            forwarding: self.me.clone(),
+            address: String::new(),
+            bound_port: Rc::new(Cell::new(0)),
+            socket_path: Some(socket_path.to_vec()),
+        };
+        let listener = std::os::unix::net::UnixListener::from(fd);
+        let listening = match self.reactor.adopt_unix_listener(listener, &path, factory) {
+            Ok(listening) => listening,
+            Err(err) => {
+                log::info!("{user}: streamlocal-forward {}: {err}", path.display());
+                return GlobalReply::Failure;
+            }
+        };
+        // The socket's maker removes the file when the connection ends.
+        self.listeners.borrow_mut().push(Listener {
+            key: ListenKey::Unix(socket_path.to_vec()),
+            bound_port: 0,
+            ports: vec![listening],
+            socket_file: None,
         });
         GlobalReply::Success
     }

@@ -58,6 +58,43 @@ impl Reactor {
         self.listen(ListenSocket::Unix(socket, path), address, Box::new(factory))
     }
 
+    /// Listens on a TCP socket already bound and listening (one a privileged process bound
+    /// and passed over); as [`listen_tcp`](Self::listen_tcp) from there on.
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be made non-blocking or has no local address.
+    pub fn adopt_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+        factory: impl Factory + 'static,
+    ) -> Result<ListeningPort, Error> {
+        listener.set_nonblocking(true).map_err(|err| Error::from_io(&err, "adopt a listener"))?;
+        let socket = mio::net::TcpListener::from_std(listener);
+        let local = socket.local_addr().map_err(|err| Error::from_io(&err, "listener address"))?;
+        self.listen(ListenSocket::Tcp(socket), Address::Tcp(local), Box::new(factory))
+    }
+
+    /// Listens on a Unix-domain socket already bound to `path` and listening (one a
+    /// privileged process made and passed over); as [`listen_unix`](Self::listen_unix) from
+    /// there on, removing `path` when the port stops listening (a failure to is logged).
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be made non-blocking.
+    pub fn adopt_unix_listener(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+        path: impl AsRef<Path>,
+        factory: impl Factory + 'static,
+    ) -> Result<ListeningPort, Error> {
+        listener.set_nonblocking(true).map_err(|err| Error::from_io(&err, "adopt a listener"))?;
+        let path = path.as_ref().to_path_buf();
+        let socket = mio::net::UnixListener::from_std(listener);
+        let address = Address::Unix(Some(path.clone()));
+        self.listen(ListenSocket::Unix(socket, path), address, Box::new(factory))
+    }
+
     fn listen(
         &self,
         socket: ListenSocket,

@@ -13,8 +13,8 @@ use crate::crypto::CryptoError;
 use crate::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
 use crate::server::ConnectionId;
 
-use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionKind, UserRecord};
-use super::monitor::{Monitor, MonitorBackend, StartedSession, Violation};
+use super::codec::{CodecError, FrameDecoder, Reply, Request, UserRecord};
+use super::monitor::{Monitor, MonitorBackend, Violation};
 
 /// Why a call to the monitor failed.
 #[derive(Debug)]
@@ -107,9 +107,7 @@ impl MonitorClient<UnixStream> {
             twine_core::sandbox::recv_with_fds(stream.as_fd(), buf, &mut fds)
         })?;
         let announced = match reply {
-            Reply::SessionStarted { fds, .. } | Reply::SessionSpawned { fds, .. } => {
-                usize::from(fds)
-            }
+            Reply::SessionSpawned { fds, .. } | Reply::Listening { fds, .. } => usize::from(fds),
             _ => 0,
         };
         if announced != fds.len() {
@@ -287,7 +285,7 @@ pub fn serve_unix<B: MonitorBackend>(monitor: &mut Monitor<B>, stream: &UnixStre
 
 /// The monitor's backend on the real system: host keys in memory, accounts from the system
 /// database, `~/.ssh/authorized_keys` read as root. Sessions are not started through the
-/// monitor yet: [`MonitorBackend::start_session`] answers that it cannot.
+/// monitor by this backend: [`MonitorBackend::spawn_session`] answers that it cannot.
 #[derive(Debug)]
 pub struct SystemBackend {
     host_keys: Vec<Arc<dyn HostKeySigner>>,
@@ -349,15 +347,5 @@ impl MonitorBackend for SystemBackend {
         let limit = u64::try_from(super::codec::MAX_AUTHORIZED_KEYS_LEN).unwrap_or(u64::MAX);
         file.take(limit).read_to_end(&mut contents).ok()?;
         Some(contents)
-    }
-
-    fn start_session(
-        &mut self,
-        _connection: ConnectionId,
-        _user: &UserRecord,
-        _kind: &SessionKind,
-        _term: Option<&str>,
-    ) -> Result<StartedSession, String> {
-        Err("sessions are not started by the monitor yet".to_owned())
     }
 }

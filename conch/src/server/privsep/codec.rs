@@ -93,17 +93,6 @@ pub struct SessionPlan {
     pub user_rc: bool,
 }
 
-/// What a session runs, as asked by the client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionKind {
-    /// The user's login shell.
-    Shell,
-    /// A command line.
-    Exec(String),
-    /// A named subsystem (`sftp`).
-    Subsystem(String),
-}
-
 /// A worker's request to the monitor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -175,15 +164,6 @@ pub enum Request {
         user: String,
         /// The method that succeeded (`publickey`).
         method: String,
-    },
-    /// Start a session for the authenticated user of this connection.
-    StartSession {
-        /// The authenticated connection.
-        connection: ConnectionId,
-        /// What to run.
-        kind: SessionKind,
-        /// The terminal type, when the client asked for a pty.
-        term: Option<String>,
     },
     /// The connection ended.
     ConnectionClosed {
@@ -288,6 +268,41 @@ pub enum Request {
         /// The host key's public blob.
         key_blob: Vec<u8>,
     },
+    /// Make the forwarded agent's socket for the authenticated user of this connection (a
+    /// private directory in `/tmp` and a socket in it, both the user's, as sshd does); the
+    /// reply ([`Reply::Listening`]) carries the listening socket. Removed when the
+    /// connection closes.
+    ListenAgent {
+        /// The authenticated connection.
+        connection: ConnectionId,
+    },
+    /// Bind and listen on a privileged TCP port (below 1024) for a remote forward of this
+    /// connection, authenticated as root; the reply ([`Reply::Listening`]) carries the socket.
+    ListenPrivileged {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// Where to listen.
+        address: std::net::SocketAddr,
+    },
+    /// Listen on a Unix-domain socket at `path` for a `streamlocal-forward@openssh.com` of
+    /// this authenticated connection (the worker's empty root has no such path); the socket
+    /// is the user's, and removed when the connection closes. The reply
+    /// ([`Reply::Listening`]) carries it.
+    ListenStreamlocal {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The socket's path, as the client sent it.
+        path: Vec<u8>,
+    },
+    /// Connect to the Unix-domain socket at `path` for a `direct-streamlocal@openssh.com`
+    /// channel of this authenticated connection; the reply ([`Reply::Listening`], without a
+    /// path) carries the connected socket.
+    ConnectStreamlocal {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The socket's path, as the client sent it.
+        path: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -302,7 +317,6 @@ impl Request {
             | Self::PamRespond { connection, .. }
             | Self::AuthenticatePublicKey { connection, .. }
             | Self::ConnectionAuthenticated { connection, .. }
-            | Self::StartSession { connection, .. }
             | Self::AuthenticatePassword { connection, .. }
             | Self::SpawnSession { connection, .. }
             | Self::ConnectionPeer { connection, .. }
@@ -313,6 +327,10 @@ impl Request {
             | Self::ConnectionLocalAddress { connection, .. }
             | Self::AuthenticateCertificate { connection, .. }
             | Self::ProveHostKey { connection, .. }
+            | Self::ListenAgent { connection }
+            | Self::ListenPrivileged { connection, .. }
+            | Self::ListenStreamlocal { connection, .. }
+            | Self::ConnectStreamlocal { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -328,7 +346,6 @@ impl Request {
             Self::PamRespond { .. } => "PamRespond",
             Self::AuthenticatePublicKey { .. } => "AuthenticatePublicKey",
             Self::ConnectionAuthenticated { .. } => "ConnectionAuthenticated",
-            Self::StartSession { .. } => "StartSession",
             Self::ConnectionClosed { .. } => "ConnectionClosed",
             Self::AuthenticatePassword { .. } => "AuthenticatePassword",
             Self::SpawnSession { .. } => "SpawnSession",
@@ -340,6 +357,10 @@ impl Request {
             Self::ConnectionLocalAddress { .. } => "ConnectionLocalAddress",
             Self::AuthenticateCertificate { .. } => "AuthenticateCertificate",
             Self::ProveHostKey { .. } => "ProveHostKey",
+            Self::ListenAgent { .. } => "ListenAgent",
+            Self::ListenPrivileged { .. } => "ListenPrivileged",
+            Self::ListenStreamlocal { .. } => "ListenStreamlocal",
+            Self::ConnectStreamlocal { .. } => "ConnectStreamlocal",
         }
     }
 
@@ -352,7 +373,6 @@ impl Request {
             Self::PamStart { .. } => 5,
             Self::PamRespond { .. } => 6,
             Self::ConnectionAuthenticated { .. } => 7,
-            Self::StartSession { .. } => 8,
             Self::ConnectionClosed { .. } => 9,
             Self::AuthenticatePublicKey { .. } => 10,
             Self::AuthenticatePassword { .. } => 11,
@@ -366,6 +386,10 @@ impl Request {
             Self::ConnectionLocalAddress { .. } => 40,
             Self::AuthenticateCertificate { .. } => 41,
             Self::ProveHostKey { .. } => 42,
+            Self::ListenAgent { .. } => 18,
+            Self::ListenPrivileged { .. } => 19,
+            Self::ListenStreamlocal { .. } => 20,
+            Self::ConnectStreamlocal { .. } => 21,
         }
     }
 
@@ -374,8 +398,16 @@ impl Request {
         frame(self.kind(), id, |w| match self {
             Self::ConnectionOpened { connection }
             | Self::ConnectionClosed { connection }
-            | Self::PamPoll { connection } => {
+            | Self::PamPoll { connection }
+            | Self::ListenAgent { connection } => {
                 w.write_u64(connection.0);
+            }
+            Self::ListenPrivileged { connection, address } => {
+                w.write_u64(connection.0).write_string(address.to_string().as_bytes());
+            }
+            Self::ListenStreamlocal { connection, path }
+            | Self::ConnectStreamlocal { connection, path } => {
+                w.write_u64(connection.0).write_string(path);
             }
             Self::SignExchangeHash { connection, algorithm, data } => {
                 w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(data);
@@ -451,25 +483,14 @@ impl Request {
             Self::ProveHostKey { connection, algorithm, key_blob } => {
                 w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(key_blob);
             }
-            Self::StartSession { connection, kind, term } => {
-                w.write_u64(connection.0);
-                match kind {
-                    SessionKind::Shell => w.write_u8(0).write_string(b""),
-                    SessionKind::Exec(command) => w.write_u8(1).write_string(command.as_bytes()),
-                    SessionKind::Subsystem(name) => w.write_u8(2).write_string(name.as_bytes()),
-                };
-                match term {
-                    None => w.write_bool(false),
-                    Some(term) => w.write_bool(true).write_string(term.as_bytes()),
-                };
-            }
         })
     }
 
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=17).contains(&kind) && !(40..=42).contains(&kind) {
+        // Kind 8 was StartSession, retired (sessions are SpawnSession's); not reused.
+        if kind == 8 || !((1..=21).contains(&kind) || (40..=42).contains(&kind)) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -500,22 +521,6 @@ impl Request {
                 user: text(r, MAX_USER_LEN)?,
                 method: text(r, MAX_SHORT_STRING)?,
             },
-            8 => {
-                let tag = r.read_u8()?;
-                let argument = text(r, MAX_COMMAND_LEN)?;
-                let kind = match tag {
-                    0 if argument.is_empty() => SessionKind::Shell,
-                    1 => SessionKind::Exec(argument),
-                    2 => SessionKind::Subsystem(argument),
-                    _ => return Err(CodecError::Invalid(InvalidMessage::InvalidValue)),
-                };
-                let term = match r.read_u8()? {
-                    0 => None,
-                    1 => Some(text(r, MAX_SHORT_STRING)?),
-                    _ => return Err(CodecError::Invalid(InvalidMessage::InvalidBoolean)),
-                };
-                Self::StartSession { connection, kind, term }
-            }
             9 => Self::ConnectionClosed { connection },
             10 => Self::AuthenticatePublicKey {
                 connection,
@@ -546,7 +551,14 @@ impl Request {
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
+            18 => Self::ListenAgent { connection },
             40 => Self::ConnectionLocalAddress {
+                connection,
+                address: text(r, MAX_SHORT_STRING)?
+                    .parse()
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
+            19 => Self::ListenPrivileged {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
                     .parse()
@@ -568,6 +580,14 @@ impl Request {
                 connection,
                 algorithm: text(r, MAX_SHORT_STRING)?,
                 key_blob: r.read_string_limited(MAX_KEY_BLOB_LEN)?.to_vec(),
+            },
+            20 => Self::ListenStreamlocal {
+                connection,
+                path: r.read_string_limited(MAX_PATH_LEN)?.to_vec(),
+            },
+            21 => Self::ConnectStreamlocal {
+                connection,
+                path: r.read_string_limited(MAX_PATH_LEN)?.to_vec(),
             },
             other => return Err(CodecError::UnknownKind(other)),
         };
@@ -602,14 +622,6 @@ pub enum Reply {
     User(Option<UserRecord>),
     /// The user's `authorized_keys`, or `None` when it is missing or unreadable.
     AuthorizedKeys(Option<Vec<u8>>),
-    /// A session was started; its id names it in later messages. `fds` descriptors (the pty
-    /// master, or stdin, stdout and stderr pipes) come with the reply (`SCM_RIGHTS`).
-    SessionStarted {
-        /// The session's id.
-        session: u64,
-        /// How many descriptors are attached.
-        fds: u8,
-    },
     /// The monitor does not do this (yet): the worker should act as if the method were off.
     Unsupported(String),
     /// A legal request that failed (a signing error, a session that could not start).
@@ -640,6 +652,14 @@ pub enum Reply {
     /// A certificate the monitor accepted (`AuthenticateCertificate`): the restrictions the
     /// certificate and the line or principal that let it in impose on the login.
     Authorized(Restrictions),
+    /// A listening socket was made (`ListenAgent`, `ListenPrivileged`, `ListenStreamlocal`),
+    /// or a connected one (`ConnectStreamlocal`); it comes with the reply (`SCM_RIGHTS`).
+    Listening {
+        /// The socket's path, for a Unix-domain socket.
+        path: Option<String>,
+        /// How many descriptors are attached (one).
+        fds: u8,
+    },
 }
 
 impl Reply {
@@ -649,7 +669,6 @@ impl Reply {
             Self::Signature(_) => 129,
             Self::User(_) => 130,
             Self::AuthorizedKeys(_) => 131,
-            Self::SessionStarted { .. } => 132,
             Self::Unsupported(_) => 133,
             Self::Failed(_) => 134,
             Self::SessionSpawned { .. } => 135,
@@ -659,6 +678,7 @@ impl Reply {
             Self::PamPending => 139,
             // Numbered apart from the others' additions (170..): kinds must never collide.
             Self::Authorized(_) => 170,
+            Self::Listening { .. } => 140,
         }
     }
 
@@ -682,9 +702,6 @@ impl Reply {
             }
             Self::AuthorizedKeys(Some(contents)) => {
                 w.write_bool(true).write_string(contents);
-            }
-            Self::SessionStarted { session, fds } => {
-                w.write_u64(*session).write_u8(*fds);
             }
             Self::Unsupported(what) | Self::Failed(what) => {
                 w.write_string(what.as_bytes());
@@ -718,6 +735,13 @@ impl Reply {
                 w.write_u8(*fds);
             }
             Self::Authorized(restrictions) => encode_restrictions(w, restrictions),
+            Self::Listening { path, fds } => {
+                match path {
+                    None => w.write_bool(false),
+                    Some(path) => w.write_bool(true).write_string(path.as_bytes()),
+                };
+                w.write_u8(*fds);
+            }
         })
     }
 
@@ -745,7 +769,6 @@ impl Reply {
             } else {
                 None
             }),
-            132 => Self::SessionStarted { session: r.read_u64()?, fds: r.read_u8()? },
             133 => Self::Unsupported(text(r, MAX_SHORT_STRING)?),
             134 => Self::Failed(text(r, MAX_SHORT_STRING)?),
             137 => {
@@ -793,6 +816,10 @@ impl Reply {
                 Self::PamPrompts(InfoRequest { name, instruction, prompts })
             }
             170 => Self::Authorized(decode_restrictions(r)?),
+            140 => Self::Listening {
+                path: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
+                fds: r.read_u8()?,
+            },
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;

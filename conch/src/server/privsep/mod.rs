@@ -55,7 +55,10 @@
 //!   [`Request::PamAccount`] is PAM's account check for a key login. The monitor holds at
 //!   most one conversation per connection, and ends it when the connection authenticates or
 //!   closes.
-//! - Not relayed: [`Request::StartSession`] (superseded by `SpawnSession`).
+//! - Agent forwarding, a root login's `-R` on a privileged port, and Unix-socket forwarding:
+//!   the monitor makes the socket (`ListenAgent`: the user's private `/tmp/ssh-*/agent.<pid>`,
+//!   removed when the connection closes; `ListenPrivileged`; `ListenStreamlocal`,
+//!   `ConnectStreamlocal`) and passes it back with `SCM_RIGHTS`.
 
 mod channel;
 mod codec;
@@ -69,12 +72,13 @@ pub use channel::{
     SigningScope, SystemBackend,
 };
 pub use codec::{
-    CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionKind, SessionPlan, UserRecord,
+    CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionPlan, UserRecord,
     MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_PROMPT_LEN, MAX_PAM_RESPONSES, MAX_PAM_TEXT_LEN,
     MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
 pub use monitor::{
-    Limits, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, StartedSession, Violation,
+    Limits, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
+    MAX_PRIVILEGED_LISTENERS,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
 /// `authorized_keys` contents and password checks.
@@ -84,5 +88,13 @@ pub mod hooks {
         set_certificate_override, set_keys_override, set_password_delegate,
     };
     pub use crate::server::forwarding::set_resolver_override;
+    pub use crate::server::forwarding::{
+        set_agent_listener_override, set_privileged_listener_override,
+        set_streamlocal_connector_override, set_streamlocal_listener_override,
+    };
+}
+/// The forwarded agent's socket, made by the monitor for a user ([`MonitorBackend::listen_agent`]).
+pub mod agent_socket {
+    pub use crate::server::agent::{listen_for, remove};
 }
 pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

@@ -14,8 +14,9 @@
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
 //!   │              ▼
-//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded),
-//!   │              │          ProveHostKey (bounded: hostkeys-prove-00 for a key it holds)
+//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), SpawnSession (bounded),
+//!   │              │      ResolveHost, ListenAgent (once), ListenPrivileged (root, bounded),
+//!   │              │      ProveHostKey (bounded: hostkeys-prove-00 for a key it holds)
 //!   │              │
 //!   └─────► ConnectionClosed ──► forgotten; its id is never accepted again
 //! ```
@@ -38,9 +39,7 @@ use crate::keys::{
 };
 use crate::server::{ConnectionFacts, ConnectionId, Restrictions};
 
-use super::codec::{
-    CodecError, FrameDecoder, Reply, Request, SessionKind, SessionPlan, UserRecord,
-};
+use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionPlan, UserRecord};
 
 /// How many requests of each kind one connection may make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,15 +89,6 @@ pub trait MonitorBackend {
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord>;
     /// The user's `authorized_keys` contents, if readable.
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>>;
-    /// Starts a session for an authenticated user (as that user: groups, ids, a pty it owns),
-    /// returning its id and the descriptors the worker relays it through.
-    fn start_session(
-        &mut self,
-        connection: ConnectionId,
-        user: &UserRecord,
-        kind: &SessionKind,
-        term: Option<&str>,
-    ) -> Result<StartedSession, String>;
     /// Whether a connection from `address` may go on (`Err`: a per-source penalty's reason).
     /// The default admits everyone.
     fn admit(&mut self, address: std::net::IpAddr) -> Result<(), String> {
@@ -229,6 +219,56 @@ pub trait MonitorBackend {
         let _ = (key, algorithm, data);
         Err(CryptoError::UnsupportedAlgorithm)
     }
+    /// Makes the forwarded agent's listening socket for `user` on `connection` (sshd's
+    /// private `/tmp/ssh-XXXXXXXXXX/agent.<pid>`, owned by the user), returning its path and
+    /// the socket; it is the backend's to remove in
+    /// [`connection_closed`](Self::connection_closed). The default cannot.
+    fn listen_agent(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+    ) -> Result<(String, OwnedFd), String> {
+        let _ = (connection, user);
+        Err("agent forwarding is not done by this monitor".to_owned())
+    }
+    /// Binds and listens on `address` (a privileged port) for a root login's remote forward.
+    /// The default cannot.
+    fn listen_privileged(
+        &mut self,
+        connection: ConnectionId,
+        address: std::net::SocketAddr,
+    ) -> Result<OwnedFd, String> {
+        let _ = (connection, address);
+        Err("privileged ports are not bound by this monitor".to_owned())
+    }
+    /// Listens on a Unix-domain socket at `path` for `user`'s remote forward (the socket the
+    /// user's, removed by the backend in [`connection_closed`](Self::connection_closed)).
+    /// The default cannot.
+    fn listen_streamlocal(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        let _ = (connection, user, path);
+        Err("socket forwarding is not done by this monitor".to_owned())
+    }
+    /// Connects to the Unix-domain socket at `path` for `user`'s `direct-streamlocal`
+    /// channel. The default cannot.
+    fn connect_streamlocal(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        path: &[u8],
+    ) -> Result<OwnedFd, String> {
+        let _ = (connection, user, path);
+        Err("socket forwarding is not done by this monitor".to_owned())
+    }
+    /// `connection` closed: forget what was made for it (the agent's socket). The default
+    /// has nothing to forget.
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        let _ = connection;
+    }
 }
 
 /// What PAM answered, as a [`MonitorBackend`] relays it.
@@ -259,6 +299,17 @@ enum PamCall {
     Account,
 }
 
+/// The most privileged ports one connection may have the monitor bind.
+pub const MAX_PRIVILEGED_LISTENERS: u32 = 64;
+
+/// What a connection had the monitor make for it: the agent's socket, privileged listeners.
+#[derive(Debug, Default)]
+struct Made {
+    agent: bool,
+    privileged: u32,
+    streamlocal: u32,
+}
+
 /// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
 #[derive(Debug)]
 pub struct SpawnedSession {
@@ -267,16 +318,6 @@ pub struct SpawnedSession {
     /// The terminal's path, with a pty.
     pub tty: Option<String>,
     /// The control socket, then the pty controller or stdin, stdout and stderr.
-    pub fds: Vec<OwnedFd>,
-}
-
-/// A session the monitor started: its id, and the descriptors handed to the worker.
-#[derive(Debug)]
-pub struct StartedSession {
-    /// The session's id.
-    pub id: u64,
-    /// The pty master, or the stdin, stdout and stderr pipes (at most
-    /// `twine_core::sandbox::MAX_PASSED_FDS`).
     pub fds: Vec<OwnedFd>,
 }
 
@@ -347,8 +388,6 @@ pub enum Violation {
         /// The phase the connection was in.
         phase: Phase,
     },
-    /// More requests of one kind than the limits allow.
-    RateLimited(&'static str),
     /// Data to sign that is not an exchange hash (20, 32, 48 or 64 bytes).
     NotAnExchangeHash(usize),
     /// A signature algorithm the monitor does not know or holds no key for.
@@ -376,7 +415,6 @@ impl fmt::Display for Violation {
             Self::ReusedConnection(c) => write!(f, "connection id {c} reused"),
             Self::TooManyConnections => f.write_str("too many open connections"),
             Self::OutOfState { request, phase } => write!(f, "{request} not allowed in {phase:?}"),
-            Self::RateLimited(request) => write!(f, "too many {request} requests"),
             Self::NotAnExchangeHash(n) => write!(f, "{n} bytes to sign are not an exchange hash"),
             Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
             Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
@@ -405,6 +443,8 @@ pub struct Monitor<B> {
     highest_opened: Option<ConnectionId>,
     decoder: FrameDecoder,
     fds: Vec<OwnedFd>,
+    /// Per authenticated connection: the listening sockets made for it.
+    made: BTreeMap<ConnectionId, Made>,
 }
 
 impl<B: MonitorBackend> Monitor<B> {
@@ -417,6 +457,7 @@ impl<B: MonitorBackend> Monitor<B> {
             highest_opened: None,
             decoder: FrameDecoder::requests(),
             fds: Vec::new(),
+            made: BTreeMap::new(),
         }
     }
 
@@ -516,6 +557,9 @@ impl<B: MonitorBackend> Monitor<B> {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
                 self.backend.pam_end(connection);
+                if self.made.remove(&connection).is_some() {
+                    self.backend.connection_closed(connection);
+                }
                 if let Some(gone) = self.connections.remove(&connection) {
                     if let (Phase::PreAuth, Some(peer), 1..) =
                         (&gone.phase, gone.peer, gone.failures)
@@ -865,23 +909,73 @@ impl<B: MonitorBackend> Monitor<B> {
                     Err(e) => Ok(Reply::Failed(e)),
                 }
             }
-            Request::StartSession { connection, kind, term } => {
+            Request::ListenAgent { connection } => {
                 if conn.phase != Phase::Authenticated {
                     return Err(out_of_state(&conn.phase));
                 }
-                if let Some(refusal) = over(&mut conn.sessions, limits.max_sessions, name) {
-                    return Ok(refusal);
+                let made = self.made.entry(connection).or_default();
+                if made.agent {
+                    return Ok(Reply::Failed("agent forwarding requested twice".to_owned()));
                 }
                 let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
-                match self.backend.start_session(connection, user, &kind, term.as_deref()) {
-                    Ok(started) => {
-                        let max = twine_core::sandbox::MAX_PASSED_FDS;
-                        if started.fds.len() > max {
-                            return Ok(Reply::Failed(format!("more than {max} descriptors")));
-                        }
-                        let fds = u8::try_from(started.fds.len()).unwrap_or(u8::MAX);
-                        self.fds.extend(started.fds);
-                        Ok(Reply::SessionStarted { session: started.id, fds })
+                match self.backend.listen_agent(connection, user) {
+                    Ok((path, fd)) => {
+                        made.agent = true;
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: Some(path), fds: 1 })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ListenStreamlocal { connection, path } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                let made = self.made.entry(connection).or_default();
+                if let Some(refusal) = over(&mut made.streamlocal, MAX_PRIVILEGED_LISTENERS, name) {
+                    return Ok(refusal);
+                }
+                match self.backend.listen_streamlocal(connection, user, &path) {
+                    Ok(fd) => {
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: None, fds: 1 })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ConnectStreamlocal { connection, path } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                match self.backend.connect_streamlocal(connection, user, &path) {
+                    Ok(fd) => {
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: None, fds: 1 })
+                    }
+                    Err(e) => Ok(Reply::Failed(e)),
+                }
+            }
+            Request::ListenPrivileged { connection, address } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let user = conn.user.as_ref().ok_or(Violation::UserMismatch)?;
+                if user.uid != 0 {
+                    return Ok(Reply::Failed("privileged ports are for root only".to_owned()));
+                }
+                if !(1..1024).contains(&address.port()) {
+                    return Ok(Reply::Failed(format!("port {} is not privileged", address.port())));
+                }
+                let made = self.made.entry(connection).or_default();
+                if let Some(refusal) = over(&mut made.privileged, MAX_PRIVILEGED_LISTENERS, name) {
+                    return Ok(refusal);
+                }
+                match self.backend.listen_privileged(connection, address) {
+                    Ok(fd) => {
+                        self.fds.push(fd);
+                        Ok(Reply::Listening { path: None, fds: 1 })
                     }
                     Err(e) => Ok(Reply::Failed(e)),
                 }

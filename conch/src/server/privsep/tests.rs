@@ -122,19 +122,18 @@ impl MonitorBackend for Fake {
         let line = client_key().public_key().to_openssh();
         Some(format!("# keys of {}\n{line} {}@laptop\n", user.name, user.name).into_bytes())
     }
-    fn start_session(
+    fn spawn_session(
         &mut self,
         _: ConnectionId,
         _: &UserRecord,
-        _: &SessionKind,
-        _: Option<&str>,
-    ) -> Result<StartedSession, String> {
+        _: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
         self.sessions_started += 1;
         let fds = match self.session_output.take() {
             Some(fd) => vec![fd],
             None => Vec::new(),
         };
-        Ok(StartedSession { id: u64::from(self.sessions_started), fds })
+        Ok(SpawnedSession { pid: 100 + self.sessions_started, tty: None, fds })
     }
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         user.name == "alice" && password == b"right"
@@ -194,18 +193,19 @@ fn user(name: &str) -> UserRecord {
     }
 }
 
+fn fake() -> Fake {
+    Fake {
+        key: host_key(),
+        sessions_started: 0,
+        penalised: Vec::new(),
+        refuse: None,
+        session_output: None,
+        facts_seen: Vec::new(),
+    }
+}
+
 fn monitor() -> Monitor<Fake> {
-    Monitor::new(
-        Fake {
-            key: host_key(),
-            sessions_started: 0,
-            penalised: Vec::new(),
-            refuse: None,
-            session_output: None,
-            facts_seen: Vec::new(),
-        },
-        Limits::default(),
-    )
+    Monitor::new(fake(), Limits::default())
 }
 
 fn sign(connection: ConnectionId) -> Request {
@@ -225,7 +225,7 @@ fn authenticated(name: &str) -> Request {
 }
 
 fn shell() -> Request {
-    Request::StartSession { connection: C1, kind: SessionKind::Shell, term: Some("xterm".into()) }
+    Request::SpawnSession { connection: C1, plan: plan() }
 }
 
 fn every_request() -> Vec<Request> {
@@ -239,16 +239,7 @@ fn every_request() -> Vec<Request> {
         alice_proof(),
         authenticated("alice"),
         shell(),
-        Request::StartSession {
-            connection: C1,
-            kind: SessionKind::Exec("ls -l".into()),
-            term: None,
-        },
-        Request::StartSession {
-            connection: C1,
-            kind: SessionKind::Subsystem("sftp".into()),
-            term: None,
-        },
+        Request::SpawnSession { connection: C1, plan: SessionPlan { pty: None, ..plan() } },
         Request::ConnectionClosed { connection: C1 },
         Request::ConnectionLocalAddress { connection: C1, address: "[::1]:2222".parse().unwrap() },
         cert_request(certificate(&ca_key(), "alice").to_blob(), None),
@@ -269,7 +260,7 @@ fn every_reply() -> Vec<Reply> {
         Reply::User(Some(user("alice"))),
         Reply::AuthorizedKeys(None),
         Reply::AuthorizedKeys(Some(b"ssh-ed25519 AAAA\n".to_vec())),
-        Reply::SessionStarted { session: 9, fds: 2 },
+        Reply::SessionSpawned { pid: 9, tty: None, fds: 3 },
         Reply::Unsupported("pam".into()),
         Reply::Failed("no".into()),
         Reply::Authorized(Restrictions::none()),
@@ -428,7 +419,7 @@ fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
     let Reply::AuthorizedKeys(Some(keys)) = &replies[3] else { panic!("{:?}", replies[3]) };
     assert!(keys.starts_with(b"# keys of alice\nssh-ed25519 "));
     assert_eq!(replies[4], Reply::Done);
-    assert_eq!(replies[6], Reply::SessionStarted { session: 1, fds: 0 });
+    assert_eq!(replies[6], Reply::SessionSpawned { pid: 101, tty: None, fds: 0 });
     assert!(matches!(replies[7], Reply::Signature(_)));
     assert_eq!(m.phase(C1), None);
 }
@@ -438,7 +429,7 @@ fn a_session_for_an_unauthenticated_connection_is_a_violation_and_starts_nothing
     let (m, result) = both_ways(&[opened(), sign(C1), lookup("alice"), shell()]);
     assert_eq!(
         result,
-        Err(Violation::OutOfState { request: "StartSession", phase: Phase::PreAuth })
+        Err(Violation::OutOfState { request: "SpawnSession", phase: Phase::PreAuth })
     );
     assert_eq!(m.backend().sessions_started, 0);
 }
@@ -633,7 +624,7 @@ fn a_worker_breaking_the_rules_ends_serving_with_the_violation() {
     let end = server.join().unwrap();
     assert!(matches!(
         end,
-        ServeEnd::Violation(Violation::OutOfState { request: "StartSession", .. })
+        ServeEnd::Violation(Violation::OutOfState { request: "SpawnSession", .. })
     ));
 }
 
@@ -673,7 +664,7 @@ fn a_started_session_s_descriptor_reaches_the_worker_with_its_reply() {
         assert!(fds.is_empty());
     }
     let (reply, mut fds) = client.call_with_fds(&shell()).unwrap();
-    assert_eq!(reply, Reply::SessionStarted { session: 1, fds: 1 });
+    assert_eq!(reply, Reply::SessionSpawned { pid: 101, tty: None, fds: 1 });
     let mut pty = std::fs::File::from(fds.pop().unwrap());
     std::io::Write::write_all(&mut pty, b"login banner").unwrap();
     drop(pty);
@@ -810,7 +801,10 @@ fn a_session_s_descriptor_is_closed_when_the_stream_cannot_carry_it() {
     for request in [opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")] {
         client.call(&request).unwrap();
     }
-    assert_eq!(client.call(&shell()).unwrap(), Reply::SessionStarted { session: 1, fds: 1 });
+    assert_eq!(
+        client.call(&shell()).unwrap(),
+        Reply::SessionSpawned { pid: 101, tty: None, fds: 1 }
+    );
     // The monitor dropped the pipe's only write end: a non-blocking read sees end of file,
     // where a leaked descriptor would make it `WouldBlock`.
     let flags = nix::fcntl::OFlag::O_NONBLOCK;
@@ -1160,14 +1154,13 @@ impl MonitorBackend for PamFake {
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
         self.inner.read_authorized_keys(user)
     }
-    fn start_session(
+    fn spawn_session(
         &mut self,
         connection: ConnectionId,
         user: &UserRecord,
-        kind: &SessionKind,
-        term: Option<&str>,
-    ) -> Result<StartedSession, String> {
-        self.inner.start_session(connection, user, kind, term)
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        self.inner.spawn_session(connection, user, plan)
     }
     fn check_password(&mut self, _: &UserRecord, _: &[u8]) -> bool {
         panic!("with PAM, passwords are not checked against the shadow file")
@@ -1243,14 +1236,7 @@ impl MonitorBackend for PamFake {
 }
 
 fn pam_monitor(limits: Limits) -> Monitor<PamFake> {
-    let inner = Fake {
-        key: host_key(),
-        sessions_started: 0,
-        penalised: Vec::new(),
-        refuse: None,
-        session_output: None,
-        facts_seen: Vec::new(),
-    };
+    let inner = fake();
     let backend = PamFake {
         inner,
         prompts: 1,
@@ -1298,7 +1284,7 @@ fn a_pam_conversation_pam_accepts_verifies_the_user_and_ends_when_the_login_comp
     assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
     assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
     assert_eq!(m.backend().ended, vec![C1]);
-    assert_eq!(m.handle(shell()), Ok(Reply::SessionStarted { session: 1, fds: 0 }));
+    assert_eq!(m.handle(shell()), Ok(Reply::SessionSpawned { pid: 101, tty: None, fds: 0 }));
 }
 
 #[test]
@@ -1521,4 +1507,196 @@ fn pam_verifies_the_user_it_was_asked_about_not_one_looked_up_since() {
     assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
     assert_eq!(m.handle(by_keyboard("bob")), Err(Violation::Unverified));
     assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::UserMismatch));
+}
+
+/// A backend that makes listening sockets: the fake's logins, `root` as uid 0, and a record
+/// of what it was asked.
+#[derive(Debug)]
+struct Listens {
+    inner: Fake,
+    agents: Vec<ConnectionId>,
+    bound: Vec<std::net::SocketAddr>,
+    closed: Vec<ConnectionId>,
+}
+
+impl MonitorBackend for Listens {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign(algorithm, data)
+    }
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        self.inner.host_public_key(algorithm)
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        match name {
+            "root" => Some(UserRecord { uid: 0, gid: 0, ..user("root") }),
+            _ => self.inner.lookup_user(name),
+        }
+    }
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        self.inner.read_authorized_keys(user)
+    }
+    fn spawn_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        plan: &SessionPlan,
+    ) -> Result<SpawnedSession, String> {
+        self.inner.spawn_session(connection, user, plan)
+    }
+    fn listen_agent(
+        &mut self,
+        connection: ConnectionId,
+        _: &UserRecord,
+    ) -> Result<(String, std::os::fd::OwnedFd), String> {
+        self.agents.push(connection);
+        let (ours, _) = UnixStream::pair().map_err(|e| e.to_string())?;
+        Ok(("/tmp/ssh-test/agent.1".into(), ours.into()))
+    }
+    fn listen_privileged(
+        &mut self,
+        _: ConnectionId,
+        address: std::net::SocketAddr,
+    ) -> Result<std::os::fd::OwnedFd, String> {
+        self.bound.push(address);
+        let (ours, _) = UnixStream::pair().map_err(|e| e.to_string())?;
+        Ok(ours.into())
+    }
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        self.closed.push(connection);
+    }
+}
+
+fn listening_monitor() -> Monitor<Listens> {
+    let inner = fake();
+    Monitor::new(
+        Listens { inner, agents: Vec::new(), bound: Vec::new(), closed: Vec::new() },
+        Limits::default(),
+    )
+}
+
+/// Opens C1 and logs `name` in with the client key.
+fn log_in(m: &mut Monitor<Listens>, name: &str) {
+    for request in [
+        opened(),
+        sign(C1),
+        Request::LookupUser { connection: C1, user: name.into() },
+        proof(&client_key(), name, &HASH, None),
+        authenticated(name),
+    ] {
+        assert!(!matches!(m.handle(request), Err(_) | Ok(Reply::Failed(_))));
+    }
+}
+
+fn agent() -> Request {
+    Request::ListenAgent { connection: C1 }
+}
+
+fn privileged(port: u16) -> Request {
+    Request::ListenPrivileged { connection: C1, address: ([127, 0, 0, 1], port).into() }
+}
+
+#[test]
+fn listening_requests_and_their_reply_decode_to_themselves() {
+    for request in [
+        agent(),
+        privileged(80),
+        Request::ListenPrivileged { connection: C1, address: "[::1]:443".parse().unwrap() },
+    ] {
+        assert_eq!(Request::decode(&request.encode(5)[4..]).unwrap(), (5, request));
+    }
+    for reply in [
+        Reply::Listening { path: Some("/tmp/ssh-x/agent.9".into()), fds: 1 },
+        Reply::Listening { path: None, fds: 1 },
+    ] {
+        assert_eq!(Reply::decode(&reply.encode(6)[4..]).unwrap(), (6, reply));
+    }
+}
+
+#[test]
+fn an_agent_socket_before_authentication_is_a_violation_and_makes_nothing() {
+    let mut m = listening_monitor();
+    m.handle(opened()).unwrap();
+    m.handle(sign(C1)).unwrap();
+    assert_eq!(
+        m.handle(agent()),
+        Err(Violation::OutOfState { request: "ListenAgent", phase: Phase::PreAuth })
+    );
+    assert!(m.backend().agents.is_empty());
+}
+
+#[test]
+fn an_authenticated_connection_gets_one_agent_socket_with_its_descriptor_removed_at_close() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    assert_eq!(
+        m.handle(agent()),
+        Ok(Reply::Listening { path: Some("/tmp/ssh-test/agent.1".into()), fds: 1 })
+    );
+    assert_eq!(m.take_fds().len(), 1);
+    assert!(matches!(m.handle(agent()), Ok(Reply::Failed(_))));
+    assert!(m.take_fds().is_empty());
+    assert_eq!(m.backend().agents, [C1]);
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().closed, [C1]);
+}
+
+#[test]
+fn a_privileged_port_is_bound_for_root_only_and_only_below_1024() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    assert!(matches!(m.handle(privileged(80)), Ok(Reply::Failed(_))));
+    assert!(m.backend().bound.is_empty());
+
+    let mut m = listening_monitor();
+    log_in(&mut m, "root");
+    assert!(matches!(m.handle(privileged(2222)), Ok(Reply::Failed(_))));
+    assert!(matches!(m.handle(privileged(0)), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(privileged(80)), Ok(Reply::Listening { path: None, fds: 1 }));
+    assert_eq!(m.take_fds().len(), 1);
+    assert_eq!(m.backend().bound, [std::net::SocketAddr::from(([127, 0, 0, 1], 80))]);
+}
+
+#[test]
+fn a_privileged_port_before_authentication_is_a_violation() {
+    let mut m = listening_monitor();
+    m.handle(opened()).unwrap();
+    assert_eq!(
+        m.handle(privileged(80)),
+        Err(Violation::OutOfState { request: "ListenPrivileged", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn the_retired_start_session_kind_is_unknown() {
+    let mut frame = vec![PROTOCOL_VERSION, 8, 0, 0, 0, 1];
+    frame.extend(1u64.to_be_bytes());
+    frame.extend([0, 0, 0, 0, 0, 0]);
+    assert_eq!(Request::decode(&frame), Err(CodecError::UnknownKind(8)));
+}
+
+#[test]
+fn socket_forwarding_requests_round_trip_and_are_violations_before_authentication() {
+    let requests = [
+        Request::ListenStreamlocal { connection: C1, path: b"/tmp/fwd.sock".to_vec() },
+        Request::ConnectStreamlocal { connection: C1, path: b"/run/app.sock".to_vec() },
+    ];
+    for request in requests {
+        assert_eq!(Request::decode(&request.encode(3)[4..]), Ok((3, request.clone())));
+        let mut m = listening_monitor();
+        m.handle(opened()).unwrap();
+        let name = request.name();
+        assert_eq!(
+            m.handle(request),
+            Err(Violation::OutOfState { request: name, phase: Phase::PreAuth })
+        );
+    }
+}
+
+#[test]
+fn socket_forwarding_is_refused_by_a_monitor_that_does_not_do_it() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    let listen = Request::ListenStreamlocal { connection: C1, path: b"/tmp/fwd.sock".to_vec() };
+    assert!(matches!(m.handle(listen), Ok(Reply::Failed(_))));
+    assert!(m.take_fds().is_empty());
 }

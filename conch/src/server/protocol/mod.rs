@@ -986,6 +986,9 @@ impl Conn {
         if let Some(request) = announcement {
             self.with_connection(|connection| connection.send_global_request(&request, false));
         }
+        // Held requests start sessions and forwardings for this connection (a
+        // privilege-separated worker asks its monitor on its behalf).
+        let _scope = crate::server::privsep::SigningScope::enter(self.facts.borrow().id);
         loop {
             let event = self.held.borrow_mut().pop_front();
             let Some(event) = event else { break };
