@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use twine::conch::server::session::{LocalSpawner, SessionSpawner, SpawnPlan};
 use twine::internet::process::{Process, ProcessProtocol, ProcessStatus};
@@ -56,7 +56,7 @@ pub(crate) struct AroundSpawner {
 
 impl AroundSpawner {
     pub(crate) fn new(inner: LocalSpawner, print_motd: bool, print_last_log: bool) -> Self {
-        let exe = std::env::current_exe().ok();
+        let exe = this_program().ok();
         Self { inner, exe, print_motd, print_last_log, keeper: None }
     }
 
@@ -208,7 +208,7 @@ pub(crate) fn run_helper() -> Option<std::io::Error> {
         std::env::remove_var(var);
     }
     let hushed = std::env::var_os("HOME")
-        .is_some_and(|home| std::path::Path::new(&home).join(".hushlogin").exists());
+        .is_some_and(|home| Path::new(&home).join(".hushlogin").exists());
     // As sshd: the last login, then /etc/motd; ~/.hushlogin silences both.
     if let (Some(user), false) = (last_log, hushed) {
         if let Some((secs, host)) = crate::utmp::last_login(&user, session_pid) {
@@ -279,4 +279,16 @@ fn become_user(user: &std::ffi::OsStr) -> std::io::Result<()> {
     // takes the session's program with it. Set after setuid, which clears it.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|err| fail("PR_SET_PDEATHSIG", err))?;
     Ok(())
+}
+
+/// This very program, to run again in a helper role (session helper, keeper, privilege
+/// separation worker): `/proc/self/exe`, which still runs when the file was replaced or removed
+/// since conchd started (as after a package upgrade, or in OpenSSH's `reexec` test), else the
+/// path it was started from.
+pub(crate) fn this_program() -> Result<PathBuf, String> {
+    let proc = Path::new("/proc/self/exe");
+    if proc.exists() {
+        return Ok(proc.to_owned());
+    }
+    std::env::current_exe().map_err(|err| format!("finding conchd: {err}"))
 }

@@ -113,7 +113,7 @@ fn keep(user: &str, service: &str, login: bool) -> Result<std::process::ExitStat
         give_terminal(account.uid, account.gid);
     }
 
-    let mut command = Command::new(this_program()?);
+    let mut command = Command::new(crate::around::this_program()?);
     command
         .arg0(crate::around::ARG0)
         .args(std::env::args_os().skip(1))
@@ -164,17 +164,6 @@ fn finish(status: std::process::ExitStatus) -> ! {
         std::process::exit(128 + signal);
     }
     std::process::exit(status.code().unwrap_or(255));
-}
-
-/// This very program, to run again in the helper role: `/proc/self/exe`, which still runs
-/// when conchd's file has been replaced or removed since (an upgrade), and always runs the same
-/// version as the keeper; elsewhere, the path it was started from.
-fn this_program() -> Result<std::path::PathBuf, String> {
-    let proc = std::path::Path::new("/proc/self/exe");
-    if proc.exists() {
-        return Ok(proc.to_owned());
-    }
-    std::env::current_exe().map_err(|err| format!("finding conchd: {err}"))
 }
 
 /// Whether standard input is a terminal.

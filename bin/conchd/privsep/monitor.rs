@@ -659,9 +659,13 @@ fn restart_later(state: &Rc<State>, reactor: &Reactor, index: usize, ran: Durati
 
 fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
     let result = (|| -> Result<u32, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let exe = crate::around::this_program()?;
         let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+        // Started from /proc/self/exe (the monitor's own binary, even if replaced since), shown
+        // under the name the monitor was started with.
+        let name = std::env::args_os().next().unwrap_or_else(|| "conchd".into());
         let mut options = ProcessOptions::new(&exe)
+            .arg0(name)
             .args(&state.args)
             .env(super::WORKER_VAR, index.to_string())
             .env(super::LISTENERS_VAR, state.listeners.borrow().len().to_string())
