@@ -29,6 +29,11 @@ struct Setup {
 }
 
 fn setup(tag: &str, workers: usize, extra: &str) -> Option<Setup> {
+    start(tag, workers, extra, "sandbox")
+}
+
+/// A root conchd with `UsePrivilegeSeparation=<privsep>` (`sandbox` or `no`).
+fn start(tag: &str, workers: usize, extra: &str, privsep: &str) -> Option<Setup> {
     if !is_root() {
         println!("{tag}: skipped: not root");
         return None;
@@ -51,7 +56,8 @@ fn setup(tag: &str, workers: usize, extra: &str) -> Option<Setup> {
     );
     let mut command = conchd_command(None, dir.root());
     command
-        .args(["-D", "-e", "-f", &config, "-o", "UsePrivilegeSeparation=sandbox"])
+        .args(["-D", "-e", "-f", &config, "-o"])
+        .arg(format!("UsePrivilegeSeparation={privsep}"))
         .env("CONCHD_PRIVSEP_WORKERS", workers.to_string())
         .env_remove("CONCHD_PRIVSEP");
     let daemon = Daemon::start(command);
@@ -590,6 +596,18 @@ fn socket_forwarding_both_ways_reaches_paths_outside_the_worker_s_empty_root() {
 #[test]
 fn socket_forwarding_reaches_only_paths_the_user_may_reach() {
     let Some(s) = setup("privsep-unixperm", 1, "") else { return };
+    sockets_are_made_and_reached_with_the_user_s_rights(&s);
+}
+
+/// Without privilege separation the root server makes and reaches Unix-domain sockets with the
+/// user's filesystem identity too, not root's.
+#[test]
+fn socket_forwarding_reaches_only_paths_the_user_may_reach_without_privsep() {
+    let Some(s) = start("nopriv-unixperm", 1, "", "no") else { return };
+    sockets_are_made_and_reached_with_the_user_s_rights(&s);
+}
+
+fn sockets_are_made_and_reached_with_the_user_s_rights(s: &Setup) {
     // Root's own directory: the user may neither make nor reach a socket in it.
     let private = s.dir.path("private");
     std::fs::create_dir(&private).unwrap();

@@ -207,8 +207,8 @@ pub(crate) fn run_helper() -> Option<std::io::Error> {
     for var in [PROGRAM_VAR, ARG0_VAR, MOTD_VAR, RC_VAR, LASTLOG_VAR] {
         std::env::remove_var(var);
     }
-    let hushed = std::env::var_os("HOME")
-        .is_some_and(|home| Path::new(&home).join(".hushlogin").exists());
+    let hushed =
+        std::env::var_os("HOME").is_some_and(|home| Path::new(&home).join(".hushlogin").exists());
     // As sshd: the last login, then /etc/motd; ~/.hushlogin silences both.
     if let (Some(user), false) = (last_log, hushed) {
         if let Some((secs, host)) = crate::utmp::last_login(&user, session_pid) {

@@ -545,18 +545,10 @@ impl MonitorBackend for ConchdBackend {
     }
 }
 
-/// Runs `f` with this thread's filesystem identity (`setfsuid`, `setfsgid`: per thread, so
-/// the monitor's other threads stay root) set to `user`'s, so that paths are reached, and
-/// files made, with the user's permissions and ownership (root's capabilities over files are
-/// dropped meanwhile); root's again after. The user's supplementary groups do not apply.
+/// Runs `f` with this thread's filesystem identity set to `user`'s (the monitor's other
+/// threads stay root): see [`as_filesystem_user`](twine::conch::server::as_filesystem_user).
 fn as_user<T>(user: &UserRecord, f: impl FnOnce() -> T) -> T {
-    use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
-    let gid = setfsgid(Gid::from_raw(user.gid));
-    let uid = setfsuid(Uid::from_raw(user.uid));
-    let out = f();
-    setfsuid(uid);
-    setfsgid(gid);
-    out
+    twine::conch::server::as_filesystem_user(user.uid, user.gid, f)
 }
 
 /// One worker slot: its current process.

@@ -79,6 +79,21 @@ impl Account {
     }
 }
 
+/// Runs `f` with this thread's filesystem identity (`setfsuid`, `setfsgid`: per thread, so
+/// the process's other threads keep theirs) set to `uid`/`gid`, so that paths are reached, and
+/// files made, with that user's permissions and ownership rather than root's; the identity is
+/// restored after. Without root's privilege the calls change nothing and `f` runs as is. The
+/// user's supplementary groups do not apply.
+pub fn as_filesystem_user<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> T {
+    use nix::unistd::{setfsgid, setfsuid, Gid};
+    let old_gid = setfsgid(Gid::from_raw(gid));
+    let old_uid = setfsuid(Uid::from_raw(uid));
+    let out = f();
+    setfsuid(old_uid);
+    setfsgid(old_gid);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -487,8 +487,11 @@ impl Forwarding {
                     }
                     return true;
                 }
-                let connector =
-                    self.reactor.connect_unix(&path, self.policy.connect_timeout, factory);
+                // Reached as the user: a root server's own rights would let any user reach
+                // root's sockets.
+                let connector = self.as_user(|| {
+                    self.reactor.connect_unix(&path, self.policy.connect_timeout, factory)
+                });
                 self.connectors.borrow_mut().push(connector);
                 true
             }
@@ -628,6 +631,18 @@ impl Forwarding {
         }
     }
 
+    /// Runs `f` with the logged-in user's filesystem identity when this server runs as root
+    /// for another user, so Unix-domain sockets are made and reached with the user's rights,
+    /// as sshd's unprivileged child does; as it is otherwise.
+    fn as_user<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.login.account {
+            Some(account) if account.uid != 0 && nix::unistd::Uid::effective().is_root() => {
+                super::account::as_filesystem_user(account.uid, account.gid, f)
+            }
+            _ => f(),
+        }
+    }
+
     fn listen_unix(&self, socket_path: &[u8]) -> GlobalReply {
         let user = &self.login.user;
         if !self.policy.streamlocal.remote() || !self.restrictions().port_forwarding {
@@ -638,36 +653,34 @@ impl Forwarding {
         if let Some(listen) = STREAMLOCAL_LISTENER.get() {
             return self.listen_unix_on(listen, socket_path, path);
         }
-        if self.policy.streamlocal_bind_unlink {
-            let _ = std::fs::remove_file(&path);
-        }
         let factory = ForwardedFactory {
             forwarding: self.me.clone(),
             address: String::new(),
             bound_port: Rc::new(Cell::new(0)),
             socket_path: Some(socket_path.to_vec()),
         };
-        let listening = match self.reactor.listen_unix(&path, factory) {
+        // Made as the user (a root server's own rights would let any user put a socket
+        // anywhere), so the socket is the user's too.
+        let listening = self.as_user(|| {
+            if self.policy.streamlocal_bind_unlink {
+                let _ = std::fs::remove_file(&path);
+            }
+            let listening = self.reactor.listen_unix(&path, factory)?;
+            use std::os::unix::fs::PermissionsExt;
+            let mode = 0o666 & !self.policy.streamlocal_bind_mask;
+            if let Err(err) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            {
+                log::warn!("chmod {}: {err}", path.display());
+            }
+            Ok::<_, CoreError>(listening)
+        });
+        let listening = match listening {
             Ok(listening) => listening,
             Err(err) => {
                 log::info!("{user}: streamlocal-forward {}: {err}", path.display());
                 return GlobalReply::Failure;
             }
         };
-        use std::os::unix::fs::PermissionsExt;
-        let mode = 0o666 & !self.policy.streamlocal_bind_mask;
-        if let Err(err) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)) {
-            log::warn!("chmod {}: {err}", path.display());
-        }
-        if let Some(account) = &self.login.account {
-            if nix::unistd::Uid::effective().is_root() {
-                if let Err(err) =
-                    std::os::unix::fs::chown(&path, Some(account.uid), Some(account.gid))
-                {
-                    log::warn!("chown {}: {err}", path.display());
-                }
-            }
-        }
         let key = ListenKey::Unix(socket_path.to_vec());
         self.listeners.borrow_mut().push(Listener {
             key,

@@ -35,7 +35,7 @@ mod protocol;
 mod restrictions;
 pub mod session;
 
-pub use account::Account;
+pub use account::{as_filesystem_user, Account};
 pub use auth::{
     AccountStatus, AuthBackend, AuthRequest, AuthorizedKeys, Chain, ConnectionFacts, ConnectionId,
     LoginRequest, Offload, SessionGrant, ShadowPasswords, StaticUsers, TofuVerdict,
