@@ -186,7 +186,16 @@ fn main() {
     let mut servers = Vec::new();
     let conchd = option_env!("CARGO_BIN_EXE_conchd");
     match Server::start(Kind::Conchd, &run.scratch, conchd) {
-        Ok(server) => servers.push(server),
+        Ok(server) => {
+            // As root conchd separates privileges unless told not to, as sshd does.
+            let root = nix::unistd::Uid::effective().is_root();
+            let off = std::env::var("CONCHD_PRIVSEP").is_ok_and(|v| v == "no");
+            run.note(format!(
+                "conchd privilege separation: {} (CONCHD_PRIVSEP=no turns it off as root)",
+                if root && !off { "on (a monitor and one worker per core)" } else { "off" }
+            ));
+            servers.push(server);
+        }
         Err(error) => {
             run.note(format!("conchd does not serve yet ({error}); ours = twine-lib, the library's server in this bench binary"));
             match Server::start(Kind::TwineLib, &run.scratch, None) {
