@@ -264,7 +264,7 @@ fn serve(
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
-    if privsep::requested(&opts.options) && Uid::effective().is_root() && !opts.inetd {
+    if privsep::requested(&opts.options) && Uid::effective().is_root() {
         return privsep::monitor::run(args, opts, file, startup, host_keys);
     }
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);

@@ -69,6 +69,9 @@ pub(crate) const WORKER_VAR: &str = "CONCHD_PRIVSEP_WORKER";
 pub(crate) const LISTENERS_VAR: &str = "CONCHD_PRIVSEP_LISTENERS";
 /// Set in a worker's environment: the host public keys, hex blobs separated by commas.
 pub(crate) const HOST_KEYS_VAR: &str = "CONCHD_PRIVSEP_HOSTKEYS";
+/// Set in an inetd-mode worker's environment (`-i`): the two descriptors after the
+/// monitor's are the connection's input and output, not listeners.
+pub(crate) const INETD_VAR: &str = "CONCHD_PRIVSEP_INETD";
 /// How many workers to start instead of one per core.
 pub(crate) const WORKERS_VAR: &str = "CONCHD_PRIVSEP_WORKERS";
 /// The descriptor of a worker's socketpair end; the listeners follow.

@@ -582,6 +582,11 @@ struct State {
     single: bool,
     penalties: Arc<Mutex<Penalties>>,
     started: Instant,
+    /// Inetd mode (`-i`): the connection's standard input and output, handed to the one
+    /// worker instead of listeners.
+    inetd: Option<(OwnedFd, OwnedFd)>,
+    /// Inetd mode: whether the worker ended in failure (sshd's 255: no login).
+    failed: Cell<bool>,
 }
 
 /// Hears a worker: relays its output, and restarts it when it dies.
@@ -614,7 +619,8 @@ impl ProcessProtocol for WorkerWatch {
             return;
         }
         if state.single {
-            // -d: the one connection is over.
+            // -d or -i: the one connection is over.
+            state.failed.set(!status.success());
             self.reactor.stop();
             return;
         }
@@ -665,6 +671,15 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             .inherit_fd(OwnedFd::from(theirs), super::MONITOR_FD);
         if state.daemon {
             options = options.env(crate::DAEMON_CHILD, "1");
+        }
+        if let Some((input, output)) = &state.inetd {
+            let input = input.try_clone().map_err(|e| e.to_string())?;
+            let output = output.try_clone().map_err(|e| e.to_string())?;
+            options = options
+                .env(super::INETD_VAR, "1")
+                .env(super::LISTENERS_VAR, "2")
+                .inherit_fd(input, super::MONITOR_FD + 1)
+                .inherit_fd(output, super::MONITOR_FD + 2);
         }
         for (n, listener) in state.listeners.borrow().iter().enumerate() {
             let fd = listener.try_clone().map_err(|e| e.to_string())?;
@@ -830,8 +845,18 @@ pub(crate) fn run(
     host_keys: Vec<Arc<dyn HostKeySigner>>,
 ) -> Result<(), Fatal> {
     prepare_chroot()?;
-    let listeners = listen(startup);
-    if listeners.is_empty() {
+    // Inetd mode: the connection is on standard input and output, and one worker serves it.
+    let inetd = if opts.inetd {
+        use std::os::fd::AsFd;
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned().map_err(|e| Fatal(e.to_string(), 255))
+        };
+        Some((dup(std::io::stdin().as_fd())?, dup(std::io::stdout().as_fd())?))
+    } else {
+        None
+    };
+    let listeners = if inetd.is_some() { Vec::new() } else { listen(startup) };
+    if listeners.is_empty() && inetd.is_none() {
         return Err(Fatal("Cannot bind any address.".into(), 255));
     }
     let public_keys = host_keys
@@ -839,7 +864,7 @@ pub(crate) fn run(
         .map(|k| super::hex(&k.public_key().to_blob()))
         .collect::<Vec<_>>()
         .join(",");
-    let single = opts.debug > 0;
+    let single = opts.debug > 0 || opts.inetd;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = if single {
         1
@@ -895,12 +920,14 @@ pub(crate) fn run(
             Vec::new(),
         ))),
         started: Instant::now(),
+        inetd,
+        failed: Cell::new(false),
     });
     for index in 0..workers {
         spawn_worker(&state, &reactor, index);
     }
     log::debug!("privilege separation: {workers} workers");
-    let pid_file = if opts.debug > 0 { None } else { startup.pid_file.clone() };
+    let pid_file = if single { None } else { startup.pid_file.clone() };
     if let Some(path) = &pid_file {
         if let Err(err) = std::fs::write(path, format!("{}\n", std::process::id())) {
             log::error!("Couldn't create pid file \"{path}\": {err}");
@@ -969,6 +996,10 @@ pub(crate) fn run(
     stop_all();
     if let Some(path) = &pid_file {
         let _ = std::fs::remove_file(path);
+    }
+    if opts.inetd && state.failed.get() {
+        // As without privilege separation: 255 when the connection ended without a login.
+        return Err(Fatal(String::new(), 255));
     }
     result
 }

@@ -141,7 +141,7 @@ fn certificate_check(request: &AuthRequest) -> Option<(Request, CertKey)> {
     let blob = certificate.to_blob().to_vec();
     let check = Request::AuthenticateCertificate {
         connection: request.connection.id,
-        user: request.user.clone(),
+        user: request.wire_user(),
         algorithm: twine::conch::keys::cert::cert_algorithm_name(algorithm).to_owned(),
         certificate: blob.clone(),
         host_bound: signed.as_ref().is_some_and(|(bound, _)| *bound),
@@ -257,7 +257,7 @@ impl AuthBackend for PrivsepAuth {
                 };
                 let check = Request::AuthenticatePublicKey {
                     connection,
-                    user: request.user.clone(),
+                    user: request.wire_user(),
                     algorithm: algorithm.name().to_owned(),
                     key_blob: key.to_blob(),
                     host_bound,
@@ -900,6 +900,13 @@ pub(crate) fn run(
         draining: std::cell::Cell::new(false),
         single: opts.debug > 0,
     });
+    let inetd = std::env::var_os(super::INETD_VAR).is_some();
+    if inetd {
+        let (Some(input), Some(output)) = (fds.next(), fds.next()) else {
+            return Err(Fatal("privsep worker: no inetd descriptors".into(), 255));
+        };
+        serve_inetd(input, output, &hub, &accepting, &client)?;
+    }
     for fd in fds {
         let listener = TcpListener::from(fd);
         listener.set_nonblocking(true).map_err(|e| fatal("listener", &e))?;
@@ -938,5 +945,56 @@ pub(crate) fn run(
     log::debug!("privsep worker {} sandboxed as uid {uid}", std::process::id());
     let result = reactor.run().map_err(|e| fatal("reactor", &e));
     accepting.watches.borrow_mut().clear();
+    if inetd && result.is_ok() && hub.logins.total.get() == 0 {
+        // sshd ends with 255 when the connection failed before a login.
+        return Err(Fatal(String::new(), 255));
+    }
     result
+}
+
+/// Inetd mode (`-i`): serves the one connection on `input` and `output` (the monitor's
+/// standard input and output), announced to the monitor as an accepted one is; the worker
+/// ends with it.
+fn serve_inetd(
+    input: OwnedFd,
+    output: OwnedFd,
+    hub: &Rc<Hub>,
+    accepting: &Rc<Accepting>,
+    client: &Arc<Client>,
+) -> Result<(), Fatal> {
+    let refused = |what: String| Fatal(format!("privsep worker: {what}"), 255);
+    hub.count_one();
+    let inner = hub.protocol();
+    let id = inner.id();
+    match client.call(&Request::ConnectionOpened { connection: id }) {
+        Ok(Reply::Done) => {}
+        other => return Err(refused(format!("monitor: ConnectionOpened answered {other:?}"))),
+    }
+    // Over a socket (inetd proper) the peer is known; over pipes (a ProxyCommand) it is not.
+    let socket = |fd: &OwnedFd| {
+        let stream = std::net::TcpStream::from(fd.try_clone().ok()?);
+        let addresses = (stream.peer_addr().ok()?, stream.local_addr().ok()?);
+        // The duplicate closes; the connection stays open through `fd`.
+        Some(addresses)
+    };
+    if let Some((peer, local)) = socket(&input) {
+        let request = Request::ConnectionPeer { connection: id, address: peer.ip() };
+        match client.call(&request) {
+            Ok(Reply::Done) => {}
+            other => return Err(refused(format!("connection from {}: {other:?}", peer.ip()))),
+        }
+        let request = Request::ConnectionLocalAddress { connection: id, address: local };
+        if let Err(err) = client.call(&request) {
+            log::error!("monitor: {err}");
+        }
+    }
+    accepting.live.set(accepting.live.get() + 1);
+    accepting.draining.set(true);
+    let tracked =
+        Tracked { inner, id, client: Arc::clone(client), accepting: Rc::clone(accepting) };
+    accepting
+        .reactor
+        .adopt_fd_pair(input, output, tracked)
+        .map_err(|e| refused(format!("cannot serve the connection: {e}")))?;
+    Ok(())
 }

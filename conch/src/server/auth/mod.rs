@@ -196,8 +196,11 @@ impl ConnectionFacts {
 pub struct AuthRequest {
     /// The userauth question's identifier; for keyboard-interactive, the conversation's.
     pub id: RequestId,
-    /// The user name the client gave.
+    /// The user name the client gave, without a `:style` suffix.
     pub user: String,
+    /// The `:style` suffix of the name the client gave (`alice:skey`), if any: the name as
+    /// sent, which signatures cover, is `user:style` ([`wire_user`](Self::wire_user)).
+    pub style: Option<String>,
     /// The service asked for (`ssh-connection`).
     pub service: String,
     /// The method and its credentials.
@@ -223,11 +226,28 @@ impl AuthRequest {
         Self {
             id,
             user: user.into(),
+            style: None,
             service: crate::userauth::SERVICE_CONNECTION.to_owned(),
             attempt,
             connection,
             now,
             offload,
+        }
+    }
+
+    /// The same request, for a name the client sent as `user:style`.
+    #[must_use]
+    pub fn with_style(mut self, style: Option<String>) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// The user name as the client sent it (with its `:style`), as a `publickey` signature
+    /// covers it.
+    pub fn wire_user(&self) -> String {
+        match &self.style {
+            Some(style) => format!("{}:{style}", self.user),
+            None => self.user.clone(),
         }
     }
 }

@@ -706,7 +706,10 @@ impl<B: MonitorBackend> Monitor<B> {
                 if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
                     return Ok(refusal);
                 }
-                let record = looked_up(conn, &user)?;
+                // `user` is the name as the client sent it (signed); the account is its part
+                // before any `:style`, as OpenSSH's auth2.c splits it.
+                let login = login_name(&user).to_owned();
+                let record = looked_up(conn, &login)?;
                 let session_id = conn
                     .session_id
                     .as_deref()
@@ -745,7 +748,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     conn.failures += 1;
                     return Ok(Reply::Failed("signature does not verify".to_owned()));
                 }
-                conn.verified = Some(user);
+                conn.verified = Some(login);
                 Ok(Reply::Done)
             }
             Request::ConnectionLocalAddress { address, .. } => {
@@ -769,7 +772,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
                     return Ok(refusal);
                 }
-                let record = looked_up(conn, &user)?;
+                let login = login_name(&user).to_owned();
+                let record = looked_up(conn, &login)?;
                 let Some(sig_algorithm) = cert::cert_signature_algorithm(&algorithm) else {
                     return Ok(Reply::Failed("unknown certificate algorithm".to_owned()));
                 };
@@ -814,7 +818,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 match self.backend.check_certificate(record, &parsed, &facts) {
                     Ok(restrictions) => {
                         if signature.is_some() {
-                            conn.verified = Some(user);
+                            conn.verified = Some(login);
                         }
                         Ok(Reply::Authorized(restrictions))
                     }
@@ -1053,6 +1057,11 @@ fn cut(text: &mut String, max: usize) {
         let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text.truncate(end);
     }
+}
+
+/// The account part of a user name as the client sent it: before any `:style` suffix.
+fn login_name(user: &str) -> &str {
+    user.split_once(':').map_or(user, |(login, _)| login)
 }
 
 fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {

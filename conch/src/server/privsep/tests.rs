@@ -1700,3 +1700,41 @@ fn socket_forwarding_is_refused_by_a_monitor_that_does_not_do_it() {
     assert!(matches!(m.handle(listen), Ok(Reply::Failed(_))));
     assert!(m.take_fds().is_empty());
 }
+
+/// A client that sent `alice:skey` signed that name: the monitor verifies the signature over
+/// it and then the account `alice`, as OpenSSH's auth2.c splits the style off; a signature
+/// over another name does not verify.
+#[test]
+fn a_user_name_with_a_style_is_verified_over_the_name_as_sent() {
+    let (_, replies) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        proof(&client_key(), "alice:skey", &HASH, None),
+        authenticated("alice"),
+    ]);
+    let replies = replies.unwrap();
+    assert_eq!(replies[3], Reply::Done);
+    assert_eq!(replies[4], Reply::Done);
+    let Request::AuthenticatePublicKey { signature, .. } =
+        proof(&client_key(), "alice", &HASH, None)
+    else {
+        unreachable!()
+    };
+    let Request::AuthenticatePublicKey {
+        connection, user, algorithm, key_blob, host_bound, ..
+    } = proof(&client_key(), "alice:skey", &HASH, None)
+    else {
+        unreachable!()
+    };
+    let mixed = Request::AuthenticatePublicKey {
+        connection,
+        user,
+        algorithm,
+        key_blob,
+        host_bound,
+        signature,
+    };
+    let (_, replies) = both_ways(&[opened(), sign(C1), lookup("alice"), mixed]);
+    assert_eq!(replies.unwrap()[3], Reply::Failed("signature does not verify".to_owned()));
+}

@@ -115,6 +115,10 @@ pub(crate) trait ServerCore {
     fn input_capacity(&self) -> usize;
     /// The client's identification string, once received.
     fn peer_identification(&self) -> Option<String>;
+    /// The `:style` suffix of the first authentication request's user name, if any.
+    fn login_style(&self) -> Option<String> {
+        None
+    }
     /// The `hostkeys-00@openssh.com` announcement to send after authentication, if any.
     fn host_keys_announcement(&self) -> Option<GlobalRequest> {
         None
@@ -224,6 +228,10 @@ impl ServerCore for ServerStack<Restrictions> {
     fn peer_identification(&self) -> Option<String> {
         let line = self.transport().peer_identification()?;
         Some(String::from_utf8_lossy(line).into_owned())
+    }
+
+    fn login_style(&self) -> Option<String> {
+        Self::login_style(self).map(str::to_owned)
     }
 
     fn host_keys_announcement(&self) -> Option<GlobalRequest> {
@@ -850,7 +858,8 @@ impl Conn {
             self.facts(),
             SystemTime::now(),
             self.services.offload.clone(),
-        );
+        )
+        .with_style(self.core.borrow().login_style());
         let answer = self.config.auth.decide(&request);
         let me = self.me.clone();
         when_fired(&answer, move |result| {
