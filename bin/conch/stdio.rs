@@ -100,15 +100,20 @@ enum Spliced {
 }
 
 /// Moves everything from `from` to `to` with `splice`, at the descriptors' own positions.
-/// A file opened for appending is left to plain writes, which append atomically.
+/// A file opened for appending is left to plain writes, which append atomically, and a
+/// terminal to plain reads and writes.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn splice_all(from: &impl AsFd, to: &impl AsFd) -> Spliced {
     use nix::errno::Errno;
     use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 
+    use std::io::IsTerminal as _;
+
     let appending = fcntl(to, FcntlArg::F_GETFL)
         .map_or(true, |flags| OFlag::from_bits_truncate(flags).contains(OFlag::O_APPEND));
-    if appending {
+    // A terminal is read and written plainly: splicing from one fails once it hangs up, and
+    // its data is too little to gain anything.
+    if appending || from.as_fd().is_terminal() || to.as_fd().is_terminal() {
         return Spliced::Unsupported;
     }
     loop {
