@@ -7,13 +7,19 @@
 //! threads and the loop per byte), and on Linux the threads move data with `splice` (pages
 //! handed from pipe to pipe, or to `/dev/null` or a file, without a copy through user space),
 //! falling back to reads and writes where the descriptor does not support it (a terminal).
+//! Standard output that is a regular file or a device other than a terminal (`/dev/null`),
+//! where a write cannot wait on another process, is written from the loop itself, as standard
+//! error always is: one copy, no thread in between.
 
+use std::cell::Cell;
 use std::fs::File;
-use std::io::{PipeReader, PipeWriter, Read, Write};
+use std::io::{IsTerminal as _, PipeReader, PipeWriter, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::thread::JoinHandle;
 
-use twine_core::{Protocol, Reactor, Transport};
+use twine_core::protocol::{Address, HalfClose, PushProducer};
+use twine_core::{Protocol, Reactor, Reason, Transport};
 
 /// The copying threads' handles.
 #[derive(Debug)]
@@ -29,7 +35,7 @@ impl Stdio {
         reactor: &Reactor,
         null_input: bool,
         protocol: impl Protocol + 'static,
-    ) -> Result<(Self, std::rc::Rc<dyn Transport>), String> {
+    ) -> Result<(Self, Rc<dyn Transport>), String> {
         let (in_read, in_write) = pipe()?;
         let (out_read, out_write) = pipe()?;
         if !null_input {
@@ -39,10 +45,19 @@ impl Stdio {
             drop(in_write);
         }
         let stdout = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
-        let writer = spawn_copy_out(out_read, File::from(stdout));
-        let transport = reactor
-            .adopt_fd_pair(OwnedFd::from(in_read), OwnedFd::from(out_write), protocol)
-            .map_err(|e| e.to_string())?;
+        let stdout = File::from(stdout);
+        let (in_read, out_write) = (OwnedFd::from(in_read), OwnedFd::from(out_write));
+        if writes_never_wait(&stdout) {
+            // The loop writes standard output itself; the pipe only carries the end of file.
+            drop(out_read);
+            let protocol = DirectOutput { protocol, out: Rc::new(stdout) };
+            let transport =
+                reactor.adopt_fd_pair(in_read, out_write, protocol).map_err(|e| e.to_string())?;
+            return Ok((Self { writer: None }, transport));
+        }
+        let writer = spawn_copy_out(out_read, stdout);
+        let transport =
+            reactor.adopt_fd_pair(in_read, out_write, protocol).map_err(|e| e.to_string())?;
         Ok((Self { writer: Some(writer) }, transport))
     }
 
@@ -51,6 +66,112 @@ impl Stdio {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+/// Whether a write to `file` completes without waiting on another process: a regular file or
+/// a device (`/dev/null`), not a pipe, socket or terminal.
+fn writes_never_wait(file: &File) -> bool {
+    let Ok(metadata) = file.metadata() else { return false };
+    let kind = metadata.file_type();
+    use std::os::unix::fs::FileTypeExt as _;
+    (kind.is_file() || kind.is_char_device() || kind.is_block_device()) && !file.is_terminal()
+}
+
+/// Runs `protocol` with its writes going straight to standard output (see the module's notes).
+struct DirectOutput<P> {
+    protocol: P,
+    out: Rc<File>,
+}
+
+impl<P: Protocol> Protocol for DirectOutput<P> {
+    fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        let direct = Direct { inner: transport, out: Rc::clone(&self.out), done: Cell::new(false) };
+        self.protocol.connection_made(Rc::new(direct));
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.protocol.data_received(data);
+    }
+
+    fn read_connection_lost(&mut self) -> HalfClose {
+        self.protocol.read_connection_lost()
+    }
+
+    fn write_connection_lost(&mut self) {
+        self.protocol.write_connection_lost();
+    }
+
+    fn connection_lost(&mut self, reason: Reason) {
+        self.protocol.connection_lost(reason);
+    }
+}
+
+/// Standard input and output whose writes go to standard output at once (nothing is ever
+/// buffered, so nothing to pause for); everything else is the pipe transport's.
+struct Direct {
+    inner: Rc<dyn Transport>,
+    out: Rc<File>,
+    /// Closing or closed: writes are ignored, as a transport's are.
+    done: Cell<bool>,
+}
+
+impl Transport for Direct {
+    fn write(&self, data: &[u8]) {
+        if self.done.get() || data.is_empty() {
+            return;
+        }
+        if let Err(err) = (&*self.out).write_all(data) {
+            log::debug!("standard output: {err}");
+            self.abort_connection();
+        }
+    }
+
+    fn lose_connection(&self) {
+        self.done.set(true);
+        self.inner.lose_connection();
+    }
+
+    fn abort_connection(&self) {
+        self.done.set(true);
+        self.inner.abort_connection();
+    }
+
+    fn write_eof(&self) {
+        self.done.set(true);
+        self.inner.write_eof();
+    }
+
+    fn peer(&self) -> Address {
+        self.inner.peer()
+    }
+
+    fn host(&self) -> Address {
+        self.inner.host()
+    }
+
+    fn buffered(&self) -> usize {
+        0
+    }
+
+    fn register_producer(&self, producer: Rc<dyn PushProducer>) {
+        self.inner.register_producer(producer);
+    }
+
+    fn unregister_producer(&self) {
+        self.inner.unregister_producer();
+    }
+
+    fn pause_producing(&self) {
+        self.inner.pause_producing();
+    }
+
+    fn resume_producing(&self) {
+        self.inner.resume_producing();
+    }
+
+    fn stop_producing(&self) {
+        self.inner.stop_producing();
     }
 }
 
