@@ -85,6 +85,30 @@ fn a_256_mib_transfer_each_way_keeps_its_checksum() {
     assert_eq!(remote.split_whitespace().next(), Some(sha256(&output.stdout).as_str()));
 }
 
+/// Standard output redirected to a file (written from conch's loop, not through a pipe) gets
+/// everything, after what the file held when it is opened for appending.
+#[test]
+fn standard_output_to_a_file_gets_everything_and_appends_to_an_appending_file() {
+    let Some(setup) = Setup::start() else { return };
+    const SIZE: usize = 8 << 20;
+    let command = format!(
+        "f=$(mktemp); head -c {SIZE} /dev/urandom > $f; sha256sum < $f >&2; cat $f; rm -f $f"
+    );
+    let path = setup.sshd.dir.path("stdout");
+    let file = std::fs::File::create(&path).unwrap();
+    let output = setup.command(&["server", &command]).stdout(file).output().unwrap();
+    setup.check(&output);
+    let written = std::fs::read(&path).unwrap();
+    assert_eq!(written.len(), SIZE);
+    let remote = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(remote.split_whitespace().next(), Some(sha256(&written).as_str()));
+    std::fs::write(&path, b"before\n").unwrap();
+    let file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let output = setup.command(&["server", "echo after"]).stdout(file).output().unwrap();
+    setup.check(&output);
+    assert_eq!(std::fs::read(&path).unwrap(), b"before\nafter\n");
+}
+
 /// With `-tt` in tmux: the session has a terminal, a resize reaches it, `~C` adds a forward,
 /// and `~.` ends it.
 #[test]
