@@ -9,23 +9,35 @@
 //! falling back to reads and writes where the descriptor does not support it (a terminal).
 //! Standard output that is a regular file or a device other than a terminal (`/dev/null`),
 //! where a write cannot wait on another process, is written from the loop itself, as standard
-//! error always is: one copy, no thread in between.
+//! error always is: one copy, no thread in between. On Linux, standard input that is a pipe or
+//! a socket is read from the loop too, with `preadv2(RWF_NOWAIT)`, which never blocks and
+//! leaves the descriptor's flags alone (see [`DirectInput`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::{IsTerminal as _, PipeReader, PipeWriter, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::thread::JoinHandle;
 
 use twine_core::protocol::{Address, HalfClose, PushProducer};
 use twine_core::{Protocol, Reactor, Reason, Transport};
 
-/// The copying threads' handles.
-#[derive(Debug)]
+/// The copying threads' handles, and standard input when the loop reads it itself.
 pub(crate) struct Stdio {
     /// Finishes once everything written to the transport reached standard output.
     writer: Option<JoinHandle<()>>,
+    /// Standard input read by the loop, kept until the end.
+    _input: Option<Rc<DirectInput>>,
+}
+
+impl std::fmt::Debug for Stdio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stdio")
+            .field("writer", &self.writer.is_some())
+            .field("direct_input", &self._input.is_some())
+            .finish()
+    }
 }
 
 impl Stdio {
@@ -36,29 +48,30 @@ impl Stdio {
         null_input: bool,
         protocol: impl Protocol + 'static,
     ) -> Result<(Self, Rc<dyn Transport>), String> {
+        let protocol: Rc<RefCell<dyn Protocol>> = Rc::new(RefCell::new(protocol));
         let (in_read, in_write) = pipe()?;
         let (out_read, out_write) = pipe()?;
-        if !null_input {
-            let stdin = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
-            spawn_copy_in(File::from(stdin), in_write);
-        } else {
-            drop(in_write);
-        }
         let stdout = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
         let stdout = File::from(stdout);
-        let (in_read, out_write) = (OwnedFd::from(in_read), OwnedFd::from(out_write));
-        if writes_never_wait(&stdout) {
+        let (out, writer) = if writes_never_wait(&stdout) {
             // The loop writes standard output itself; the pipe only carries the end of file.
             drop(out_read);
-            let protocol = DirectOutput { protocol, out: Rc::new(stdout) };
-            let transport =
-                reactor.adopt_fd_pair(in_read, out_write, protocol).map_err(|e| e.to_string())?;
-            return Ok((Self { writer: None }, transport));
-        }
-        let writer = spawn_copy_out(out_read, stdout);
-        let transport =
-            reactor.adopt_fd_pair(in_read, out_write, protocol).map_err(|e| e.to_string())?;
-        Ok((Self { writer: Some(writer) }, transport))
+            (Some(Rc::new(stdout)), None)
+        } else {
+            (None, Some(spawn_copy_out(out_read, stdout)))
+        };
+        let input = if null_input {
+            drop(in_write);
+            None
+        } else {
+            let stdin = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
+            DirectInput::start(reactor, File::from(stdin), in_write, &protocol)
+        };
+        let wrapped = Wrapped { protocol, out, input: input.clone() };
+        let transport = reactor
+            .adopt_fd_pair(OwnedFd::from(in_read), OwnedFd::from(out_write), wrapped)
+            .map_err(|e| e.to_string())?;
+        Ok((Self { writer, _input: input }, transport))
     }
 
     /// Waits until standard output has everything (the transport must be closed first).
@@ -72,56 +85,74 @@ impl Stdio {
 /// Whether a write to `file` completes without waiting on another process: a regular file or
 /// a device (`/dev/null`), not a pipe, socket or terminal.
 fn writes_never_wait(file: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+
     let Ok(metadata) = file.metadata() else { return false };
     let kind = metadata.file_type();
-    use std::os::unix::fs::FileTypeExt as _;
     (kind.is_file() || kind.is_char_device() || kind.is_block_device()) && !file.is_terminal()
 }
 
-/// Runs `protocol` with its writes going straight to standard output (see the module's notes).
-struct DirectOutput<P> {
-    protocol: P,
-    out: Rc<File>,
+/// Runs the protocol with standard output written from the loop (when `out` is set) and
+/// standard input read from it (when `input` is set); otherwise through the pipes.
+struct Wrapped {
+    protocol: Rc<RefCell<dyn Protocol>>,
+    out: Option<Rc<File>>,
+    input: Option<Rc<DirectInput>>,
 }
 
-impl<P: Protocol> Protocol for DirectOutput<P> {
+impl Protocol for Wrapped {
     fn connection_made(&mut self, transport: Rc<dyn Transport>) {
-        let direct = Direct { inner: transport, out: Rc::clone(&self.out), done: Cell::new(false) };
-        self.protocol.connection_made(Rc::new(direct));
+        let stdio = StdioTransport {
+            inner: transport,
+            out: self.out.clone(),
+            input: self.input.clone(),
+            done: Cell::new(false),
+        };
+        self.protocol.borrow_mut().connection_made(Rc::new(stdio));
+        if let Some(input) = &self.input {
+            input.made.set(true);
+            input.read_some();
+        }
     }
 
     fn data_received(&mut self, data: &[u8]) {
-        self.protocol.data_received(data);
+        self.protocol.borrow_mut().data_received(data);
     }
 
     fn read_connection_lost(&mut self) -> HalfClose {
-        self.protocol.read_connection_lost()
+        self.protocol.borrow_mut().read_connection_lost()
     }
 
     fn write_connection_lost(&mut self) {
-        self.protocol.write_connection_lost();
+        self.protocol.borrow_mut().write_connection_lost();
     }
 
     fn connection_lost(&mut self, reason: Reason) {
-        self.protocol.connection_lost(reason);
+        if let Some(input) = &self.input {
+            input.end();
+        }
+        self.protocol.borrow_mut().connection_lost(reason);
     }
 }
 
-/// Standard input and output whose writes go to standard output at once (nothing is ever
-/// buffered, so nothing to pause for); everything else is the pipe transport's.
-struct Direct {
+/// Standard input and output as the protocol sees them: the pipe transport, with writes going
+/// straight to standard output when it allows (nothing is then ever buffered, so nothing to
+/// pause for), and pauses reaching standard input when the loop reads it.
+struct StdioTransport {
     inner: Rc<dyn Transport>,
-    out: Rc<File>,
-    /// Closing or closed: writes are ignored, as a transport's are.
+    out: Option<Rc<File>>,
+    input: Option<Rc<DirectInput>>,
+    /// Closing or closed: direct writes are ignored, as a transport's are.
     done: Cell<bool>,
 }
 
-impl Transport for Direct {
+impl Transport for StdioTransport {
     fn write(&self, data: &[u8]) {
+        let Some(out) = &self.out else { return self.inner.write(data) };
         if self.done.get() || data.is_empty() {
             return;
         }
-        if let Err(err) = (&*self.out).write_all(data) {
+        if let Err(err) = (&**out).write_all(data) {
             log::debug!("standard output: {err}");
             self.abort_connection();
         }
@@ -151,7 +182,11 @@ impl Transport for Direct {
     }
 
     fn buffered(&self) -> usize {
-        0
+        if self.out.is_some() {
+            0
+        } else {
+            self.inner.buffered()
+        }
     }
 
     fn register_producer(&self, producer: Rc<dyn PushProducer>) {
@@ -164,14 +199,195 @@ impl Transport for Direct {
 
     fn pause_producing(&self) {
         self.inner.pause_producing();
+        if let Some(input) = &self.input {
+            input.paused.set(true);
+        }
     }
 
     fn resume_producing(&self) {
         self.inner.resume_producing();
+        if let Some(input) = &self.input {
+            input.paused.set(false);
+            input.read_some();
+        }
     }
 
     fn stop_producing(&self) {
         self.inner.stop_producing();
+    }
+}
+
+/// How many reads of standard input one turn of the loop makes at most.
+const READS_PER_TURN: usize = 4;
+
+/// Standard input read by the loop itself (Linux; a pipe or a socket): `preadv2` with
+/// `RWF_NOWAIT` reads without blocking and without setting `O_NONBLOCK` on a descriptor shared
+/// with other processes. At its end the pipe to the loop is closed, which the pipe transport
+/// reports as end of file after everything read. Elsewhere, and where the kernel does not
+/// support it, a thread copies standard input into that pipe instead.
+struct DirectInput {
+    me: Weak<Self>,
+    stdin: File,
+    /// The pipe the loop's transport reads: nothing but its end of file (or, after a fallback,
+    /// the copying thread's data).
+    feed: RefCell<Option<PipeWriter>>,
+    protocol: Rc<RefCell<dyn Protocol>>,
+    scheduler: Rc<dyn twine_core::time::Scheduler>,
+    watch: RefCell<Option<twine_core::reactor::FdWatch>>,
+    buffer: RefCell<Vec<u8>>,
+    /// The protocol has its transport.
+    made: Cell<bool>,
+    paused: Cell<bool>,
+    /// A read is under way (a nested call leaves the work to it).
+    reading: Cell<bool>,
+    /// Another turn's reads are scheduled.
+    again: Cell<bool>,
+    ended: Cell<bool>,
+}
+
+impl DirectInput {
+    /// Reads `stdin` from the loop where it can, else starts the copying thread into `feed`.
+    fn start(
+        reactor: &Reactor,
+        stdin: File,
+        feed: PipeWriter,
+        protocol: &Rc<RefCell<dyn Protocol>>,
+    ) -> Option<Rc<Self>> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd as _;
+            use std::os::unix::fs::FileTypeExt as _;
+
+            let pollable = stdin.metadata().is_ok_and(|metadata| {
+                let kind = metadata.file_type();
+                kind.is_fifo() || kind.is_socket()
+            });
+            if pollable && !stdin.is_terminal() {
+                let fd = stdin.as_raw_fd();
+                let input = Rc::new_cyclic(|me| Self {
+                    me: me.clone(),
+                    stdin,
+                    feed: RefCell::new(Some(feed)),
+                    protocol: Rc::clone(protocol),
+                    scheduler: reactor.scheduler(),
+                    watch: RefCell::new(None),
+                    buffer: RefCell::new(vec![0; CHUNK]),
+                    made: Cell::new(false),
+                    paused: Cell::new(false),
+                    reading: Cell::new(false),
+                    again: Cell::new(false),
+                    ended: Cell::new(false),
+                });
+                let weak = Rc::downgrade(&input);
+                let watched = reactor.watch_fd(fd, twine_core::reactor::Interest::Readable, {
+                    move |_| {
+                        if let Some(input) = weak.upgrade() {
+                            input.read_some();
+                        }
+                    }
+                });
+                match watched {
+                    Ok(watch) => {
+                        *input.watch.borrow_mut() = Some(watch);
+                        return Some(input);
+                    }
+                    Err(err) => {
+                        log::debug!("standard input not watched: {err}");
+                        let feed = input.feed.borrow_mut().take();
+                        let stdin = input.stdin.try_clone().ok();
+                        if let (Some(stdin), Some(feed)) = (stdin, feed) {
+                            spawn_copy_in(stdin, feed);
+                        }
+                        return None;
+                    }
+                }
+            }
+        }
+        let _ = (reactor, protocol);
+        spawn_copy_in(stdin, feed);
+        None
+    }
+
+    /// Reads what standard input has, a few times, handing it to the protocol.
+    fn read_some(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::io::{Errno, ReadWriteFlags};
+
+            if self.reading.replace(true) {
+                return;
+            }
+            let mut reads = 0;
+            while self.made.get() && !self.paused.get() && !self.ended.get() {
+                if reads == READS_PER_TURN {
+                    self.read_again();
+                    break;
+                }
+                reads += 1;
+                let mut buffer = self.buffer.borrow_mut();
+                let mut slices = [std::io::IoSliceMut::new(&mut buffer)];
+                match rustix::io::preadv2(
+                    &self.stdin,
+                    &mut slices,
+                    u64::MAX,
+                    ReadWriteFlags::NOWAIT,
+                ) {
+                    Ok(0) => self.end(),
+                    Ok(n) => {
+                        let data = buffer.get(..n).unwrap_or_default();
+                        self.protocol.borrow_mut().data_received(data);
+                    }
+                    Err(Errno::AGAIN) => break,
+                    Err(Errno::INTR) => {}
+                    Err(Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => {
+                        self.fall_back();
+                        break;
+                    }
+                    Err(err) => {
+                        log::debug!("standard input: {err}");
+                        self.end();
+                    }
+                }
+            }
+            self.reading.set(false);
+        }
+    }
+
+    /// Reads again on the next turn (the loop gets its turn between).
+    fn read_again(&self) {
+        if self.again.replace(true) {
+            return;
+        }
+        let me = self.me.clone();
+        self.scheduler.call_soon_boxed(Box::new(move || {
+            if let Some(me) = me.upgrade() {
+                me.again.set(false);
+                me.read_some();
+            }
+        }));
+    }
+
+    /// The kernel cannot read without blocking here: the copying thread takes over.
+    fn fall_back(&self) {
+        log::debug!("standard input: copied by a thread");
+        self.ended.set(true);
+        if let Some(watch) = self.watch.borrow_mut().take() {
+            watch.stop();
+        }
+        let feed = self.feed.borrow_mut().take();
+        if let (Ok(stdin), Some(feed)) = (self.stdin.try_clone(), feed) {
+            spawn_copy_in(stdin, feed);
+        }
+    }
+
+    /// End of file (or an error, or the transport closed): stop watching and close the pipe,
+    /// whose end of file the transport reports.
+    fn end(&self) {
+        self.ended.set(true);
+        if let Some(watch) = self.watch.borrow_mut().take() {
+            watch.stop();
+        }
+        self.feed.borrow_mut().take();
     }
 }
 
