@@ -53,12 +53,13 @@ impl Stdio {
         let (out_read, out_write) = pipe()?;
         let stdout = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
         let stdout = File::from(stdout);
-        let (out, writer) = if writes_never_wait(&stdout) {
+        let (out, writer) = match Output::start(reactor, stdout) {
             // The loop writes standard output itself; the pipe only carries the end of file.
-            drop(out_read);
-            (Some(Rc::new(stdout)), None)
-        } else {
-            (None, Some(spawn_copy_out(out_read, stdout)))
+            Ok(out) => {
+                drop(out_read);
+                (Some(out), None)
+            }
+            Err(stdout) => (None, Some(spawn_copy_out(out_read, stdout))),
         };
         let input = if null_input {
             drop(in_write);
@@ -96,12 +97,15 @@ fn writes_never_wait(file: &File) -> bool {
 /// standard input read from it (when `input` is set); otherwise through the pipes.
 struct Wrapped {
     protocol: Rc<RefCell<dyn Protocol>>,
-    out: Option<Rc<File>>,
+    out: Option<Rc<Output>>,
     input: Option<Rc<DirectInput>>,
 }
 
 impl Protocol for Wrapped {
     fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        if let Some(out) = &self.out {
+            *out.inner.borrow_mut() = Some(Rc::clone(&transport));
+        }
         let stdio = StdioTransport {
             inner: transport,
             out: self.out.clone(),
@@ -131,46 +135,54 @@ impl Protocol for Wrapped {
         if let Some(input) = &self.input {
             input.end();
         }
+        if let Some(out) = &self.out {
+            out.end();
+        }
         self.protocol.borrow_mut().connection_lost(reason);
     }
 }
 
 /// Standard input and output as the protocol sees them: the pipe transport, with writes going
-/// straight to standard output when it allows (nothing is then ever buffered, so nothing to
-/// pause for), and pauses reaching standard input when the loop reads it.
+/// to standard output from the loop when it allows ([`Output`]), and pauses reaching standard
+/// input when the loop reads it ([`DirectInput`]).
 struct StdioTransport {
     inner: Rc<dyn Transport>,
-    out: Option<Rc<File>>,
+    out: Option<Rc<Output>>,
     input: Option<Rc<DirectInput>>,
-    /// Closing or closed: direct writes are ignored, as a transport's are.
+    /// Closing or closed: writes are ignored, as a transport's are.
     done: Cell<bool>,
 }
 
 impl Transport for StdioTransport {
     fn write(&self, data: &[u8]) {
         let Some(out) = &self.out else { return self.inner.write(data) };
-        if self.done.get() || data.is_empty() {
-            return;
-        }
-        if let Err(err) = (&**out).write_all(data) {
-            log::debug!("standard output: {err}");
-            self.abort_connection();
+        if !self.done.get() {
+            out.write(data);
         }
     }
 
     fn lose_connection(&self) {
         self.done.set(true);
-        self.inner.lose_connection();
+        match &self.out {
+            Some(out) => out.then(Then::Lose),
+            None => self.inner.lose_connection(),
+        }
     }
 
     fn abort_connection(&self) {
         self.done.set(true);
+        if let Some(out) = &self.out {
+            out.end();
+        }
         self.inner.abort_connection();
     }
 
     fn write_eof(&self) {
         self.done.set(true);
-        self.inner.write_eof();
+        match &self.out {
+            Some(out) => out.then(Then::Eof),
+            None => self.inner.write_eof(),
+        }
     }
 
     fn peer(&self) -> Address {
@@ -182,18 +194,25 @@ impl Transport for StdioTransport {
     }
 
     fn buffered(&self) -> usize {
-        if self.out.is_some() {
-            0
-        } else {
-            self.inner.buffered()
+        match &self.out {
+            Some(out) => out.pending(),
+            None => self.inner.buffered(),
         }
     }
 
     fn register_producer(&self, producer: Rc<dyn PushProducer>) {
+        if let Some(out) = &self.out {
+            *out.producer.borrow_mut() = Some(Rc::clone(&producer));
+            out.paused.set(false);
+        }
         self.inner.register_producer(producer);
     }
 
     fn unregister_producer(&self) {
+        if let Some(out) = &self.out {
+            out.producer.borrow_mut().take();
+            out.paused.set(false);
+        }
         self.inner.unregister_producer();
     }
 
@@ -215,6 +234,230 @@ impl Transport for StdioTransport {
     fn stop_producing(&self) {
         self.inner.stop_producing();
     }
+}
+
+/// Past this many bytes waiting for standard output, the producer (the channel) is paused.
+const OUTPUT_HIGH: usize = 64 * 1024;
+
+/// What the pipe transport does once standard output has everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    Nothing,
+    Eof,
+    Lose,
+}
+
+/// Standard output written from the loop. A regular file or a device (`/dev/null`) is written
+/// at once: the write cannot wait on another process. On Linux a pipe or a socket is written
+/// with `pwritev2(RWF_NOWAIT)`, which never blocks and leaves the descriptor's flags alone;
+/// what it does not take waits here (the channel paused past [`OUTPUT_HIGH`]) until the
+/// descriptor is writable again. A terminal, and other systems, keep the copying thread.
+struct Output {
+    file: File,
+    /// Written with `RWF_NOWAIT` (else plainly, at once).
+    nowait: Cell<bool>,
+    /// Not yet written, from `sent` on.
+    buffer: RefCell<Vec<u8>>,
+    sent: Cell<usize>,
+    watch: RefCell<Option<twine_core::reactor::FdWatch>>,
+    producer: RefCell<Option<Rc<dyn PushProducer>>>,
+    paused: Cell<bool>,
+    then: Cell<Then>,
+    /// The pipe transport, for the end of file or close that waits for the buffer.
+    inner: RefCell<Option<Rc<dyn Transport>>>,
+    /// A write failed, or the transport closed: nothing more is written.
+    ended: Cell<bool>,
+}
+
+impl Output {
+    /// Standard output written from the loop, if `file` allows it; else `file` back.
+    fn start(reactor: &Reactor, file: File) -> Result<Rc<Self>, File> {
+        let nowait = if writes_never_wait(&file) {
+            false
+        } else if cfg!(target_os = "linux") && pollable(&file) && !file.is_terminal() {
+            true
+        } else {
+            return Err(file);
+        };
+        let output = Rc::new(Self {
+            file,
+            nowait: Cell::new(nowait),
+            buffer: RefCell::new(Vec::new()),
+            sent: Cell::new(0),
+            watch: RefCell::new(None),
+            producer: RefCell::new(None),
+            paused: Cell::new(false),
+            then: Cell::new(Then::Nothing),
+            inner: RefCell::new(None),
+            ended: Cell::new(false),
+        });
+        if nowait {
+            use std::os::fd::AsRawFd as _;
+
+            let weak = Rc::downgrade(&output);
+            let watched = reactor.watch_fd(
+                output.file.as_raw_fd(),
+                twine_core::reactor::Interest::Writable,
+                move |_| {
+                    if let Some(output) = weak.upgrade() {
+                        output.flush();
+                    }
+                },
+            );
+            match watched {
+                Ok(watch) => *output.watch.borrow_mut() = Some(watch),
+                Err(err) => {
+                    // Never for a pipe or socket; were it so, plain writes, as standard error's.
+                    log::debug!("standard output not watched: {err}");
+                    output.nowait.set(false);
+                }
+            }
+        }
+        Ok(output)
+    }
+
+    fn pending(&self) -> usize {
+        self.buffer.borrow().len().saturating_sub(self.sent.get())
+    }
+
+    /// Writes `data`, or keeps what cannot be written now.
+    fn write(&self, data: &[u8]) {
+        if self.ended.get() || data.is_empty() {
+            return;
+        }
+        if !self.nowait.get() {
+            if let Err(err) = (&self.file).write_all(data) {
+                self.failed(&err);
+            }
+            return;
+        }
+        let taken = if self.pending() == 0 {
+            match self.write_now(data) {
+                Ok(n) => n,
+                Err(err) => return self.failed(&err),
+            }
+        } else {
+            0
+        };
+        let rest = data.get(taken..).unwrap_or_default();
+        if rest.is_empty() {
+            return;
+        }
+        self.buffer.borrow_mut().extend_from_slice(rest);
+        if self.pending() > OUTPUT_HIGH && !self.paused.get() {
+            let producer = self.producer.borrow().clone();
+            if let Some(producer) = producer {
+                self.paused.set(true);
+                producer.pause_producing();
+            }
+        }
+    }
+
+    /// One write without blocking: how much the descriptor took (0 when full).
+    fn write_now(&self, data: &[u8]) -> std::io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::io::{Errno, ReadWriteFlags};
+
+            loop {
+                let slices = [std::io::IoSlice::new(data)];
+                match rustix::io::pwritev2(&self.file, &slices, u64::MAX, ReadWriteFlags::NOWAIT) {
+                    Ok(n) => return Ok(n),
+                    Err(Errno::AGAIN) => return Ok(0),
+                    Err(Errno::INTR) => {}
+                    Err(Errno::OPNOTSUPP) => {
+                        // An old kernel: plain writes, which may wait, as standard error's do.
+                        (&self.file).write_all(data)?;
+                        return Ok(data.len());
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            (&self.file).write_all(data)?;
+            Ok(data.len())
+        }
+    }
+
+    /// Writes what waits (standard output became writable); then resumes the producer and
+    /// finishes a requested end of file or close.
+    fn flush(&self) {
+        while self.pending() > 0 && !self.ended.get() {
+            let result = {
+                let buffer = self.buffer.borrow();
+                let pending = buffer.get(self.sent.get()..).unwrap_or_default();
+                self.write_now(pending)
+            };
+            match result {
+                Ok(0) => return,
+                Ok(n) => self.sent.set(self.sent.get() + n),
+                Err(err) => return self.failed(&err),
+            }
+        }
+        self.buffer.borrow_mut().clear();
+        self.sent.set(0);
+        if self.paused.replace(false) {
+            let producer = self.producer.borrow().clone();
+            if let Some(producer) = producer {
+                producer.resume_producing();
+            }
+        }
+        self.finish();
+    }
+
+    /// The transport is to end (`then`) once everything is written.
+    fn then(&self, then: Then) {
+        if self.then.get() != Then::Lose {
+            self.then.set(then);
+        }
+        if self.pending() == 0 {
+            self.finish();
+        }
+    }
+
+    fn finish(&self) {
+        let then = self.then.replace(Then::Nothing);
+        let inner = self.inner.borrow().clone();
+        match (then, inner) {
+            (Then::Lose, Some(inner)) => inner.lose_connection(),
+            (Then::Eof, Some(inner)) => inner.write_eof(),
+            _ => {}
+        }
+    }
+
+    /// Standard output failed (its reader went away): the transport is aborted.
+    fn failed(&self, err: &std::io::Error) {
+        log::debug!("standard output: {err}");
+        let inner = self.inner.borrow().clone();
+        self.end();
+        if let Some(inner) = inner {
+            inner.abort_connection();
+        }
+    }
+
+    /// Nothing more is written or watched.
+    fn end(&self) {
+        self.ended.set(true);
+        *self.buffer.borrow_mut() = Vec::new();
+        self.sent.set(0);
+        if let Some(watch) = self.watch.borrow_mut().take() {
+            watch.stop();
+        }
+        self.producer.borrow_mut().take();
+        self.inner.borrow_mut().take();
+    }
+}
+
+/// A pipe or a socket: what the loop can poll.
+fn pollable(file: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+
+    file.metadata().is_ok_and(|metadata| {
+        let kind = metadata.file_type();
+        kind.is_fifo() || kind.is_socket()
+    })
 }
 
 /// How many reads of standard input one turn of the loop makes at most.
