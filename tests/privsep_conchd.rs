@@ -1,9 +1,12 @@
 //! `conchd -o UsePrivilegeSeparation=sandbox` as root, seen from `/proc` and from OpenSSH's
 //! clients: every worker is unprivileged, confined and filtered and cannot read a host key;
 //! a killed worker is restarted while another worker's login lives on; logins run commands,
-//! a pty shell and sftp, and passwords are checked by the monitor.
+//! a pty shell and sftp, and passwords are checked by the monitor; certificates, host key
+//! proofs and `Match` blocks' `AuthorizedKeysFile` work as without privilege separation (the
+//! scenarios of `conchd_certs`, from `certs_support`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod certs_support;
 mod conchd_support;
 
 use std::io::{Read, Write};
@@ -330,5 +333,75 @@ fn allow_groups_sees_the_user_s_groups_through_the_monitor() {
             c
         });
         assert_eq!(out.status.success(), expect_in, "AllowGroups {allowed}: {}", stderr(&out));
+    }
+}
+
+/// Certificates are checked by the monitor as without privilege separation: a trusted CA's
+/// certificate logs in; a wrong principal, an expired, an untrusted and a revoked one do not.
+#[test]
+fn a_certificate_from_trusted_user_ca_keys_logs_in_and_a_bad_one_is_refused_under_privsep() {
+    if certs_support::root_or_skip("privsep trusted CA") {
+        certs_support::trusted_user_ca_keys_let_in_valid_certificates_only(
+            "privsep-certs-trusted",
+            certs_support::Mode::Sandbox,
+        );
+    }
+}
+
+/// The principals file is read by the monitor, and the line's and the certificate's forced
+/// commands still run instead of the client's (restrictions reach the worker).
+#[test]
+fn principals_files_and_certificate_forced_commands_apply_under_privsep() {
+    if certs_support::root_or_skip("privsep principals file") {
+        certs_support::authorized_principals_file_and_forced_commands_apply(
+            "privsep-certs-principals",
+            certs_support::Mode::Sandbox,
+        );
+    }
+}
+
+/// `AuthorizedPrincipalsCommand` is run by the monitor (the worker cannot execute anything).
+#[test]
+fn the_monitor_runs_the_authorized_principals_command() {
+    if certs_support::root_or_skip("privsep principals command") {
+        certs_support::authorized_principals_command_lists_the_principals(
+            "privsep-certs-command",
+            certs_support::Mode::Sandbox,
+        );
+    }
+}
+
+/// `cert-authority` lines (with `principals=`) and a certificate's missing `permit-pty` apply
+/// under privilege separation.
+#[test]
+fn a_cert_authority_line_accepts_the_cas_certificates_under_privsep() {
+    if certs_support::root_or_skip("privsep cert-authority") {
+        certs_support::cert_authority_lines_accept_the_cas_certificates(
+            "privsep-certs-authority",
+            certs_support::Mode::Sandbox,
+        );
+    }
+}
+
+/// `hostkeys-prove-00@openssh.com` is signed by the monitor: `UpdateHostKeys` learns the
+/// second host key.
+#[test]
+fn update_host_keys_learns_the_second_host_key_under_privsep() {
+    if certs_support::root_or_skip("privsep UpdateHostKeys") {
+        certs_support::update_host_keys_learns_every_host_key(
+            "privsep-hostkeys",
+            certs_support::Mode::Sandbox,
+        );
+    }
+}
+
+/// The monitor reads `authorized_keys` from the files of the `Match User` block.
+#[test]
+fn authorized_keys_file_in_a_match_user_block_is_honoured_under_privsep() {
+    if certs_support::root_or_skip("privsep Match AuthorizedKeysFile") {
+        certs_support::authorized_keys_file_in_a_match_block_is_honoured(
+            "privsep-match",
+            certs_support::Mode::Sandbox,
+        );
     }
 }

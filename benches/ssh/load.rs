@@ -102,6 +102,11 @@ pub fn hold_idle(
     key: &Path,
 ) -> Result<(), String> {
     let config = config(user, key)?;
+    // One socket per connection: the soft limit on open files is often 1,024.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let reactor = Reactor::new().map_err(|e| e.to_string())?;
     let held: Rc<RefCell<Vec<Connection>>> = Rc::default();
     let (claimed, failures) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));

@@ -194,6 +194,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if startup.use_pam && !cfg!(feature = "pam") {
         log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): passwords are checked against /etc/shadow, keyboard-interactive is off");
     }
+    raise_open_files_limit();
     if privsep::is_worker() {
         // A privilege-separated worker: no private key is ever loaded here.
         log::set_max_level(level(opts, startup.log_level));
@@ -226,6 +227,22 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     serve(args, opts, &file, &startup, host_keys)
 }
 
+/// One reactor holds every connection, each with a socket (and a session's pty or pipes):
+/// the soft limit on open files (often 1,024) is raised to the hard limit, as a server that
+/// holds thousands of connections must. A failure leaves the limit as it was.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => log::debug!("open files limit raised from {soft} to {hard}"),
+            Err(e) => log::debug!("open files limit stays {soft}: {e}"),
+        }
+    }
+}
+
 /// Starts the daemon as a background process in its own session, and returns.
 fn spawn_background(args: &[String]) -> Result<(), Fatal> {
     let exe = std::env::current_exe().map_err(|e| Fatal(e.to_string(), 255))?;
@@ -248,7 +265,7 @@ fn serve(
     host_keys: Vec<Arc<dyn twine::conch::keys::HostKeySigner>>,
 ) -> Result<(), Fatal> {
     if privsep::requested(&opts.options) && Uid::effective().is_root() && !opts.inetd {
-        return privsep::monitor::run(args, opts, startup, host_keys);
+        return privsep::monitor::run(args, opts, file, startup, host_keys);
     }
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| Fatal(e, 255))?);
     let reactor = Reactor::new().map_err(|e| Fatal(e.to_string(), 255))?;

@@ -256,7 +256,24 @@ fn verdict(
         );
         return Verdict::Decided(Decision::Reject, config);
     }
-    let keys = AuthorizedKeys::new()
+    let decision = authorized_keys(&config).check_attempt(request_user, key, certificate, &ip, now);
+    if let Decision::Accept(r) = &decision {
+        if account.uid == 0
+            && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly
+            && r.forced_command.is_none()
+        {
+            return Verdict::Refused(format!("Root login refused for {ip}: no forced command"));
+        }
+    }
+    Verdict::Decided(decision, config)
+}
+
+/// The public key backend as `config` sets it up (`AuthorizedKeysFile`, `StrictModes`,
+/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile`/`Command`, `RevokedKeys`,
+/// `CASignatureAlgorithms`): the policy's, and a privilege-separated monitor's for the
+/// same user and connection.
+pub(crate) fn authorized_keys(config: &SshdConfig) -> AuthorizedKeys {
+    AuthorizedKeys::new()
         .with_files(config.authorized_keys_files.clone())
         .with_strict_modes(config.strict_modes)
         .with_trusted_user_ca_keys(config.trusted_user_ca_keys.clone())
@@ -272,17 +289,7 @@ fn verdict(
                 .iter()
                 .filter_map(|n| SignatureAlgorithm::from_name(n))
                 .collect(),
-        );
-    let decision = keys.check_attempt(request_user, key, certificate, &ip, now);
-    if let Decision::Accept(r) = &decision {
-        if account.uid == 0
-            && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly
-            && r.forced_command.is_none()
-        {
-            return Verdict::Refused(format!("Root login refused for {ip}: no forced command"));
-        }
-    }
-    Verdict::Decided(decision, config)
+        )
 }
 
 /// The modulus size of an RSA key, `None` for other types.

@@ -123,14 +123,19 @@ pub(crate) fn server_config(
         let service = c.pam_service_name.clone().unwrap_or_else(|| "sshd".into());
         // As root, each session's PAM session is opened by its own keeper process.
         let spawner = spawner.with_pam_sessions(service.clone());
-        inner = inner.with(
-            twine::conch::server::PamBackend::new()
-                .with_service(service)
-                .with_password(c.password_authentication)
-                .with_keyboard_interactive(c.kbd_interactive_authentication)
-                .with_empty_passwords(c.permit_empty_passwords)
-                .with_sessions(!spawner.keeps_pam_sessions()),
-        );
+        if let Some(relay) = crate::privsep::worker::pam_relay() {
+            // A privilege-separated worker: the monitor runs PAM.
+            inner = inner.with(relay);
+        } else {
+            inner = inner.with(
+                twine::conch::server::PamBackend::new()
+                    .with_service(service)
+                    .with_password(c.password_authentication)
+                    .with_keyboard_interactive(c.kbd_interactive_authentication)
+                    .with_empty_passwords(c.permit_empty_passwords)
+                    .with_sessions(!spawner.keeps_pam_sessions()),
+            );
+        }
         spawner
     } else {
         spawner

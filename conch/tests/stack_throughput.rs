@@ -125,18 +125,20 @@ impl Link {
         }
     }
 
-    /// Sends `data` from the server's channel and pumps until the client has read it all.
-    fn send(&mut self, data: &[u8]) {
+    /// Sends `data` from the server's channel and pumps until the client has read it all:
+    /// through the connection layer's output queue, or framed straight into the transport
+    /// (`direct`, `ServerStack::send_channel_data`).
+    fn send(&mut self, data: &[u8], direct: bool) {
         let (client_id, server_id) = self.channels.unwrap();
         let mut sent = 0;
         for _ in 0..1000 {
             if sent < data.len() {
-                sent += self
-                    .server
-                    .connection_mut()
-                    .unwrap()
-                    .send_data(server_id, &data[sent..])
-                    .unwrap();
+                let rest = &data[sent..];
+                sent += if direct {
+                    self.server.send_channel_data(server_id, None, rest).unwrap()
+                } else {
+                    self.server.connection_mut().unwrap().send_data(server_id, rest).unwrap()
+                };
             }
             self.pump();
             let pending = self.client.connection().unwrap().buffered(client_id, Stream::Data);
@@ -149,8 +151,9 @@ impl Link {
 }
 
 /// Once buffers have grown to their working size, channel data allocates nothing per packet on
-/// its way from one stack's connection layer through both transports into the other's channel
-/// buffer, and back out to the reader, for AEAD ciphers and for CTR with a MAC.
+/// its way from one stack's connection layer (through its output queue, or framed straight into
+/// the transport) through both transports into the other's channel buffer, and back out to the
+/// reader, for AEAD ciphers and for CTR with a MAC.
 #[test]
 fn steady_state_channel_data_allocates_nothing_per_packet() {
     for (cipher, mac) in [
@@ -158,17 +161,19 @@ fn steady_state_channel_data_allocates_nothing_per_packet() {
         ("aes128-gcm@openssh.com", None),
         ("aes128-ctr", Some("hmac-sha2-256-etm@openssh.com")),
     ] {
-        let mut link = Link::established(cipher, mac);
-        let data = vec![0x5a; 16 * 1024];
-        for _ in 0..300 {
-            link.send(&data);
+        for direct in [false, true] {
+            let mut link = Link::established(cipher, mac);
+            let data = vec![0x5a; 16 * 1024];
+            for _ in 0..300 {
+                link.send(&data, direct);
+            }
+            let region = Region::new(GLOBAL);
+            for _ in 0..300 {
+                link.send(&data, direct);
+            }
+            let stats = region.change();
+            assert_eq!(stats.allocations, 0, "{cipher}, direct {direct}: {stats:?}");
         }
-        let region = Region::new(GLOBAL);
-        for _ in 0..300 {
-            link.send(&data);
-        }
-        let stats = region.change();
-        assert_eq!(stats.allocations, 0, "{cipher}: {stats:?}");
     }
 }
 
@@ -187,7 +192,7 @@ fn benchmark_channel_throughput() {
         let rounds = 1024;
         let start = Instant::now();
         for _ in 0..rounds {
-            link.send(&data);
+            link.send(&data, true);
         }
         let elapsed = start.elapsed();
         let mib = (rounds * data.len()) as f64 / (1024.0 * 1024.0);

@@ -268,12 +268,25 @@ pub trait PushProducer {
 
     /// Stop for good: the consumer is gone.
     fn stop_producing(&self);
+
+    /// Whether [`pause_producing`](Self::pause_producing) only records the request and calls
+    /// nothing, as a [`Transport`]'s does: a consumer may then pause it at once, from inside the
+    /// write that filled its buffer, rather than from the loop, so that a reader stops before
+    /// its next read instead of after its turn. `false` unless overridden.
+    fn pauses_at_once(&self) -> bool {
+        false
+    }
 }
 
 /// A transport producing into another transport: pausing it pauses its reading.
 impl PushProducer for Rc<dyn Transport> {
     fn pause_producing(&self) {
         Transport::pause_producing(&**self);
+    }
+
+    /// A transport's `pause_producing` records the request and returns (its contract).
+    fn pauses_at_once(&self) -> bool {
+        true
     }
 
     fn resume_producing(&self) {

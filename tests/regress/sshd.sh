@@ -7,6 +7,10 @@
 # Usage: tests/regress/sshd.sh [path/to/sshd [TEST...]]   (default: target/debug/conchd, built
 #   first; TESTs replace the required list)
 #   `tests/regress/sshd.sh /usr/sbin/sshd` runs the same tests against Debian's sshd (the control).
+#   Under privilege separation: CONCHD=target/debug/conchd CONCHD_PRIVSEP=sandbox
+#   tests/regress/sshd.sh "$PWD/tests/regress/conchd-privsep-inetd.sh" TEST... (the suite's
+#   `sshd -i` connections, which conchd serves without privilege separation, go to a
+#   privilege-separated conchd instead).
 # SSHD_TESTS overrides the list of required tests; SSHD_OPTIONAL_TESTS adds tests that are run
 # and reported but do not fail the run.
 set -u

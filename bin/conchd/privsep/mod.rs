@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  conchd (root): the monitor ── host keys, listeners, accounts, authorized_keys, /etc/shadow,
-//!     │                          sessions' processes (forked as the user, pty, utmp)
+//!     │                          PAM, sessions' processes (forked as the user, pty, utmp)
 //!     ├── thread per worker: twine::conch::server::privsep::Monitor over its socketpair
 //!     ├── main reactor: spawns and restarts workers, starts sessions, relays their exits
 //!     │
@@ -15,12 +15,20 @@
 //!
 //! - Host keys: the worker has only the public halves (passed in its environment) and signs
 //!   exchange hashes through `MonitorSigner`; the monitor signs only exchange hashes, at most
-//!   once per connection before authentication.
+//!   once per connection before authentication, and after it `hostkeys-prove-00@openssh.com`
+//!   proofs whose data it builds itself (`ProveHostKey`), for the keys it holds.
 //! - Authentication: the worker's policy runs as without privilege separation, but account
 //!   look-ups, `authorized_keys` contents and password checks come from the monitor
 //!   ([`worker`]'s `PrivsepAuth`); a public key login is verified again by the monitor from the
 //!   exchange hash it signed, a password by the monitor itself, before it accepts
 //!   `ConnectionAuthenticated` — and only then starts sessions for that connection.
+//!   Certificates are checked by the monitor with the policy's own backend
+//!   (`policy::authorized_keys`: `TrustedUserCAKeys`, principals file, principals command run
+//!   by the monitor as `AuthorizedPrincipalsCommandUser`, `RevokedKeys`, `cert-authority`
+//!   lines) and their signature verified there; the worker's policy takes the monitor's
+//!   answer and restrictions (`force-command`, `source-address`, no extension) through
+//!   `set_certificate_override`. The monitor reads `authorized_keys` with the `Match` blocks
+//!   that apply to the user and the connection (`policy::config_for`).
 //! - Sessions: the worker plans them (environment, command, pty); the monitor starts the plan
 //!   as the verified user with conchd's own spawner (credentials, pty owner, utmp, motd, rc)
 //!   and passes the pty controller or the pipes back with `SCM_RIGHTS`, plus a control socket
@@ -34,10 +42,15 @@
 //!   `PerSourcePenalties`' crash penalty, which the monitor applies when a worker reports a new
 //!   connection (the worker drops a penalized source).
 //!
+//! - PAM (`UsePAM yes`, feature `pam`): the monitor runs it (`PamDriver`, the transactions of
+//!   conch's PAM backend, each on a thread of its own). A keyboard-interactive conversation is
+//!   relayed round by round (the worker's `PamRelay` stands for PAM in its auth chain);
+//!   passwords are checked through PAM, and key logins get PAM's account check; each session's
+//!   PAM session is opened and closed by the session keeper the monitor starts, as root, as
+//!   conchd does without privilege separation.
+//!
 //! Group names (`AllowGroups`, `Match Group`) and host names for `direct-tcpip` come from the
-//! monitor too. Not through the monitor yet: PAM (keyboard-interactive is off under privilege
-//! separation; passwords are checked against `/etc/shadow`), per-`Match` `AuthorizedKeysFile`
-//! (the monitor reads the global list).
+//! monitor too.
 
 pub(crate) mod control;
 pub(crate) mod monitor;
@@ -61,8 +74,8 @@ pub(crate) const CHROOT_DIR: &str = "/run/sshd";
 pub(crate) const SWITCH_VAR: &str = "CONCHD_PRIVSEP";
 
 /// Whether a root conchd separates privileges when nothing says: see [`requested`]. Off for
-/// now: PAM conversations, user certificates, agent forwarding and `hostkeys-prove-00` are
-/// not relayed through the monitor yet, and sshd's users expect all of them to work.
+/// now: agent forwarding is not relayed through the monitor yet, and sshd's users expect it
+/// to work.
 pub(crate) const DEFAULT: bool = false;
 
 /// Whether privilege separation is asked for: `CONCHD_PRIVSEP` (`sandbox`/`yes` or `no`),

@@ -11,15 +11,18 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use twine::conch::config::sshd::SshdConfig;
+use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
 use twine::conch::crypto::CryptoError;
-use twine::conch::keys::{HostKeySigner, PublicKey, SignatureAlgorithm};
+use twine::conch::keys::{Certificate, HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
     serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig, PenaltyKind, ServeEnd,
     SessionKind, SessionPlan, SpawnedSession, StartedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
-use twine::conch::server::{Account, AuthorizedKeys, ConnectionId, ShadowPasswords};
+use twine::conch::server::{
+    Account, AuthorizedKeys, ConnectionFacts, ConnectionId, Restrictions, ShadowPasswords,
+};
+use twine::conch::userauth::Decision;
 use twine::internet::error::Reason;
 use twine::internet::process::{ChildFds, Process, ProcessOptions, ProcessProtocol, ProcessStatus};
 use twine::internet::protocol::{HalfClose, Protocol, Transport};
@@ -29,6 +32,8 @@ use twine::internet::Reactor;
 use super::control::{plan_from_wire, Frame, Frames};
 use crate::around::AroundSpawner;
 use crate::Fatal;
+#[cfg(feature = "pam")]
+use twine::conch::server::privsep::PamStep;
 
 /// How long a dead worker's slot waits before a new worker starts.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -36,21 +41,91 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// What the monitor's backend needs from the configuration.
 #[derive(Clone)]
 struct Settings {
+    /// The whole file, for the `Match` blocks that apply to a login.
+    file: Arc<SshdConfigFile>,
     authorized_keys_files: Vec<String>,
     strict_modes: bool,
     permit_empty_passwords: bool,
     print_motd: bool,
     print_last_log: bool,
+    /// `UsePAM yes`: the PAM service, for sessions (opened by the keeper, as root).
+    #[cfg(feature = "pam")]
+    pam_service: Option<String>,
+    /// `UsePAM yes`: authentication and account checks through PAM.
+    #[cfg(feature = "pam")]
+    pam: Option<twine::conch::server::PamDriver>,
+}
+
+impl Settings {
+    /// The account of `user` and the configuration for its login over `facts` (the `Match`
+    /// blocks that apply), as the worker's policy evaluates them.
+    fn for_login(
+        &self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<(Account, SshdConfig)> {
+        let account = Account::lookup(&user.name).ok().flatten().filter(|a| a.uid == user.uid)?;
+        match crate::policy::config_for(&self.file, &user.name, Some(&account), facts) {
+            Ok(config) => Some((account, config)),
+            Err(err) => {
+                log::info!("settings for {}: {err}", user.name);
+                None
+            }
+        }
+    }
 }
 
 /// The monitor's backend for one worker: the system's, with `authorized_keys` read as sshd
-/// does, passwords from `/etc/shadow`, and sessions started on the main reactor.
+/// does, passwords from `/etc/shadow` (or PAM, `UsePAM yes`), keyboard-interactive
+/// conversations with PAM, and sessions started on the main reactor.
 struct ConchdBackend {
     system: SystemBackend,
     settings: Settings,
     main: ThreadHandle,
     penalties: Arc<Mutex<Penalties>>,
     started: Instant,
+    /// Each connection's PAM call in progress, or its conversation waiting for the client's
+    /// answers (a transaction on a thread of its own); dropped with the connection, or with
+    /// this worker's backend.
+    #[cfg(feature = "pam")]
+    pam: std::collections::HashMap<ConnectionId, PamHeld>,
+}
+
+/// What the monitor holds of a connection's PAM transaction.
+#[cfg(feature = "pam")]
+enum PamHeld {
+    /// PAM is working: polled on the worker's `PamPoll`.
+    Pending(twine::conch::server::PamPending),
+    /// A round was relayed: the conversation waits for the client's answers.
+    Conversation(twine::conch::server::PamConversation),
+}
+
+#[cfg(feature = "pam")]
+impl ConchdBackend {
+    /// PAM's answer if it has come (keeping a conversation for the next answers), else
+    /// `Pending`, keeping the call for the worker's poll. Never waits: one connection's PAM
+    /// holds up none of the worker's other requests.
+    fn pam_wait(
+        &mut self,
+        connection: ConnectionId,
+        pending: twine::conch::server::PamPending,
+    ) -> PamStep {
+        match pending.poll() {
+            Ok((conversation, step)) => {
+                if let Some(conversation) = conversation {
+                    self.pam.insert(connection, PamHeld::Conversation(conversation));
+                }
+                if let PamStep::Refused(why) = &step {
+                    log::debug!("connection {connection}: PAM refused: {why}");
+                }
+                step
+            }
+            Err(pending) => {
+                self.pam.insert(connection, PamHeld::Pending(pending));
+                PamStep::Pending
+            }
+        }
+    }
 }
 
 type Slot = Rc<RefCell<Option<Rc<dyn Transport>>>>;
@@ -118,6 +193,13 @@ fn start_session(
         settings.print_motd,
         settings.print_last_log,
     );
+    // `UsePAM yes`: the PAM session is opened (and closed) by the session's keeper, as root,
+    // as conchd does without privilege separation.
+    #[cfg(feature = "pam")]
+    let spawner = match &settings.pam_service {
+        Some(service) => spawner.with_pam_sessions(service.clone()),
+        None => spawner,
+    };
     let slot: Slot = Rc::default();
     let process = spawner
         .spawn(plan, Box::new(Reporter { slot: Rc::clone(&slot) }))
@@ -156,6 +238,52 @@ impl MonitorBackend for ConchdBackend {
 
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
         self.system.lookup_user(name)
+    }
+
+    fn sign_with_host_key(
+        &mut self,
+        key: &PublicKey,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.system.sign_with_host_key(key, algorithm, data)
+    }
+
+    fn authorized_keys_for(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<Vec<u8>> {
+        let (account, config) = self.settings.for_login(user, facts)?;
+        let keys = crate::policy::authorized_keys(&config);
+        keys.read_all(&account).map(String::into_bytes)
+    }
+
+    fn check_certificate(
+        &mut self,
+        user: &UserRecord,
+        certificate: &Certificate,
+        facts: &ConnectionFacts,
+    ) -> Result<Restrictions, String> {
+        let (_, config) = self
+            .settings
+            .for_login(user, facts)
+            .ok_or_else(|| format!("no configuration for {}", user.name))?;
+        // The policy's own check, as without privilege separation: trusted CA or
+        // cert-authority line, principals (file or command, run here), validity, critical
+        // options, source-address, RevokedKeys, CASignatureAlgorithms.
+        let keys = crate::policy::authorized_keys(&config);
+        let now = std::time::SystemTime::now();
+        match keys.check_attempt(
+            &user.name,
+            &certificate.key,
+            Some(certificate),
+            &facts.peer_ip(),
+            now,
+        ) {
+            Decision::Accept(restrictions) => Ok(restrictions),
+            _ => Err("certificate refused".to_owned()),
+        }
     }
 
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
@@ -203,6 +331,71 @@ impl MonitorBackend for ConchdBackend {
         ShadowPasswords::new()
             .with_empty_passwords(self.settings.permit_empty_passwords)
             .verify(&user.name, password)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_start(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        self.pam.remove(&connection);
+        let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
+        let pending = pam.converse(&user.name, peer);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_respond(&mut self, connection: ConnectionId, responses: &[String]) -> PamStep {
+        let Some(PamHeld::Conversation(conversation)) = self.pam.remove(&connection) else {
+            return PamStep::Refused("no PAM conversation".to_owned());
+        };
+        let pending = conversation.respond(responses);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_password(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        self.pam.remove(&connection);
+        let pending = self.settings.pam.as_ref()?.password(&user.name, peer, password);
+        Some(self.pam_wait(connection, pending))
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_account(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        self.pam.remove(&connection);
+        let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
+        let pending = pam.check_account(&user.name, peer);
+        self.pam_wait(connection, pending)
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_poll(&mut self, connection: ConnectionId) -> PamStep {
+        match self.pam.remove(&connection) {
+            Some(PamHeld::Pending(pending)) => self.pam_wait(connection, pending),
+            Some(held) => {
+                self.pam.insert(connection, held);
+                PamStep::Refused("no PAM call pending".to_owned())
+            }
+            None => PamStep::Refused("no PAM call pending".to_owned()),
+        }
+    }
+
+    #[cfg(feature = "pam")]
+    fn pam_end(&mut self, connection: ConnectionId) {
+        self.pam.remove(&connection);
     }
 
     fn spawn_session(
@@ -320,6 +513,8 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             main: reactor.thread_handle(),
             penalties: Arc::clone(&state.penalties),
             started: state.started,
+            #[cfg(feature = "pam")]
+            pam: std::collections::HashMap::new(),
         };
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))
@@ -457,16 +652,11 @@ fn prepare_chroot() -> Result<(), Fatal> {
 pub(crate) fn run(
     args: &[String],
     opts: &crate::cli::Options,
+    file: &Arc<SshdConfigFile>,
     startup: &SshdConfig,
     host_keys: Vec<Arc<dyn HostKeySigner>>,
 ) -> Result<(), Fatal> {
     prepare_chroot()?;
-    if cfg!(feature = "pam") && startup.use_pam {
-        log::warn!(
-            "privilege separation: PAM is not relayed through the monitor yet; password and \
-             keyboard-interactive logins are refused (use -o UsePrivilegeSeparation=no for PAM)"
-        );
-    }
     let listeners = listen(startup);
     if listeners.is_empty() {
         return Err(Fatal("Cannot bind any address.".into(), 255));
@@ -497,11 +687,22 @@ pub(crate) fn run(
         host_keys,
         public_keys,
         settings: Settings {
+            file: Arc::clone(file),
             authorized_keys_files: startup.authorized_keys_files.clone(),
             strict_modes: startup.strict_modes,
             permit_empty_passwords: startup.permit_empty_passwords,
             print_motd: startup.print_motd,
             print_last_log: startup.print_last_log,
+            #[cfg(feature = "pam")]
+            pam_service: startup
+                .use_pam
+                .then(|| startup.pam_service_name.clone().unwrap_or_else(|| "sshd".into())),
+            #[cfg(feature = "pam")]
+            pam: startup.use_pam.then(|| {
+                let service = startup.pam_service_name.clone().unwrap_or_else(|| "sshd".into());
+                twine::conch::server::PamDriver::new(service)
+                    .with_empty_passwords(startup.permit_empty_passwords)
+            }),
         },
         slots: (0..workers).map(|_| Slot2 { pid: Cell::new(None) }).collect(),
         stopping: Cell::new(false),

@@ -44,7 +44,13 @@ struct Cache {
     accounts: HashMap<String, Option<Account>>,
     keys: HashMap<String, Option<String>>,
     groups: HashMap<String, Vec<String>>,
+    /// The monitor's answers about certificates: by user, client address and certificate
+    /// blob, the login's restrictions (`None`: refused).
+    certs: HashMap<CertKey, Option<Restrictions>>,
 }
+
+/// A certificate offered: the user, the client's address, the certificate's blob.
+type CertKey = (String, String, Vec<u8>);
 
 const CACHE_MAX: usize = 4096;
 
@@ -53,7 +59,10 @@ static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     let cache = guard.get_or_insert_with(Cache::default);
-    if cache.accounts.len() > CACHE_MAX || cache.keys.len() > CACHE_MAX {
+    if cache.accounts.len() > CACHE_MAX
+        || cache.keys.len() > CACHE_MAX
+        || cache.certs.len() > CACHE_MAX
+    {
         *cache = Cache::default();
     }
     f(cache)
@@ -113,6 +122,60 @@ fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
     with_cache(|cache| cache.keys.insert(user.to_owned(), text));
 }
 
+/// The monitor's check of the certificate `request` offers, if it offers one: the request,
+/// and where its answer goes in the cache.
+fn certificate_check(request: &AuthRequest) -> Option<(Request, CertKey)> {
+    let (algorithm, certificate, signed) = match &request.attempt {
+        Attempt::PublicKeyQuery { algorithm, certificate: Some(certificate), .. } => {
+            (*algorithm, certificate, None)
+        }
+        Attempt::PublicKey {
+            algorithm,
+            certificate: Some(certificate),
+            signature,
+            host_bound,
+            ..
+        } => (*algorithm, certificate, Some((*host_bound, signature.clone()))),
+        _ => return None,
+    };
+    let blob = certificate.to_blob().to_vec();
+    let check = Request::AuthenticateCertificate {
+        connection: request.connection.id,
+        user: request.user.clone(),
+        algorithm: twine::conch::keys::cert::cert_algorithm_name(algorithm).to_owned(),
+        certificate: blob.clone(),
+        host_bound: signed.as_ref().is_some_and(|(bound, _)| *bound),
+        signature: signed.map(|(_, signature)| signature),
+    };
+    Some((check, (request.user.clone(), request.connection.peer_ip(), blob)))
+}
+
+/// Asks the monitor about a certificate (for a user it found), caching its answer for the
+/// policy's certificate check ([`hooks::set_certificate_override`]).
+fn ask_certificate(client: &Client, check: &Request, key: CertKey) {
+    let found = with_cache(|cache| cache.accounts.get(&key.0).is_some_and(Option::is_some));
+    let answer = if found {
+        match client.call(check) {
+            Ok(Reply::Authorized(restrictions)) => Some(restrictions),
+            Ok(Reply::Failed(why)) => {
+                log::info!("monitor refused the certificate: {why}");
+                None
+            }
+            Ok(other) => {
+                log::debug!("monitor: AuthenticateCertificate answered {other:?}");
+                None
+            }
+            Err(err) => {
+                log::error!("monitor: {err}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    with_cache(|cache| cache.certs.insert(key, answer));
+}
+
 /// Runs `next` on the result of `first`, firing the returned Deferred with its result.
 fn chain<T: 'static, U: 'static>(
     first: &Deferred<T>,
@@ -142,13 +205,6 @@ struct PrivsepAuth {
 
 impl AuthBackend for PrivsepAuth {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
-        if matches!(
-            request.attempt,
-            Attempt::KeyboardInteractive { .. } | Attempt::KeyboardInteractiveResponses { .. }
-        ) {
-            // PAM conversations are not relayed through the monitor yet.
-            return request.offload.succeed(Decision::Reject);
-        }
         let (client, connection, user) =
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
         let keys =
@@ -158,13 +214,25 @@ impl AuthBackend for PrivsepAuth {
             .borrow()
             .get(&connection)
             .is_some_and(|(name, with_keys)| *name == user && (*with_keys || !keys));
-        let fetched = if known {
+        // A certificate is checked by the monitor alone (and, signed, verified there) before
+        // the policy runs: the policy's certificate check reads the monitor's answer.
+        let certificate = certificate_check(request);
+        let fetched = if known && certificate.is_none() {
             request.offload.succeed(())
         } else {
-            let had_keys =
-                self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
-            self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
-            request.offload.run(move || prefetch(&client, connection, &user, keys))
+            if !known {
+                let had_keys =
+                    self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
+                self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
+            }
+            request.offload.run(move || {
+                if !known {
+                    prefetch(&client, connection, &user, keys);
+                }
+                if let Some((check, key)) = certificate {
+                    ask_certificate(&client, &check, key);
+                }
+            })
         };
         let (inner, request) = (Rc::clone(&self.inner), request.clone());
         let client = Arc::clone(&self.client);
@@ -176,10 +244,9 @@ impl AuthBackend for PrivsepAuth {
                 return decided;
             };
             if certificate.is_some() {
-                // The monitor verifies plain keys only: a certificate login cannot be proven
-                // to it yet, so it is refused rather than let in unverified.
-                log::info!("privsep: certificate logins are not supported under privsep yet");
-                return request.offload.succeed(Decision::Reject);
+                // Verified by the monitor before the policy decided (`AuthenticateCertificate`
+                // with the signature): the policy accepted only what the monitor accepted.
+                return decided;
             }
             let offload = request.offload.clone();
             chain(&decided, request.offload.deferred(), move |decision| {
@@ -214,7 +281,11 @@ impl AuthBackend for PrivsepAuth {
     fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
         // Called for partial successes too: the monitor hears of the login when it completes
         // (`open_session`).
-        if !matches!(login.method, Method::PublicKey | Method::Password) {
+        // Keyboard-interactive is PAM's, through the monitor (`PamRelay`).
+        if !matches!(
+            login.method,
+            Method::PublicKey | Method::Password | Method::KeyboardInteractive
+        ) {
             return login.offload.succeed(AccountStatus::Denied {
                 reason: format!(
                     "{} is not available with privilege separation",
@@ -254,6 +325,150 @@ impl AuthBackend for PrivsepAuth {
     fn connection_ended(&self, connection: &ConnectionFacts) {
         self.fetched.borrow_mut().remove(&connection.id);
         self.inner.connection_ended(connection);
+    }
+}
+
+/// The monitor's channel, for the worker's PAM relay (set before the server is configured).
+#[cfg(feature = "pam")]
+static PAM_CLIENT: std::sync::OnceLock<Arc<Client>> = std::sync::OnceLock::new();
+
+/// In a worker with `UsePAM yes`: the backend that stands for PAM, relaying to the monitor.
+/// `None` outside a worker (conchd runs PAM itself).
+#[cfg(feature = "pam")]
+pub(crate) fn pam_relay() -> Option<PamRelay> {
+    PAM_CLIENT.get().map(|client| PamRelay { client: Arc::clone(client) })
+}
+
+/// PAM for a worker (`UsePAM yes`), run by the monitor: passwords (`AuthenticatePassword`,
+/// which the monitor checks through PAM), keyboard-interactive conversations relayed round by
+/// round (`PamStart`, `PamRespond`), and PAM's account check for key logins (`PamAccount`).
+/// Sessions' PAM sessions are opened by the monitor's session keeper. Every call to the
+/// monitor runs on the pool, never on the reactor.
+#[cfg(feature = "pam")]
+pub(crate) struct PamRelay {
+    client: Arc<Client>,
+}
+
+/// How often a worker asks whether PAM has answered (`PamPoll`), and how many times at most
+/// (five minutes: past that, the attempt fails).
+#[cfg(feature = "pam")]
+const PAM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+#[cfg(feature = "pam")]
+const PAM_POLLS: u32 = 15_000;
+
+/// Sends `request` from the pool; while the monitor answers `PamPending`, asks again
+/// (`PamPoll`) from a timer of the loop, holding no pool thread in between. `out` gets the
+/// final reply.
+#[cfg(feature = "pam")]
+fn pam_call(
+    client: Arc<Client>,
+    offload: twine::conch::server::Offload,
+    request: Request,
+    out: Deferred<Result<Reply, String>>,
+    polls: u32,
+) {
+    let connection = request.connection();
+    let sender = Arc::clone(&client);
+    let sent = offload.run(move || sender.call(&request).map_err(|e| e.to_string()));
+    drop(sent.then(move |reply| {
+        match reply {
+            Ok(Ok(Reply::PamPending)) if polls < PAM_POLLS => {
+                let scheduler = offload.scheduler();
+                let poll = Request::PamPoll { connection };
+                let again = move || pam_call(client, offload, poll, out, polls + 1);
+                scheduler.call_later_boxed(PAM_POLL, Box::new(again));
+            }
+            Ok(Ok(Reply::PamPending)) => out.callback(Err("PAM did not answer in time".into())),
+            Ok(answer) => out.callback(answer),
+            Err(err) => out.callback(Err(err.to_string())),
+        }
+        Ok(())
+    }));
+}
+
+#[cfg(feature = "pam")]
+impl PamRelay {
+    /// Relays `request`; the monitor's answer as the userauth layer takes it.
+    fn relay(
+        &self,
+        offload: &twine::conch::server::Offload,
+        request: Request,
+    ) -> Deferred<Decision<Restrictions>> {
+        let name = request.name();
+        let out = offload.deferred();
+        pam_call(Arc::clone(&self.client), offload.clone(), request, out.clone(), 0);
+        out.then(move |reply| {
+            Ok(match reply? {
+                Ok(Reply::PamPrompts(info)) => Decision::InfoRequest(info),
+                Ok(Reply::Done) => Decision::Accept(Restrictions::default()),
+                Ok(Reply::Failed(why) | Reply::Unsupported(why)) => {
+                    log::debug!("monitor: PAM refused: {why}");
+                    Decision::Reject
+                }
+                Ok(other) => {
+                    log::error!("monitor: {name} answered {other:?}");
+                    Decision::Reject
+                }
+                Err(err) => {
+                    log::error!("monitor: {err}");
+                    Decision::Reject
+                }
+            })
+        })
+    }
+}
+
+#[cfg(feature = "pam")]
+impl AuthBackend for PamRelay {
+    fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        let connection = request.connection.id;
+        let user = request.user.clone();
+        let relayed = match &request.attempt {
+            Attempt::Password { password, new_password: None } => Request::AuthenticatePassword {
+                connection,
+                user,
+                password: password.as_bytes().to_vec(),
+            },
+            Attempt::KeyboardInteractive { .. } => Request::PamStart { connection, user },
+            Attempt::KeyboardInteractiveResponses { responses, .. } => {
+                let responses: Vec<String> = responses
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+                    .collect();
+                // The monitor takes answers as long as passwords (a longer one would be a
+                // malformed request, and cost this worker its life): refused here.
+                if responses.iter().any(|r| r.len() > twine::conch::userauth::MAX_PASSWORD_LEN) {
+                    log::info!("connection {connection}: an answer too long for PAM refused");
+                    return request.offload.succeed(Decision::Reject);
+                }
+                Request::PamRespond { connection, responses }
+            }
+            // A password change cannot be relayed: the monitor refuses expired passwords.
+            _ => return request.offload.succeed(Decision::Reject),
+        };
+        self.relay(&request.offload, relayed)
+    }
+
+    fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
+        if matches!(login.method, Method::Password | Method::KeyboardInteractive) {
+            // The monitor ran pam_acct_mgmt in the transaction that verified the user.
+            return login.offload.succeed(AccountStatus::Allowed);
+        }
+        let request =
+            Request::PamAccount { connection: login.connection.id, user: login.user.clone() };
+        let (id, ip, user) = (login.connection.id, login.connection.peer_ip(), login.user.clone());
+        let out = login.offload.deferred();
+        pam_call(Arc::clone(&self.client), login.offload.clone(), request, out.clone(), 0);
+        out.then(move |reply| {
+            Ok(match reply? {
+                Ok(Reply::Done) => AccountStatus::Allowed,
+                Ok(Reply::Failed(reason) | Reply::Unsupported(reason)) => {
+                    log::info!("connection {id} from {ip}: PAM refused account {user}: {reason}");
+                    AccountStatus::Denied { reason }
+                }
+                other => AccountStatus::Denied { reason: format!("monitor: {other:?}") },
+            })
+        })
     }
 }
 
@@ -499,6 +714,12 @@ fn accept_all(
                 continue;
             }
         }
+        if let Ok(local) = stream.local_addr() {
+            let request = Request::ConnectionLocalAddress { connection: id, address: local };
+            if let Err(err) = client.call(&request) {
+                log::error!("monitor: {err}");
+            }
+        }
         accepting.live.set(accepting.live.get() + 1);
         let tracked =
             Tracked { inner, id, client: Arc::clone(client), accepting: Rc::clone(accepting) };
@@ -558,6 +779,8 @@ pub(crate) fn run(
         .into_iter();
     let monitor = fds.next().ok_or_else(|| Fatal("privsep worker: no monitor".into(), 255))?;
     let client = Arc::new(MonitorClient::new(UnixStream::from(monitor)));
+    #[cfg(feature = "pam")]
+    let _ = PAM_CLIENT.set(Arc::clone(&client));
     let mut host_keys: Vec<Arc<dyn HostKeySigner>> = Vec::new();
     for blob in std::env::var(super::HOST_KEYS_VAR).unwrap_or_default().split(',') {
         let Some(key) = super::unhex(blob).and_then(|b| PublicKey::from_blob(&b).ok()) else {
@@ -573,6 +796,11 @@ pub(crate) fn run(
     });
     hooks::set_keys_override(|account| {
         with_cache(|cache| cache.keys.get(&account.name).cloned().flatten())
+    });
+    hooks::set_certificate_override(|user, certificate, peer_ip| {
+        let key = (user.to_owned(), peer_ip.to_owned(), certificate.to_blob().to_vec());
+        with_cache(|cache| cache.certs.get(&key).cloned().flatten())
+            .map_or(Decision::Reject, Decision::Accept)
     });
     let delegate_client = Arc::clone(&client);
     hooks::set_password_delegate(move |connection, user, password| {

@@ -895,19 +895,94 @@ impl Connection {
         code: Option<u32>,
         data: &[u8],
     ) -> Result<usize, Error> {
-        self.check_usable()?;
         let room = self.config.max_queued_output.saturating_sub(self.out.len());
+        let (recipient, chunk, taken) = self.reserve_send(id, data, room)?;
+        for piece in taken.chunks(chunk) {
+            self.out.push(|w| match code {
+                None => ChannelData { recipient, data: piece }.encode(w),
+                Some(code) => ChannelExtendedData { recipient, code, data: piece }.encode(w),
+            });
+        }
+        Ok(taken.len())
+    }
+
+    /// As [`send_data`](Self::send_data) (`code` `None`) or
+    /// [`send_extended_data`](Self::send_extended_data), but each packet's payload goes to `send`
+    /// in two parts, the message's header and a piece of `data`, rather than into the output
+    /// queue: a driver frames them straight into the transport's packet buffer, so the data is
+    /// copied once. At most `room` bytes are taken (the transport's free space); past it, as
+    /// past the window, [`Event::Writable`] follows once [`output_taken`](Self::output_taken)
+    /// reports room again.
+    ///
+    /// Payloads already queued must go first: while [`queued_output`](Self::queued_output) is
+    /// not 0 this queues as `send_data` does and calls `send` for nothing.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send_data`](Self::send_data), and the first error of `send`.
+    pub fn send_stream_with(
+        &mut self,
+        id: ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+        room: usize,
+        mut send: impl FnMut(&[u8], &[u8]) -> Result<(), Error>,
+    ) -> Result<usize, Error> {
+        if self.out.len() != 0 {
+            return self.send_stream(id, code, data);
+        }
+        let (recipient, chunk, taken) = self.reserve_send(id, data, room)?;
+        let mut head = [0u8; 13];
+        head[1..5].copy_from_slice(&recipient.to_be_bytes());
+        let head_len = match code {
+            None => {
+                head[0] = MessageType::CHANNEL_DATA.0;
+                9
+            }
+            Some(code) => {
+                head[0] = MessageType::CHANNEL_EXTENDED_DATA.0;
+                head[5..9].copy_from_slice(&code.to_be_bytes());
+                13
+            }
+        };
+        for piece in taken.chunks(chunk) {
+            // invariant: piece.len() <= chunk <= MAX_CHANNEL_PACKET, a u32.
+            let len = u32::try_from(piece.len()).unwrap_or(u32::MAX).to_be_bytes();
+            if let Some(len_field) = head.get_mut(head_len - 4..head_len) {
+                len_field.copy_from_slice(&len);
+            }
+            send(head.get(..head_len).unwrap_or_default(), piece)?;
+        }
+        Ok(taken.len())
+    }
+
+    /// After the driver's transport took output: wakes channels that waited for room in it
+    /// (see [`send_stream_with`](Self::send_stream_with)).
+    pub fn output_taken(&mut self) {
+        self.wake_queue_waiters();
+    }
+
+    /// Takes from the peer's window what of `data` the channel may send now, at most `room`
+    /// bytes: the recipient, the largest piece per packet, and the bytes taken. Past the window
+    /// or `room` the channel waits for [`Event::Writable`].
+    fn reserve_send<'d>(
+        &mut self,
+        id: ChannelId,
+        data: &'d [u8],
+        room: usize,
+    ) -> Result<(u32, usize, &'d [u8]), Error> {
+        self.check_usable()?;
         let channel = self.channel_mut(id).ok_or(LocalMisuse::UnknownId)?;
         if !channel.can_send_data() {
             return Err(LocalMisuse::WrongChannelState.into());
         }
+        let recipient = channel.remote_id;
         if data.is_empty() {
-            return Ok(0);
+            return Ok((recipient, 1, &[]));
         }
         let chunk = channel.send.max_packet.min(MAX_CHANNEL_PACKET) as usize;
         let window = channel.send.window as usize;
         let n = if chunk == 0 { 0 } else { data.len().min(window).min(room) };
-        let recipient = channel.remote_id;
         // invariant: n <= window, a u32.
         channel.send.window -= u32::try_from(n).unwrap_or(u32::MAX);
         channel.activity = channel.activity.wrapping_add(n as u64);
@@ -922,14 +997,7 @@ impl Connection {
         if queue_limited {
             self.queue_waiters.push(id);
         }
-        let Some(taken) = data.get(..n) else { return Ok(0) };
-        for piece in taken.chunks(chunk.max(1)) {
-            self.out.push(|w| match code {
-                None => ChannelData { recipient, data: piece }.encode(w),
-                Some(code) => ChannelExtendedData { recipient, code, data: piece }.encode(w),
-            });
-        }
-        Ok(n)
+        Ok((recipient, chunk.max(1), data.get(..n).unwrap_or_default()))
     }
 
     /// After `poll_payload` took from the queue: wakes channels that were waiting for room.

@@ -458,6 +458,28 @@ pub trait HostKeySigner: Send + Sync + fmt::Debug {
     /// Signs `data` with `algorithm`, returning a signature blob
     /// (`string algorithm || string signature`).
     fn sign(&self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+
+    /// Signs this key's `hostkeys-prove-00@openssh.com` proof for the connection whose session
+    /// id is `session_id` (the data is [`hostkeys_prove_data`]). A signer whose private half is
+    /// elsewhere asks for the proof itself, so that it never signs arbitrary data.
+    fn sign_hostkeys_proof(
+        &self,
+        algorithm: SignatureAlgorithm,
+        session_id: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.sign(algorithm, &hostkeys_prove_data(session_id, &self.public_key().to_blob()))
+    }
+}
+
+/// What a `hostkeys-prove-00@openssh.com` proof signs (OpenSSH's `PROTOCOL` §2.5):
+/// `string "hostkeys-prove-00@openssh.com" || string session id || string host key`.
+pub fn hostkeys_prove_data(session_id: &[u8], key_blob: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    Writer::new(&mut data)
+        .write_string(b"hostkeys-prove-00@openssh.com")
+        .write_string(session_id)
+        .write_string(key_blob);
+    data
 }
 
 /// Converts an SSH ECDSA signature (`mpint r || mpint s`) to the fixed-width `r || s` form.

@@ -42,7 +42,7 @@ pub use auth::{
     TrustOnFirstUse,
 };
 #[cfg(feature = "pam")]
-pub use auth::{PamBackend, PamSession, PamSessionSetup};
+pub use auth::{PamBackend, PamConversation, PamDriver, PamPending, PamSession, PamSessionSetup};
 pub use channel::ChannelTransport;
 pub use forwarding::{AllowForwarding, ForwardingPolicy, GatewayPorts};
 pub use protocol::{

@@ -2,14 +2,9 @@
 //! it announces every host key with `hostkeys-00@openssh.com`, and answers the client's
 //! `hostkeys-prove-00@openssh.com` with a signature by each key asked about.
 
+use super::ServerStack;
 use crate::connection::msgs::GlobalRequest;
 use crate::keys::{KeyType, SignatureAlgorithm};
-use crate::wire::Writer;
-
-use super::ServerStack;
-
-/// The request name signed in each proof.
-const PROVE_REQUEST: &str = "hostkeys-prove-00@openssh.com";
 
 impl<R> ServerStack<R> {
     /// The `hostkeys-00@openssh.com` request announcing every host key (each public key once),
@@ -50,12 +45,7 @@ impl<R> ServerStack<R> {
                 },
                 _ => SignatureAlgorithm::ALL.into_iter().find(|a| key.supports(*a))?,
             };
-            let mut data = Vec::new();
-            Writer::new(&mut data)
-                .write_string(PROVE_REQUEST.as_bytes())
-                .write_string(session_id)
-                .write_string(blob);
-            match signer.sign(algorithm, &data) {
+            match signer.sign_hostkeys_proof(algorithm, session_id) {
                 Ok(signature) => proofs.push(signature),
                 Err(err) => {
                     log::warn!(

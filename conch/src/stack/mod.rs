@@ -256,6 +256,12 @@ impl<E: StackEvent> Core<E> {
     /// Moves payloads from user authentication (through `userauth`), then from the connection
     /// layer, into the transport while it can take them.
     fn pull(&mut self, mut userauth: impl FnMut(&mut Vec<u8>) -> bool) {
+        if self.transport.send_queue_len() == 0 {
+            // The transport's output was taken: channels that waited for room in it go on.
+            if let Some(connection) = self.connection.as_mut() {
+                connection.output_taken();
+            }
+        }
         let mut userauth_done = false;
         while self.transport.can_send() {
             self.outgoing.clear();
@@ -281,6 +287,27 @@ impl<E: StackEvent> Core<E> {
             self.sent(sent);
         }
         self.collect_connection_events();
+    }
+
+    /// Sends channel data straight into the transport's packet buffer, after everything queued
+    /// before it (call [`Layers::pull`] first): see
+    /// [`Connection::send_stream_with`](crate::connection::Connection::send_stream_with).
+    fn send_channel_data(
+        &mut self,
+        id: connection::ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(Error::ConnectionClosed);
+        };
+        let transport = &mut self.transport;
+        let room = transport.send_room();
+        let result = connection.send_stream_with(id, code, data, room, |head, piece| {
+            transport.send_payload_parts(head, piece)
+        });
+        self.collect_connection_events();
+        result
     }
 
     fn send_outgoing(&mut self) {

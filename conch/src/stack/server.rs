@@ -259,6 +259,27 @@ impl<R> ServerStack<R> {
         self.core.connection.as_mut()
     }
 
+    /// Sends data on channel `id` (`code` `None`) or extended data of type `code`, framed
+    /// straight into the transport's packet buffer after everything produced before it: as
+    /// [`Connection::send_data`] and [`Connection::send_extended_data`] (same window, same
+    /// [`Writable`](crate::connection::Event::Writable) when it takes less), with one copy of
+    /// the data instead of two. Call [`Self::poll_transmit`] afterwards.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Connection::send_data`]; [`Error::ConnectionClosed`] before authentication and
+    /// after the end.
+    pub fn send_channel_data(
+        &mut self,
+        id: connection::ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        self.core.check_open()?;
+        Layers::pull(self);
+        self.core.send_channel_data(id, code, data)
+    }
+
     /// Ends the connection with `SSH_MSG_DISCONNECT`, after the payloads already produced.
     /// Reported as [`ServerEvent::Closed`] with no error. Does nothing after the end.
     pub fn disconnect(&mut self, reason: DisconnectReason, description: &str) {

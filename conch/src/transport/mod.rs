@@ -240,9 +240,15 @@ const QUEUED_ENABLE_COMPRESSION: u8 = 1;
 
 impl SendQueue {
     fn push(&mut self, kind: u8, payload: &[u8]) {
+        self.push_parts(kind, payload, &[]);
+    }
+
+    fn push_parts(&mut self, kind: u8, head: &[u8], tail: &[u8]) {
+        let len = u32::try_from(head.len() + tail.len()).unwrap_or(u32::MAX);
         self.buf.push(kind);
-        self.buf.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
-        self.buf.extend_from_slice(payload);
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(tail);
     }
 
     fn len(&self) -> usize {
@@ -465,15 +471,48 @@ impl Transport {
         if !self.can_send() {
             return Err(LocalMisuse::SendQueueFull.into());
         }
+        self.send_payload_parts(payload, &[])
+    }
+
+    /// Sends the upper-layer payload `head || tail` without joining it first (a channel's data
+    /// goes from the caller's buffer straight into the packet buffer), whatever
+    /// [`Self::can_send`] says: the caller bounds what it sends by [`Self::send_room`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::send_payload`], except [`LocalMisuse::SendQueueFull`].
+    pub(crate) fn send_payload_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::ConnectionClosed);
+        }
+        let first = head.first().or(tail.first()).copied();
+        let Some(first) = first else {
+            return Err(LocalMisuse::InvalidPayload.into());
+        };
+        if !is_upper_layer_number(MessageType(first)) {
+            return Err(LocalMisuse::InvalidPayload.into());
+        }
+        if head.len() + tail.len() > MAX_PAYLOAD_LEN {
+            return Err(LocalMisuse::PayloadTooLarge.into());
+        }
         if !self.state.outgoing_keys_ready() || !self.queue.is_empty() {
-            self.queue.push(QUEUED_PAYLOAD, payload);
+            self.queue.push_parts(QUEUED_PAYLOAD, head, tail);
             return Ok(());
         }
         let result = self
             .writer
-            .write_packet(payload, &mut *self.rng)
+            .write_packet_parts(head, tail, &mut *self.rng)
             .and_then(|()| self.check_rekey_limits());
         result.inspect_err(|e| self.fail(e.clone()))
+    }
+
+    /// How many more bytes [`Self::send_payload`] takes before [`Self::can_send`] turns false
+    /// (0 once closed).
+    pub(crate) fn send_room(&self) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        self.limits().max_send_queue.saturating_sub(self.send_queue_len())
     }
 
     /// Starts a key re-exchange now (`now` is the current time). Does nothing if one is

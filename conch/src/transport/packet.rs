@@ -138,6 +138,9 @@ pub(crate) struct Packet {
     pub(crate) payload: PayloadLocation,
 }
 
+/// The most capacity [`PacketReader::push`] reserves ahead of need when it compacts.
+const MAX_SPARE: usize = 1024 * 1024;
+
 /// The receiving half: buffers wire bytes and takes whole packets from them.
 pub(crate) struct PacketReader {
     buf: Vec<u8>,
@@ -181,6 +184,12 @@ impl PacketReader {
         } else if taken > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
             self.buf.drain(..taken);
             self.pos -= taken;
+            // Room for a few more reads before the next move, so that a bulk transfer (each
+            // read ending inside a packet) moves a partial packet every few reads rather than
+            // on every one. Bounded: at most four times what is held and arriving, and never
+            // past `MAX_SPARE`.
+            let want = (4 * (self.buf.len() + bytes.len())).min(MAX_SPARE);
+            self.buf.reserve(want.saturating_sub(self.buf.len()));
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -324,6 +333,8 @@ pub(crate) struct PacketWriter {
     sealer: Box<dyn PacketSealer>,
     compressor: Option<Box<dyn Compressor>>,
     deflated: Vec<u8>,
+    /// A payload given in two parts, joined for the compressor.
+    joined: Vec<u8>,
     padding: PadPool,
     pub(crate) seq: Sequence,
     pub(crate) counters: Counters,
@@ -339,6 +350,7 @@ impl PacketWriter {
             sealer: Box::new(NoneCipher),
             compressor: None,
             deflated: Vec::new(),
+            joined: Vec::new(),
             padding: PadPool::new(),
             seq: Sequence::default(),
             counters: Counters::default(),
@@ -357,22 +369,43 @@ impl PacketWriter {
         payload: &[u8],
         rng: &mut dyn SecureRandom,
     ) -> Result<(), Error> {
-        let body = match &mut self.compressor {
-            None => payload,
+        self.write_packet_parts(payload, &[], rng)
+    }
+
+    /// As [`write_packet`](Self::write_packet) for the payload `head || tail`, which goes into
+    /// the output buffer without being joined first: a channel's data is framed straight from
+    /// where the application holds it.
+    pub(crate) fn write_packet_parts(
+        &mut self,
+        head: &[u8],
+        tail: &[u8],
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(), Error> {
+        let (head, tail) = match &mut self.compressor {
+            None => (head, tail),
             Some(c) => {
                 self.deflated.clear();
-                c.compress(payload, &mut self.deflated)?;
-                &self.deflated
+                if tail.is_empty() {
+                    c.compress(head, &mut self.deflated)?;
+                } else {
+                    // The compressor takes one payload; the join costs little next to it.
+                    self.joined.clear();
+                    self.joined.extend_from_slice(head);
+                    self.joined.extend_from_slice(tail);
+                    c.compress(&self.joined, &mut self.deflated)?;
+                }
+                (&self.deflated[..], &[][..])
             }
         };
+        let body_len = head.len() + tail.len();
         let block = self.sealer.block_size();
         let unpadded =
-            1 + body.len() + if self.sealer.length_excluded_from_padding() { 0 } else { 4 };
+            1 + body_len + if self.sealer.length_excluded_from_padding() { 0 } else { 4 };
         let mut padding = block - unpadded % block;
         if padding < MIN_PADDING {
             padding += block;
         }
-        let packet_len = 1 + body.len() + padding;
+        let packet_len = 1 + body_len + padding;
         if packet_len > MAX_PACKET_LEN {
             return Err(crate::error::LocalMisuse::PayloadTooLarge.into());
         }
@@ -382,12 +415,13 @@ impl PacketWriter {
             u32::try_from(packet_len).map_err(|_| crate::error::LocalMisuse::PayloadTooLarge)?;
         self.out.extend_from_slice(&len_field.to_be_bytes());
         self.out.push(u8::try_from(padding).unwrap_or(u8::MAX)); // invariant: padding < 4 + 255
-        self.out.extend_from_slice(body);
+        self.out.extend_from_slice(head);
+        self.out.extend_from_slice(tail);
         let pad_start = self.out.len();
         self.out.resize(pad_start + padding + tag_len, 0);
         let whole = &mut self.out[start..]; // invariant: start <= len, just extended
         let (packet, tag) = whole.split_at_mut(4 + packet_len);
-        if let Some(pad) = packet.get_mut(5 + body.len()..) {
+        if let Some(pad) = packet.get_mut(5 + body_len..) {
             self.padding.fill(pad, rng)?;
         }
         #[cfg(test)]
@@ -498,6 +532,47 @@ mod tests {
         for (i, ((seq, payload), want)) in got.iter().zip(&payloads).enumerate() {
             assert_eq!(*seq, u32::try_from(i).unwrap());
             assert_eq!(payload, want);
+        }
+    }
+
+    /// A long stream read in pieces that end inside packets keeps the reader's buffer bounded,
+    /// and every packet arrives.
+    #[test]
+    fn a_long_stream_read_in_odd_pieces_keeps_the_buffer_bounded() {
+        let payload = vec![0x33; 32 * 1024];
+        let wire = write_all(&vec![payload.clone(); 200]);
+        let mut reader = PacketReader::new();
+        let mut got = 0;
+        for piece in wire.chunks(64 * 1024 + 123) {
+            reader.push(piece);
+            while let Some(packet) = reader.next_packet().unwrap() {
+                assert_eq!(reader.payload(&packet.payload), &payload[..]);
+                reader.release();
+                got += 1;
+            }
+            assert!(
+                reader.buf.capacity() <= MAX_SPARE + 2 * piece.len(),
+                "{}",
+                reader.buf.capacity()
+            );
+        }
+        assert_eq!(got, 200);
+    }
+
+    /// A payload given in two parts makes the same packet as the joined payload.
+    #[test]
+    fn a_payload_in_two_parts_makes_the_same_packet_as_the_joined_one() {
+        for split in [0, 1, 9, 300] {
+            let payload: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+            let (head, tail) = payload.split_at(split);
+            let mut joined = PacketWriter::new();
+            joined.write_packet(&payload, &mut SeededRandom::new(5)).unwrap();
+            let mut parts = PacketWriter::new();
+            parts.write_packet_parts(head, tail, &mut SeededRandom::new(5)).unwrap();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            joined.take_output(&mut a);
+            parts.take_output(&mut b);
+            assert_eq!(a, b, "split at {split}");
         }
     }
 

@@ -513,7 +513,11 @@ impl Stream {
             return;
         }
         if let Some(producer) = pause {
-            self.soon(move || producer.pause_producing());
+            if producer.pauses_at_once() {
+                producer.pause_producing();
+            } else {
+                self.soon(move || producer.pause_producing());
+            }
         }
     }
 

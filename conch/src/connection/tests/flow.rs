@@ -750,3 +750,66 @@ fn measures_channel_throughput() {
     );
     assert_eq!(received, total);
 }
+
+/// `send_stream_with` hands each packet to the caller as the header and the piece of data of
+/// the message `send_data` would have queued, split at the peer's maximum packet.
+#[test]
+fn data_handed_over_in_parts_is_the_message_send_data_queues() {
+    let server = Config { max_packet_size: 1000, ..Config::default() };
+    let mut pair = Pair::with_configs(Config::default(), server);
+    let (c, s) = pair.open_session();
+    let data: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let mut payloads = Vec::new();
+    let sent = pair.client.send_stream_with(c, None, &data, usize::MAX, |head, piece| {
+        payloads.push([head, piece].concat());
+        Ok(())
+    });
+    assert_eq!(sent, Ok(data.len()));
+    assert_eq!(pair.client.queued_output(), 0);
+    let want: Vec<Vec<u8>> = data.chunks(1000).map(|piece| data_to(s, piece)).collect();
+    assert_eq!(payloads, want);
+    let mut stderr = Vec::new();
+    let sent = pair.client.send_stream_with(c, Some(EXTENDED_DATA_STDERR), b"oops", 10, |h, p| {
+        stderr.push([h, p].concat());
+        Ok(())
+    });
+    assert_eq!(sent, Ok(4));
+    assert_eq!(stderr, [ext_data_to(s, EXTENDED_DATA_STDERR, b"oops")]);
+}
+
+/// `send_stream_with` takes no more than the room it is given; `Writable` follows once the
+/// driver reports its output taken.
+#[test]
+fn data_handed_over_in_parts_stops_at_the_room_given() {
+    let mut pair = Pair::new();
+    let (c, _) = pair.open_session();
+    let data = vec![5u8; 5000];
+    let mut taken = 0;
+    let sent = pair.client.send_stream_with(c, None, &data, 3000, |_, piece| {
+        taken += piece.len();
+        Ok(())
+    });
+    assert_eq!(sent, Ok(3000));
+    assert_eq!(taken, 3000);
+    assert!(pair.take_events(Side::Client).is_empty());
+    pair.client.output_taken();
+    assert_eq!(pair.take_events(Side::Client), [Event::Writable { id: c }]);
+}
+
+/// While payloads wait in the output queue, `send_stream_with` queues behind them rather than
+/// overtaking them.
+#[test]
+fn data_handed_over_in_parts_waits_behind_queued_payloads() {
+    let mut pair = Pair::new();
+    let (c, s) = pair.open_session();
+    assert_eq!(pair.client.send_data(c, b"first"), Ok(5));
+    let mut called = false;
+    let sent = pair.client.send_stream_with(c, None, b"second", usize::MAX, |_, _| {
+        called = true;
+        Ok(())
+    });
+    assert_eq!(sent, Ok(6));
+    assert!(!called);
+    pair.drive();
+    assert_eq!(pair.read_all(Side::Server, s, Stream::Data), b"firstsecond");
+}

@@ -395,7 +395,7 @@ impl Certificate {
         self.critical_option(OPTION_FORCE_COMMAND)
     }
 
-    /// `source-address`, if given: a comma-separated CIDR list.
+    /// `source-address`, if given: a comma-separated list of addresses and CIDR networks.
     pub fn source_address(&self) -> Option<String> {
         self.critical_option(OPTION_SOURCE_ADDRESS)
     }
@@ -407,10 +407,7 @@ impl Certificate {
             // Present but undecodable is refused; absent allows any address.
             return !self.has_critical_option(OPTION_SOURCE_ADDRESS);
         };
-        matches!(
-            super::pattern::match_address_list(ip, &list),
-            Ok(super::pattern::ListMatch::Match)
-        )
+        super::pattern::match_cidr_list(ip, &list) == Ok(true)
     }
 
     /// Whether the extension `name` is present (`permit-pty`, ...).

@@ -37,6 +37,23 @@ pub fn set_keys_override(
     KEYS_OVERRIDE.set(Box::new(source)).is_ok()
 }
 
+type CertificateSource = dyn Fn(&str, &Certificate, &str) -> Decision<Restrictions> + Send + Sync;
+
+static CERTIFICATE_OVERRIDE: std::sync::OnceLock<Box<CertificateSource>> =
+    std::sync::OnceLock::new();
+
+/// Makes every later certificate check of this process ([`AuthorizedKeys::check_attempt`]
+/// with a certificate) take its decision from `source` (called with the user name, the
+/// certificate and the client's address): a privilege-separated worker, which can read
+/// neither `TrustedUserCAKeys`, principals nor `RevokedKeys` nor run
+/// `AuthorizedPrincipalsCommand`, has its monitor check the certificate as
+/// [`AuthorizedKeys::check_attempt`] would. Set once; returns `false` if it was already set.
+pub fn set_certificate_override(
+    source: impl Fn(&str, &Certificate, &str) -> Decision<Restrictions> + Send + Sync + 'static,
+) -> bool {
+    CERTIFICATE_OVERRIDE.set(Box::new(source)).is_ok()
+}
+
 /// Public key authentication against `authorized_keys` files, as sshd does it.
 ///
 /// - The files are OpenSSH's `AuthorizedKeysFile` list (default `.ssh/authorized_keys
@@ -206,6 +223,9 @@ impl AuthorizedKeys {
         peer_ip: &str,
         now: SystemTime,
     ) -> Decision<Restrictions> {
+        if let (Some(cert), Some(source)) = (certificate, CERTIFICATE_OVERRIDE.get()) {
+            return source(user, cert, peer_ip);
+        }
         if let Some(why) = self.revoked(key, certificate) {
             log::info!("authorized_keys: key refused for {user}: {why}");
             return Decision::Reject;

@@ -53,11 +53,11 @@ mod users;
 mod tests;
 
 #[doc(hidden)]
-pub use authorized_keys::set_keys_override;
+pub use authorized_keys::{set_certificate_override, set_keys_override};
 pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
-pub use pam::{PamBackend, PamSession, PamSessionSetup};
+pub use pam::{PamBackend, PamConversation, PamDriver, PamPending, PamSession, PamSessionSetup};
 #[doc(hidden)]
 pub use shadow::set_password_delegate;
 pub use shadow::ShadowPasswords;

@@ -51,6 +51,22 @@ pub(crate) trait ChannelHost {
     /// once the connection is gone).
     fn connection(&self) -> Option<RefMut<'_, Connection>>;
 
+    /// Sends data on channel `id` (`code` `None`) or extended data of type `code`, as
+    /// [`Connection::send_data`] does (a driver may frame it straight into its packet buffer);
+    /// `None` when the connection cannot be borrowed now.
+    fn send_data(
+        &self,
+        id: ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Option<Result<usize, crate::Error>> {
+        let mut connection = self.connection()?;
+        Some(match code {
+            None => connection.send_data(id, data),
+            Some(code) => connection.send_extended_data(id, code, data),
+        })
+    }
+
     /// Asks for the connection to be driven (its output sent, its events read) on a later turn
     /// of the loop.
     fn wake(&self);
@@ -388,17 +404,24 @@ impl ChannelTransport {
             return;
         }
         if let Some(producer) = pause {
-            self.soon(move || producer.pause_producing());
+            if producer.pauses_at_once() {
+                // A reader stops before its next read instead of buffering more here.
+                producer.pause_producing();
+            } else {
+                self.soon(move || producer.pause_producing());
+            }
         }
     }
 
     /// Hands `data` to the connection layer: `Some(Ok(n))` bytes taken, `Some(Err(()))` if the
     /// channel can take no more data ever, `None` if the connection cannot be borrowed now.
     fn send_now(&self, stream: Stream, data: &[u8]) -> Option<Result<usize, ()>> {
-        let result = self.with_connection(|connection| match stream {
-            Stream::Data => connection.send_data(self.id, data),
-            Stream::Stderr => connection.send_extended_data(self.id, EXTENDED_DATA_STDERR, data),
-        })?;
+        let code = match stream {
+            Stream::Data => None,
+            Stream::Stderr => Some(EXTENDED_DATA_STDERR),
+        };
+        let host = self.channels.upgrade()?.host.upgrade()?;
+        let result = host.send_data(self.id, code, data)?;
         match result {
             Ok(n) => {
                 if n > 0 {
@@ -847,6 +870,10 @@ impl PushProducer for PauseReading {
     }
 
     fn stop_producing(&self) {}
+
+    fn pauses_at_once(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

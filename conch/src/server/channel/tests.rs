@@ -408,6 +408,44 @@ fn a_full_window_pauses_the_producer_until_it_reopens() {
     assert_eq!(producer.resumed.get(), 1);
 }
 
+/// A producer whose pause only records the request (a transport, such as a child's pipe) is
+/// paused from inside the write that filled the buffer, so it reads no more before the loop
+/// turns; its resume still comes from the loop.
+#[test]
+fn a_producer_that_pauses_at_once_is_paused_inside_the_write() {
+    struct AtOnce(Producer);
+    impl PushProducer for AtOnce {
+        fn pause_producing(&self) {
+            self.0.pause_producing();
+        }
+        fn resume_producing(&self) {
+            self.0.resume_producing();
+        }
+        fn stop_producing(&self) {
+            self.0.stop_producing();
+        }
+        fn pauses_at_once(&self) -> bool {
+            true
+        }
+    }
+    let client = Config { window_size: 1000, max_packet_size: 300, ..Config::default() };
+    let mut rig = Rig::new(Config::default(), client);
+    let (protocol, seen) = recorder(false);
+    let _channel = rig.open(protocol);
+    let transport = seen.borrow().transport.clone().unwrap();
+    let producer = Rc::new(AtOnce(Producer::default()));
+    transport.register_producer(Rc::clone(&producer) as Rc<dyn PushProducer>);
+    rig.client_reads = false;
+    let data = vec![7u8; 1500];
+    transport.write(&data);
+    assert_eq!(transport.buffered(), 500, "the window took 1000 bytes");
+    assert_eq!(producer.0.paused.get(), 1, "paused inside the write");
+    rig.client_catch_up();
+    assert_eq!(rig.received, data);
+    assert_eq!(producer.0.paused.get(), 1);
+    assert_eq!(producer.0.resumed.get(), 1);
+}
+
 /// A paused channel stops reading, so the connection layer stops reopening the window and
 /// the client cannot send past it; resuming delivers the rest and reopens it.
 #[test]

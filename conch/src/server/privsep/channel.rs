@@ -187,6 +187,25 @@ impl<S: Read + Write + Send> HostKeySigner for MonitorSigner<S> {
             Ok(_) | Err(_) => Err(CryptoError::InvalidKey),
         }
     }
+
+    /// A `ProveHostKey` request: the monitor builds the proof's data from the session id it
+    /// signed itself (`_session_id` is not sent).
+    fn sign_hostkeys_proof(
+        &self,
+        algorithm: SignatureAlgorithm,
+        _session_id: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let connection = SIGNING_FOR.with(Cell::get).ok_or(CryptoError::InvalidKey)?;
+        let request = Request::ProveHostKey {
+            connection,
+            algorithm: algorithm.name().to_owned(),
+            key_blob: self.public.to_blob(),
+        };
+        match self.client.call(&request) {
+            Ok(Reply::Signature(blob)) => Ok(blob),
+            Ok(_) | Err(_) => Err(CryptoError::InvalidKey),
+        }
+    }
 }
 
 /// How serving a worker ended.
@@ -289,6 +308,20 @@ impl MonitorBackend for SystemBackend {
             .find(|k| k.public_key().supports(algorithm))
             .ok_or(CryptoError::UnsupportedAlgorithm)?;
         key.sign(algorithm, data)
+    }
+
+    fn sign_with_host_key(
+        &mut self,
+        key: &PublicKey,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let signer = self
+            .host_keys
+            .iter()
+            .find(|k| k.public_key() == key)
+            .ok_or(CryptoError::UnsupportedAlgorithm)?;
+        signer.sign(algorithm, data)
     }
 
     fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {

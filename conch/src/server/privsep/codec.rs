@@ -14,7 +14,9 @@
 
 use std::fmt;
 
-use crate::server::ConnectionId;
+use crate::keys::authorized_keys::PermittedHostPort;
+use crate::server::{ConnectionId, Restrictions};
+use crate::userauth::{InfoRequest, Prompt};
 use crate::wire::{InvalidMessage, Reader, Writer};
 
 /// The version byte every frame carries; a frame with another is malformed.
@@ -36,6 +38,13 @@ pub const MAX_USER_LEN: usize = 256;
 /// The most responses one keyboard-interactive round may carry.
 pub const MAX_PAM_RESPONSES: usize = 32;
 
+/// The longest text of a PAM prompt or round name the monitor relays (longer is cut).
+pub const MAX_PAM_PROMPT_LEN: usize = MAX_SHORT_STRING;
+
+/// The longest instruction of a PAM round the monitor relays (what the modules said; longer
+/// is cut).
+pub const MAX_PAM_TEXT_LEN: usize = 8 * 1024;
+
 const MAX_SHORT_STRING: usize = 1024;
 const MAX_COMMAND_LEN: usize = 8 * 1024;
 const MAX_SIGN_DATA: usize = 64;
@@ -46,6 +55,8 @@ const HEADER_LEN: usize = 6;
 const MAX_PASSWORD_LEN: usize = 1024;
 const MAX_PLAN_ITEMS: usize = 512;
 const MAX_MODES_LEN: usize = 256;
+/// A certificate is a key, a CA key, a signature and options: larger than a key blob.
+const MAX_CERTIFICATE_LEN: usize = 16 * 1024;
 
 /// A pty for a planned session: its size, and terminal modes encoded by the worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,6 +234,60 @@ pub enum Request {
         /// What to run, and how.
         plan: SessionPlan,
     },
+    /// PAM's account check (`pam_acct_mgmt`) for the user looked up on this connection, let
+    /// in some other way (a public key) with `UsePAM yes`: an expired or locked account is
+    /// refused (`Failed`).
+    PamAccount {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+    },
+    /// Whether PAM has answered the connection's last PAM request (`PamStart`, `PamRespond`,
+    /// `AuthenticatePassword` with PAM, `PamAccount`), which the monitor answered
+    /// [`Reply::PamPending`]: the answer, or `PamPending` again.
+    PamPoll {
+        /// The connection authenticating.
+        connection: ConnectionId,
+    },
+    /// The address of ours a connection just opened reached (`Match LocalAddress`,
+    /// `LocalPort`), told once before authentication.
+    ConnectionLocalAddress {
+        /// The connection, just opened.
+        connection: ConnectionId,
+        /// Our address and port.
+        address: std::net::SocketAddr,
+    },
+    /// Check an OpenSSH user certificate offered for the user looked up on this connection:
+    /// the monitor checks it as conchd does without privilege separation (trusted CA or
+    /// `cert-authority` line, principals, validity, critical options, `RevokedKeys`) and
+    /// answers [`Reply::Authorized`] with the login's restrictions. With a signature, it also
+    /// verifies the signature over the session id it signed, with the certificate's key:
+    /// success makes the user verified on this connection.
+    AuthenticateCertificate {
+        /// The connection authenticating.
+        connection: ConnectionId,
+        /// The user, as looked up before.
+        user: String,
+        /// The certificate algorithm the client named (`ssh-ed25519-cert-v01@openssh.com`).
+        algorithm: String,
+        /// The certificate blob the client sent.
+        certificate: Vec<u8>,
+        /// Whether the client used `publickey-hostbound-v00@openssh.com`.
+        host_bound: bool,
+        /// The signature blob the client sent; `None` for a query (no signature yet).
+        signature: Option<Vec<u8>>,
+    },
+    /// Sign this connection's `hostkeys-prove-00@openssh.com` proof for one of the host keys:
+    /// the monitor builds the signed data from the session id it knows and the key.
+    ProveHostKey {
+        /// The authenticated connection.
+        connection: ConnectionId,
+        /// The signature algorithm's SSH name.
+        algorithm: String,
+        /// The host key's public blob.
+        key_blob: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -243,6 +308,11 @@ impl Request {
             | Self::ConnectionPeer { connection, .. }
             | Self::ResolveHost { connection, .. }
             | Self::LookupGroups { connection, .. }
+            | Self::PamAccount { connection, .. }
+            | Self::PamPoll { connection }
+            | Self::ConnectionLocalAddress { connection, .. }
+            | Self::AuthenticateCertificate { connection, .. }
+            | Self::ProveHostKey { connection, .. }
             | Self::ConnectionClosed { connection } => *connection,
         }
     }
@@ -265,6 +335,11 @@ impl Request {
             Self::ConnectionPeer { .. } => "ConnectionPeer",
             Self::ResolveHost { .. } => "ResolveHost",
             Self::LookupGroups { .. } => "LookupGroups",
+            Self::PamAccount { .. } => "PamAccount",
+            Self::PamPoll { .. } => "PamPoll",
+            Self::ConnectionLocalAddress { .. } => "ConnectionLocalAddress",
+            Self::AuthenticateCertificate { .. } => "AuthenticateCertificate",
+            Self::ProveHostKey { .. } => "ProveHostKey",
         }
     }
 
@@ -285,13 +360,21 @@ impl Request {
             Self::ConnectionPeer { .. } => 13,
             Self::ResolveHost { .. } => 14,
             Self::LookupGroups { .. } => 15,
+            Self::PamAccount { .. } => 16,
+            Self::PamPoll { .. } => 17,
+            // Numbered apart from the others' additions (40..): kinds must never collide.
+            Self::ConnectionLocalAddress { .. } => 40,
+            Self::AuthenticateCertificate { .. } => 41,
+            Self::ProveHostKey { .. } => 42,
         }
     }
 
     /// The whole frame for this request, length field included.
     pub fn encode(&self, id: u32) -> Vec<u8> {
         frame(self.kind(), id, |w| match self {
-            Self::ConnectionOpened { connection } | Self::ConnectionClosed { connection } => {
+            Self::ConnectionOpened { connection }
+            | Self::ConnectionClosed { connection }
+            | Self::PamPoll { connection } => {
                 w.write_u64(connection.0);
             }
             Self::SignExchangeHash { connection, algorithm, data } => {
@@ -300,7 +383,8 @@ impl Request {
             Self::LookupUser { connection, user }
             | Self::ReadAuthorizedKeys { connection, user }
             | Self::PamStart { connection, user }
-            | Self::LookupGroups { connection, user } => {
+            | Self::LookupGroups { connection, user }
+            | Self::PamAccount { connection, user } => {
                 w.write_u64(connection.0).write_string(user.as_bytes());
             }
             Self::PamRespond { connection, responses } => {
@@ -343,6 +427,30 @@ impl Request {
             Self::ConnectionPeer { connection, address } => {
                 w.write_u64(connection.0).write_string(address.to_string().as_bytes());
             }
+            Self::ConnectionLocalAddress { connection, address } => {
+                w.write_u64(connection.0).write_string(address.to_string().as_bytes());
+            }
+            Self::AuthenticateCertificate {
+                connection,
+                user,
+                algorithm,
+                certificate,
+                host_bound,
+                signature,
+            } => {
+                w.write_u64(connection.0)
+                    .write_string(user.as_bytes())
+                    .write_string(algorithm.as_bytes())
+                    .write_string(certificate)
+                    .write_bool(*host_bound);
+                match signature {
+                    None => w.write_bool(false),
+                    Some(signature) => w.write_bool(true).write_string(signature),
+                };
+            }
+            Self::ProveHostKey { connection, algorithm, key_blob } => {
+                w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(key_blob);
+            }
             Self::StartSession { connection, kind, term } => {
                 w.write_u64(connection.0);
                 match kind {
@@ -361,7 +469,7 @@ impl Request {
     /// Decodes one frame body (everything after the length field).
     pub fn decode(body: &[u8]) -> Result<(u32, Self), CodecError> {
         let (kind, id, mut r) = header(body)?;
-        if !(1..=15).contains(&kind) {
+        if !(1..=17).contains(&kind) && !(40..=42).contains(&kind) {
             return Err(CodecError::UnknownKind(kind));
         }
         let r = &mut r;
@@ -430,11 +538,36 @@ impl Request {
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
             },
             15 => Self::LookupGroups { connection, user: text(r, MAX_USER_LEN)? },
+            16 => Self::PamAccount { connection, user: text(r, MAX_USER_LEN)? },
+            17 => Self::PamPoll { connection },
             13 => Self::ConnectionPeer {
                 connection,
                 address: text(r, MAX_SHORT_STRING)?
                     .parse()
                     .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
+            40 => Self::ConnectionLocalAddress {
+                connection,
+                address: text(r, MAX_SHORT_STRING)?
+                    .parse()
+                    .map_err(|_| CodecError::Invalid(InvalidMessage::InvalidValue))?,
+            },
+            41 => Self::AuthenticateCertificate {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                certificate: r.read_string_limited(MAX_CERTIFICATE_LEN)?.to_vec(),
+                host_bound: flag(r)?,
+                signature: if flag(r)? {
+                    Some(r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec())
+                } else {
+                    None
+                },
+            },
+            42 => Self::ProveHostKey {
+                connection,
+                algorithm: text(r, MAX_SHORT_STRING)?,
+                key_blob: r.read_string_limited(MAX_KEY_BLOB_LEN)?.to_vec(),
             },
             other => return Err(CodecError::UnknownKind(other)),
         };
@@ -496,6 +629,17 @@ pub enum Reply {
         /// How many descriptors are attached.
         fds: u8,
     },
+    /// A PAM conversation's next round (`PamStart`, `PamRespond`): what to show the client
+    /// and ask it (at most [`MAX_PAM_RESPONSES`] prompts). `Done` ends a conversation that
+    /// let the user in, `Failed` one that did not.
+    PamPrompts(InfoRequest),
+    /// PAM is still working on the connection's last PAM request (its thread computes, or
+    /// waits for a module): ask again with [`Request::PamPoll`]. The monitor never waits for
+    /// PAM, so one connection's slow PAM holds up no other request.
+    PamPending,
+    /// A certificate the monitor accepted (`AuthenticateCertificate`): the restrictions the
+    /// certificate and the line or principal that let it in impose on the login.
+    Authorized(Restrictions),
 }
 
 impl Reply {
@@ -511,13 +655,17 @@ impl Reply {
             Self::SessionSpawned { .. } => 135,
             Self::Addresses(_) => 136,
             Self::Groups(_) => 137,
+            Self::PamPrompts(_) => 138,
+            Self::PamPending => 139,
+            // Numbered apart from the others' additions (170..): kinds must never collide.
+            Self::Authorized(_) => 170,
         }
     }
 
     /// The whole frame for this reply, length field included.
     pub fn encode(&self, id: u32) -> Vec<u8> {
         frame(self.kind(), id, |w| match self {
-            Self::Done => {}
+            Self::Done | Self::PamPending => {}
             Self::Signature(blob) => {
                 w.write_string(blob);
             }
@@ -553,6 +701,14 @@ impl Reply {
                     w.write_string(address.to_string().as_bytes());
                 }
             }
+            Self::PamPrompts(info) => {
+                w.write_string(info.name.as_bytes())
+                    .write_string(info.instruction.as_bytes())
+                    .write_u32(u32::try_from(info.prompts.len()).unwrap_or(u32::MAX));
+                for prompt in &info.prompts {
+                    w.write_string(prompt.text.as_bytes()).write_bool(prompt.echo);
+                }
+            }
             Self::SessionSpawned { pid, tty, fds } => {
                 w.write_u32(*pid);
                 match tty {
@@ -561,6 +717,7 @@ impl Reply {
                 };
                 w.write_u8(*fds);
             }
+            Self::Authorized(restrictions) => encode_restrictions(w, restrictions),
         })
     }
 
@@ -570,6 +727,7 @@ impl Reply {
         let r = &mut r;
         let reply = match kind {
             128 => Self::Done,
+            139 => Self::PamPending,
             129 => Self::Signature(r.read_string_limited(MAX_SIGNATURE_LEN)?.to_vec()),
             130 => Self::User(if flag(r)? {
                 Some(UserRecord {
@@ -621,6 +779,20 @@ impl Reply {
                 tty: if flag(r)? { Some(text(r, MAX_PATH_LEN)?) } else { None },
                 fds: r.read_u8()?,
             },
+            138 => {
+                let name = text(r, MAX_SHORT_STRING)?;
+                let instruction = text(r, MAX_PAM_TEXT_LEN)?;
+                let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+                if count > MAX_PAM_RESPONSES {
+                    return Err(CodecError::TooManyItems);
+                }
+                let mut prompts = Vec::with_capacity(count);
+                for _ in 0..count {
+                    prompts.push(Prompt { text: text(r, MAX_SHORT_STRING)?, echo: flag(r)? });
+                }
+                Self::PamPrompts(InfoRequest { name, instruction, prompts })
+            }
+            170 => Self::Authorized(decode_restrictions(r)?),
             other => return Err(CodecError::UnknownKind(other)),
         };
         r.finish()?;
@@ -780,6 +952,75 @@ fn decode_plan(r: &mut Reader<'_>) -> Result<SessionPlan, CodecError> {
         None
     };
     Ok(SessionPlan { program, arg0, args, env, cwd, pty, user_rc: flag(r)? })
+}
+
+fn encode_restrictions(w: &mut Writer<'_>, r: &Restrictions) {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    match &r.forced_command {
+        None => w.write_bool(false),
+        Some(command) => w.write_bool(true).write_string(command.as_bytes()),
+    };
+    w.write_u32(count(r.environment.len()));
+    for (name, value) in &r.environment {
+        w.write_string(name.as_bytes()).write_string(value.as_bytes());
+    }
+    w.write_bool(r.pty)
+        .write_bool(r.port_forwarding)
+        .write_bool(r.agent_forwarding)
+        .write_bool(r.x11_forwarding)
+        .write_bool(r.user_rc);
+    for list in [&r.permit_open, &r.permit_listen] {
+        let Some(list) = list else {
+            w.write_bool(false);
+            continue;
+        };
+        w.write_bool(true).write_u32(count(list.len()));
+        for entry in list {
+            match &entry.host {
+                None => w.write_bool(false),
+                Some(host) => w.write_bool(true).write_string(host.as_bytes()),
+            };
+            // 0 ..= 65535 is a port, above it: any port.
+            w.write_u32(entry.port.map_or(u32::MAX, u32::from));
+        }
+    }
+}
+
+fn decode_restrictions(r: &mut Reader<'_>) -> Result<Restrictions, CodecError> {
+    let items = |r: &mut Reader<'_>| -> Result<usize, CodecError> {
+        let n = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);
+        if n > MAX_PLAN_ITEMS {
+            return Err(CodecError::TooManyItems);
+        }
+        Ok(n)
+    };
+    let mut out = Restrictions::none();
+    out.forced_command = if flag(r)? { Some(text(r, MAX_COMMAND_LEN)?) } else { None };
+    for _ in 0..items(r)? {
+        out.environment.push((text(r, MAX_SHORT_STRING)?, text(r, MAX_COMMAND_LEN)?));
+    }
+    out.pty = flag(r)?;
+    out.port_forwarding = flag(r)?;
+    out.agent_forwarding = flag(r)?;
+    out.x11_forwarding = flag(r)?;
+    out.user_rc = flag(r)?;
+    let mut lists = [None, None];
+    for list in &mut lists {
+        if !flag(r)? {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for _ in 0..items(r)? {
+            let host = if flag(r)? { Some(text(r, MAX_SHORT_STRING)?) } else { None };
+            let port = r.read_u32()?;
+            entries.push(PermittedHostPort { host, port: u16::try_from(port).ok() });
+        }
+        *list = Some(entries);
+    }
+    let [permit_open, permit_listen] = lists;
+    out.permit_open = permit_open;
+    out.permit_listen = permit_listen;
+    Ok(out)
 }
 
 fn frame(kind: u8, id: u32, body: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! sandboxed workers that do, talking over a narrow typed protocol on a socketpair.
 //!
 //! ```text
-//!   monitor (root) ── host keys, account database, authorized_keys, shadow, sessions (not PAM)
+//!   monitor (root) ── host keys, account database, authorized_keys, shadow, PAM, sessions
 //!      │  Monitor: per-connection phases and limits; a Violation kills the worker
 //!      │  codec: length-prefixed, versioned, bounded frames (Request ⇄ Reply)
 //!   socketpair
@@ -32,7 +32,15 @@
 //!   that ask the monitor (`LookupUser`, `ReadAuthorizedKeys`, `AuthenticatePassword`); a
 //!   public key login is verified again by the monitor (`AuthenticatePublicKey`, with the
 //!   signature `userauth::Attempt::PublicKey` carries), and `ConnectionAuthenticated` comes
-//!   when the login completes.
+//!   when the login completes. A certificate is checked by the monitor alone
+//!   (`AuthenticateCertificate`: the backend's [`MonitorBackend::check_certificate`], and the
+//!   signature with the certified key), its restrictions handed back ([`Reply::Authorized`])
+//!   through [`hooks::set_certificate_override`]. The monitor reads `authorized_keys` with the
+//!   settings of the `Match` blocks for the user and the connection
+//!   ([`MonitorBackend::authorized_keys_for`]; `ConnectionLocalAddress` tells it our end).
+//! - `hostkeys-prove-00@openssh.com`: [`MonitorSigner`] asks for each proof
+//!   (`ProveHostKey`); the monitor builds the signed data from the session id it signed and
+//!   signs only with a host key it holds.
 //! - Sessions: the worker sends its `SpawnPlan` (`SpawnSession`); the monitor starts it as the
 //!   verified user and passes a control socket plus the pty controller or the pipes; the worker
 //!   serves them with `Reactor::adopt_foreign_process` (exit status and signals over the
@@ -40,9 +48,14 @@
 //! - `ConnectionPeer` lets the monitor refuse penalised sources ([`Penalties`]); it penalises
 //!   the sources of a dead worker's connections ([`PenaltyKind::Crash`]) and logins that
 //!   failed ([`PenaltyKind::AuthFail`]).
-//! - Not relayed yet: PAM ([`Request::PamStart`]/[`Request::PamRespond`] are answered
-//!   [`Reply::Unsupported`]: keyboard-interactive is off under privilege separation),
-//!   [`Request::StartSession`] (superseded by `SpawnSession`).
+//! - PAM (`UsePAM yes`): keyboard-interactive is a conversation the monitor runs on a thread
+//!   of its own per connection ([`MonitorBackend::pam_start`], `pam_respond`), each round
+//!   relayed to the worker ([`Request::PamStart`], [`Request::PamRespond`],
+//!   [`Reply::PamPrompts`]); passwords go through PAM too (`AuthenticatePassword`), and
+//!   [`Request::PamAccount`] is PAM's account check for a key login. The monitor holds at
+//!   most one conversation per connection, and ends it when the connection authenticates or
+//!   closes.
+//! - Not relayed: [`Request::StartSession`] (superseded by `SpawnSession`).
 
 mod channel;
 mod codec;
@@ -57,17 +70,19 @@ pub use channel::{
 };
 pub use codec::{
     CodecError, FrameDecoder, PtyPlan, Reply, Request, SessionKind, SessionPlan, UserRecord,
-    MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_RESPONSES, MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN,
-    PROTOCOL_VERSION,
+    MAX_AUTHORIZED_KEYS_LEN, MAX_PAM_PROMPT_LEN, MAX_PAM_RESPONSES, MAX_PAM_TEXT_LEN,
+    MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
 pub use monitor::{
-    Limits, Monitor, MonitorBackend, Phase, SpawnedSession, StartedSession, Violation,
+    Limits, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, StartedSession, Violation,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
 /// `authorized_keys` contents and password checks.
 pub mod hooks {
     pub use crate::server::account::set_lookup_override;
-    pub use crate::server::auth::{set_keys_override, set_password_delegate};
+    pub use crate::server::auth::{
+        set_certificate_override, set_keys_override, set_password_delegate,
+    };
     pub use crate::server::forwarding::set_resolver_override;
 }
 pub use penalty::{Overflow, Penalties, PenaltyConfig, PenaltyKind};

@@ -5,13 +5,17 @@
 //!                  │
 //!                  ▼
 //!   ┌──────────  PreAuth  ── SignExchangeHash (once: the initial key exchange)
-//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond,
-//!   │              │        AuthenticatePublicKey
+//!   │              │        LookupUser, ReadAuthorizedKeys, PamStart, PamRespond (only
+//!   │              │        answering the round asked, one answer per prompt), PamAccount,
+//!   │              │        AuthenticatePublicKey, AuthenticateCertificate,
+//!   │              │        ConnectionLocalAddress (once)
+//!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
 //!   │              ▼
-//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded)
+//!   │        Authenticated ── SignExchangeHash (rekeys, bounded), StartSession (bounded),
+//!   │              │          ProveHostKey (bounded: hostkeys-prove-00 for a key it holds)
 //!   │              │
 //!   └─────► ConnectionClosed ──► forgotten; its id is never accepted again
 //! ```
@@ -29,8 +33,10 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 
 use crate::crypto::CryptoError;
-use crate::keys::{AuthorizedKeys, PublicKey, SignatureAlgorithm};
-use crate::server::ConnectionId;
+use crate::keys::{
+    cert, hostkeys_prove_data, AuthorizedKeys, Certificate, PublicKey, SignatureAlgorithm,
+};
+use crate::server::{ConnectionFacts, ConnectionId, Restrictions};
 
 use super::codec::{
     CodecError, FrameDecoder, Reply, Request, SessionKind, SessionPlan, UserRecord,
@@ -53,6 +59,8 @@ pub struct Limits {
     pub max_rekey_signatures: u32,
     /// Sessions started over one connection's life (multiplexed clients start many).
     pub max_sessions: u32,
+    /// `hostkeys-prove-00@openssh.com` proofs signed over one connection's life.
+    pub max_proofs: u32,
 }
 
 impl Default for Limits {
@@ -64,6 +72,7 @@ impl Default for Limits {
             max_pam: 64,
             max_rekey_signatures: 1024,
             max_sessions: 4096,
+            max_proofs: 256,
         }
     }
 }
@@ -128,6 +137,126 @@ pub trait MonitorBackend {
         let _ = (connection, user, plan);
         Err("sessions are not started by this monitor".to_owned())
     }
+    /// Starts a PAM conversation (keyboard-interactive) for `user` on `connection` from
+    /// `peer`, replacing any the connection had; its first round, its outcome, or
+    /// [`PamStep::Pending`] while PAM works. PAM's conversation blocks: the backend runs it on
+    /// a thread of its own, kept until the conversation ends or [`pam_end`](Self::pam_end),
+    /// and never waits for it. The default has no PAM.
+    fn pam_start(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        let _ = (connection, peer, user);
+        PamStep::Unsupported
+    }
+    /// The client's answers to the last round of `connection`'s conversation; the next round,
+    /// or the outcome. The default has no PAM.
+    fn pam_respond(&mut self, connection: ConnectionId, responses: &[String]) -> PamStep {
+        let _ = (connection, responses);
+        PamStep::Unsupported
+    }
+    /// Checks a password through PAM (`UsePAM yes`: `pam_authenticate`, then
+    /// `pam_acct_mgmt`); `None` when passwords are not PAM's ([`check_password`] decides).
+    /// The default has no PAM.
+    ///
+    /// [`check_password`]: Self::check_password
+    fn pam_password(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        let _ = (connection, peer, user, password);
+        None
+    }
+    /// PAM's account check (`pam_acct_mgmt`) for a user let in some other way: `Accepted`, or
+    /// `Refused` with PAM's reason when the account may not log in (or `Pending`). The
+    /// default has no PAM.
+    fn pam_account(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        let _ = (connection, peer, user);
+        PamStep::Unsupported
+    }
+    /// PAM's answer to `connection`'s last PAM call that answered [`PamStep::Pending`], or
+    /// `Pending` again. The default has no PAM.
+    fn pam_poll(&mut self, connection: ConnectionId) -> PamStep {
+        let _ = connection;
+        PamStep::Unsupported
+    }
+    /// Ends `connection`'s PAM conversation, if any (the connection authenticated or
+    /// closed): its thread unwinds. The default has none.
+    fn pam_end(&mut self, connection: ConnectionId) {
+        let _ = connection;
+    }
+    /// The user's `authorized_keys` contents for a login over `facts` (the `Match` blocks
+    /// that apply to it choose the files). The default reads them as
+    /// [`read_authorized_keys`](Self::read_authorized_keys) does.
+    fn authorized_keys_for(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<Vec<u8>> {
+        let _ = facts;
+        self.read_authorized_keys(user)
+    }
+    /// Whether `certificate` (its CA signature already verified by the monitor) lets `user`
+    /// in over `facts`: trusted CA and principals, validity, critical options, revocation;
+    /// `Ok` with the login's restrictions, `Err` with the reason. The default trusts no CA.
+    fn check_certificate(
+        &mut self,
+        user: &UserRecord,
+        certificate: &Certificate,
+        facts: &ConnectionFacts,
+    ) -> Result<Restrictions, String> {
+        let _ = (user, certificate, facts);
+        Err("certificates are not trusted by this monitor".to_owned())
+    }
+    /// Signs `data` with the host key `key` (not any key that supports `algorithm`);
+    /// `UnsupportedAlgorithm` when the monitor does not hold `key`. The default holds none.
+    fn sign_with_host_key(
+        &mut self,
+        key: &PublicKey,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let _ = (key, algorithm, data);
+        Err(CryptoError::UnsupportedAlgorithm)
+    }
+}
+
+/// What PAM answered, as a [`MonitorBackend`] relays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PamStep {
+    /// A round for the client: show this and ask (the conversation waits for the answers).
+    Ask(crate::userauth::InfoRequest),
+    /// PAM authenticated the user, and its account check let them in.
+    Accepted,
+    /// PAM refused (its reason, for the log); the conversation is over.
+    Refused(String),
+    /// This monitor does not run PAM.
+    Unsupported,
+    /// PAM is still working: the answer comes from [`MonitorBackend::pam_poll`]. A backend
+    /// answers this rather than wait, so that the monitor serves the worker's other requests
+    /// meanwhile.
+    Pending,
+}
+
+/// Which PAM call of a connection is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PamCall {
+    /// `PamStart` or `PamRespond`: the answer is a round or the conversation's outcome.
+    Conversation,
+    /// `AuthenticatePassword` through PAM.
+    Password,
+    /// `PamAccount`.
+    Account,
 }
 
 /// A planned session the monitor started (see [`MonitorBackend::spawn_session`]).
@@ -179,6 +308,25 @@ struct Connection {
     peer: Option<std::net::IpAddr>,
     /// Public key and password checks that failed.
     failures: u32,
+    /// A PAM conversation waits for answers to this many prompts.
+    pam_asked: Option<usize>,
+    /// A PAM call answered `PamPending`, for `PamPoll`.
+    pam_pending: Option<PamCall>,
+    /// The user of the connection's last PAM call: the one PAM's acceptance verifies
+    /// (whoever was looked up since).
+    pam_user: Option<String>,
+    /// Our address the connection reached, once the worker told it.
+    local: Option<std::net::SocketAddr>,
+    /// `hostkeys-prove-00@openssh.com` proofs signed.
+    proofs: u32,
+}
+
+impl Connection {
+    /// What the monitor knows of connection `id`, as an auth backend sees it (the client's
+    /// port is not told: 0).
+    fn facts(&self, id: ConnectionId) -> ConnectionFacts {
+        ConnectionFacts::new(id, self.peer.map(|ip| std::net::SocketAddr::new(ip, 0)), self.local)
+    }
 }
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
@@ -209,6 +357,13 @@ pub enum Violation {
     UserMismatch,
     /// `ConnectionAuthenticated` for a user the monitor did not verify.
     Unverified,
+    /// `PamRespond` with other than one answer per prompt of the round.
+    WrongResponseCount {
+        /// The prompts of the round.
+        asked: usize,
+        /// The answers sent.
+        got: usize,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -226,6 +381,9 @@ impl fmt::Display for Violation {
             Self::UnknownAlgorithm(a) => write!(f, "no host key for {a:?}"),
             Self::UserMismatch => f.write_str("user is not the one looked up on this connection"),
             Self::Unverified => f.write_str("authentication the monitor did not verify"),
+            Self::WrongResponseCount { asked, got } => {
+                write!(f, "{got} answers to a PAM round of {asked} prompts")
+            }
         }
     }
 }
@@ -331,11 +489,25 @@ impl<B: MonitorBackend> Monitor<B> {
                     sessions: 0,
                     peer: None,
                     failures: 0,
+                    pam_asked: None,
+                    pam_pending: None,
+                    pam_user: None,
+                    local: None,
+                    proofs: 0,
                 },
             );
             return Ok(Reply::Done);
         }
         let id = request.connection();
+        if let Request::PamPoll { connection } = request {
+            // A worker may poll a connection that closed meanwhile (its pool raced the loop):
+            // that grants nothing, and is not a violation.
+            let closed = !self.connections.contains_key(&connection)
+                && self.highest_opened.is_some_and(|h| connection <= h);
+            if closed {
+                return Ok(Reply::Failed("the connection has closed".to_owned()));
+            }
+        }
         let limits = &self.limits;
         let conn = self.connections.get_mut(&id).ok_or(Violation::UnknownConnection(id))?;
         let out_of_state =
@@ -343,6 +515,7 @@ impl<B: MonitorBackend> Monitor<B> {
         match request {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
+                self.backend.pam_end(connection);
                 if let Some(gone) = self.connections.remove(&connection) {
                     if let (Phase::PreAuth, Some(peer), 1..) =
                         (&gone.phase, gone.peer, gone.failures)
@@ -424,7 +597,8 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, &user)?;
-                Ok(Reply::AuthorizedKeys(self.backend.read_authorized_keys(record)))
+                let facts = conn.facts(id);
+                Ok(Reply::AuthorizedKeys(self.backend.authorized_keys_for(record, &facts)))
             }
             Request::PamStart { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -433,17 +607,46 @@ impl<B: MonitorBackend> Monitor<B> {
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
-                looked_up(conn, user)?;
-                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+                let record = looked_up(conn, user)?;
+                let step = self.backend.pam_start(id, conn.peer, record);
+                conn.pam_user = Some(user.clone());
+                Ok(pam_outcome(conn, PamCall::Conversation, step))
             }
-            Request::PamRespond { .. } => {
+            Request::PamRespond { responses, .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let asked = conn.pam_asked.ok_or_else(|| out_of_state(&conn.phase))?;
+                if responses.len() != asked {
+                    return Err(Violation::WrongResponseCount { asked, got: responses.len() });
+                }
+                conn.pam_asked = None;
+                if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
+                    self.backend.pam_end(id);
+                    return Ok(refusal);
+                }
+                let step = self.backend.pam_respond(id, &responses);
+                Ok(pam_outcome(conn, PamCall::Conversation, step))
+            }
+            Request::PamAccount { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
-                Ok(Reply::Unsupported("PAM is not relayed through the monitor yet".to_owned()))
+                let record = looked_up(conn, user)?;
+                let step = self.backend.pam_account(id, conn.peer, record);
+                conn.pam_user = Some(user.clone());
+                Ok(pam_outcome(conn, PamCall::Account, step))
+            }
+            Request::PamPoll { .. } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                let call = conn.pam_pending.ok_or_else(|| out_of_state(&conn.phase))?;
+                let step = self.backend.pam_poll(id);
+                Ok(pam_outcome(conn, call, step))
             }
             Request::AuthenticatePublicKey {
                 user,
@@ -475,7 +678,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 let Ok(key) = PublicKey::from_blob(&key_blob) else {
                     return Ok(Reply::Failed("malformed public key".to_owned()));
                 };
-                let listed = self.backend.read_authorized_keys(record).is_some_and(|text| {
+                let facts = conn.facts(id);
+                let listed = self.backend.authorized_keys_for(record, &facts).is_some_and(|text| {
                     AuthorizedKeys::parse(&String::from_utf8_lossy(&text))
                         .find(&key)
                         .next()
@@ -500,6 +704,112 @@ impl<B: MonitorBackend> Monitor<B> {
                 conn.verified = Some(user);
                 Ok(Reply::Done)
             }
+            Request::ConnectionLocalAddress { address, .. } => {
+                if conn.phase != Phase::PreAuth || conn.local.is_some() {
+                    return Err(out_of_state(&conn.phase));
+                }
+                conn.local = Some(address);
+                Ok(Reply::Done)
+            }
+            Request::AuthenticateCertificate {
+                user,
+                algorithm,
+                certificate,
+                host_bound,
+                signature,
+                ..
+            } => {
+                if conn.phase != Phase::PreAuth {
+                    return Err(out_of_state(&conn.phase));
+                }
+                if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
+                    return Ok(refusal);
+                }
+                let record = looked_up(conn, &user)?;
+                let Some(sig_algorithm) = cert::cert_signature_algorithm(&algorithm) else {
+                    return Ok(Reply::Failed("unknown certificate algorithm".to_owned()));
+                };
+                let Ok(parsed) = Certificate::from_blob(&certificate) else {
+                    return Ok(Reply::Failed("malformed certificate".to_owned()));
+                };
+                if !parsed.key.supports(sig_algorithm) {
+                    return Ok(Reply::Failed("algorithm does not match the key".to_owned()));
+                }
+                // Never a certificate whose CA signature does not verify, whatever the
+                // backend trusts (which algorithms a CA may use is its business).
+                if parsed.verify_signature(&SignatureAlgorithm::ALL).is_err() {
+                    conn.failures += 1;
+                    return Ok(Reply::Failed("certificate signature does not verify".to_owned()));
+                }
+                if let Some(signature) = &signature {
+                    let session_id = conn
+                        .session_id
+                        .as_deref()
+                        .ok_or(Violation::OutOfState { request: name, phase: Phase::PreAuth })?;
+                    let host_key = match (host_bound, &conn.host_key) {
+                        (false, _) => None,
+                        (true, Some(key)) => Some(key.to_blob()),
+                        (true, None) => {
+                            return Ok(Reply::Failed("no host key to bind to".to_owned()))
+                        }
+                    };
+                    let signed = crate::userauth::signed_data(
+                        session_id,
+                        &user,
+                        "ssh-connection",
+                        &algorithm,
+                        &certificate,
+                        host_key.as_deref(),
+                    );
+                    if parsed.key.verify(sig_algorithm, &signed, signature).is_err() {
+                        conn.failures += 1;
+                        return Ok(Reply::Failed("signature does not verify".to_owned()));
+                    }
+                }
+                let facts = conn.facts(id);
+                match self.backend.check_certificate(record, &parsed, &facts) {
+                    Ok(restrictions) => {
+                        if signature.is_some() {
+                            conn.verified = Some(user);
+                        }
+                        Ok(Reply::Authorized(restrictions))
+                    }
+                    Err(why) => {
+                        if signature.is_some() {
+                            conn.failures += 1;
+                        }
+                        Ok(Reply::Failed(why))
+                    }
+                }
+            }
+            Request::ProveHostKey { algorithm, key_blob, .. } => {
+                if conn.phase != Phase::Authenticated {
+                    return Err(out_of_state(&conn.phase));
+                }
+                if let Some(refusal) = over(&mut conn.proofs, limits.max_proofs, name) {
+                    return Ok(refusal);
+                }
+                let Some(session_id) = conn.session_id.as_deref() else {
+                    return Err(out_of_state(&conn.phase));
+                };
+                let Some(algorithm) = SignatureAlgorithm::from_name(&algorithm) else {
+                    return Ok(Reply::Failed("unknown signature algorithm".to_owned()));
+                };
+                let Ok(key) = PublicKey::from_blob(&key_blob) else {
+                    return Ok(Reply::Failed("malformed host key".to_owned()));
+                };
+                if !key.supports(algorithm) {
+                    return Ok(Reply::Failed("algorithm does not match the key".to_owned()));
+                }
+                let data = hostkeys_prove_data(session_id, &key_blob);
+                match self.backend.sign_with_host_key(&key, algorithm, &data) {
+                    Ok(signature) => Ok(Reply::Signature(signature)),
+                    Err(CryptoError::UnsupportedAlgorithm) => {
+                        Ok(Reply::Failed("not a host key of this server".to_owned()))
+                    }
+                    Err(e) => Ok(Reply::Failed(e.to_string())),
+                }
+            }
             Request::ConnectionAuthenticated { user, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
@@ -509,6 +819,9 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Err(Violation::Unverified);
                 }
                 conn.phase = Phase::Authenticated;
+                conn.pam_asked = None;
+                conn.pam_pending = None;
+                self.backend.pam_end(id);
                 Ok(Reply::Done)
             }
             Request::AuthenticatePassword { user, password, .. } => {
@@ -519,6 +832,10 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let record = looked_up(conn, &user)?;
+                if let Some(step) = self.backend.pam_password(id, conn.peer, record, &password) {
+                    conn.pam_user = Some(user);
+                    return Ok(pam_outcome(conn, PamCall::Password, step));
+                }
                 if self.backend.check_password(record, &password) {
                     conn.verified = Some(user);
                     Ok(Reply::Done)
@@ -582,6 +899,66 @@ fn over(count: &mut u32, limit: u32, name: &'static str) -> Option<Reply> {
     }
     *count += 1;
     None
+}
+
+/// The reply to a PAM call's step, and the connection's state after it: a pending call waits
+/// for `PamPoll`; for a conversation, a round waits for its answers (cut to the codec's
+/// limits); an authentication PAM accepts verifies `user`.
+fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep) -> Reply {
+    conn.pam_asked = None;
+    conn.pam_pending = None;
+    match (call, step) {
+        (_, PamStep::Pending) => {
+            conn.pam_pending = Some(call);
+            Reply::PamPending
+        }
+        (PamCall::Conversation, step) => pam_reply(conn, step),
+        (PamCall::Password, PamStep::Ask(_)) => {
+            conn.failures += 1;
+            Reply::Failed("PAM asked more than the password".to_owned())
+        }
+        (PamCall::Password, step) => pam_reply(conn, step),
+        (PamCall::Account, PamStep::Accepted) => Reply::Done,
+        (PamCall::Account, PamStep::Refused(reason)) => Reply::Failed(reason),
+        (PamCall::Account, PamStep::Ask(_) | PamStep::Unsupported) => {
+            Reply::Unsupported("this monitor does not run PAM".to_owned())
+        }
+    }
+}
+
+/// The reply to a conversation's (or a password's) outcome or round; an acceptance verifies
+/// the user PAM was asked about.
+fn pam_reply(conn: &mut Connection, step: PamStep) -> Reply {
+    match step {
+        PamStep::Ask(mut info) => {
+            info.prompts.truncate(super::codec::MAX_PAM_RESPONSES);
+            cut(&mut info.name, super::codec::MAX_PAM_PROMPT_LEN);
+            cut(&mut info.instruction, super::codec::MAX_PAM_TEXT_LEN);
+            for prompt in &mut info.prompts {
+                cut(&mut prompt.text, super::codec::MAX_PAM_PROMPT_LEN);
+            }
+            conn.pam_asked = Some(info.prompts.len());
+            Reply::PamPrompts(info)
+        }
+        PamStep::Accepted => {
+            conn.verified.clone_from(&conn.pam_user);
+            Reply::Done
+        }
+        PamStep::Refused(reason) => {
+            conn.failures += 1;
+            Reply::Failed(reason)
+        }
+        PamStep::Unsupported => Reply::Unsupported("this monitor does not run PAM".to_owned()),
+        PamStep::Pending => Reply::PamPending,
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+    }
 }
 
 fn looked_up<'a>(conn: &'a Connection, user: &str) -> Result<&'a UserRecord, Violation> {

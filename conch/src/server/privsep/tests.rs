@@ -5,8 +5,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::crypto::CryptoError;
+use crate::keys::authorized_keys::PermittedHostPort;
 use crate::keys::{HostKeySigner, PrivateKey, PublicKey, SignatureAlgorithm};
-use crate::server::ConnectionId;
+use crate::server::{ConnectionId, Restrictions};
 
 const C1: ConnectionId = ConnectionId(1);
 const HASH: [u8; 32] = [7; 32];
@@ -53,6 +54,54 @@ struct Fake {
     refuse: Option<std::net::IpAddr>,
     /// Handed to the worker with the next session started.
     session_output: Option<std::os::fd::OwnedFd>,
+    /// The connection facts `authorized_keys_for` and `check_certificate` were given.
+    facts_seen: Vec<crate::server::ConnectionFacts>,
+}
+
+/// The CA the fake backend trusts for alice's certificates.
+fn ca_key() -> PrivateKey {
+    PrivateKey::ed25519_from_seed(&[9; 32]).unwrap()
+}
+
+/// A user certificate of `client_key()` for `principal`, signed by `ca`.
+fn certificate(ca: &PrivateKey, principal: &str) -> crate::keys::Certificate {
+    let mut builder =
+        crate::keys::cert::CertificateBuilder::user(client_key().public_key().clone());
+    builder.principals = vec![principal.to_owned()];
+    builder
+        .sign(ca.public_key(), |body| HostKeySigner::sign(ca, SignatureAlgorithm::Ed25519, body))
+        .unwrap()
+}
+
+const CERT_ALGORITHM: &str = "ssh-ed25519-cert-v01@openssh.com";
+
+/// An `AuthenticateCertificate` for alice with `blob`, signed by the certified key over
+/// `session_id` (no signature: a query).
+fn cert_request(blob: &[u8], session_id: Option<&[u8]>) -> Request {
+    let signature = session_id.map(|id| {
+        let data =
+            crate::userauth::signed_data(id, "alice", "ssh-connection", CERT_ALGORITHM, blob, None);
+        HostKeySigner::sign(&client_key(), SignatureAlgorithm::Ed25519, &data).unwrap()
+    });
+    Request::AuthenticateCertificate {
+        connection: C1,
+        user: "alice".into(),
+        algorithm: CERT_ALGORITHM.into(),
+        certificate: blob.to_vec(),
+        host_bound: false,
+        signature,
+    }
+}
+
+/// The restrictions the fake backend grants alice's certificates.
+fn cert_restrictions() -> Restrictions {
+    let mut r = Restrictions::none().with_forced_command("from the certificate");
+    r.pty = false;
+    r.permit_open =
+        Some(vec![PermittedHostPort { host: Some("db.example".into()), port: Some(5432) }]);
+    r.permit_listen = Some(vec![PermittedHostPort { host: None, port: None }]);
+    r.environment = vec![("A".into(), "b".into())];
+    r
 }
 
 impl MonitorBackend for Fake {
@@ -96,6 +145,40 @@ impl MonitorBackend for Fake {
             _ => Ok(()),
         }
     }
+    fn authorized_keys_for(
+        &mut self,
+        user: &UserRecord,
+        facts: &crate::server::ConnectionFacts,
+    ) -> Option<Vec<u8>> {
+        self.facts_seen.push(facts.clone());
+        self.read_authorized_keys(user)
+    }
+    fn check_certificate(
+        &mut self,
+        user: &UserRecord,
+        certificate: &crate::keys::Certificate,
+        facts: &crate::server::ConnectionFacts,
+    ) -> Result<Restrictions, String> {
+        self.facts_seen.push(facts.clone());
+        if certificate.signature_key != *ca_key().public_key() {
+            return Err("untrusted CA".into());
+        }
+        if !certificate.principals.contains(&user.name) {
+            return Err("not a principal".into());
+        }
+        Ok(cert_restrictions())
+    }
+    fn sign_with_host_key(
+        &mut self,
+        key: &PublicKey,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if key != self.key.public_key() {
+            return Err(CryptoError::UnsupportedAlgorithm);
+        }
+        HostKeySigner::sign(&self.key, algorithm, data)
+    }
     fn penalise(&mut self, address: std::net::IpAddr, kind: PenaltyKind) {
         self.penalised.push((address, kind));
     }
@@ -119,6 +202,7 @@ fn monitor() -> Monitor<Fake> {
             penalised: Vec::new(),
             refuse: None,
             session_output: None,
+            facts_seen: Vec::new(),
         },
         Limits::default(),
     )
@@ -166,6 +250,14 @@ fn every_request() -> Vec<Request> {
             term: None,
         },
         Request::ConnectionClosed { connection: C1 },
+        Request::ConnectionLocalAddress { connection: C1, address: "[::1]:2222".parse().unwrap() },
+        cert_request(certificate(&ca_key(), "alice").to_blob(), None),
+        cert_request(certificate(&ca_key(), "alice").to_blob(), Some(&HASH)),
+        Request::ProveHostKey {
+            connection: C1,
+            algorithm: "ssh-ed25519".into(),
+            key_blob: host_key().public_key().to_blob(),
+        },
     ]
 }
 
@@ -180,6 +272,8 @@ fn every_reply() -> Vec<Reply> {
         Reply::SessionStarted { session: 9, fds: 2 },
         Reply::Unsupported("pam".into()),
         Reply::Failed("no".into()),
+        Reply::Authorized(Restrictions::none()),
+        Reply::Authorized(cert_restrictions()),
     ]
 }
 
@@ -840,4 +934,591 @@ fn resolving_a_host_name_before_authentication_is_a_violation() {
         m.handle(resolve),
         Err(Violation::OutOfState { request: "ResolveHost", phase: Phase::PreAuth })
     );
+}
+
+#[test]
+fn a_certificate_login_is_verified_by_the_monitor_with_the_certified_key() {
+    let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    let (m, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        cert_request(&blob, Some(&HASH)),
+        authenticated("alice"),
+    ]);
+    let replies = result.unwrap();
+    assert_eq!(replies[3], Reply::Authorized(cert_restrictions()));
+    assert_eq!(replies[4], Reply::Done);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn a_certificate_whose_signature_does_not_verify_is_refused_and_does_not_verify_the_user() {
+    let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    let replay = cert_request(&blob, Some(&[8; 32]));
+    let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), replay.clone()]);
+    assert_eq!(result.unwrap()[3], Reply::Failed("signature does not verify".into()));
+    let (_, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), replay, authenticated("alice")]);
+    assert_eq!(result, Err(Violation::Unverified));
+}
+
+#[test]
+fn a_certificate_with_a_forged_ca_signature_is_refused_whatever_the_backend_trusts() {
+    let mut blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    *blob.last_mut().unwrap() ^= 1;
+    let (m, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        cert_request(&blob, Some(&HASH)),
+        authenticated("alice"),
+    ]);
+    assert_eq!(result, Err(Violation::Unverified));
+    assert!(m.backend().facts_seen.is_empty(), "the backend was asked about a forged certificate");
+    let (_, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), cert_request(&blob, Some(&HASH))]);
+    assert_eq!(result.unwrap()[3], Reply::Failed("certificate signature does not verify".into()));
+}
+
+#[test]
+fn a_certificate_the_backend_refuses_fails_even_with_a_good_signature() {
+    let stranger = PrivateKey::ed25519_from_seed(&[5; 32]).unwrap();
+    for blob in [
+        certificate(&stranger, "alice").to_blob().to_vec(),
+        certificate(&ca_key(), "bob").to_blob().to_vec(),
+    ] {
+        let (_, result) =
+            both_ways(&[opened(), sign(C1), lookup("alice"), cert_request(&blob, Some(&HASH))]);
+        assert!(matches!(result.unwrap()[3], Reply::Failed(_)));
+    }
+}
+
+#[test]
+fn a_certificate_query_answers_its_restrictions_but_does_not_verify_the_user() {
+    let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    let (_, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        cert_request(&blob, None),
+        authenticated("alice"),
+    ]);
+    assert_eq!(result, Err(Violation::Unverified));
+    let (_, result) = both_ways(&[opened(), lookup("alice"), cert_request(&blob, None)]);
+    assert_eq!(result.unwrap()[2], Reply::Authorized(cert_restrictions()));
+}
+
+#[test]
+fn a_certificate_for_a_user_not_looked_up_is_a_violation() {
+    let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    let (_, result) = both_ways(&[opened(), sign(C1), cert_request(&blob, Some(&HASH))]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+fn prove(key_blob: Vec<u8>) -> Request {
+    Request::ProveHostKey { connection: C1, algorithm: "ssh-ed25519".into(), key_blob }
+}
+
+fn logged_in() -> Vec<Request> {
+    vec![opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")]
+}
+
+#[test]
+fn the_monitor_signs_a_hostkeys_proof_it_builds_itself_for_a_key_it_holds() {
+    let public = host_key().public_key().clone();
+    let mut requests = logged_in();
+    requests.push(prove(public.to_blob()));
+    let (_, result) = both_ways(&requests);
+    let Reply::Signature(blob) = &result.unwrap()[5] else { panic!("no signature") };
+    let data = crate::keys::hostkeys_prove_data(&HASH, &public.to_blob());
+    public.verify(SignatureAlgorithm::Ed25519, &data, blob).unwrap();
+}
+
+#[test]
+fn the_monitor_refuses_to_sign_a_hostkeys_proof_for_a_key_it_does_not_hold() {
+    let stranger = PrivateKey::ed25519_from_seed(&[6; 32]).unwrap().public_key().to_blob();
+    let mut requests = logged_in();
+    requests.push(prove(stranger));
+    requests.push(prove(b"not a key".to_vec()));
+    let (_, result) = both_ways(&requests);
+    let replies = result.unwrap();
+    assert_eq!(replies[5], Reply::Failed("not a host key of this server".into()));
+    assert!(matches!(replies[6], Reply::Failed(_)));
+}
+
+#[test]
+fn a_hostkeys_proof_before_authentication_is_out_of_state() {
+    let (_, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), prove(host_key().public_key().to_blob())]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "ProveHostKey", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn hostkeys_proofs_beyond_the_limit_are_refused_for_that_connection() {
+    let mut requests = logged_in();
+    let limit = usize::try_from(Limits::default().max_proofs).unwrap();
+    requests.extend((0..=limit).map(|_| prove(host_key().public_key().to_blob())));
+    let (_, result) = both_ways(&requests);
+    let replies = result.unwrap();
+    assert!(matches!(replies[5 + limit - 1], Reply::Signature(_)));
+    assert!(matches!(replies[5 + limit], Reply::Failed(_)));
+}
+
+#[test]
+fn a_monitor_signer_asks_for_hostkeys_proofs_and_they_verify() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut m = monitor();
+        matches!(serve(&mut m, monitor_end), ServeEnd::Closed)
+    });
+    let client = Arc::new(MonitorClient::new(worker_end));
+    for request in logged_in() {
+        assert!(!matches!(client.call(&request).unwrap(), Reply::Failed(_)));
+    }
+    let public = host_key().public_key().clone();
+    let signer = MonitorSigner::new(public.clone(), Arc::clone(&client));
+    let proof = {
+        let _scope = SigningScope::enter(C1);
+        // The session id the worker passes is not what the monitor signs over: its own is.
+        signer.sign_hostkeys_proof(SignatureAlgorithm::Ed25519, &[0; 32]).unwrap()
+    };
+    let data = crate::keys::hostkeys_prove_data(&HASH, &public.to_blob());
+    public.verify(SignatureAlgorithm::Ed25519, &data, &proof).unwrap();
+    drop(signer);
+    drop(client);
+    assert!(server.join().unwrap());
+}
+
+#[test]
+fn the_backend_reads_keys_and_checks_certificates_with_the_connection_s_addresses() {
+    let peer = Request::ConnectionPeer { connection: C1, address: "192.0.2.7".parse().unwrap() };
+    let local = "198.51.100.1:2022".parse().unwrap();
+    let ours = Request::ConnectionLocalAddress { connection: C1, address: local };
+    let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    let (m, result) = both_ways(&[
+        opened(),
+        peer,
+        ours.clone(),
+        lookup("alice"),
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        cert_request(&blob, None),
+    ]);
+    assert!(result.is_ok());
+    let seen = &m.backend().facts_seen;
+    assert_eq!(seen.len(), 2);
+    for facts in seen {
+        assert_eq!(facts.id, C1);
+        assert_eq!(facts.peer_ip(), "192.0.2.7");
+        assert_eq!(facts.local, Some(local));
+    }
+    let (_, result) = both_ways(&[opened(), ours.clone(), ours]);
+    assert!(matches!(result, Err(Violation::OutOfState { .. })));
+}
+
+/// A monitor backend with PAM: alice's password is `right`, bob's account has expired;
+/// `rounds` prompts are asked (of `prompt_len` bytes each) before the answer counts.
+#[derive(Debug)]
+struct PamFake {
+    inner: Fake,
+    prompts: usize,
+    prompt_len: usize,
+    /// The connections whose conversations were ended.
+    ended: Vec<ConnectionId>,
+    /// Whether a conversation is held.
+    talking: bool,
+    /// How many polls each PAM call takes before its answer (0: answered at once).
+    delay: u32,
+    /// The answer being worked on, and the polls left before it.
+    working: Option<(PamStep, u32)>,
+}
+
+impl PamFake {
+    /// `step` now, or after `delay` polls.
+    fn answer(&mut self, step: PamStep) -> PamStep {
+        if self.delay == 0 {
+            return step;
+        }
+        self.working = Some((step, self.delay));
+        PamStep::Pending
+    }
+}
+
+impl MonitorBackend for PamFake {
+    fn sign(&mut self, algorithm: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign(algorithm, data)
+    }
+    fn host_public_key(&self, algorithm: SignatureAlgorithm) -> Option<PublicKey> {
+        self.inner.host_public_key(algorithm)
+    }
+    fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
+        self.inner.lookup_user(name)
+    }
+    fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        self.inner.read_authorized_keys(user)
+    }
+    fn start_session(
+        &mut self,
+        connection: ConnectionId,
+        user: &UserRecord,
+        kind: &SessionKind,
+        term: Option<&str>,
+    ) -> Result<StartedSession, String> {
+        self.inner.start_session(connection, user, kind, term)
+    }
+    fn check_password(&mut self, _: &UserRecord, _: &[u8]) -> bool {
+        panic!("with PAM, passwords are not checked against the shadow file")
+    }
+    fn pam_start(
+        &mut self,
+        _: ConnectionId,
+        _: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        if user.name == "bob" {
+            return PamStep::Refused("account expired".into());
+        }
+        self.talking = true;
+        let prompt =
+            crate::userauth::Prompt { text: "é".repeat(self.prompt_len / 2), echo: false };
+        self.answer(PamStep::Ask(crate::userauth::InfoRequest {
+            name: String::new(),
+            instruction: "x".repeat(self.prompt_len * 10),
+            prompts: vec![prompt; self.prompts],
+        }))
+    }
+    fn pam_respond(&mut self, _: ConnectionId, responses: &[String]) -> PamStep {
+        assert!(self.talking, "answers without a conversation reached PAM");
+        self.talking = false;
+        let step = if responses.first().map(String::as_str) == Some("right") {
+            PamStep::Accepted
+        } else {
+            PamStep::Refused("authentication failure".into())
+        };
+        self.answer(step)
+    }
+    fn pam_poll(&mut self, _: ConnectionId) -> PamStep {
+        match self.working.take() {
+            Some((step, 1)) => step,
+            Some((step, left)) => {
+                self.working = Some((step, left - 1));
+                PamStep::Pending
+            }
+            None => panic!("a poll reached PAM with nothing pending"),
+        }
+    }
+    fn pam_password(
+        &mut self,
+        _: ConnectionId,
+        _: Option<std::net::IpAddr>,
+        user: &UserRecord,
+        password: &[u8],
+    ) -> Option<PamStep> {
+        let step = if user.name == "alice" && password == b"right" {
+            PamStep::Accepted
+        } else {
+            PamStep::Refused("authentication failure".into())
+        };
+        Some(self.answer(step))
+    }
+    fn pam_account(
+        &mut self,
+        _: ConnectionId,
+        _: Option<std::net::IpAddr>,
+        user: &UserRecord,
+    ) -> PamStep {
+        if user.name == "bob" {
+            PamStep::Refused("account expired".into())
+        } else {
+            PamStep::Accepted
+        }
+    }
+    fn pam_end(&mut self, connection: ConnectionId) {
+        self.talking = false;
+        self.ended.push(connection);
+    }
+}
+
+fn pam_monitor(limits: Limits) -> Monitor<PamFake> {
+    let inner = Fake {
+        key: host_key(),
+        sessions_started: 0,
+        penalised: Vec::new(),
+        refuse: None,
+        session_output: None,
+        facts_seen: Vec::new(),
+    };
+    let backend = PamFake {
+        inner,
+        prompts: 1,
+        prompt_len: 10,
+        ended: Vec::new(),
+        talking: false,
+        delay: 0,
+        working: None,
+    };
+    Monitor::new(backend, limits)
+}
+
+fn pam_start(name: &str) -> Request {
+    Request::PamStart { connection: C1, user: name.into() }
+}
+
+fn pam_respond(answers: &[&str]) -> Request {
+    Request::PamRespond { connection: C1, responses: answers.iter().map(|&a| a.into()).collect() }
+}
+
+fn by_keyboard(name: &str) -> Request {
+    Request::ConnectionAuthenticated {
+        connection: C1,
+        user: name.into(),
+        method: "keyboard-interactive".into(),
+    }
+}
+
+/// A PAM monitor with C1 opened, its exchange signed and `name` looked up.
+fn pam_ready(name: &str, limits: Limits) -> Monitor<PamFake> {
+    let mut m = pam_monitor(limits);
+    m.handle(opened()).unwrap();
+    m.handle(sign(C1)).unwrap();
+    m.handle(lookup(name)).unwrap();
+    m
+}
+
+#[test]
+fn a_pam_conversation_pam_accepts_verifies_the_user_and_ends_when_the_login_completes() {
+    let mut m = pam_ready("alice", Limits::default());
+    let Ok(Reply::PamPrompts(round)) = m.handle(pam_start("alice")) else { panic!() };
+    assert_eq!(round.prompts.len(), 1);
+    assert!(!round.prompts[0].echo);
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    assert_eq!(m.backend().ended, vec![C1]);
+    assert_eq!(m.handle(shell()), Ok(Reply::SessionStarted { session: 1, fds: 0 }));
+}
+
+#[test]
+fn a_wrong_answer_fails_and_the_login_cannot_then_complete() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["wrong"])), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+}
+
+#[test]
+fn pam_answers_without_a_conversation_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(
+        m.handle(pam_respond(&["right"])),
+        Err(Violation::OutOfState { request: "PamRespond", phase: Phase::PreAuth })
+    );
+    // Nor twice to one round.
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["wrong"])), Ok(Reply::Failed(_))));
+    assert_eq!(
+        m.handle(pam_respond(&["right"])),
+        Err(Violation::OutOfState { request: "PamRespond", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn pam_after_authentication_is_out_of_state() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(alice_proof()).unwrap();
+    m.handle(authenticated("alice")).unwrap();
+    for request in [pam_start("alice"), pam_respond(&["right"])] {
+        let name = request.name();
+        assert_eq!(
+            m.handle(request),
+            Err(Violation::OutOfState { request: name, phase: Phase::Authenticated })
+        );
+    }
+    let account = Request::PamAccount { connection: C1, user: "alice".into() };
+    assert!(matches!(m.handle(account), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn a_conversation_for_a_user_not_looked_up_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(m.handle(pam_start("bob")), Err(Violation::UserMismatch));
+}
+
+#[test]
+fn answers_other_than_one_per_prompt_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    assert_eq!(
+        m.handle(pam_respond(&["right", "more"])),
+        Err(Violation::WrongResponseCount { asked: 1, got: 2 })
+    );
+}
+
+#[test]
+fn a_round_is_cut_to_the_codec_s_limits_and_still_decodes() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().prompts = 100;
+    m.backend_mut().prompt_len = 5000;
+    let Ok(reply) = m.handle(pam_start("alice")) else { panic!() };
+    let Reply::PamPrompts(round) = &reply else { panic!("{reply:?}") };
+    assert_eq!(round.prompts.len(), MAX_PAM_RESPONSES);
+    assert!(round.prompts.iter().all(|p| p.text.len() <= MAX_PAM_PROMPT_LEN));
+    assert!(round.instruction.len() <= MAX_PAM_TEXT_LEN);
+    let frame = reply.encode(3);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((3, reply)));
+    let answers = vec!["a"; MAX_PAM_RESPONSES];
+    assert!(matches!(m.handle(pam_respond(&answers)), Ok(Reply::Failed(_))));
+}
+
+#[test]
+fn pam_requests_beyond_the_limit_are_refused_for_that_connection() {
+    let mut m = pam_ready("alice", Limits { max_pam: 3, ..Limits::default() });
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["wrong"])), Ok(Reply::Failed(_))));
+    m.handle(pam_start("alice")).unwrap();
+    let Ok(Reply::Failed(why)) = m.handle(pam_respond(&["right"])) else { panic!() };
+    assert!(why.contains("too many"), "{why}");
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    assert!(matches!(m.handle(pam_start("alice")), Ok(Reply::Failed(_))));
+}
+
+#[test]
+fn a_closed_connection_ends_its_pam_conversation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().ended, vec![C1]);
+    assert!(!m.backend().talking);
+}
+
+#[test]
+fn with_pam_a_password_is_pam_s_to_check() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert!(matches!(m.handle(password("wrong")), Ok(Reply::Failed(_))));
+    assert_eq!(m.handle(password("right")), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn pam_s_account_check_refuses_an_expired_account_and_verifies_no_one() {
+    let mut m = pam_ready("bob", Limits::default());
+    let account = Request::PamAccount { connection: C1, user: "bob".into() };
+    assert_eq!(m.handle(account), Ok(Reply::Failed("account expired".into())));
+    let mut m = pam_ready("alice", Limits::default());
+    let account = Request::PamAccount { connection: C1, user: "alice".into() };
+    assert_eq!(m.handle(account), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    let mut m = monitor();
+    m.handle(opened()).unwrap();
+    m.handle(lookup("alice")).unwrap();
+    let account = Request::PamAccount { connection: C1, user: "alice".into() };
+    assert!(matches!(m.handle(account), Ok(Reply::Unsupported(_))));
+}
+
+#[test]
+fn the_pam_request_and_reply_round_trip_through_the_codec() {
+    let request = Request::PamAccount { connection: C1, user: "alice".into() };
+    let frame = request.encode(2);
+    assert_eq!(Request::decode(&frame[4..]), Ok((2, request)));
+    let reply = Reply::PamPrompts(crate::userauth::InfoRequest {
+        name: "title".into(),
+        instruction: "say it".into(),
+        prompts: vec![
+            crate::userauth::Prompt { text: "Code: ".into(), echo: true },
+            crate::userauth::Prompt { text: "Password: ".into(), echo: false },
+        ],
+    });
+    let frame = reply.encode(6);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((6, reply)));
+}
+
+fn pam_poll() -> Request {
+    Request::PamPoll { connection: C1 }
+}
+
+#[test]
+fn a_pam_call_still_working_is_answered_pending_and_then_by_polling() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 2;
+    assert_eq!(m.handle(pam_start("alice")), Ok(Reply::PamPending));
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::PamPending));
+    let Ok(Reply::PamPrompts(round)) = m.handle(pam_poll()) else { panic!() };
+    assert_eq!(round.prompts.len(), 1);
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::PamPending));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::Unverified));
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(pam_poll()).unwrap();
+    m.handle(pam_respond(&["right"])).unwrap();
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_password_pam_is_still_checking_verifies_the_user_only_once_polled() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    assert_eq!(m.handle(password("right")), Ok(Reply::PamPending));
+    assert_eq!(m.handle(pam_poll()), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+}
+
+#[test]
+fn a_poll_with_nothing_pending_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    assert_eq!(
+        m.handle(pam_poll()),
+        Err(Violation::OutOfState { request: "PamPoll", phase: Phase::PreAuth })
+    );
+    // Nor once the answer was taken.
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(pam_poll()).unwrap();
+    assert!(matches!(m.handle(pam_poll()), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn answers_while_pam_still_works_are_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    assert!(matches!(m.handle(pam_respond(&["right"])), Err(Violation::OutOfState { .. })));
+}
+
+#[test]
+fn a_poll_for_a_connection_closed_meanwhile_fails_but_one_never_opened_is_a_violation() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().delay = 1;
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert!(matches!(m.handle(pam_poll()), Ok(Reply::Failed(_))));
+    let never = ConnectionId(99);
+    assert_eq!(
+        m.handle(Request::PamPoll { connection: never }),
+        Err(Violation::UnknownConnection(never))
+    );
+}
+
+#[test]
+fn the_poll_and_pending_messages_round_trip_through_the_codec() {
+    let frame = pam_poll().encode(8);
+    assert_eq!(Request::decode(&frame[4..]), Ok((8, pam_poll())));
+    let frame = Reply::PamPending.encode(8);
+    assert_eq!(Reply::decode(&frame[4..]), Ok((8, Reply::PamPending)));
+}
+
+#[test]
+fn pam_verifies_the_user_it_was_asked_about_not_one_looked_up_since() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.handle(pam_start("alice")).unwrap();
+    m.handle(lookup("bob")).unwrap();
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("bob")), Err(Violation::Unverified));
+    assert_eq!(m.handle(by_keyboard("alice")), Err(Violation::UserMismatch));
 }

@@ -95,6 +95,20 @@ pub(crate) trait ServerCore {
     ) -> Result<(), Error>;
     /// The connection layer, once the user is authenticated.
     fn connection_mut(&mut self) -> Option<&mut Connection>;
+    /// Sends channel data (`code` `None`) or extended data as [`Connection::send_data`] does;
+    /// the stack frames it straight into its packet buffer.
+    fn send_channel_data(
+        &mut self,
+        id: ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        let connection = self.connection_mut().ok_or(Error::ConnectionClosed)?;
+        match code {
+            None => connection.send_data(id, data),
+            Some(code) => connection.send_extended_data(id, code, data),
+        }
+    }
     /// Ends the connection with `SSH_MSG_DISCONNECT`.
     fn disconnect(&mut self, reason: DisconnectReason, description: &str);
     /// How many more input bytes the stack takes now (0: stop reading).
@@ -141,6 +155,15 @@ impl ServerCore for ServerStack<Restrictions> {
 
     fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) {
         Self::poll_transmit(self, now, out);
+    }
+
+    fn send_channel_data(
+        &mut self,
+        id: ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        Self::send_channel_data(self, id, code, data)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -1242,6 +1265,17 @@ impl ChannelHost for Conn {
     fn connection(&self) -> Option<RefMut<'_, Connection>> {
         let core = self.core.try_borrow_mut().ok()?;
         RefMut::filter_map(core, |core| core.connection_mut()).ok()
+    }
+
+    fn send_data(
+        &self,
+        id: ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Option<Result<usize, Error>> {
+        let mut core = self.core.try_borrow_mut().ok()?;
+        core.connection_mut()?;
+        Some(core.send_channel_data(id, code, data))
     }
 
     fn wake(&self) {

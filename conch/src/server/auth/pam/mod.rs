@@ -1,6 +1,7 @@
 //! [`PamBackend`]: passwords, keyboard-interactive, account checks and login sessions through
 //! PAM, as sshd does with `UsePAM yes` (cargo feature `pam`).
 
+mod blocking;
 mod reply;
 mod session;
 mod transaction;
@@ -16,6 +17,7 @@ use std::sync::mpsc;
 
 use twine_core::Deferred;
 
+pub use self::blocking::{PamConversation, PamDriver, PamPending};
 pub use self::session::{PamSession, PamSessionSetup};
 
 use self::reply::ask;

@@ -110,3 +110,12 @@ pub(super) fn ask<T: Send + 'static>(
 fn unanswered() -> Error {
     Error::new(ErrorKind::Other, "the PAM thread ended without an answer")
 }
+
+/// Asks a PAM thread something without waiting (a privilege-separated monitor, which has no
+/// reactor and serves other requests meanwhile): the answer comes on the receiver; it
+/// disconnects unanswered if the thread dropped the Reply.
+pub(super) fn later<T: Send + 'static>(send: impl FnOnce(Reply<T>)) -> mpsc::Receiver<T> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    send(Reply { way: Some(Way::Inline(sender)) });
+    receiver
+}
