@@ -85,6 +85,56 @@ fn a_256_mib_transfer_each_way_keeps_its_checksum() {
     assert_eq!(remote.split_whitespace().next(), Some(sha256(&output.stdout).as_str()));
 }
 
+/// Standard output redirected to a file (written from conch's loop, not through a pipe) gets
+/// everything, after what the file held when it is opened for appending.
+#[test]
+fn standard_output_to_a_file_gets_everything_and_appends_to_an_appending_file() {
+    let Some(setup) = Setup::start() else { return };
+    const SIZE: usize = 8 << 20;
+    let command = format!(
+        "f=$(mktemp); head -c {SIZE} /dev/urandom > $f; sha256sum < $f >&2; cat $f; rm -f $f"
+    );
+    let path = setup.sshd.dir.path("stdout");
+    let file = std::fs::File::create(&path).unwrap();
+    let output = setup.command(&["server", &command]).stdout(file).output().unwrap();
+    setup.check(&output);
+    let written = std::fs::read(&path).unwrap();
+    assert_eq!(written.len(), SIZE);
+    let remote = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(remote.split_whitespace().next(), Some(sha256(&written).as_str()));
+    std::fs::write(&path, b"before\n").unwrap();
+    let file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let output = setup.command(&["server", "echo after"]).stdout(file).output().unwrap();
+    setup.check(&output);
+    assert_eq!(std::fs::read(&path).unwrap(), b"before\nafter\n");
+}
+
+/// A reader of standard output that goes away ends the session, however much the remote
+/// command still has to say (standard output is written from conch's loop).
+#[test]
+fn a_standard_output_reader_that_goes_away_ends_the_session() {
+    let Some(setup) = Setup::start() else { return };
+    let mut child = setup.command(&["server", "yes"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut some = [0; 1000];
+    stdout.read_exact(&mut some).unwrap();
+    assert!(some.starts_with(b"y\ny\n"));
+    drop(stdout);
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(status.is_some(), "conch still runs without its reader");
+}
+
 /// With `-tt` in tmux: the session has a terminal, a resize reaches it, `~C` adds a forward,
 /// and `~.` ends it.
 #[test]
@@ -320,7 +370,7 @@ fn the_real_ssh_agent_signs_for_us() {
             .spawn()
             .expect("ssh-agent"),
     );
-    for _ in 0..100 {
+    for _ in 0..1200 {
         if socket.exists() {
             break;
         }

@@ -94,7 +94,16 @@ impl Protocol for StdioSide {
             let mut link = self.0.borrow_mut();
             match link.escape.as_mut() {
                 Some(escape) => escape.filter(data),
-                None => vec![Action::Send(data.to_vec())],
+                None => {
+                    // No escape character (no pty, or `-e none`): straight to the channel,
+                    // without copying or allocating.
+                    let channel = link.channel.clone();
+                    drop(link);
+                    if let Some(channel) = channel {
+                        channel.write(data);
+                    }
+                    return;
+                }
             }
         };
         for action in filtered {

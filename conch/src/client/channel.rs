@@ -11,6 +11,7 @@
 //!   paused, and resumed once the buffer drained to `low`; past `hard` the channel is aborted.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
@@ -27,7 +28,7 @@ use crate::connection::msgs::ChannelRequest;
 use crate::connection::{ChannelId, RequestId, Stream};
 
 /// The most bytes handed to a protocol's `data_received` at once.
-const DELIVERY_CHUNK: usize = 64 * 1024;
+const DELIVERY_CHUNK: usize = 256 * 1024;
 
 /// What to do once a channel is ready (open, and for a session, started); called from the loop.
 pub(crate) type OnMade = Box<dyn FnOnce(Result<Rc<ChannelInner>, ClientError>)>;
@@ -69,6 +70,11 @@ struct State {
     producer_paused: bool,
     reading_paused: bool,
     delivery_scheduled: bool,
+    /// Received data taken from the connection layer whole (no copy), being handed to the
+    /// protocol; taken again only once empty, so at most one window more than the layer holds.
+    received: VecDeque<u8>,
+    /// A delivery is under way (a nested call leaves the work to it, keeping the order).
+    delivering: bool,
     eof_received: bool,
     eof_delivered: bool,
     close_received: bool,
@@ -135,6 +141,8 @@ impl ChannelInner {
                 producer_paused: false,
                 reading_paused: false,
                 delivery_scheduled: false,
+                received: VecDeque::new(),
+                delivering: false,
                 eof_received: false,
                 eof_delivered: false,
                 close_received: false,
@@ -284,39 +292,74 @@ impl ChannelInner {
     /// Hands buffered data to the protocol while it reads, then end of file, then a close.
     pub(crate) fn deliver(&self) {
         let Some(shared) = self.shared.upgrade() else { return };
-        loop {
-            {
-                let state = self.state.borrow();
-                let forced = state.close_received;
-                if state.phase != Phase::Open || (state.reading_paused && !forced) {
-                    return;
-                }
-            }
-            let mut chunk = std::mem::take(&mut *shared.scratch.borrow_mut());
-            chunk.clear();
-            {
-                let mut core = shared.core.borrow_mut();
-                let Some(conn) = core.engine.connection_mut() else { return };
-                let data = conn.peek(self.id, Stream::Data).unwrap_or_default();
-                let data = data.get(..data.len().min(DELIVERY_CHUNK)).unwrap_or_default();
-                chunk.extend_from_slice(data);
-                if let Err(err) = conn.consume(self.id, Stream::Data, chunk.len()) {
-                    log::debug!("consume failed on {:?}: {err}", self.id);
-                }
-            }
-            if chunk.is_empty() {
-                *shared.scratch.borrow_mut() = chunk;
-                break;
-            }
-            shared.schedule_drive();
-            if let Some(protocol) = self.protocol.borrow_mut().as_mut() {
-                protocol.data_received(&chunk);
-            }
-            *shared.scratch.borrow_mut() = chunk;
+        if std::mem::replace(&mut self.state.borrow_mut().delivering, true) {
+            return;
+        }
+        let drained = self.deliver_data(&shared);
+        self.state.borrow_mut().delivering = false;
+        if !drained {
+            return;
         }
         self.deliver_eof();
         if self.state.borrow().close_received {
             self.close_now();
+        }
+    }
+
+    /// Hands data to the protocol until none is left (true) or it cannot go on (false: paused,
+    /// not open, the connection gone). The data is read where the connection layer buffered it:
+    /// its buffer is taken whole ([`Connection::take_buffered`]) and handed on from here, so
+    /// that the protocol runs with nothing borrowed and may call back into the channel.
+    ///
+    /// [`Connection::take_buffered`]: crate::connection::Connection::take_buffered
+    fn deliver_data(&self, shared: &Shared) -> bool {
+        loop {
+            let mut received = {
+                let mut state = self.state.borrow_mut();
+                let forced = state.close_received;
+                if state.phase != Phase::Open || (state.reading_paused && !forced) {
+                    return false;
+                }
+                std::mem::take(&mut state.received)
+            };
+            if received.is_empty() {
+                let taken = {
+                    let mut core = shared.core.borrow_mut();
+                    core.engine
+                        .connection_mut()
+                        .map(|conn| conn.take_buffered(self.id, Stream::Data, &mut received))
+                };
+                match taken {
+                    Some(Ok(0)) => {
+                        self.state.borrow_mut().received = received;
+                        return true;
+                    }
+                    Some(Ok(_)) => shared.schedule_drive(),
+                    Some(Err(err)) => {
+                        log::debug!("receive on {:?} failed: {err}", self.id);
+                        self.state.borrow_mut().received = received;
+                        return true;
+                    }
+                    None => {
+                        self.state.borrow_mut().received = received;
+                        return false;
+                    }
+                }
+            }
+            let n = {
+                let (front, _) = received.as_slices();
+                let chunk = front.get(..front.len().min(DELIVERY_CHUNK)).unwrap_or_default();
+                if let Some(protocol) = self.protocol.borrow_mut().as_mut() {
+                    protocol.data_received(chunk);
+                }
+                chunk.len()
+            };
+            received.drain(..n.min(received.len()));
+            let mut state = self.state.borrow_mut();
+            if state.phase == Phase::Closed {
+                return false;
+            }
+            state.received = received;
         }
     }
 
@@ -536,6 +579,7 @@ impl ChannelInner {
             let was_open = state.phase == Phase::Open;
             state.phase = Phase::Closed;
             state.buffer = Vec::new();
+            state.received = VecDeque::new();
             state.sent = 0;
             state.producer = None;
             state.requests.clear();

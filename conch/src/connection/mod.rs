@@ -821,6 +821,32 @@ impl Connection {
         Ok(n)
     }
 
+    /// Takes everything buffered on `stream` at once without copying it: the buffer is
+    /// exchanged with `spare` (emptied first; its capacity takes what arrives next) and its bytes
+    /// are credited to the window as [`consume`](Self::consume) credits them. Returns how many
+    /// were taken. A caller that takes again only once it has handed on all it took holds at
+    /// most one window more than this layer does.
+    ///
+    /// # Errors
+    ///
+    /// [`LocalMisuse::UnknownId`].
+    pub fn take_buffered(
+        &mut self,
+        id: ChannelId,
+        stream: Stream,
+        spare: &mut VecDeque<u8>,
+    ) -> Result<usize, Error> {
+        let channel = self.channel_mut(id).ok_or(LocalMisuse::UnknownId)?;
+        spare.clear();
+        std::mem::swap(&mut channel.recv.stream_mut(stream).bytes, spare);
+        let n = spare.len();
+        // invariant: n <= buffered <= window_max, a u32.
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        channel.recv.consumed = channel.recv.consumed.saturating_add(n32);
+        self.note_consumed(id);
+        Ok(n)
+    }
+
     /// Which end we are.
     pub fn side(&self) -> Side {
         self.side

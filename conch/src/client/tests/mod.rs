@@ -701,6 +701,62 @@ fn paused_reading_stops_the_window_until_resumed() {
     assert_eq!(recorder.seen().data.last(), Some(&b'b'));
 }
 
+/// Echoes what it receives back through its transport from inside `data_received`, and pauses
+/// itself after the first piece.
+#[derive(Clone, Default)]
+struct EchoOnce {
+    transport: Rc<RefCell<Option<Rc<dyn Transport>>>>,
+    seen: Rc<RefCell<Vec<u8>>>,
+}
+
+impl Protocol for EchoOnce {
+    fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+        *self.transport.borrow_mut() = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.seen.borrow_mut().extend_from_slice(data);
+        let transport = self.transport.borrow().clone();
+        if let Some(transport) = transport {
+            transport.write(data);
+            transport.pause_producing();
+        }
+    }
+}
+
+/// Data is handed to the protocol where the connection layer buffered it, yet the protocol may
+/// write to its channel and pause it from inside `data_received`: its echo reaches the server,
+/// and what it paused on arrives in order once it resumes.
+#[test]
+fn a_protocol_writes_and_pauses_from_inside_data_received() {
+    let client = connection::Config { window_size: 4096, ..connection::Config::default() };
+    let mut h = Harness::with_configs(client, connection::Config::default());
+    let echo = EchoOnce::default();
+    let session = h.connection().exec("chat", echo.clone());
+    let (id, _) = h.serve_session(|_| true);
+    settled(&session).unwrap();
+    let data: Vec<u8> = (0..3000_u32).map(|i| (i % 251) as u8).collect();
+    let (first, rest) = data.split_at(1000);
+    h.server_send(id, first);
+    assert_eq!(*echo.seen.borrow(), first, "the first piece, then a pause");
+    h.server_send(id, rest);
+    assert_eq!(echo.seen.borrow().len(), 1000, "paused: nothing more delivered");
+    let mut echoed = Vec::new();
+    for _ in 0..10 {
+        echoed.extend(h.server_recv(id));
+    }
+    assert_eq!(echoed, first);
+    let transport = echo.transport.borrow().clone().unwrap();
+    for _ in 0..10 {
+        if echo.seen.borrow().len() == data.len() {
+            break;
+        }
+        transport.resume_producing();
+        h.pump();
+    }
+    assert_eq!(*echo.seen.borrow(), data, "everything, in order");
+}
+
 /// A producer counting pauses and resumes.
 #[derive(Default)]
 struct CountingProducer {
