@@ -55,7 +55,9 @@ fn setup(tag: &str, extra: &str, with_user: bool) -> Option<Setup> {
         ),
     );
     let mut command = conchd_command(None, dir.root());
-    command.args(["-D", "-e", "-f", &config]);
+    // As root conchd separates privileges, and each worker keeps the accept path's limits
+    // for the connections it accepts: one worker sees them all.
+    command.args(["-D", "-e", "-f", &config]).env("CONCHD_PRIVSEP_WORKERS", "1");
     let daemon = Daemon::start(command);
     Some(Setup { dir, key, stranger, user, daemon })
 }

@@ -85,7 +85,9 @@ fn setup(tag: &str, extra: &str) -> Option<Setup> {
         ),
     );
     let mut command = conchd_command(None, dir.root());
-    command.args(["-D", "-e", "-f", &config]);
+    // The holdings counted here are the one server process's: without privilege separation
+    // (tests/privsep_conchd.rs covers the monitor and its workers).
+    command.args(["-D", "-e", "-f", &config, "-o", "UsePrivilegeSeparation=no"]);
     let daemon = Daemon::start(command);
     Some(Setup { dir, key, user, daemon })
 }

@@ -366,6 +366,7 @@ impl MonitorBackend for OneUser {
             gid: 1000,
             home: "/home/alice".into(),
             shell: "/bin/sh".into(),
+            refused: None,
         })
     }
     fn read_authorized_keys(&mut self, _: &UserRecord) -> Option<Vec<u8>> {
@@ -527,10 +528,13 @@ fn a_sandboxed_worker_sending_a_malformed_request_is_killed_and_the_monitor_goes
     let keys: Vec<Arc<dyn HostKeySigner>> = vec![Arc::new(host_key())];
     let mut monitor = Monitor::new(SystemBackend::new(keys), Limits::default());
     let stdin = worker.stdin.take().unwrap();
+    // Held open until the kill, so the worker (reading to end of file) cannot exit first.
+    let held = std::os::fd::AsFd::as_fd(&stdin).try_clone_to_owned().unwrap();
     let end = serve(&mut monitor, Stdio2(&mut worker.stdout, stdin));
     assert!(matches!(end, ServeEnd::Violation(Violation::Malformed(_))), "{end:?}");
     worker.child.kill().unwrap();
     assert_eq!(worker.wait().signal(), Some(nix::sys::signal::Signal::SIGKILL as i32));
+    drop(held);
     // The monitor process is still here and serves the next worker.
     let mut next = Monitor::new(SystemBackend::new(Vec::new()), Limits::default());
     let replies =

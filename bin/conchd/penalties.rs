@@ -105,15 +105,8 @@ pub(crate) struct SourceLimits {
 impl SourceLimits {
     /// Limits from the startup configuration.
     pub(crate) fn new(c: &SshdConfig) -> Self {
-        let netblock = (
-            u8::try_from(c.per_source_net_block_size.0.min(32)).unwrap_or(32),
-            u8::try_from(c.per_source_net_block_size.1.min(128)).unwrap_or(128),
-        );
-        let (config, problem) = match penalty_config(&c.per_source_penalties) {
-            Ok(config) => (config, Ok(())),
-            Err(why) => (PenaltyConfig::default(), Err(why)),
-        };
-        let config = PenaltyConfig { netblock4: netblock.0, netblock6: netblock.1, ..config };
+        let (config, problem) = configured(c);
+        let netblock = (config.netblock4, config.netblock6);
         let penalising = config.enabled;
         Self {
             state: Mutex::new(State {
@@ -256,6 +249,20 @@ impl<B: AuthBackend> AuthBackend for Watch<B> {
         self.inner.connection_ended(connection);
         self.with(connection, |limits, peer| limits.ended(peer, Instant::now()));
     }
+}
+
+/// The penalty table's configuration from `PerSourcePenalties` and `PerSourceNetBlockSize`
+/// (OpenSSH's defaults where the settings cannot be read, with the reason).
+pub(crate) fn configured(c: &SshdConfig) -> (PenaltyConfig, Result<(), String>) {
+    let netblock = (
+        u8::try_from(c.per_source_net_block_size.0.min(32)).unwrap_or(32),
+        u8::try_from(c.per_source_net_block_size.1.min(128)).unwrap_or(128),
+    );
+    let (config, problem) = match penalty_config(&c.per_source_penalties) {
+        Ok(config) => (config, Ok(())),
+        Err(why) => (PenaltyConfig::default(), Err(why)),
+    };
+    (PenaltyConfig { netblock4: netblock.0, netblock6: netblock.1, ..config }, problem)
 }
 
 /// `PerSourcePenalties` as a penalty configuration (OpenSSH's defaults for what is not set).

@@ -686,8 +686,31 @@ pub(crate) fn authentication_methods(c: &SshdConfig) -> Vec<Vec<Method>> {
 }
 
 /// The `Banner` file's text; a file that cannot be read is logged and sends no banner.
+/// Banner files read ahead ([`preload_banners`]), by path.
+static BANNERS: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+
+/// Reads every banner file `file` names now, for a process about to confine itself (a
+/// privilege-separated worker in its empty root): [`banner`] serves them from memory after.
+pub(crate) fn preload_banners(file: &SshdConfigFile) {
+    let texts = file
+        .banner_files()
+        .into_iter()
+        .filter_map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Some((path, text)),
+            Err(err) => {
+                log::warn!("Banner {path}: {err}");
+                None
+            }
+        })
+        .collect();
+    let _ = BANNERS.set(texts);
+}
+
 pub(crate) fn banner(c: &SshdConfig) -> Option<String> {
     let path = c.banner.as_ref()?;
+    if let Some(texts) = BANNERS.get() {
+        return texts.get(path).cloned();
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(err) => {

@@ -15,8 +15,8 @@ use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
 use twine::conch::crypto::CryptoError;
 use twine::conch::keys::{Certificate, HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
-    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyConfig,
-    PenaltyKind, ServeEnd, SessionPlan, SpawnedSession, SystemBackend, UserRecord,
+    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyKind, ServeEnd,
+    SessionPlan, SpawnedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
 use twine::conch::server::{
@@ -280,7 +280,17 @@ impl MonitorBackend for ConchdBackend {
     }
 
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
-        self.system.lookup_user(name)
+        let mut record = self.system.lookup_user(name)?;
+        // Without PAM, the shadow file's account checks (locked, expired) apply to every
+        // method, as sshd's allowed_user: the worker cannot read it, so it is told.
+        #[cfg(feature = "pam")]
+        let pam = self.settings.pam.is_some();
+        #[cfg(not(feature = "pam"))]
+        let pam = false;
+        if !pam {
+            record.refused = ShadowPasswords::new().account_refusal(name);
+        }
+        Some(record)
     }
 
     fn sign_with_host_key(
@@ -912,11 +922,10 @@ pub(crate) fn run(
         slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),
         single,
+        // The workers keep the accept path's limits each (crate::penalties); this table,
+        // shared by all of them, also gets worker crashes.
         penalties: Arc::new(Mutex::new(Penalties::new(
-            PenaltyConfig {
-                enabled: !startup.per_source_penalties.iter().any(|p| p.eq_ignore_ascii_case("no")),
-                ..PenaltyConfig::default()
-            },
+            crate::penalties::configured(startup).0,
             Vec::new(),
         ))),
         started: Instant::now(),

@@ -42,6 +42,8 @@ const POOL_THREADS: usize = 8;
 #[derive(Default)]
 struct Cache {
     accounts: HashMap<String, Option<Account>>,
+    /// Why the monitor says an account may not log in (locked, expired), by user.
+    refusals: HashMap<String, Option<String>>,
     keys: HashMap<String, Option<String>>,
     groups: HashMap<String, Vec<String>>,
     /// The monitor's answers about certificates: by user, client address and certificate
@@ -62,6 +64,7 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     if cache.accounts.len() > CACHE_MAX
         || cache.keys.len() > CACHE_MAX
         || cache.certs.len() > CACHE_MAX
+        || cache.refusals.len() > CACHE_MAX
     {
         *cache = Cache::default();
     }
@@ -91,7 +94,11 @@ pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
 /// Asks the monitor for `user` (and, for a public key, the user's keys) on `connection`.
 fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
     let account = match client.call(&Request::LookupUser { connection, user: user.to_owned() }) {
-        Ok(Reply::User(record)) => record.map(account_of),
+        Ok(Reply::User(record)) => {
+            let refused = record.as_ref().and_then(|r| r.refused.clone());
+            with_cache(|cache| cache.refusals.insert(user.to_owned(), refused));
+            record.map(account_of)
+        }
         Ok(other) => {
             log::debug!("monitor: LookupUser answered {other:?}");
             None
@@ -684,6 +691,11 @@ fn accept_all(
             }
         };
         let _ = stream.set_nodelay(true);
+        // PerSourceMaxStartups and PerSourcePenalties at this worker's accept path, as
+        // without privilege separation (each worker counts the sources it serves).
+        if !crate::penalties::admit(&stream, peer) {
+            continue;
+        }
         hub.count_one();
         let inner = hub.protocol();
         let id = inner.id();
@@ -815,6 +827,9 @@ pub(crate) fn run(
     hooks::set_lookup_override(|name| {
         Ok(with_cache(|cache| cache.accounts.get(name).cloned().flatten()))
     });
+    hooks::set_account_delegate(|name| {
+        with_cache(|cache| cache.refusals.get(name).cloned().flatten())
+    });
     hooks::set_keys_override(|account| {
         with_cache(|cache| cache.keys.get(&account.name).cloned().flatten())
     });
@@ -870,6 +885,9 @@ pub(crate) fn run(
         listening(&connect_client, &Request::ConnectStreamlocal { connection, path })
             .map(|(_, fd)| fd)
     });
+    // Banner files are read now: the empty root has none of them.
+    crate::policy::preload_banners(file);
+    crate::penalties::install(startup);
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);

@@ -215,6 +215,32 @@ impl SshdConfigFile {
         &self.warnings
     }
 
+    /// Every `Banner` file the configuration names, globally or in any `Match` block (for a
+    /// server that must read them before it confines itself, as a privilege-separated worker).
+    pub fn banner_files(&self) -> Vec<String> {
+        fn walk_banners(items: &[Item], out: &mut Vec<String>) {
+            for item in items {
+                match item {
+                    Item::Directive { kw: Kw::Banner, value: Value::Text(path) }
+                        if !path.eq_ignore_ascii_case("none") && !out.contains(path) =>
+                    {
+                        out.push(path.clone());
+                    }
+                    Item::Include(files) => files.iter().for_each(|f| walk_banners(f, out)),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(Value::Text(path)) = self.base.values.get(&Kw::Banner) {
+            if !path.eq_ignore_ascii_case("none") {
+                out.push(path.clone());
+            }
+        }
+        walk_banners(&self.items, &mut out);
+        out
+    }
+
     /// The effective configuration: at startup (`None`), or for a connection, whose matching
     /// `Match` blocks override the global values. `sshd -T` without `-C` uses
     /// [`ConnectionInfo::test`] with nothing set.

@@ -58,9 +58,9 @@ pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
 pub use pam::{PamBackend, PamConversation, PamDriver, PamPending, PamSession, PamSessionSetup};
-#[doc(hidden)]
-pub use shadow::set_password_delegate;
 pub use shadow::ShadowPasswords;
+#[doc(hidden)]
+pub use shadow::{set_account_delegate, set_password_delegate};
 pub use tofu::{TofuVerdict, TrustOnFirstUse};
 pub use users::StaticUsers;
 

@@ -146,7 +146,30 @@ pub fn set_password_delegate(
     DELEGATE.set(Box::new(delegate)).is_ok()
 }
 
+type AccountDelegate = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+static ACCOUNT_DELEGATE: std::sync::OnceLock<Box<AccountDelegate>> = std::sync::OnceLock::new();
+
+/// Makes every [`ShadowPasswords`] of this process take an account's standing (locked or
+/// expired: why it may not log in, `None` when it may) from `delegate(user)` instead of
+/// reading `/etc/shadow`: a privilege-separated worker has it from its monitor. Set once;
+/// returns `false` if it was already set.
+pub fn set_account_delegate(
+    delegate: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+) -> bool {
+    ACCOUNT_DELEGATE.set(Box::new(delegate)).is_ok()
+}
+
 impl ShadowPasswords {
+    /// Why `user` may not log in by any method (locked, or expired), reading the shadow file
+    /// (blocking): what a privilege-separated monitor tells its workers. `None` when they may.
+    pub fn account_refusal(&self, user: &str) -> Option<String> {
+        match Self::account_status(&self.path, user, SystemTime::now()) {
+            AccountStatus::Allowed => None,
+            AccountStatus::Denied { reason } => Some(reason),
+        }
+    }
+
     /// Whether `password` is `user`'s (blocking: reads the file), with the account's expiry
     /// and the password's ageing applied: what a privilege-separated monitor checks.
     pub fn verify(&self, user: &str, password: &[u8]) -> bool {
@@ -215,6 +238,19 @@ impl ShadowPasswords {
     /// Whether `user` may log in at all by the shadow file (blocking): not expired, not
     /// locked. An unreadable file (a server that is not root) allows the account.
     fn account_status(path: &PathBuf, user: &str, now: SystemTime) -> AccountStatus {
+        if let Some(delegate) = ACCOUNT_DELEGATE.get() {
+            return match delegate(user) {
+                None => AccountStatus::Allowed,
+                Some(reason) => {
+                    if reason.starts_with("Account ") {
+                        log::info!("{reason}");
+                    } else {
+                        log::info!("User {user} not allowed because {reason}");
+                    }
+                    AccountStatus::Denied { reason }
+                }
+            };
+        }
         let locked = match Self::entry(path, user) {
             Ok(Some(entry)) if entry.account_expired(today(now)) => {
                 log::info!("Account {user} has expired");
@@ -262,7 +298,7 @@ impl AuthBackend for ShadowPasswords {
     }
 
     fn check_account(&self, login: &LoginRequest) -> Deferred<AccountStatus> {
-        if DELEGATE.get().is_some() {
+        if DELEGATE.get().is_some() && ACCOUNT_DELEGATE.get().is_none() {
             return login.offload.succeed(AccountStatus::Allowed);
         }
         let (path, user) = (self.path.clone(), login.user.clone());

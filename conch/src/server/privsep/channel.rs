@@ -337,6 +337,7 @@ impl MonitorBackend for SystemBackend {
             gid: user.gid.as_raw(),
             home: user.dir.to_string_lossy().into_owned(),
             shell: user.shell.to_string_lossy().into_owned(),
+            refused: None,
         })
     }
 

@@ -609,6 +609,9 @@ pub struct UserRecord {
     pub home: String,
     /// The login shell.
     pub shell: String,
+    /// Why the account may not log in by any method, as the monitor found it (locked or
+    /// expired in the shadow file, without PAM); `None` when it may.
+    pub refused: Option<String>,
 }
 
 /// The monitor's answer to one request.
@@ -699,6 +702,10 @@ impl Reply {
                     .write_u32(user.gid)
                     .write_string(user.home.as_bytes())
                     .write_string(user.shell.as_bytes());
+                match &user.refused {
+                    None => w.write_bool(false),
+                    Some(why) => w.write_bool(true).write_string(why.as_bytes()),
+                };
             }
             Self::AuthorizedKeys(Some(contents)) => {
                 w.write_bool(true).write_string(contents);
@@ -760,6 +767,7 @@ impl Reply {
                     gid: r.read_u32()?,
                     home: text(r, MAX_PATH_LEN)?,
                     shell: text(r, MAX_PATH_LEN)?,
+                    refused: if flag(r)? { Some(text(r, MAX_SHORT_STRING)?) } else { None },
                 })
             } else {
                 None

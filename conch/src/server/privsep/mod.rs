@@ -85,7 +85,7 @@ pub use monitor::{
 pub mod hooks {
     pub use crate::server::account::set_lookup_override;
     pub use crate::server::auth::{
-        set_certificate_override, set_keys_override, set_password_delegate,
+        set_account_delegate, set_certificate_override, set_keys_override, set_password_delegate,
     };
     pub use crate::server::forwarding::set_resolver_override;
     pub use crate::server::forwarding::{

@@ -862,9 +862,13 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                looked_up(conn, &user)?;
+                let refused = looked_up(conn, &user)?.refused.clone();
                 if conn.verified.as_deref() != Some(user.as_str()) {
                     return Err(Violation::Unverified);
+                }
+                if let Some(why) = refused {
+                    // The worker refuses such an account itself; this one did not.
+                    return Ok(Reply::Failed(why));
                 }
                 conn.phase = Phase::Authenticated;
                 conn.pam_asked = None;

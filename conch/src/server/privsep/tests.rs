@@ -190,6 +190,7 @@ fn user(name: &str) -> UserRecord {
         gid: 1000,
         home: format!("/home/{name}"),
         shell: "/bin/sh".to_owned(),
+        refused: None,
     }
 }
 
@@ -258,6 +259,7 @@ fn every_reply() -> Vec<Reply> {
         Reply::Signature(vec![1, 2, 3]),
         Reply::User(None),
         Reply::User(Some(user("alice"))),
+        Reply::User(Some(UserRecord { refused: Some("account is locked".into()), ..user("bob") })),
         Reply::AuthorizedKeys(None),
         Reply::AuthorizedKeys(Some(b"ssh-ed25519 AAAA\n".to_vec())),
         Reply::SessionSpawned { pid: 9, tty: None, fds: 3 },
