@@ -529,7 +529,7 @@ fn a_sandboxed_worker_sending_a_malformed_request_is_killed_and_the_monitor_goes
     let mut monitor = Monitor::new(SystemBackend::new(keys), Limits::default());
     let stdin = worker.stdin.take().unwrap();
     // Held open until the kill, so the worker (reading to end of file) cannot exit first.
-    let held = std::os::fd::AsFd::as_fd(&stdin).try_clone_to_owned().unwrap();
+    let held = stdin.as_fd().try_clone_to_owned().unwrap();
     let end = serve(&mut monitor, Stdio2(&mut worker.stdout, stdin));
     assert!(matches!(end, ServeEnd::Violation(Violation::Malformed(_))), "{end:?}");
     worker.child.kill().unwrap();
