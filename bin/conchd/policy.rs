@@ -126,7 +126,7 @@ enum Verdict {
     Ask(Arc<SshdConfig>),
 }
 
-fn groups_of(account: &Account) -> Vec<String> {
+pub(crate) fn groups_of(account: &Account) -> Vec<String> {
     if let Some(groups) = crate::privsep::worker::groups_of(&account.name) {
         return groups;
     }
@@ -266,6 +266,43 @@ fn verdict(
         }
     }
     Verdict::Decided(decision, config)
+}
+
+/// Whether `config` (the user's, Match blocks applied) lets `account` in from `ip` by
+/// `method` (a completed login's last method): the user and group lists, the method switched
+/// on, and `PermitRootLogin`. What a privilege-separated monitor checks again for its worker.
+pub(crate) fn login_allowed(
+    config: &SshdConfig,
+    account: &Account,
+    method: &str,
+    ip: &str,
+) -> Result<(), String> {
+    let user = account.name.as_str();
+    if let UserAccess::Refused(why) = config.user_access(user, &groups_of(account), ip, ip) {
+        return Err(format!("User {user} from {ip} {why}"));
+    }
+    let enabled = match method {
+        "publickey" => config.pubkey_authentication,
+        "password" => config.password_authentication,
+        "keyboard-interactive" => config.kbd_interactive_authentication,
+        _ => true,
+    };
+    if !enabled {
+        return Err(format!("{method} is not enabled for {user}"));
+    }
+    if account.uid == 0 {
+        let allowed = match config.permit_root_login {
+            PermitRootLogin::Yes => true,
+            PermitRootLogin::ProhibitPassword | PermitRootLogin::ForcedCommandsOnly => {
+                method == "publickey"
+            }
+            PermitRootLogin::No => false,
+        };
+        if !allowed {
+            return Err(format!("ROOT LOGIN REFUSED FROM {ip} ({method})"));
+        }
+    }
+    Ok(())
 }
 
 /// The public key backend as `config` sets it up (`AuthorizedKeysFile`, `StrictModes`,

@@ -370,6 +370,20 @@ impl MonitorBackend for ConchdBackend {
         (host, port).to_socket_addrs().map(Iterator::collect).unwrap_or_default()
     }
 
+    fn login_policy(
+        &mut self,
+        user: &UserRecord,
+        method: &str,
+        facts: &ConnectionFacts,
+    ) -> Result<(), String> {
+        let (account, config) = self
+            .settings
+            .for_login(user, facts)
+            .ok_or_else(|| format!("no configuration for {}", user.name))?;
+        let ip = facts.peer.map_or_else(|| "UNKNOWN".to_owned(), |a| a.ip().to_string());
+        crate::policy::login_allowed(&config, &account, method, &ip)
+    }
+
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         ShadowPasswords::new()
             .with_empty_passwords(self.settings.permit_empty_passwords)

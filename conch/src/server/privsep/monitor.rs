@@ -110,6 +110,20 @@ pub trait MonitorBackend {
         let _ = (host, port);
         Vec::new()
     }
+    /// Whether the configuration lets `user` log in by `method` (its last method) over
+    /// `facts`, checked again by the monitor when the worker says the login completed
+    /// (`AllowUsers`/`DenyUsers`/groups, the method switched on, `PermitRootLogin`), so a
+    /// worker that skipped its policy gains nothing; `Err` with the reason. The default
+    /// allows.
+    fn login_policy(
+        &mut self,
+        user: &UserRecord,
+        method: &str,
+        facts: &ConnectionFacts,
+    ) -> Result<(), String> {
+        let _ = (user, method, facts);
+        Ok(())
+    }
     /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
         let _ = (user, password);
@@ -858,16 +872,21 @@ impl<B: MonitorBackend> Monitor<B> {
                     Err(e) => Ok(Reply::Failed(e.to_string())),
                 }
             }
-            Request::ConnectionAuthenticated { user, .. } => {
+            Request::ConnectionAuthenticated { user, method, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
-                let refused = looked_up(conn, &user)?.refused.clone();
+                let record = looked_up(conn, &user)?.clone();
                 if conn.verified.as_deref() != Some(user.as_str()) {
                     return Err(Violation::Unverified);
                 }
-                if let Some(why) = refused {
+                if let Some(why) = record.refused {
                     // The worker refuses such an account itself; this one did not.
+                    return Ok(Reply::Failed(why));
+                }
+                let facts = conn.facts(id);
+                if let Err(why) = self.backend.login_policy(&record, &method, &facts) {
+                    conn.failures += 1;
                     return Ok(Reply::Failed(why));
                 }
                 conn.phase = Phase::Authenticated;

@@ -122,6 +122,18 @@ impl MonitorBackend for Fake {
         let line = client_key().public_key().to_openssh();
         Some(format!("# keys of {}\n{line} {}@laptop\n", user.name, user.name).into_bytes())
     }
+    /// The configuration lets bob in by password only.
+    fn login_policy(
+        &mut self,
+        user: &UserRecord,
+        method: &str,
+        _: &crate::server::ConnectionFacts,
+    ) -> Result<(), String> {
+        if user.name == "bob" && method != "password" {
+            return Err(format!("{method} is not enabled for bob"));
+        }
+        Ok(())
+    }
     fn spawn_session(
         &mut self,
         _: ConnectionId,
@@ -1739,4 +1751,22 @@ fn a_user_name_with_a_style_is_verified_over_the_name_as_sent() {
     };
     let (_, replies) = both_ways(&[opened(), sign(C1), lookup("alice"), mixed]);
     assert_eq!(replies.unwrap()[3], Reply::Failed("signature does not verify".to_owned()));
+}
+
+/// A worker that says a login completed which the configuration does not allow (its own
+/// policy skipped) is refused by the monitor's check of the same configuration: no session.
+#[test]
+fn a_login_the_configuration_forbids_is_refused_by_the_monitor_even_when_verified() {
+    let (m, replies) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("bob"),
+        proof(&client_key(), "bob", &HASH, None),
+        authenticated("bob"),
+    ]);
+    let replies = replies.unwrap();
+    assert_eq!(replies[3], Reply::Done);
+    assert_eq!(replies[4], Reply::Failed("publickey is not enabled for bob".to_owned()));
+    // Still before authentication: no session can be asked for.
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
 }
