@@ -519,7 +519,14 @@ impl AuthBackend for Policy {
                         extra.push((name.to_owned(), value.to_owned()));
                     }
                 }
-                if config.expose_auth_info {
+                if config.expose_auth_info && crate::privsep::is_worker() {
+                    // The worker's empty root has no /tmp: the monitor writes the file as it
+                    // starts the session, from these lines.
+                    extra.push((
+                        crate::privsep::AUTH_INFO_VAR.to_owned(),
+                        slot.auth_info.join("\n"),
+                    ));
+                } else if config.expose_auth_info {
                     match write_auth_info(&login.user, &slot.auth_info) {
                         Ok(path) => {
                             extra.push(("SSH_USER_AUTH".to_owned(), path.display().to_string()));
@@ -596,7 +603,7 @@ fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>, partia
 
 /// sshd's `ExposeAuthInfo` file: the methods and keys that authenticated, one per line,
 /// readable by the user only.
-fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
+pub(crate) fn write_auth_info(user: &str, lines: &[String]) -> Result<PathBuf, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let account = Account::lookup(user).ok().flatten().ok_or("no account")?;

@@ -72,6 +72,12 @@ pub(crate) const HOST_KEYS_VAR: &str = "CONCHD_PRIVSEP_HOSTKEYS";
 /// Set in an inetd-mode worker's environment (`-i`): the two descriptors after the
 /// monitor's are the connection's input and output, not listeners.
 pub(crate) const INETD_VAR: &str = "CONCHD_PRIVSEP_INETD";
+/// In a session plan's environment from a worker: the `ExposeAuthInfo` lines, which the
+/// monitor writes to the user's file (and replaces by `SSH_USER_AUTH`) as it starts the session.
+pub(crate) const AUTH_INFO_VAR: &str = "CONCHD_PRIVSEP_AUTH_INFO";
+/// Set in a worker's environment: the monitor's process id (a worker whose parent is no longer
+/// that process ends).
+pub(crate) const MONITOR_PID_VAR: &str = "CONCHD_PRIVSEP_MONITOR";
 /// How many workers to start instead of one per core.
 pub(crate) const WORKERS_VAR: &str = "CONCHD_PRIVSEP_WORKERS";
 /// The descriptor of a worker's socketpair end; the listeners follow.

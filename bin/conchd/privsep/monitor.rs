@@ -115,6 +115,8 @@ struct ConchdBackend {
     agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
     /// The remote socket forwards' files made for this worker's open connections.
     forward_sockets: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
+    /// The `ExposeAuthInfo` files written for this worker's open connections' sessions.
+    auth_files: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
     /// Each connection's PAM call in progress, or its conversation waiting for the client's
     /// answers (a transaction on a thread of its own); dropped with the connection, or with
     /// this worker's backend.
@@ -123,12 +125,16 @@ struct ConchdBackend {
 }
 
 impl Drop for ConchdBackend {
-    /// The worker is gone: so are its connections' agent sockets and socket forwards.
+    /// The worker is gone: so are its connections' agent sockets, socket forwards and auth
+    /// info files.
     fn drop(&mut self) {
         for (_, path) in self.agent_sockets.drain() {
             agent_socket::remove(&path);
         }
         for path in self.forward_sockets.drain().flat_map(|(_, paths)| paths) {
+            let _ = std::fs::remove_file(path);
+        }
+        for path in self.auth_files.drain().flat_map(|(_, paths)| paths) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -481,6 +487,9 @@ impl MonitorBackend for ConchdBackend {
         for path in self.forward_sockets.remove(&connection).unwrap_or_default() {
             let _ = std::fs::remove_file(path);
         }
+        for path in self.auth_files.remove(&connection).unwrap_or_default() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     #[cfg(feature = "pam")]
@@ -550,7 +559,7 @@ impl MonitorBackend for ConchdBackend {
 
     fn spawn_session(
         &mut self,
-        _connection: ConnectionId,
+        connection: ConnectionId,
         user: &UserRecord,
         plan: &SessionPlan,
     ) -> Result<SpawnedSession, String> {
@@ -558,8 +567,25 @@ impl MonitorBackend for ConchdBackend {
             .map_err(|e| e.to_string())?
             .filter(|a| a.uid == user.uid)
             .ok_or_else(|| format!("account {} changed", user.name))?;
+        let mut plan = plan.clone();
+        let marker = super::AUTH_INFO_VAR.as_bytes();
+        if let Some(at) = plan.env.iter().position(|(name, _)| name == marker) {
+            // ExposeAuthInfo: the file the worker could not write, written here as the user's.
+            let (_, text) = plan.env.remove(at);
+            let lines: Vec<String> =
+                String::from_utf8_lossy(&text).lines().map(str::to_owned).collect();
+            match crate::policy::write_auth_info(&user.name, &lines) {
+                Ok(path) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    let value = path.as_os_str().as_bytes().to_vec();
+                    plan.env.push((b"SSH_USER_AUTH".to_vec(), value));
+                    self.auth_files.entry(connection).or_default().push(path);
+                }
+                Err(err) => log::warn!("ExposeAuthInfo: {err}"),
+            }
+        }
         let (tx, rx) = std::sync::mpsc::channel();
-        let (settings, plan) = (self.settings.clone(), plan.clone());
+        let settings = self.settings.clone();
         self.main
             .call_from_thread(move |reactor| {
                 let _ = tx.send(start_session(reactor, &settings, &plan, account));
@@ -690,6 +716,7 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             .arg0(name)
             .args(&state.args)
             .env(super::WORKER_VAR, index.to_string())
+            .env(super::MONITOR_PID_VAR, std::process::id().to_string())
             .env(super::LISTENERS_VAR, state.listeners.borrow().len().to_string())
             .env(super::HOST_KEYS_VAR, &state.public_keys)
             .inherit_fd(OwnedFd::from(theirs), super::MONITOR_FD);
@@ -721,6 +748,7 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             started: state.started,
             agent_sockets: std::collections::HashMap::new(),
             forward_sockets: std::collections::HashMap::new(),
+            auth_files: std::collections::HashMap::new(),
             #[cfg(feature = "pam")]
             pam: std::collections::HashMap::new(),
         };

@@ -803,6 +803,15 @@ pub(crate) fn run(
     let fatal =
         |what: &str, e: &dyn std::fmt::Display| Fatal(format!("privsep worker: {what}: {e}"), 255);
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // The parent-death signal only fires for a death after it is set: a monitor that died
+    // before (or while credentials changed) is seen as a new parent.
+    let monitor_pid = std::env::var(super::MONITOR_PID_VAR)
+        .ok()
+        .and_then(|pid| pid.parse().ok())
+        .map_or_else(nix::unistd::getppid, nix::unistd::Pid::from_raw);
+    if nix::unistd::getppid() != monitor_pid {
+        return Err(Fatal("privsep worker: the monitor is gone".into(), 255));
+    }
     let listeners: usize = std::env::var(super::LISTENERS_VAR)
         .ok()
         .and_then(|n| n.parse().ok())
@@ -958,6 +967,9 @@ pub(crate) fn run(
     }
     // Changing credentials cleared the parent-death signal: ask again.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid() != monitor_pid {
+        return Err(Fatal("privsep worker: the monitor is gone".into(), 255));
+    }
     sb::no_new_privs().map_err(|e| fatal("no_new_privs", &e))?;
     sb::install_worker_seccomp().map_err(|e| fatal("seccomp", &e))?;
     log::debug!("privsep worker {} sandboxed as uid {uid}", std::process::id());
