@@ -724,15 +724,11 @@ impl<B: MonitorBackend> Monitor<B> {
                 // before any `:style`, as OpenSSH's auth2.c splits it.
                 let login = login_name(&user).to_owned();
                 let record = looked_up(conn, &login)?;
-                let session_id = conn
-                    .session_id
-                    .as_deref()
-                    .ok_or(Violation::OutOfState { request: name, phase: Phase::PreAuth })?;
-                let host_key = match (host_bound, &conn.host_key) {
-                    (false, _) => None,
-                    (true, Some(key)) => Some(key.to_blob()),
-                    (true, None) => return Ok(Reply::Failed("no host key to bind to".to_owned())),
-                };
+                let signed =
+                    match signed_data(conn, name, &user, &algorithm, &key_blob, host_bound)? {
+                        Ok(signed) => signed,
+                        Err(refusal) => return Ok(refusal),
+                    };
                 let Some(sig_algorithm) = SignatureAlgorithm::from_name(&algorithm) else {
                     return Ok(Reply::Failed("unknown public key algorithm".to_owned()));
                 };
@@ -750,14 +746,6 @@ impl<B: MonitorBackend> Monitor<B> {
                     conn.failures += 1;
                     return Ok(Reply::Failed("key not authorized".to_owned()));
                 }
-                let signed = crate::userauth::signed_data(
-                    session_id,
-                    &user,
-                    "ssh-connection",
-                    &algorithm,
-                    &key_blob,
-                    host_key.as_deref(),
-                );
                 if key.verify(sig_algorithm, &signed, &signature).is_err() {
                     conn.failures += 1;
                     return Ok(Reply::Failed("signature does not verify".to_owned()));
@@ -804,25 +792,12 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(Reply::Failed("certificate signature does not verify".to_owned()));
                 }
                 if let Some(signature) = &signature {
-                    let session_id = conn
-                        .session_id
-                        .as_deref()
-                        .ok_or(Violation::OutOfState { request: name, phase: Phase::PreAuth })?;
-                    let host_key = match (host_bound, &conn.host_key) {
-                        (false, _) => None,
-                        (true, Some(key)) => Some(key.to_blob()),
-                        (true, None) => {
-                            return Ok(Reply::Failed("no host key to bind to".to_owned()))
-                        }
-                    };
-                    let signed = crate::userauth::signed_data(
-                        session_id,
-                        &user,
-                        "ssh-connection",
-                        &algorithm,
-                        &certificate,
-                        host_key.as_deref(),
-                    );
+                    let signed =
+                        match signed_data(conn, name, &user, &algorithm, &certificate, host_bound)?
+                        {
+                            Ok(signed) => signed,
+                            Err(refusal) => return Ok(refusal),
+                        };
                     if parsed.key.verify(sig_algorithm, &signed, signature).is_err() {
                         conn.failures += 1;
                         return Ok(Reply::Failed("signature does not verify".to_owned()));
@@ -1080,6 +1055,37 @@ fn cut(text: &mut String, max: usize) {
         let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text.truncate(end);
     }
+}
+
+/// What a client's `publickey` signature for `user` (as sent) with `algorithm` and `blob` (a
+/// key or certificate) covers on `conn`: rebuilt from the session id this monitor signed,
+/// and for `host_bound` its host key. No session id yet is a violation of `request`'s state;
+/// no host key to bind to is a refusal.
+fn signed_data(
+    conn: &Connection,
+    request: &'static str,
+    user: &str,
+    algorithm: &str,
+    blob: &[u8],
+    host_bound: bool,
+) -> Result<Result<Vec<u8>, Reply>, Violation> {
+    let session_id = conn
+        .session_id
+        .as_deref()
+        .ok_or(Violation::OutOfState { request, phase: Phase::PreAuth })?;
+    let host_key = match (host_bound, &conn.host_key) {
+        (false, _) => None,
+        (true, Some(key)) => Some(key.to_blob()),
+        (true, None) => return Ok(Err(Reply::Failed("no host key to bind to".to_owned()))),
+    };
+    Ok(Ok(crate::userauth::signed_data(
+        session_id,
+        user,
+        "ssh-connection",
+        algorithm,
+        blob,
+        host_key.as_deref(),
+    )))
 }
 
 /// The account part of a user name as the client sent it: before any `:style` suffix.
