@@ -632,7 +632,9 @@ fn decode_ss3(input: &[u8], timed_out: bool) -> Step {
     // Some terminals put a modifier digit before the key: `ESC O 5 P`.
     let digits = body.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits > 2 {
-        return Step::Skip(2 + digits);
+        // Not a key: drop it up to its final byte, as an over-long control sequence, so that
+        // where the digits were split makes no difference.
+        return Step::SkipLong(2 + digits);
     }
     let Some(&final_byte) = body.get(digits) else {
         return match (timed_out, digits) {

@@ -155,6 +155,11 @@ fn table() -> Vec<(&'static [u8], Vec<Event>, bool)> {
         (b"\x1b[5;10R", vec![], false),
         (b"\x1b[[z", vec![], false),
         (b"\x1bOz", vec![], false),
+        // SS3 takes at most two modifier digits: a longer run is dropped with its final byte,
+        // however the digits are split.
+        (b"\x1bO2020a", vec![], false),
+        (b"\x1bO2020\x1b[A", vec![key(Up)], false),
+        (b"\x1b\x1bO2020b", vec![], false),
         (b"\xff", vec![], false),
         (b"\xc3(", vec![ch('(')], false),
         (b"\xed\xa0\x80", vec![], false),
