@@ -405,14 +405,18 @@ impl LineEditor {
             return;
         }
         let at_end = self.cursor == self.line.len();
-        if self.overwrite && !at_end {
-            let next = self.next_boundary(self.cursor);
-            self.line.replace_range(self.cursor..next, "");
-        }
-        if self.line.len() + c.len_utf8() > self.config.max_len {
+        // In overwrite mode the character replaces the one under the cursor; the line keeps it
+        // when the new one would not fit.
+        let replaced = if self.overwrite && !at_end {
+            self.next_boundary(self.cursor) - self.cursor
+        } else {
+            0
+        };
+        if self.line.len() - replaced + c.len_utf8() > self.config.max_len {
             term.emitter(out).bell();
             return;
         }
+        self.line.replace_range(self.cursor..self.cursor + replaced, "");
         self.line.insert(self.cursor, c);
         self.cursor += c.len_utf8();
         if self.password {

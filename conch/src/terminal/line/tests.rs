@@ -256,6 +256,20 @@ fn line_length_is_bounded() {
     assert!(session.output.contains(&0x07));
 }
 
+/// Overwriting at the length limit keeps the character under the cursor when the new one is
+/// too long to take its place, and replaces it when it fits.
+#[test]
+fn overwriting_at_the_length_limit_loses_nothing() {
+    let config = LineConfig { max_len: 5, ..LineConfig::default() };
+    let session = run_script("> ", size(40), config.clone(), "abcde\x1b[H\x1b[2~日".as_bytes());
+    assert_eq!(session.editor.line(), "abcde");
+    assert_eq!(session.emulator.text_rows(), ["> abcde"]);
+    assert!(session.output.contains(&0x07));
+    let session = run_script("> ", size(40), config, b"abcde\x1b[H\x1b[2~xy");
+    assert_eq!(session.editor.line(), "xycde");
+    assert_eq!(session.emulator.text_rows(), ["> xycde"]);
+}
+
 /// The prompt's style is drawn and reset, and the prompt itself cannot carry escapes.
 #[test]
 fn prompt_is_styled_and_sanitized() {
