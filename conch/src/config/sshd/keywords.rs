@@ -466,6 +466,16 @@ fn openssh_only(category: Category, name: &str) -> bool {
     }
 }
 
+/// What an algorithm list does with one name.
+enum Name {
+    /// Supported: kept.
+    Keep,
+    /// OpenSSH has it and we do not: skipped with a warning.
+    Skip,
+    /// Unknown: the line is refused.
+    Bad,
+}
+
 /// An algorithm list (`Ciphers`, `MACs`, ...): names OpenSSH has and we do not are skipped
 /// with a warning naming the line; an unknown name is `bad`'s error, as OpenSSH's; a list
 /// left with no names is an error. `-` lists (removals) are kept as written.
@@ -475,37 +485,15 @@ fn algorithm_list(
     arg: &str,
     bad: impl Fn() -> String,
 ) -> Result<Value, LineError> {
-    if arg.starts_with('-') {
-        return Ok(Value::Text(arg.to_owned()));
-    }
-    let (prefix, names) = match arg.strip_prefix(['+', '^']) {
-        Some(names) => (arg.get(..1).unwrap_or(""), names),
-        None => ("", arg),
-    };
-    let mut kept = Vec::new();
-    for name in names.split(',') {
+    filtered_list(ctx, category, arg, bad, |name| {
         if category.supported().contains(&name) {
-            kept.push(name);
+            Name::Keep
         } else if openssh_only(category, name) {
-            ctx.warn(format!(
-                "{}: {} {name} is not supported; skipped",
-                ctx.keyword,
-                category.noun()
-            ));
+            Name::Skip
         } else {
-            return Err(ctx.fatal(bad()));
+            Name::Bad
         }
-    }
-    if kept.is_empty() {
-        if prefix.is_empty() {
-            return Err(
-                ctx.fatal(format!("{}: no supported algorithm left in '{arg}'.", ctx.keyword))
-            );
-        }
-        // Nothing to add: the defaults stand (a removal of nothing).
-        return Ok(Value::Text("-".to_owned()));
-    }
-    Ok(Value::Text(format!("{prefix}{}", kept.join(","))))
+    })
 }
 
 /// `PubkeyAcceptedAlgorithms`: as [`algorithm_list`], with certificate names and wildcards
@@ -516,6 +504,29 @@ fn pubkey_algorithm_list(
     bad: impl Fn() -> String,
 ) -> Result<Value, LineError> {
     use crate::crypto::algorithms::PUBKEY_ALGORITHMS;
+    filtered_list(ctx, Category::HostKey, arg, bad, |name| {
+        let wildcard = name.contains(['*', '?']);
+        let matches_any = || {
+            PUBKEY_ALGORITHMS.iter().any(|known| crate::keys::pattern::match_pattern(known, name))
+        };
+        if PUBKEY_ALGORITHMS.contains(&name) || (wildcard && matches_any()) {
+            Name::Keep
+        } else if wildcard || openssh_only(Category::HostKey, name) {
+            Name::Skip
+        } else {
+            Name::Bad
+        }
+    })
+}
+
+/// The list `arg` with each name judged by `judge` (see [`algorithm_list`]).
+fn filtered_list(
+    ctx: &LineCtx<'_>,
+    category: Category,
+    arg: &str,
+    bad: impl Fn() -> String,
+    judge: impl Fn(&str) -> Name,
+) -> Result<Value, LineError> {
     if arg.starts_with('-') {
         return Ok(Value::Text(arg.to_owned()));
     }
@@ -525,21 +536,14 @@ fn pubkey_algorithm_list(
     };
     let mut kept = Vec::new();
     for name in names.split(',') {
-        let matches_any = |pattern: &str| {
-            PUBKEY_ALGORITHMS
-                .iter()
-                .any(|known| crate::keys::pattern::match_pattern(known, pattern))
-        };
-        if PUBKEY_ALGORITHMS.contains(&name) || (name.contains(['*', '?']) && matches_any(name)) {
-            kept.push(name);
-        } else if name.contains(['*', '?']) || openssh_only(Category::HostKey, name) {
-            ctx.warn(format!(
+        match judge(name) {
+            Name::Keep => kept.push(name),
+            Name::Skip => ctx.warn(format!(
                 "{}: {} {name} is not supported; skipped",
                 ctx.keyword,
-                Category::HostKey.noun()
-            ));
-        } else {
-            return Err(ctx.fatal(bad()));
+                category.noun()
+            )),
+            Name::Bad => return Err(ctx.fatal(bad())),
         }
     }
     if kept.is_empty() {
@@ -548,6 +552,7 @@ fn pubkey_algorithm_list(
                 ctx.fatal(format!("{}: no supported algorithm left in '{arg}'.", ctx.keyword))
             );
         }
+        // Nothing to add: the defaults stand (a removal of nothing).
         return Ok(Value::Text("-".to_owned()));
     }
     Ok(Value::Text(format!("{prefix}{}", kept.join(","))))
