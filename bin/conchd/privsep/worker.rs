@@ -19,7 +19,7 @@ use twine::conch::server::session::SessionSpawner;
 use twine::conch::server::session::SpawnPlan;
 use twine::conch::server::{
     Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId, LoginRequest,
-    Restrictions, SessionGrant, UnixSessions,
+    Offload, Restrictions, SessionGrant, UnixSessions,
 };
 use twine::conch::userauth::{Attempt, Decision, Method};
 use twine::internet::error::Reason;
@@ -205,6 +205,13 @@ fn chain<T: 'static, U: 'static>(
 struct PrivsepAuth {
     inner: Rc<dyn AuthBackend>,
     client: Arc<Client>,
+    /// The reactor's thread pool, for what may keep the monitor busy for long: password
+    /// checks (a slow hash), and `authorized_keys` when an `AuthorizedKeysCommand` or
+    /// `AuthorizedPrincipalsCommand` runs. Everything else asks the monitor inline (the
+    /// worker's offload): a round trip is shorter than two thread hops.
+    pool: Offload,
+    /// Reading `authorized_keys` may run a command: on the pool.
+    slow_keys: bool,
     /// Per connection: the user fetched from the monitor, and whether with their keys (one
     /// look-up per user, however many keys the client offers).
     fetched: RefCell<HashMap<ConnectionId, (String, bool)>>,
@@ -212,6 +219,16 @@ struct PrivsepAuth {
 
 impl AuthBackend for PrivsepAuth {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        // The monitor checks a password with a slow hash: keep it off the loop.
+        let pooled;
+        let request = if matches!(request.attempt, Attempt::Password { .. }) {
+            let mut on_pool = request.clone();
+            on_pool.offload = self.pool.clone();
+            pooled = on_pool;
+            &pooled
+        } else {
+            request
+        };
         let (client, connection, user) =
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
         let keys =
@@ -232,7 +249,8 @@ impl AuthBackend for PrivsepAuth {
                     self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
                 self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
             }
-            request.offload.run(move || {
+            let offload = if keys && self.slow_keys { &self.pool } else { &request.offload };
+            offload.run(move || {
                 if !known {
                     prefetch(&client, connection, &user, keys);
                 }
@@ -369,7 +387,7 @@ const PAM_POLLS: u32 = 15_000;
 #[cfg(feature = "pam")]
 fn pam_call(
     client: Arc<Client>,
-    offload: twine::conch::server::Offload,
+    offload: Offload,
     request: Request,
     out: Deferred<Result<Reply, String>>,
     polls: u32,
@@ -396,11 +414,7 @@ fn pam_call(
 #[cfg(feature = "pam")]
 impl PamRelay {
     /// Relays `request`; the monitor's answer as the userauth layer takes it.
-    fn relay(
-        &self,
-        offload: &twine::conch::server::Offload,
-        request: Request,
-    ) -> Deferred<Decision<Restrictions>> {
+    fn relay(&self, offload: &Offload, request: Request) -> Deferred<Decision<Restrictions>> {
         let name = request.name();
         let out = offload.deferred();
         pam_call(Arc::clone(&self.client), offload.clone(), request, out.clone(), 0);
@@ -905,6 +919,9 @@ pub(crate) fn run(
     config.auth = Rc::new(PrivsepAuth {
         inner: Rc::clone(&config.auth),
         client: Arc::clone(&client),
+        pool: Offload::reactor(&reactor),
+        slow_keys: startup.authorized_keys_command.is_some()
+            || startup.authorized_principals_command.is_some(),
         fetched: RefCell::default(),
     });
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };
@@ -919,7 +936,11 @@ pub(crate) fn run(
         sessions = sessions.with_subsystem(s.name.clone(), command);
     }
     config.sessions = Rc::new(sessions);
-    let hub = Hub::new(&reactor, config, logins, shared);
+    // The policy's "blocking" work here is the monitor's requests (and look-ups in what it
+    // answered): inline, without two thread hops per request. PrivsepAuth keeps what may be
+    // slow on the pool.
+    let inline = Offload::inline(reactor.scheduler());
+    let hub = Hub::with_offload(&reactor, config, logins, shared, inline);
     let accepting = Rc::new(Accepting {
         reactor: reactor.clone(),
         watches: RefCell::new(Vec::new()),
