@@ -91,39 +91,50 @@ pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
     Some(with_cache(|cache| cache.groups.get(user).cloned().unwrap_or_default()))
 }
 
-/// Asks the monitor for `user` (and, for a public key, the user's keys) on `connection`.
+/// Asks the monitor for `user`, their groups and, for a public key, their keys on
+/// `connection`, in one round trip (for a user it does not know, the monitor answers no groups
+/// and no keys).
 fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
-    let account = match client.call(&Request::LookupUser { connection, user: user.to_owned() }) {
-        Ok(Reply::User(record)) => {
+    let mut requests = vec![
+        Request::LookupUser { connection, user: user.to_owned() },
+        Request::LookupGroups { connection, user: user.to_owned() },
+    ];
+    if keys {
+        requests.push(Request::ReadAuthorizedKeys { connection, user: user.to_owned() });
+    }
+    let mut replies = match client.call_all(&requests) {
+        Ok(replies) => replies.into_iter(),
+        Err(err) => {
+            log::error!("monitor: {err}");
+            Vec::new().into_iter()
+        }
+    };
+    let account = match replies.next() {
+        Some(Reply::User(record)) => {
             let refused = record.as_ref().and_then(|r| r.refused.clone());
             with_cache(|cache| cache.refusals.insert(user.to_owned(), refused));
             record.map(account_of)
         }
-        Ok(other) => {
+        Some(other) => {
             log::debug!("monitor: LookupUser answered {other:?}");
             None
         }
-        Err(err) => {
-            log::error!("monitor: {err}");
-            None
-        }
+        None => None,
     };
     let found = account.is_some();
     with_cache(|cache| cache.accounts.insert(user.to_owned(), account));
-    if found {
-        let groups = match client.call(&Request::LookupGroups { connection, user: user.to_owned() })
-        {
-            Ok(Reply::Groups(names)) => names,
-            _ => Vec::new(),
-        };
-        with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
-    }
-    if !(found && keys) {
+    let groups = match replies.next() {
+        Some(Reply::Groups(names)) if found => names,
+        _ => Vec::new(),
+    };
+    with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
+    if !keys {
         return;
     }
-    let text = match client.call(&Request::ReadAuthorizedKeys { connection, user: user.to_owned() })
-    {
-        Ok(Reply::AuthorizedKeys(text)) => text.map(|t| String::from_utf8_lossy(&t).into_owned()),
+    let text = match replies.next() {
+        Some(Reply::AuthorizedKeys(Some(text))) if found => {
+            Some(String::from_utf8_lossy(&text).into_owned())
+        }
         _ => None,
     };
     with_cache(|cache| cache.keys.insert(user.to_owned(), text));
@@ -673,7 +684,8 @@ impl Protocol for Tracked {
 
     fn connection_lost(&mut self, reason: Reason) {
         self.inner.connection_lost(reason);
-        if let Err(err) = self.client.call(&Request::ConnectionClosed { connection: self.id }) {
+        // A notice: nothing to wait for (the next call checks its reply).
+        if let Err(err) = self.client.notify(&Request::ConnectionClosed { connection: self.id }) {
             log::error!("monitor: {err}");
         }
         let live = self.accepting.live.get().saturating_sub(1);
@@ -713,38 +725,39 @@ fn accept_all(
         hub.count_one();
         let inner = hub.protocol();
         let id = inner.id();
-        match client.call(&Request::ConnectionOpened { connection: id }) {
-            Ok(Reply::Done) => {}
-            Ok(Reply::Failed(why)) => {
-                log::info!("refused connection: {why}");
-                drop(inner);
-                continue;
-            }
-            other => {
-                log::error!("monitor: ConnectionOpened answered {other:?}");
+        // One round trip: the monitor hears of the connection, its peer (which it may refuse)
+        // and our end, in that order (each is valid whatever the one before answered).
+        let mut requests = vec![
+            Request::ConnectionOpened { connection: id },
+            Request::ConnectionPeer { connection: id, address: peer.ip() },
+        ];
+        if let Ok(local) = stream.local_addr() {
+            requests.push(Request::ConnectionLocalAddress { connection: id, address: local });
+        }
+        let replies = match client.call_all(&requests) {
+            Ok(replies) => replies,
+            Err(err) => {
+                log::error!("monitor: {err}");
                 return;
             }
-        }
-        let address = Request::ConnectionPeer { connection: id, address: peer.ip() };
-        match client.call(&address) {
-            Ok(Reply::Done) => {}
+        };
+        let refusal = match replies.first().zip(replies.get(1)) {
+            Some((Reply::Done, Reply::Done)) => None,
+            Some((Reply::Done, Reply::Failed(why))) => {
+                Some(format!("refused connection from {}: {why}", peer.ip()))
+            }
+            Some((Reply::Failed(why), _)) => Some(format!("refused connection: {why}")),
             other => {
-                if let Ok(Reply::Failed(why)) = &other {
-                    log::info!("refused connection from {}: {why}", peer.ip());
-                } else {
-                    log::error!("monitor: ConnectionPeer answered {other:?}");
-                }
-                let _ = client.call(&Request::ConnectionClosed { connection: id });
-                // Dropped unserved: its count goes with it.
-                drop(inner);
-                continue;
+                log::error!("monitor: ConnectionOpened and ConnectionPeer answered {other:?}");
+                return;
             }
-        }
-        if let Ok(local) = stream.local_addr() {
-            let request = Request::ConnectionLocalAddress { connection: id, address: local };
-            if let Err(err) = client.call(&request) {
-                log::error!("monitor: {err}");
-            }
+        };
+        if let Some(why) = refusal {
+            log::info!("{why}");
+            let _ = client.call(&Request::ConnectionClosed { connection: id });
+            // Dropped unserved: its count goes with it.
+            drop(inner);
+            continue;
         }
         accepting.live.set(accepting.live.get() + 1);
         let tracked =
