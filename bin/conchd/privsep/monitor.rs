@@ -407,12 +407,7 @@ impl MonitorBackend for ConchdBackend {
     }
 
     fn groups(&mut self, user: &UserRecord) -> Vec<String> {
-        let Ok(name) = std::ffi::CString::new(user.name.clone()) else { return Vec::new() };
-        let gids = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(user.gid))
-            .unwrap_or_default();
-        gids.into_iter()
-            .filter_map(|gid| nix::unistd::Group::from_gid(gid).ok().flatten().map(|g| g.name))
-            .collect()
+        crate::policy::groups_from_system(&user.name, user.gid)
     }
 
     fn resolve(&mut self, host: &str, port: u16) -> Vec<SocketAddr> {

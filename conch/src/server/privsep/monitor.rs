@@ -278,8 +278,8 @@ pub trait MonitorBackend {
         let _ = (connection, user, path);
         Err("socket forwarding is not done by this monitor".to_owned())
     }
-    /// `connection` closed: forget what was made for it (the agent's socket). The default
-    /// has nothing to forget.
+    /// `connection` closed: forget what was made or kept for it (the agent's socket). The
+    /// default has nothing to forget.
     fn connection_closed(&mut self, connection: ConnectionId) {
         let _ = connection;
     }
@@ -575,9 +575,10 @@ impl<B: MonitorBackend> Monitor<B> {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
                 self.backend.pam_end(connection);
-                if self.made.remove(&connection).is_some() {
-                    self.backend.connection_closed(connection);
-                }
+                // Whatever the backend keeps for the connection (sockets made, files written
+                // for its sessions, what it worked out for its login) goes now.
+                self.made.remove(&connection);
+                self.backend.connection_closed(connection);
                 if let Some(gone) = self.connections.remove(&connection) {
                     if let (Phase::PreAuth, Some(peer), 1..) =
                         (&gone.phase, gone.peer, gone.failures)

@@ -1740,6 +1740,14 @@ fn an_authenticated_connection_gets_one_agent_socket_with_its_descriptor_removed
 }
 
 #[test]
+fn the_backend_hears_of_every_closed_connection_even_one_nothing_was_made_for() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().closed, [C1]);
+}
+
+#[test]
 fn a_privileged_port_is_bound_for_root_only_and_only_below_1024() {
     let mut m = listening_monitor();
     log_in(&mut m, "alice");
