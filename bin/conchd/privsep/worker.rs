@@ -272,6 +272,8 @@ impl AuthBackend for PrivsepAuth {
         };
         let (inner, request) = (Rc::clone(&self.inner), request.clone());
         let client = Arc::clone(&self.client);
+        // The monitor reads the keys again to check the signed attempt.
+        let check_on = if self.slow_keys { self.pool.clone() } else { request.offload.clone() };
         chain(&fetched, request.offload.deferred(), move |_| {
             let decided = inner.decide(&request);
             let Attempt::PublicKey { algorithm, key, signature, host_bound, certificate } =
@@ -299,7 +301,7 @@ impl AuthBackend for PrivsepAuth {
                     host_bound,
                     signature,
                 };
-                offload.run(move || match client.call(&check) {
+                check_on.run(move || match client.call(&check) {
                     Ok(Reply::Done) => Decision::Accept(restrictions),
                     Ok(other) => {
                         log::info!("monitor refused the public key: {other:?}");
