@@ -149,6 +149,32 @@ fn main() {
         }
         return;
     }
+    if let Some(position) = args.iter().position(|a| a == "--load") {
+        // `--load PORT USER KEY IN_FLIGHT COUNT`: the rate section's load client alone, against
+        // a server started by hand (for profiling it: benches/README.md).
+        let get = |i: usize| args.get(position + i).cloned().unwrap_or_default();
+        let config = match load::config(&get(2), &PathBuf::from(get(3))) {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("load: {error}");
+                std::process::exit(1);
+            }
+        };
+        let rate = load::rate(
+            get(1).parse().unwrap_or(0),
+            &config,
+            get(4).parse().unwrap_or(1),
+            get(5).parse().unwrap_or(100),
+            Duration::from_secs(120),
+        );
+        println!(
+            "{} sessions, {} failed, {:.1} sessions/s",
+            rate.sessions,
+            rate.failures,
+            rate.sessions as f64 / rate.elapsed.as_secs_f64().max(1e-9)
+        );
+        std::process::exit(i32::from(rate.failures > 0));
+    }
     // `cargo test --all-targets` runs this binary without `--bench`: nothing to do there.
     if !args.iter().any(|a| a == "--bench") {
         println!("benches/ssh: run with `cargo bench --bench ssh [-- --quick]`");

@@ -130,9 +130,45 @@ pub(crate) fn groups_of(account: &Account) -> Vec<String> {
     if let Some(groups) = crate::privsep::worker::groups_of(&account.name) {
         return groups;
     }
-    let Ok(name) = CString::new(account.name.clone()) else { return Vec::new() };
-    let gids = getgrouplist(&name, Gid::from_raw(account.gid)).unwrap_or_default();
-    gids.into_iter().filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name)).collect()
+    groups_from_system(&account.name, account.gid)
+}
+
+/// How long this thread keeps the group names it read for a user: one login asks several
+/// times (its `Match` settings, `AllowGroups`, the monitor's answer to the worker), each a
+/// read of the group database otherwise.
+const GROUPS_KEPT: Duration = Duration::from_secs(1);
+
+/// A user's groups as read: name, primary group, when, the names.
+type KeptGroups = (String, u32, std::time::Instant, Vec<String>);
+
+thread_local! {
+    /// The last user's groups read on this thread: name, primary group, when, names.
+    static LAST_GROUPS: RefCell<Option<KeptGroups>> = const { RefCell::new(None) };
+}
+
+/// `name`'s group names (primary group `gid`) from the group database, or as this thread read
+/// them less than [`GROUPS_KEPT`] ago.
+pub(crate) fn groups_from_system(name: &str, gid: u32) -> Vec<String> {
+    let kept = LAST_GROUPS.with(|last| {
+        last.borrow()
+            .as_ref()
+            .filter(|(user, primary, at, _)| {
+                user == name && *primary == gid && at.elapsed() < GROUPS_KEPT
+            })
+            .map(|(_, _, _, groups)| groups.clone())
+    });
+    if let Some(groups) = kept {
+        return groups;
+    }
+    let Ok(c_name) = CString::new(name) else { return Vec::new() };
+    let gids = getgrouplist(&c_name, Gid::from_raw(gid)).unwrap_or_default();
+    let groups: Vec<String> = gids
+        .into_iter()
+        .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
+        .collect();
+    let entry = (name.to_owned(), gid, std::time::Instant::now(), groups.clone());
+    LAST_GROUPS.with(|last| *last.borrow_mut() = Some(entry));
+    groups
 }
 
 /// The effective configuration for `user` on `facts` (blocking: the user database).

@@ -242,6 +242,19 @@ impl Hub {
         Rc::new(Self { factory: ServerFactory::new(reactor, config), shared, logins })
     }
 
+    /// A hub whose connections run their auth backends' blocking work with `offload` (a
+    /// privilege-separated worker: inline, its calls are short requests to the monitor).
+    pub(crate) fn with_offload(
+        reactor: &Reactor,
+        config: ServerConfig,
+        logins: Logins,
+        shared: Arc<Shared>,
+        offload: twine::conch::server::Offload,
+    ) -> Rc<Self> {
+        let factory = ServerFactory::new(reactor, config).with_offload(offload);
+        Rc::new(Self { factory, shared, logins })
+    }
+
     /// One protocol, counted (the count was raised when the connection was accepted).
     pub(crate) fn protocol(self: &Rc<Self>) -> Counted {
         Counted { inner: self.factory.protocol(), hub: Rc::clone(self) }

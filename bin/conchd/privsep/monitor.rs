@@ -117,6 +117,9 @@ struct ConchdBackend {
     forward_sockets: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
     /// The `ExposeAuthInfo` files written for this worker's open connections' sessions.
     auth_files: std::collections::HashMap<ConnectionId, Vec<std::path::PathBuf>>,
+    /// Per open connection: the account and the configuration for its login (the `Match`
+    /// blocks that apply), worked out once for the requests that need them.
+    logins: std::collections::HashMap<ConnectionId, LoginSettings>,
     /// Each connection's PAM call in progress, or its conversation waiting for the client's
     /// answers (a transaction on a thread of its own); dropped with the connection, or with
     /// this worker's backend.
@@ -137,6 +140,47 @@ impl Drop for ConchdBackend {
         for path in self.auth_files.drain().flat_map(|(_, paths)| paths) {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// The settings for one connection's login, and what they were worked out for.
+struct LoginSettings {
+    user: String,
+    uid: u32,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    account: Account,
+    config: SshdConfig,
+}
+
+impl ConchdBackend {
+    /// [`Settings::for_login`], once per connection for the same user and addresses (the
+    /// connection's requests ask for it more than once: `authorized_keys`, the login checks).
+    fn for_login(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Option<(Account, SshdConfig)> {
+        if let Some(known) = self.logins.get(&facts.id) {
+            if known.user == user.name
+                && known.uid == user.uid
+                && known.peer == facts.peer
+                && known.local == facts.local
+            {
+                return Some((known.account.clone(), known.config.clone()));
+            }
+        }
+        let (account, config) = self.settings.for_login(user, facts)?;
+        let known = LoginSettings {
+            user: user.name.clone(),
+            uid: user.uid,
+            peer: facts.peer,
+            local: facts.local,
+            account: account.clone(),
+            config: config.clone(),
+        };
+        self.logins.insert(facts.id, known);
+        Some((account, config))
     }
 }
 
@@ -313,7 +357,7 @@ impl MonitorBackend for ConchdBackend {
         user: &UserRecord,
         facts: &ConnectionFacts,
     ) -> Option<Vec<u8>> {
-        let (account, config) = self.settings.for_login(user, facts)?;
+        let (account, config) = self.for_login(user, facts)?;
         let keys = crate::policy::authorized_keys(&config);
         keys.read_all(&account).map(String::into_bytes)
     }
@@ -325,7 +369,6 @@ impl MonitorBackend for ConchdBackend {
         facts: &ConnectionFacts,
     ) -> Result<Restrictions, String> {
         let (_, config) = self
-            .settings
             .for_login(user, facts)
             .ok_or_else(|| format!("no configuration for {}", user.name))?;
         // The policy's own check, as without privilege separation: trusted CA or
@@ -364,12 +407,7 @@ impl MonitorBackend for ConchdBackend {
     }
 
     fn groups(&mut self, user: &UserRecord) -> Vec<String> {
-        let Ok(name) = std::ffi::CString::new(user.name.clone()) else { return Vec::new() };
-        let gids = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(user.gid))
-            .unwrap_or_default();
-        gids.into_iter()
-            .filter_map(|gid| nix::unistd::Group::from_gid(gid).ok().flatten().map(|g| g.name))
-            .collect()
+        crate::policy::groups_from_system(&user.name, user.gid)
     }
 
     fn resolve(&mut self, host: &str, port: u16) -> Vec<SocketAddr> {
@@ -383,7 +421,6 @@ impl MonitorBackend for ConchdBackend {
         facts: &ConnectionFacts,
     ) -> Result<(), String> {
         let (account, config) = self
-            .settings
             .for_login(user, facts)
             .ok_or_else(|| format!("no configuration for {}", user.name))?;
         let ip = facts.peer.map_or_else(|| "UNKNOWN".to_owned(), |a| a.ip().to_string());
@@ -481,6 +518,7 @@ impl MonitorBackend for ConchdBackend {
     }
 
     fn connection_closed(&mut self, connection: ConnectionId) {
+        self.logins.remove(&connection);
         if let Some(path) = self.agent_sockets.remove(&connection) {
             agent_socket::remove(&path);
         }
@@ -749,6 +787,7 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             agent_sockets: std::collections::HashMap::new(),
             forward_sockets: std::collections::HashMap::new(),
             auth_files: std::collections::HashMap::new(),
+            logins: std::collections::HashMap::new(),
             #[cfg(feature = "pam")]
             pam: std::collections::HashMap::new(),
         };

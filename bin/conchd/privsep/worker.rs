@@ -19,7 +19,7 @@ use twine::conch::server::session::SessionSpawner;
 use twine::conch::server::session::SpawnPlan;
 use twine::conch::server::{
     Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId, LoginRequest,
-    Restrictions, SessionGrant, UnixSessions,
+    Offload, Restrictions, SessionGrant, UnixSessions,
 };
 use twine::conch::userauth::{Attempt, Decision, Method};
 use twine::internet::error::Reason;
@@ -91,39 +91,50 @@ pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
     Some(with_cache(|cache| cache.groups.get(user).cloned().unwrap_or_default()))
 }
 
-/// Asks the monitor for `user` (and, for a public key, the user's keys) on `connection`.
+/// Asks the monitor for `user`, their groups and, for a public key, their keys on
+/// `connection`, in one round trip (for a user it does not know, the monitor answers no groups
+/// and no keys).
 fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
-    let account = match client.call(&Request::LookupUser { connection, user: user.to_owned() }) {
-        Ok(Reply::User(record)) => {
+    let mut requests = vec![
+        Request::LookupUser { connection, user: user.to_owned() },
+        Request::LookupGroups { connection, user: user.to_owned() },
+    ];
+    if keys {
+        requests.push(Request::ReadAuthorizedKeys { connection, user: user.to_owned() });
+    }
+    let mut replies = match client.call_all(&requests) {
+        Ok(replies) => replies.into_iter(),
+        Err(err) => {
+            log::error!("monitor: {err}");
+            Vec::new().into_iter()
+        }
+    };
+    let account = match replies.next() {
+        Some(Reply::User(record)) => {
             let refused = record.as_ref().and_then(|r| r.refused.clone());
             with_cache(|cache| cache.refusals.insert(user.to_owned(), refused));
             record.map(account_of)
         }
-        Ok(other) => {
+        Some(other) => {
             log::debug!("monitor: LookupUser answered {other:?}");
             None
         }
-        Err(err) => {
-            log::error!("monitor: {err}");
-            None
-        }
+        None => None,
     };
     let found = account.is_some();
     with_cache(|cache| cache.accounts.insert(user.to_owned(), account));
-    if found {
-        let groups = match client.call(&Request::LookupGroups { connection, user: user.to_owned() })
-        {
-            Ok(Reply::Groups(names)) => names,
-            _ => Vec::new(),
-        };
-        with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
-    }
-    if !(found && keys) {
+    let groups = match replies.next() {
+        Some(Reply::Groups(names)) if found => names,
+        _ => Vec::new(),
+    };
+    with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
+    if !keys {
         return;
     }
-    let text = match client.call(&Request::ReadAuthorizedKeys { connection, user: user.to_owned() })
-    {
-        Ok(Reply::AuthorizedKeys(text)) => text.map(|t| String::from_utf8_lossy(&t).into_owned()),
+    let text = match replies.next() {
+        Some(Reply::AuthorizedKeys(Some(text))) if found => {
+            Some(String::from_utf8_lossy(&text).into_owned())
+        }
         _ => None,
     };
     with_cache(|cache| cache.keys.insert(user.to_owned(), text));
@@ -205,6 +216,13 @@ fn chain<T: 'static, U: 'static>(
 struct PrivsepAuth {
     inner: Rc<dyn AuthBackend>,
     client: Arc<Client>,
+    /// The reactor's thread pool, for what may keep the monitor busy for long: password
+    /// checks (a slow hash), and `authorized_keys` when an `AuthorizedKeysCommand` or
+    /// `AuthorizedPrincipalsCommand` runs. Everything else asks the monitor inline (the
+    /// worker's offload): a round trip is shorter than two thread hops.
+    pool: Offload,
+    /// Reading `authorized_keys` may run a command: on the pool.
+    slow_keys: bool,
     /// Per connection: the user fetched from the monitor, and whether with their keys (one
     /// look-up per user, however many keys the client offers).
     fetched: RefCell<HashMap<ConnectionId, (String, bool)>>,
@@ -212,6 +230,16 @@ struct PrivsepAuth {
 
 impl AuthBackend for PrivsepAuth {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
+        // The monitor checks a password with a slow hash: keep it off the loop.
+        let pooled;
+        let request = if matches!(request.attempt, Attempt::Password { .. }) {
+            let mut on_pool = request.clone();
+            on_pool.offload = self.pool.clone();
+            pooled = on_pool;
+            &pooled
+        } else {
+            request
+        };
         let (client, connection, user) =
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
         let keys =
@@ -232,7 +260,8 @@ impl AuthBackend for PrivsepAuth {
                     self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
                 self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
             }
-            request.offload.run(move || {
+            let offload = if keys && self.slow_keys { &self.pool } else { &request.offload };
+            offload.run(move || {
                 if !known {
                     prefetch(&client, connection, &user, keys);
                 }
@@ -243,6 +272,8 @@ impl AuthBackend for PrivsepAuth {
         };
         let (inner, request) = (Rc::clone(&self.inner), request.clone());
         let client = Arc::clone(&self.client);
+        // The monitor reads the keys again to check the signed attempt.
+        let check_on = if self.slow_keys { self.pool.clone() } else { request.offload.clone() };
         chain(&fetched, request.offload.deferred(), move |_| {
             let decided = inner.decide(&request);
             let Attempt::PublicKey { algorithm, key, signature, host_bound, certificate } =
@@ -270,7 +301,7 @@ impl AuthBackend for PrivsepAuth {
                     host_bound,
                     signature,
                 };
-                offload.run(move || match client.call(&check) {
+                check_on.run(move || match client.call(&check) {
                     Ok(Reply::Done) => Decision::Accept(restrictions),
                     Ok(other) => {
                         log::info!("monitor refused the public key: {other:?}");
@@ -369,7 +400,7 @@ const PAM_POLLS: u32 = 15_000;
 #[cfg(feature = "pam")]
 fn pam_call(
     client: Arc<Client>,
-    offload: twine::conch::server::Offload,
+    offload: Offload,
     request: Request,
     out: Deferred<Result<Reply, String>>,
     polls: u32,
@@ -396,11 +427,7 @@ fn pam_call(
 #[cfg(feature = "pam")]
 impl PamRelay {
     /// Relays `request`; the monitor's answer as the userauth layer takes it.
-    fn relay(
-        &self,
-        offload: &twine::conch::server::Offload,
-        request: Request,
-    ) -> Deferred<Decision<Restrictions>> {
+    fn relay(&self, offload: &Offload, request: Request) -> Deferred<Decision<Restrictions>> {
         let name = request.name();
         let out = offload.deferred();
         pam_call(Arc::clone(&self.client), offload.clone(), request, out.clone(), 0);
@@ -659,7 +686,8 @@ impl Protocol for Tracked {
 
     fn connection_lost(&mut self, reason: Reason) {
         self.inner.connection_lost(reason);
-        if let Err(err) = self.client.call(&Request::ConnectionClosed { connection: self.id }) {
+        // A notice: nothing to wait for (the next call checks its reply).
+        if let Err(err) = self.client.notify(&Request::ConnectionClosed { connection: self.id }) {
             log::error!("monitor: {err}");
         }
         let live = self.accepting.live.get().saturating_sub(1);
@@ -699,38 +727,39 @@ fn accept_all(
         hub.count_one();
         let inner = hub.protocol();
         let id = inner.id();
-        match client.call(&Request::ConnectionOpened { connection: id }) {
-            Ok(Reply::Done) => {}
-            Ok(Reply::Failed(why)) => {
-                log::info!("refused connection: {why}");
-                drop(inner);
-                continue;
-            }
-            other => {
-                log::error!("monitor: ConnectionOpened answered {other:?}");
+        // One round trip: the monitor hears of the connection, its peer (which it may refuse)
+        // and our end, in that order (each is valid whatever the one before answered).
+        let mut requests = vec![
+            Request::ConnectionOpened { connection: id },
+            Request::ConnectionPeer { connection: id, address: peer.ip() },
+        ];
+        if let Ok(local) = stream.local_addr() {
+            requests.push(Request::ConnectionLocalAddress { connection: id, address: local });
+        }
+        let replies = match client.call_all(&requests) {
+            Ok(replies) => replies,
+            Err(err) => {
+                log::error!("monitor: {err}");
                 return;
             }
-        }
-        let address = Request::ConnectionPeer { connection: id, address: peer.ip() };
-        match client.call(&address) {
-            Ok(Reply::Done) => {}
+        };
+        let refusal = match replies.first().zip(replies.get(1)) {
+            Some((Reply::Done, Reply::Done)) => None,
+            Some((Reply::Done, Reply::Failed(why))) => {
+                Some(format!("refused connection from {}: {why}", peer.ip()))
+            }
+            Some((Reply::Failed(why), _)) => Some(format!("refused connection: {why}")),
             other => {
-                if let Ok(Reply::Failed(why)) = &other {
-                    log::info!("refused connection from {}: {why}", peer.ip());
-                } else {
-                    log::error!("monitor: ConnectionPeer answered {other:?}");
-                }
-                let _ = client.call(&Request::ConnectionClosed { connection: id });
-                // Dropped unserved: its count goes with it.
-                drop(inner);
-                continue;
+                log::error!("monitor: ConnectionOpened and ConnectionPeer answered {other:?}");
+                return;
             }
-        }
-        if let Ok(local) = stream.local_addr() {
-            let request = Request::ConnectionLocalAddress { connection: id, address: local };
-            if let Err(err) = client.call(&request) {
-                log::error!("monitor: {err}");
-            }
+        };
+        if let Some(why) = refusal {
+            log::info!("{why}");
+            let _ = client.call(&Request::ConnectionClosed { connection: id });
+            // Dropped unserved: its count goes with it.
+            drop(inner);
+            continue;
         }
         accepting.live.set(accepting.live.get() + 1);
         let tracked =
@@ -905,6 +934,9 @@ pub(crate) fn run(
     config.auth = Rc::new(PrivsepAuth {
         inner: Rc::clone(&config.auth),
         client: Arc::clone(&client),
+        pool: Offload::reactor(&reactor),
+        slow_keys: startup.authorized_keys_command.is_some()
+            || startup.authorized_principals_command.is_some(),
         fetched: RefCell::default(),
     });
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };
@@ -919,7 +951,11 @@ pub(crate) fn run(
         sessions = sessions.with_subsystem(s.name.clone(), command);
     }
     config.sessions = Rc::new(sessions);
-    let hub = Hub::new(&reactor, config, logins, shared);
+    // The policy's "blocking" work here is the monitor's requests (and look-ups in what it
+    // answered): inline, without two thread hops per request. PrivsepAuth keeps what may be
+    // slow on the pool.
+    let inline = Offload::inline(reactor.scheduler());
+    let hub = Hub::with_offload(&reactor, config, logins, shared, inline);
     let accepting = Rc::new(Accepting {
         reactor: reactor.clone(),
         watches: RefCell::new(Vec::new()),

@@ -43,6 +43,24 @@ struct ClientInner<S> {
     stream: S,
     decoder: FrameDecoder,
     next_id: u32,
+    /// Replies still to come for requests sent with [`MonitorClient::notify`], which nobody
+    /// waits for: the next call skips them (the monitor answers in order).
+    unawaited: std::collections::VecDeque<u32>,
+}
+
+impl<S> ClientInner<S> {
+    /// Whether the reply `got` answers a notification (and is dropped); a notification's
+    /// reply that is not `Done` is an error.
+    fn skip(&mut self, got: u32, reply: &Reply) -> Result<bool, ClientError> {
+        if self.unawaited.front() != Some(&got) {
+            return Ok(false);
+        }
+        self.unawaited.pop_front();
+        match reply {
+            Reply::Done => Ok(true),
+            _ => Err(ClientError::UnexpectedReply),
+        }
+    }
 }
 
 /// The worker's end: one request at a time, each waiting for its reply.
@@ -60,13 +78,77 @@ impl<S: Read + Write> MonitorClient<S> {
     /// A client over a blocking stream (a Unix socketpair end).
     pub fn new(stream: S) -> Self {
         Self {
-            inner: Mutex::new(ClientInner { stream, decoder: FrameDecoder::replies(), next_id: 0 }),
+            inner: Mutex::new(ClientInner {
+                stream,
+                decoder: FrameDecoder::replies(),
+                next_id: 0,
+                unawaited: std::collections::VecDeque::new(),
+            }),
         }
     }
 
     /// Sends `request` and waits for its reply.
     pub fn call(&self, request: &Request) -> Result<Reply, ClientError> {
         self.exchange(request, |stream, buf| stream.read(buf))
+    }
+
+    /// Sends `request` without waiting for its reply, which must be `Done` (the next call
+    /// reads and checks it): for a notice such as `ConnectionClosed`, so the worker does not
+    /// wait a round trip for it.
+    pub fn notify(&self, request: &Request) -> Result<(), ClientError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| ClientError::Io(io::Error::other("a previous call panicked")))?;
+        let inner = &mut *inner;
+        inner.next_id = inner.next_id.wrapping_add(1);
+        let id = inner.next_id;
+        inner.stream.write_all(&request.encode(id)).map_err(ClientError::Io)?;
+        inner.stream.flush().map_err(ClientError::Io)?;
+        inner.unawaited.push_back(id);
+        Ok(())
+    }
+
+    /// Sends every request of `requests` at once, then waits for their replies, in order: one
+    /// round trip instead of one each. The monitor answers requests in the order it reads them,
+    /// so each must be valid whatever the replies to the ones before it say.
+    pub fn call_all(&self, requests: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| ClientError::Io(io::Error::other("a previous call panicked")))?;
+        let inner = &mut *inner;
+        let first = inner.next_id.wrapping_add(1);
+        let mut out = Vec::new();
+        for request in requests {
+            inner.next_id = inner.next_id.wrapping_add(1);
+            out.extend_from_slice(&request.encode(inner.next_id));
+        }
+        inner.stream.write_all(&out).map_err(ClientError::Io)?;
+        inner.stream.flush().map_err(ClientError::Io)?;
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut buf = [0u8; 4096];
+        let mut id = first;
+        while replies.len() < requests.len() {
+            if let Some(body) = inner.decoder.next_frame().map_err(ClientError::BadReply)? {
+                let (got, reply) = Reply::decode(&body).map_err(ClientError::BadReply)?;
+                if inner.skip(got, &reply)? {
+                    continue;
+                }
+                if got != id {
+                    return Err(ClientError::UnexpectedReply);
+                }
+                replies.push(reply);
+                id = id.wrapping_add(1);
+                continue;
+            }
+            let n = inner.stream.read(&mut buf).map_err(ClientError::Io)?;
+            if n == 0 {
+                return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            inner.decoder.extend(buf.get(..n).unwrap_or_default());
+        }
+        Ok(replies)
     }
 
     fn exchange(
@@ -87,6 +169,9 @@ impl<S: Read + Write> MonitorClient<S> {
         loop {
             if let Some(body) = inner.decoder.next_frame().map_err(ClientError::BadReply)? {
                 let (got, reply) = Reply::decode(&body).map_err(ClientError::BadReply)?;
+                if inner.skip(got, &reply)? {
+                    continue;
+                }
                 return if got == id { Ok(reply) } else { Err(ClientError::UnexpectedReply) };
             }
             let n = recv(&mut inner.stream, &mut buf).map_err(ClientError::Io)?;
@@ -240,8 +325,11 @@ pub fn serve<B: MonitorBackend, S: Read + Write>(
             Ok(replies) => {
                 // Without a Unix socket there is no passing descriptors: close them.
                 drop(monitor.take_fds());
-                if let Err(e) = stream.write_all(&replies).and_then(|()| stream.flush()) {
-                    return ServeEnd::Io(e);
+                match stream.write_all(&replies).and_then(|()| stream.flush()) {
+                    // The worker left after its last notice (`notify`): the next read ends.
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                    Err(e) => return ServeEnd::Io(e),
+                    Ok(()) => {}
                 }
             }
             Err(v) => return ServeEnd::Violation(v),
@@ -277,8 +365,11 @@ pub fn serve_unix<B: MonitorBackend>(monitor: &mut Monitor<B>, stream: &UnixStre
             }
         }
         let mut writer = stream;
-        if let Err(e) = writer.write_all(replies.get(sent..).unwrap_or_default()) {
-            return ServeEnd::Io(e);
+        match writer.write_all(replies.get(sent..).unwrap_or_default()) {
+            // The worker left after its last notice (`notify`): the next read ends.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => return ServeEnd::Io(e),
+            Ok(()) => {}
         }
     }
 }

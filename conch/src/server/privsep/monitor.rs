@@ -278,8 +278,8 @@ pub trait MonitorBackend {
         let _ = (connection, user, path);
         Err("socket forwarding is not done by this monitor".to_owned())
     }
-    /// `connection` closed: forget what was made for it (the agent's socket). The default
-    /// has nothing to forget.
+    /// `connection` closed: forget what was made or kept for it (the agent's socket). The
+    /// default has nothing to forget.
     fn connection_closed(&mut self, connection: ConnectionId) {
         let _ = connection;
     }
@@ -374,6 +374,9 @@ struct Connection {
     local: Option<std::net::SocketAddr>,
     /// `hostkeys-prove-00@openssh.com` proofs signed.
     proofs: u32,
+    /// The name the last `LookupUser` found no account for: the worker may ask for its groups
+    /// and keys in the same breath (pipelined), and gets nothing.
+    unknown_user: Option<String>,
 }
 
 impl Connection {
@@ -549,6 +552,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     pam_user: None,
                     local: None,
                     proofs: 0,
+                    unknown_user: None,
                 },
             );
             return Ok(Reply::Done);
@@ -571,9 +575,10 @@ impl<B: MonitorBackend> Monitor<B> {
             Request::ConnectionOpened { .. } => Ok(Reply::Done),
             Request::ConnectionClosed { connection } => {
                 self.backend.pam_end(connection);
-                if self.made.remove(&connection).is_some() {
-                    self.backend.connection_closed(connection);
-                }
+                // Whatever the backend keeps for the connection (sockets made, files written
+                // for its sessions, what it worked out for its login) goes now.
+                self.made.remove(&connection);
+                self.backend.connection_closed(connection);
                 if let Some(gone) = self.connections.remove(&connection) {
                     if let (Phase::PreAuth, Some(peer), 1..) =
                         (&gone.phase, gone.peer, gone.failures)
@@ -586,6 +591,9 @@ impl<B: MonitorBackend> Monitor<B> {
             Request::LookupGroups { user, .. } => {
                 if let Some(refusal) = over(&mut conn.lookups, limits.max_lookups, name) {
                     return Ok(refusal);
+                }
+                if conn.user.is_none() && conn.unknown_user.as_deref() == Some(user.as_str()) {
+                    return Ok(Reply::Groups(Vec::new()));
                 }
                 let record = looked_up(conn, &user)?;
                 Ok(Reply::Groups(self.backend.groups(record)))
@@ -644,6 +652,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
                     conn.verified = None;
                 }
+                conn.unknown_user = found.is_none().then(|| user.clone());
                 conn.user.clone_from(&found);
                 Ok(Reply::User(found))
             }
@@ -653,6 +662,9 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
                     return Ok(refusal);
+                }
+                if conn.user.is_none() && conn.unknown_user.as_deref() == Some(user.as_str()) {
+                    return Ok(Reply::AuthorizedKeys(None));
                 }
                 let record = looked_up(conn, &user)?;
                 let facts = conn.facts(id);

@@ -513,6 +513,39 @@ fn reading_the_keys_of_a_user_not_looked_up_is_a_violation() {
 }
 
 #[test]
+fn the_groups_and_keys_of_a_user_the_lookup_did_not_find_are_empty_so_a_worker_may_pipeline_them() {
+    let (_, replies) = both_ways(&[
+        opened(),
+        lookup("mallory"),
+        Request::LookupGroups { connection: C1, user: "mallory".into() },
+        Request::ReadAuthorizedKeys { connection: C1, user: "mallory".into() },
+    ]);
+    assert_eq!(
+        replies.unwrap()[1..],
+        [Reply::User(None), Reply::Groups(Vec::new()), Reply::AuthorizedKeys(None)]
+    );
+}
+
+#[test]
+fn the_keys_of_another_unknown_user_than_the_one_looked_up_are_still_a_violation() {
+    let read = Request::ReadAuthorizedKeys { connection: C1, user: "eve".into() };
+    let (_, result) = both_ways(&[opened(), lookup("mallory"), read]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+    let groups = Request::LookupGroups { connection: C1, user: "eve".into() };
+    let (_, result) = both_ways(&[opened(), lookup("mallory"), groups]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
+fn a_user_found_after_an_unknown_one_is_served_and_the_unknown_name_no_longer_is() {
+    let read = |name: &str| Request::ReadAuthorizedKeys { connection: C1, user: name.into() };
+    let (_, replies) = both_ways(&[opened(), lookup("mallory"), lookup("alice"), read("alice")]);
+    assert!(matches!(replies.unwrap()[3], Reply::AuthorizedKeys(Some(_))));
+    let (_, result) = both_ways(&[opened(), lookup("mallory"), lookup("alice"), read("mallory")]);
+    assert_eq!(result, Err(Violation::UserMismatch));
+}
+
+#[test]
 fn a_lookup_after_authentication_is_out_of_state() {
     let (_, result) = both_ways(&[
         opened(),
@@ -626,6 +659,58 @@ fn a_monitor_signer_signs_through_the_monitor_and_the_signature_verifies() {
     drop(signer);
     drop(client);
     assert!(server.join().unwrap());
+}
+
+#[test]
+fn requests_sent_together_get_their_replies_in_order_and_later_calls_still_match() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let server =
+        std::thread::spawn(move || matches!(serve(&mut monitor(), monitor_end), ServeEnd::Closed));
+    let client = MonitorClient::new(worker_end);
+    let replies = client
+        .call_all(&[
+            opened(),
+            peer("192.0.2.7"),
+            lookup("alice"),
+            Request::LookupGroups { connection: C1, user: "alice".into() },
+        ])
+        .unwrap();
+    assert_eq!(replies.len(), 4);
+    assert_eq!(replies[..2], [Reply::Done, Reply::Done]);
+    assert!(matches!(&replies[2], Reply::User(Some(record)) if record.name == "alice"));
+    assert!(matches!(replies[3], Reply::Groups(_)));
+    assert!(matches!(client.call(&lookup("bob")).unwrap(), Reply::User(Some(_))));
+    drop(client);
+    assert!(server.join().unwrap());
+}
+
+#[test]
+fn a_notice_is_not_waited_for_and_the_next_call_still_gets_its_own_reply() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let server =
+        std::thread::spawn(move || matches!(serve(&mut monitor(), monitor_end), ServeEnd::Closed));
+    let client = MonitorClient::new(worker_end);
+    let c2 = ConnectionId(C1.0 + 1);
+    assert_eq!(client.call(&opened()).unwrap(), Reply::Done);
+    assert_eq!(client.call(&Request::ConnectionOpened { connection: c2 }).unwrap(), Reply::Done);
+    client.notify(&Request::ConnectionClosed { connection: C1 }).unwrap();
+    client.notify(&Request::ConnectionClosed { connection: c2 }).unwrap();
+    let third = Request::ConnectionOpened { connection: ConnectionId(C1.0 + 2) };
+    assert_eq!(client.call(&third).unwrap(), Reply::Done);
+    drop(client);
+    assert!(server.join().unwrap());
+}
+
+#[test]
+fn a_notice_answered_other_than_done_fails_the_next_call() {
+    let (worker_end, monitor_end) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || serve(&mut monitor(), monitor_end));
+    let client = MonitorClient::new(worker_end);
+    assert_eq!(client.call(&opened()).unwrap(), Reply::Done);
+    client.notify(&lookup("alice")).unwrap();
+    assert!(matches!(client.call(&lookup("bob")), Err(ClientError::UnexpectedReply)));
+    drop(client);
+    let _ = server.join().unwrap();
 }
 
 #[test]
@@ -1650,6 +1735,14 @@ fn an_authenticated_connection_gets_one_agent_socket_with_its_descriptor_removed
     assert!(matches!(m.handle(agent()), Ok(Reply::Failed(_))));
     assert!(m.take_fds().is_empty());
     assert_eq!(m.backend().agents, [C1]);
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().closed, [C1]);
+}
+
+#[test]
+fn the_backend_hears_of_every_closed_connection_even_one_nothing_was_made_for() {
+    let mut m = listening_monitor();
+    log_in(&mut m, "alice");
     m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
     assert_eq!(m.backend().closed, [C1]);
 }

@@ -367,6 +367,16 @@ impl ServerFactory {
         Self { config: Rc::new(config), services }
     }
 
+    /// Runs the auth backends' blocking work with `offload` instead of the reactor's thread
+    /// pool: [`Offload::inline`] on the reactor's scheduler for a backend whose "blocking" calls
+    /// are short requests to another process (a privilege-separated worker asking its monitor),
+    /// where a hop to a pool thread and back costs more than the call.
+    #[must_use]
+    pub fn with_offload(mut self, offload: Offload) -> Self {
+        self.services.offload = offload;
+        self
+    }
+
     #[cfg(test)]
     pub(crate) fn with_services(config: ServerConfig, services: Services) -> Self {
         Self { config: Rc::new(config), services }
