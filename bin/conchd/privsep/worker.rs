@@ -935,8 +935,8 @@ pub(crate) fn run(
         inner: Rc::clone(&config.auth),
         client: Arc::clone(&client),
         pool: Offload::reactor(&reactor),
-        slow_keys: startup.authorized_keys_command.is_some()
-            || startup.authorized_principals_command.is_some(),
+        // A command set only in a `Match` block counts too: it may run for any connection.
+        slow_keys: file.runs_key_commands(),
         fetched: RefCell::default(),
     });
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };

@@ -218,26 +218,44 @@ impl SshdConfigFile {
     /// Every `Banner` file the configuration names, globally or in any `Match` block (for a
     /// server that must read them before it confines itself, as a privilege-separated worker).
     pub fn banner_files(&self) -> Vec<String> {
-        fn walk_banners(items: &[Item], out: &mut Vec<String>) {
+        let mut out: Vec<String> = Vec::new();
+        for path in self.texts_anywhere(Kw::Banner) {
+            if !path.eq_ignore_ascii_case("none") && !out.iter().any(|p| p == path) {
+                out.push(path.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Whether an `AuthorizedKeysCommand` or `AuthorizedPrincipalsCommand` may run for some
+    /// connection: set globally or in any `Match` block (a server that answers key look-ups
+    /// inline keeps them off its event loop then).
+    pub fn runs_key_commands(&self) -> bool {
+        [Kw::AuthorizedKeysCommand, Kw::AuthorizedPrincipalsCommand]
+            .into_iter()
+            .flat_map(|kw| self.texts_anywhere(kw))
+            .any(|command| !command.eq_ignore_ascii_case("none"))
+    }
+
+    /// The text values `kw` has in the file: the global one first, then every directive in
+    /// `Match` blocks and included files, in file order.
+    fn texts_anywhere(&self, kw: Kw) -> Vec<&str> {
+        fn walk<'a>(items: &'a [Item], kw: Kw, out: &mut Vec<&'a str>) {
             for item in items {
                 match item {
-                    Item::Directive { kw: Kw::Banner, value: Value::Text(path) }
-                        if !path.eq_ignore_ascii_case("none") && !out.contains(path) =>
-                    {
-                        out.push(path.clone());
+                    Item::Directive { kw: k, value: Value::Text(text) } if *k == kw => {
+                        out.push(text);
                     }
-                    Item::Include(files) => files.iter().for_each(|f| walk_banners(f, out)),
+                    Item::Include(files) => files.iter().for_each(|f| walk(f, kw, out)),
                     _ => {}
                 }
             }
         }
         let mut out = Vec::new();
-        if let Some(Value::Text(path)) = self.base.values.get(&Kw::Banner) {
-            if !path.eq_ignore_ascii_case("none") {
-                out.push(path.clone());
-            }
+        if let Some(Value::Text(text)) = self.base.values.get(&kw) {
+            out.push(text.as_str());
         }
-        walk_banners(&self.items, &mut out);
+        walk(&self.items, kw, &mut out);
         out
     }
 

@@ -853,3 +853,29 @@ fn dump_agrees_with_openssh_sshd_t() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Banner files are listed from the global setting and every `Match` block, once each, and
+/// `none` is not a file.
+#[test]
+fn banner_files_come_from_every_match_block_once() {
+    let file = load(
+        "Banner /etc/issue.net\nMatch User alice\n  Banner /etc/alice\nMatch User bob\n  \
+         Banner none\nMatch User carol\n  Banner /etc/issue.net\n",
+    )
+    .unwrap();
+    assert_eq!(file.banner_files(), ["/etc/issue.net", "/etc/alice"]);
+    assert!(load("Banner none\n").unwrap().banner_files().is_empty());
+}
+
+/// A key or principals command counts wherever it is set, `Match` blocks included, and `none`
+/// runs nothing.
+#[test]
+fn key_commands_are_seen_in_match_blocks_too() {
+    assert!(!load("Port 22\n").unwrap().runs_key_commands());
+    assert!(!load("AuthorizedKeysCommand none\n").unwrap().runs_key_commands());
+    assert!(load("AuthorizedKeysCommand /usr/bin/keys %u\n").unwrap().runs_key_commands());
+    let in_match = "Match User alice\n  AuthorizedPrincipalsCommand /usr/bin/principals %u\n";
+    assert!(load(in_match).unwrap().runs_key_commands());
+    let off_in_match = "Match User alice\n  AuthorizedKeysCommand none\n";
+    assert!(!load(off_in_match).unwrap().runs_key_commands());
+}
