@@ -468,7 +468,8 @@ impl ChannelInner {
 
     /// Gives the stack as much of `data` as it takes now; the count taken.
     fn send(&self, data: &[u8]) -> Option<usize> {
-        match self.with_connection(|conn| conn.send_data(self.id, data)) {
+        let shared = self.shared.upgrade()?;
+        match shared.send_channel_data(self.id, data) {
             Some(Ok(n)) => Some(n),
             Some(Err(err)) => {
                 log::debug!("data for {:?} dropped: {err}", self.id);
@@ -489,7 +490,7 @@ impl ChannelInner {
                 if pending.is_empty() {
                     break;
                 }
-                shared.with_connection(|conn| conn.send_data(self.id, pending))
+                shared.send_channel_data(self.id, pending)
             };
             match sent {
                 Some(Ok(0)) => break,

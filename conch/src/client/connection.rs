@@ -403,6 +403,23 @@ impl Shared {
         result
     }
 
+    /// Sends data on channel `id`, framed straight into the stack's packet buffer (see
+    /// [`Engine::send_channel_data`]); `None` once the connection is closed.
+    pub(crate) fn send_channel_data(
+        &self,
+        id: ChannelId,
+        data: &[u8],
+    ) -> Option<Result<usize, Error>> {
+        let mut core = self.core.borrow_mut();
+        if core.closed.is_some() {
+            return None;
+        }
+        let result = core.engine.send_channel_data(id, data);
+        drop(core);
+        self.schedule_drive();
+        Some(result)
+    }
+
     fn channel(&self, id: ChannelId) -> Option<Rc<ChannelInner>> {
         self.core.borrow().channels.get(&id).cloned()
     }

@@ -65,6 +65,15 @@ pub(crate) trait Engine {
     fn userauth_mut(&mut self) -> Option<&mut userauth::Client>;
     /// The connection layer, once authenticated.
     fn connection_mut(&mut self) -> Option<&mut connection::Connection>;
+    /// Sends data on channel `id` as [`connection::Connection::send_data`] does; the stack
+    /// frames it straight into its packet buffer.
+    fn send_channel_data(
+        &mut self,
+        id: connection::ChannelId,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        self.connection_mut().ok_or(Error::ConnectionClosed)?.send_data(id, data)
+    }
     /// The transport, for what the key exchange settled (none in tests).
     fn transport(&self) -> Option<&Transport>;
     /// Ends the connection with `SSH_MSG_DISCONNECT`.

@@ -46,6 +46,14 @@ impl Engine for ClientStack {
         Self::poll_transmit(self, now, out);
     }
 
+    fn send_channel_data(
+        &mut self,
+        id: connection::ChannelId,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        Self::send_channel_data(self, id, None, data)
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         Self::poll_timeout(self)
     }

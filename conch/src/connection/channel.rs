@@ -4,6 +4,10 @@ use std::collections::VecDeque;
 
 use super::{RequestId, Stream};
 
+/// The most consumed bytes a channel holds back before adjusting the peer's window (see
+/// [`Channel::wants_adjust`]).
+const ADJUST_AT: u32 = 1 << 20;
+
 /// Where a channel is in its life (RFC 4254 §5.1, §5.3), with OpenSSH's ordering rules.
 ///
 /// ```text
@@ -310,11 +314,14 @@ impl Channel {
 
     /// Whether consumed bytes should be handed back to the peer now.
     ///
-    /// We adjust once a worthwhile amount has been consumed (a maximum packet, or half the
-    /// window if that is smaller), or once the application has caught up with a window that is
-    /// half used. A slow consumer therefore only reopens the window as it reads, and an
-    /// interactive channel does not send an adjust per keystroke. No adjust follows a CLOSE in
-    /// either direction (as in OpenSSH's `channel_check_window`).
+    /// We adjust once a worthwhile amount has been consumed (a quarter of the window, at most
+    /// [`ADJUST_AT`] and at least a maximum packet, never more than half the window), or once
+    /// the application has caught up with a window that is half used. A slow consumer therefore
+    /// only reopens the window as it reads, an interactive channel does not send an adjust per
+    /// keystroke, and a bulk transfer costs one adjust (a packet each way, and a wakeup of the
+    /// sender) per megabyte rather than per packet, while the sender keeps three quarters of its
+    /// window. No adjust follows a CLOSE in either direction (as in OpenSSH's
+    /// `channel_check_window`, which adjusts at half the window).
     pub(super) fn wants_adjust(&self) -> bool {
         let recv = &self.recv;
         if recv.consumed == 0
@@ -326,7 +333,7 @@ impl Channel {
             return false;
         }
         let half = recv.window_max / 2;
-        let worthwhile = recv.max_packet.min(half).max(1);
+        let worthwhile = (recv.window_max / 4).min(ADJUST_AT).max(recv.max_packet).min(half).max(1);
         let caught_up = recv.buffered() == 0;
         recv.consumed >= worthwhile || (caught_up && recv.window <= half)
     }

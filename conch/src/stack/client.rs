@@ -228,6 +228,26 @@ impl ClientStack {
         self.core.connection.as_mut()
     }
 
+    /// Sends data on channel `id` framed straight into the transport's packet buffer, as
+    /// [`ServerStack::send_channel_data`](super::ServerStack::send_channel_data) does: as
+    /// [`Connection::send_data`] (`code` `None`) or [`Connection::send_extended_data`], with one
+    /// copy of the data instead of two. Call [`Self::poll_transmit`] afterwards.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Connection::send_data`]; [`Error::ConnectionClosed`] before authentication and
+    /// after the end.
+    pub fn send_channel_data(
+        &mut self,
+        id: connection::ChannelId,
+        code: Option<u32>,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        self.core.check_open()?;
+        Layers::pull(self);
+        self.core.send_channel_data(id, code, data)
+    }
+
     /// Ends the connection with `SSH_MSG_DISCONNECT`, after the payloads already produced.
     /// Reported as [`ClientEvent::Closed`] with no error. Does nothing after the end.
     pub fn disconnect(&mut self, reason: DisconnectReason, description: &str) {

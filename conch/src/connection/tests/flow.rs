@@ -813,3 +813,28 @@ fn data_handed_over_in_parts_waits_behind_queued_payloads() {
     pair.drive();
     assert_eq!(pair.read_all(Side::Server, s, Stream::Data), b"firstsecond");
 }
+
+/// A bulk reader hands the window back a megabyte at a time (a quarter of the default 4 MiB
+/// window), not a packet at a time: one adjust, and one wakeup of the sender, per megabyte.
+#[test]
+fn a_bulk_reader_adjusts_the_window_once_per_megabyte() {
+    let mut pair = Pair::with_configs(Config::default(), Config::default());
+    let (c, s) = pair.open_session();
+    let window = Config::default().window_size;
+    let data = vec![3u8; 1 << 20];
+    let mut sent = 0;
+    for _ in 0..100 {
+        if sent == data.len() {
+            break;
+        }
+        sent += pair.client.send_data(c, &data[sent..]).unwrap();
+        pair.drive();
+    }
+    assert_eq!(sent, data.len());
+    assert_eq!(pair.server.consume(s, Stream::Data, (1 << 20) - 1), Ok((1 << 20) - 1));
+    pair.drive();
+    assert_eq!(pair.client.send_window(c), Some(window - (1 << 20)), "no adjust yet");
+    assert_eq!(pair.server.consume(s, Stream::Data, 1), Ok(1));
+    pair.drive();
+    assert_eq!(pair.client.send_window(c), Some(window), "one adjust for the megabyte");
+}

@@ -181,6 +181,17 @@ impl Channels {
         }
     }
 
+    /// Sends what every channel holds as far as its window allows (the connection's transport
+    /// drained after it was full).
+    pub(crate) fn flush_all(&self) {
+        let channels: Vec<_> = self.open.borrow().values().cloned().collect();
+        for channel in channels {
+            if channel.state.borrow().pending_len > 0 {
+                channel.flush();
+            }
+        }
+    }
+
     /// The SSH connection is gone: every channel loses its connection with `reason`.
     pub(crate) fn connection_lost(&self, reason: &Reason) {
         let channels: Vec<_> = self.open.borrow_mut().drain().map(|(_, c)| c).collect();

@@ -13,6 +13,16 @@
 //! The stack is never borrowed while application code runs: events are taken out first, and
 //! slow answers (auth decisions, connects) come back as commands on a later turn. Reading
 //! pauses while the stack's `input_capacity()` is 0.
+//!
+//! # A full socket
+//!
+//! The connection is the producer of its transport (Twisted's producer and consumer): past the
+//! transport's high-water mark it is paused, and while paused the channels' data waits where it
+//! is (a channel buffers what it was handed and pauses its own producer, a child's pipe), so what
+//! the server holds for a peer that does not read stays bounded by the stack's send queue and the
+//! transport's high-water mark, whatever window the peer granted. Everything else (replies,
+//! window adjusts, keepalives) still goes out. Once the transport has drained it is resumed and
+//! every channel sends what it held.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::{HashMap, VecDeque};
@@ -23,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use twine_core::error::Reason;
-use twine_core::protocol::{Address, Factory, HalfClose, Protocol, Transport};
+use twine_core::protocol::{Address, Factory, HalfClose, Protocol, PushProducer, Transport};
 use twine_core::time::{DelayedCall, Scheduler};
 use twine_core::Reactor;
 
@@ -456,6 +466,8 @@ impl Protocol for ServerProtocol {
                     facts,
                     Rc::clone(&self.failed),
                 );
+                let producer = WireProducer { conn: Rc::downgrade(&conn) };
+                conn.transport.register_producer(Rc::new(producer));
                 conn.drive();
                 self.conn = Some(conn);
             }
@@ -539,6 +551,9 @@ struct Conn {
     again: Cell<bool>,
     wake_scheduled: Cell<bool>,
     reading_paused: Cell<bool>,
+    /// The transport's buffer is past its high-water mark: channel data waits (see the module
+    /// docs).
+    wire_full: Cell<bool>,
     ended: Cell<bool>,
     closed: Cell<bool>,
     out: RefCell<Vec<u8>>,
@@ -592,6 +607,7 @@ impl Conn {
                 again: Cell::new(false),
                 wake_scheduled: Cell::new(false),
                 reading_paused: Cell::new(false),
+                wire_full: Cell::new(false),
                 ended: Cell::new(false),
                 closed: Cell::new(false),
                 out: RefCell::new(Vec::new()),
@@ -1297,6 +1313,10 @@ impl ChannelHost for Conn {
     ) -> Option<Result<usize, Error>> {
         let mut core = self.core.try_borrow_mut().ok()?;
         core.connection_mut()?;
+        if self.wire_full.get() {
+            // The channel keeps it and pauses its producer; `wire_drained` flushes it.
+            return Some(Ok(0));
+        }
         Some(core.send_channel_data(id, code, data))
     }
 
@@ -1306,6 +1326,36 @@ impl ChannelHost for Conn {
         } else {
             Self::wake(self);
         }
+    }
+}
+
+/// The connection as its transport's producer: paused while the transport's buffer is past
+/// its high-water mark (see the module docs).
+struct WireProducer {
+    conn: Weak<Conn>,
+}
+
+impl PushProducer for WireProducer {
+    fn pause_producing(&self) {
+        if let Some(conn) = self.conn.upgrade() {
+            conn.wire_full.set(true);
+        }
+    }
+
+    fn resume_producing(&self) {
+        let Some(conn) = self.conn.upgrade() else { return };
+        if conn.wire_full.replace(false) && !conn.ended.get() {
+            conn.channels.flush_all();
+            conn.drive();
+        }
+    }
+
+    /// The transport is gone; `connection_lost` ends the connection.
+    fn stop_producing(&self) {}
+
+    /// Pausing only sets a flag.
+    fn pauses_at_once(&self) -> bool {
+        true
     }
 }
 

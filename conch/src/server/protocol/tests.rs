@@ -296,6 +296,7 @@ fn passes_end_of_file_to_the_stack() {
 /// The real server stack behind the adapter, talking to a client stack in memory.
 mod real_stack {
     use twine_core::basic::{LineProtocol, LineReceiver, Lines};
+    use twine_core::protocol::PushProducer;
 
     use super::*;
     use crate::connection::msgs::{ChannelKind, ChannelRequest};
@@ -327,6 +328,13 @@ mod real_stack {
 
     impl Wired {
         fn new(password: &str) -> Self {
+            let sessions = InProcessSessions::new(|_| Some(Box::new(LineReceiver::new(Echo))));
+            Self::with(password, sessions, conn::Config::default())
+        }
+
+        /// A server running `sessions`, and a client whose channels have `client_conn`'s
+        /// windows.
+        fn with(password: &str, sessions: InProcessSessions, client_conn: conn::Config) -> Self {
             let clock = Clock::new();
             let mut userauth = userauth::ServerConfig::new([7; 32]);
             userauth.failure_delay = FailureDelay::dangerous_none();
@@ -338,14 +346,13 @@ mod real_stack {
                 let stack = ServerStack::new(Arc::clone(&stack), Box::new(SeededRandom::new(9)))?;
                 Ok(Box::new(stack) as Box<dyn ServerCore>)
             };
-            let sessions = InProcessSessions::new(|_| Some(Box::new(LineReceiver::new(Echo))));
             let users = StaticUsers::new().with_password("alice", "pw");
             let config = ServerConfig::with_core(core, users, sessions);
             let (transport, protocol) = connect(config, &clock);
             let client_config = ClientStackConfig::new(
                 transport::ClientConfig::default(),
                 userauth::ClientConfig::new(),
-                conn::Config::default(),
+                client_conn,
             )
             .unwrap();
             let client =
@@ -359,11 +366,20 @@ mod real_stack {
             for _ in 0..1000 {
                 let now = self.clock.now();
                 let mut moved = false;
-                let to_client = self.transport.take();
-                if !to_client.is_empty() {
+                let mut to_client = self.transport.take();
+                let mut fed = 0;
+                // As a socket reader would: no more than the client takes at once.
+                while fed < to_client.len() {
                     moved = true;
-                    self.client.handle_input(now, &to_client).unwrap();
+                    let n = self.client.input_capacity().min(to_client.len() - fed);
+                    assert!(n > 0, "the client takes no more input");
+                    self.client.handle_input(now, &to_client[fed..fed + n]).unwrap();
+                    fed += n;
+                    while let Some(event) = self.client.poll_event() {
+                        self.client_event(event);
+                    }
                 }
+                to_client.clear();
                 let mut to_server = Vec::new();
                 self.client.poll_transmit(now, &mut to_server);
                 if !to_server.is_empty() {
@@ -454,6 +470,122 @@ mod real_stack {
         let failed =
             w.events.iter().any(|e| matches!(e, ClientEvent::Auth(AuthClientEvent::Failed { .. })));
         assert!(failed, "events: {:?}", w.events);
+    }
+    /// How much a flooding session offers: far past what the server may hold for one peer.
+    const FLOOD: usize = 16 << 20;
+
+    /// The byte at `offset` of the flood: a lost, repeated or reordered piece shows.
+    fn flood_byte(offset: usize) -> u8 {
+        u8::try_from(offset % 251).unwrap()
+    }
+
+    /// A session that writes `FLOOD` bytes as fast as its channel lets it: a push producer,
+    /// as a child's output pipe is, counting what it handed over.
+    struct FloodSource {
+        transport: RefCell<Option<Rc<dyn Transport>>>,
+        paused: Cell<bool>,
+        written: Cell<usize>,
+    }
+
+    impl FloodSource {
+        fn produce(&self) {
+            let Some(transport) = self.transport.borrow().clone() else { return };
+            let mut chunk = vec![0; 64 * 1024];
+            while !self.paused.get() && self.written.get() < FLOOD {
+                let start = self.written.get();
+                let n = chunk.len().min(FLOOD - start);
+                for (i, byte) in chunk.iter_mut().enumerate().take(n) {
+                    *byte = flood_byte(start + i);
+                }
+                self.written.set(start + n);
+                transport.write(&chunk[..n]);
+            }
+            if self.written.get() == FLOOD {
+                transport.lose_connection();
+            }
+        }
+    }
+
+    impl PushProducer for FloodSource {
+        fn pause_producing(&self) {
+            self.paused.set(true);
+        }
+
+        fn resume_producing(&self) {
+            self.paused.set(false);
+            self.produce();
+        }
+
+        fn stop_producing(&self) {}
+
+        fn pauses_at_once(&self) -> bool {
+            true
+        }
+    }
+
+    struct Flood(Rc<FloodSource>);
+
+    impl Protocol for Flood {
+        fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+            transport.register_producer(Rc::clone(&self.0) as Rc<dyn PushProducer>);
+            *self.0.transport.borrow_mut() = Some(transport);
+            self.0.produce();
+        }
+
+        fn data_received(&mut self, _data: &[u8]) {}
+    }
+
+    /// A peer that granted a window far larger than the flood and stops reading: while the
+    /// server's transport is past its high-water mark (it paused the connection), the session's
+    /// output waits in the session instead of piling up in the transport, bounded by the
+    /// stack's send queue; once the transport drains, all of it arrives, in order.
+    #[test]
+    fn a_peer_that_stops_reading_holds_the_sessions_output_back_instead_of_buffering_it() {
+        let source = Rc::new(FloodSource {
+            transport: RefCell::new(None),
+            paused: Cell::new(false),
+            written: Cell::new(0),
+        });
+        let session_source = Rc::clone(&source);
+        let sessions = InProcessSessions::new(move |_| {
+            Some(Box::new(Flood(Rc::clone(&session_source))) as Box<dyn Protocol>)
+        });
+        let window = conn::Config { window_size: 1 << 30, ..conn::Config::default() };
+        let mut w = Wired::with("pw", sessions, window);
+        w.settle();
+        assert!(w.client.is_authenticated(), "events: {:?}", w.events);
+        let id = w.client.connection_mut().unwrap().open_channel(ChannelKind::Session).unwrap();
+        w.settle();
+
+        // The socket is full: the transport pauses its producer, the connection.
+        let wire = w.transport.producer().expect("the connection produces into its transport");
+        wire.pause_producing();
+        let connection = w.client.connection_mut().unwrap();
+        connection.send_request(id, &ChannelRequest::Shell, false).unwrap();
+        let mut to_server = Vec::new();
+        w.client.poll_transmit(w.clock.now(), &mut to_server);
+        w.protocol.data_received(&to_server);
+        for _ in 0..100 {
+            w.clock.advance(Duration::ZERO);
+        }
+        let bound = transport::Limits::default().max_send_queue;
+        let held = w.transport.value().len();
+        assert!(held <= bound, "{held} bytes written to a full transport");
+        assert!(source.written.get() < FLOOD, "the session was not held back");
+
+        // It drains: everything arrives, whole and in order.
+        wire.resume_producing();
+        w.settle();
+        let connection = w.client.connection_mut().unwrap();
+        let mut received = Vec::new();
+        let mut buf = vec![0; 256 * 1024];
+        for _ in 0..=FLOOD / buf.len() {
+            let n = connection.recv(id, Stream::Data, &mut buf).unwrap();
+            received.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(received.len(), FLOOD);
+        let first_wrong = received.iter().enumerate().position(|(i, b)| *b != flood_byte(i));
+        assert_eq!(first_wrong, None);
     }
 }
 
