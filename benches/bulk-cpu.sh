@@ -3,8 +3,13 @@
 # it counts CPU time, not wall-clock time. For each cipher and direction it moves SIZE MiB of
 # zeros with OpenSSH's `ssh` and prints the server tree's user+system seconds per GiB (from
 # /proc/<pid>/stat fields 14-17 of the listening server, which reaps every per-connection
-# process and session child), and, when `perf` works, task-clock seconds (ns resolution) and context switches per GiB
-# (perf stat -p on the listening server, counters inherited by its children). The client's
+# process and session child, plus the same fields of its children already running at the start:
+# conchd's privilege-separated workers, started before the transfer and not reaped after it),
+# and, when `perf` works, task-clock seconds (ns resolution) and context switches per GiB
+# (perf stat -p on the listening server and those children, counters inherited by the children
+# they start). With SYSCALLS=1 it also prints system calls per GiB of the same tree (perf's
+# syscalls:sys_enter_* tracepoints: read, write, writev, sendto, recvfrom, epoll_wait; read and
+# write include the remote `head`/`cat`'s, one per 8 KiB). The client's
 # CPU seconds per GiB come from `perf stat` around it (task-clock; "-" without perf), and MB/s
 # from the wall-clock time of the whole command (handshake included: use 256 MiB or more).
 #
@@ -64,7 +69,14 @@ ssh_() {
         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Compression=no -o ControlPath=none \
         -i "$dir/id" -p "$port" "$@" 127.0.0.1 "$cmd"
 }
-ticks() { awk '{print $14+$15+$16+$17}' "/proc/$pid/stat"; }
+# The listening server and its children now (privilege-separated workers); later children
+# (sessions, per-connection processes) are counted when reaped, and by perf as inherited.
+tree() { echo "$pid" $(pgrep -P "$pid" || true); }
+# utime+stime+cutime+cstime: fields 14-17, counted after the ")" that ends the command name.
+ticks() {
+    for p in $(tree); do cat "/proc/$p/stat" 2>/dev/null || true; done |
+        awk '{sub(/.*\) /, ""); s += $12 + $13 + $14 + $15} END {print s + 0}'
+}
 hz=$(getconf CLK_TCK)
 have_perf=no
 perf stat -e task-clock true >/dev/null 2>&1 && have_perf=yes
@@ -77,7 +89,11 @@ for spec in ${CIPHERS:-aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: ae
         sleep 0.3
         before=$(ticks)
         if [ $have_perf = yes ]; then
-            perf stat -x, -o "$dir/perf" -e task-clock,context-switches -p "$pid" &
+            events=task-clock,context-switches
+            [ -n "${SYSCALLS:-}" ] && for call in read write writev sendto recvfrom epoll_wait; do
+                events=$events,syscalls:sys_enter_$call
+            done
+            perf stat -x, -o "$dir/perf" -e "$events" -p "$(tree | tr ' ' ,)" &
             perfpid=$!
             sleep 0.2
         fi
@@ -96,6 +112,9 @@ for spec in ${CIPHERS:-aes128-gcm@openssh.com: chacha20-poly1305@openssh.com: ae
             ccpu=$(awk -F, -v s="$size" '$3=="task-clock"{printf "%.3f", $1/1e3*1024/s}' "$dir/client")
         fi
         cpu=$(awk -v a="$before" -v b="$after" -v hz="$hz" -v s="$size" 'BEGIN{printf "%.3f", (b-a)/hz*1024/s}')
-        printf '%-28s %10s %12s %12s %12s %8s\n' "${cipher%@*} $way" "$cpu" "$ins" "$cs" "$ccpu" "$mbs"
+        calls=
+        [ -n "${SYSCALLS:-}" ] && [ $have_perf = yes ] && calls=$(awk -F, -v s="$size" \
+            '$3 ~ /sys_enter_/ {sub(/.*sys_enter_/, "", $3); printf " %s=%.0f", $3, $1 * 1024 / s}' "$dir/perf")
+        printf '%-28s %10s %12s %12s %12s %8s%s\n' "${cipher%@*} $way" "$cpu" "$ins" "$cs" "$ccpu" "$mbs" "$calls"
     done
 done
