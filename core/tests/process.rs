@@ -338,3 +338,42 @@ fn reports_a_missing_program() {
     assert_eq!(err.kind(), twine_core::ErrorKind::NotFound);
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
 }
+
+/// The pipes for a child's standard input and output are grown to a mebibyte (where
+/// `/proc/sys/fs/pipe-max-size` allows it), so bulk data costs fewer reads and wakeups; standard
+/// error keeps the default size. These are the descriptors a privilege-separated server hands
+/// its worker too (`duplicate_fds`).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_childs_standard_input_and_output_pipes_hold_a_mebibyte_and_standard_error_the_default() {
+    use nix::fcntl::{fcntl, FcntlArg};
+    use twine_core::process::ChildFds;
+
+    const MIB: i32 = 1024 * 1024;
+    let limit: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    let (_, default) = nix::unistd::pipe().unwrap();
+    let default = fcntl(&default, FcntlArg::F_GETPIPE_SZ).unwrap();
+    let sizes = Rc::new(RefCell::new(None));
+    let seen = run(ProcessOptions::new("cat"), |child| {
+        let sizes = Rc::clone(&sizes);
+        child.on_start(move |process| {
+            let ChildFds::Pipes { stdin, stdout, stderr } = process.duplicate_fds().unwrap() else {
+                panic!("a child without a pty has pipes");
+            };
+            let size = |fd| fcntl(fd, FcntlArg::F_GETPIPE_SZ).unwrap();
+            *sizes.borrow_mut() = Some((size(&stdin), size(&stdout), size(&stderr)));
+            process.write_eof();
+        })
+    });
+    assert_eq!(seen.borrow().ended, Some(ProcessStatus::Exited(0)));
+    let (stdin, stdout, stderr) = sizes.borrow().unwrap();
+    if limit >= MIB {
+        assert_eq!((stdin, stdout), (MIB, MIB));
+    } else {
+        assert_eq!((stdin, stdout), (default, default));
+    }
+    assert_eq!(stderr, default);
+}
