@@ -68,8 +68,11 @@ pub(crate) use stream::{Stream, StreamFds, StreamKind};
 const WAKER_TOKEN: Token = Token(usize::MAX);
 /// The token of the signal pipe.
 const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
-/// Size of the shared read buffer: one read system call reads at most this much.
-const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Size of the shared read buffer: one read system call reads at most this much. A child's
+/// 1 MiB output pipe that filled while its reader waited drains in 4 reads, not 16 (a stream
+/// that pauses its reading stops after the read that paused it: a protocol is handed at most this
+/// much past its limit).
+const READ_BUFFER_SIZE: usize = 256 * 1024;
 /// At most this many events are taken from the OS per turn.
 const EVENTS_PER_TURN: usize = 1024;
 /// At most this many due timers run per turn, so a timer that re-arms itself at zero delay
