@@ -594,6 +594,38 @@ mod tests {
         assert_eq!(got, 200);
     }
 
+    /// Packets read through lent space, each read shorter than the space (as a socket's
+    /// reads are), come out as pushed ones do, a byte at a time and in large reads; a claim past
+    /// the space lent counts only the space.
+    #[test]
+    fn packets_read_into_lent_space_match_pushed_ones() {
+        let payloads: Vec<Vec<u8>> =
+            (0..200).map(|n| vec![u8::try_from(n % 251).unwrap(); n * 7]).collect();
+        let wire = write_all(&payloads);
+        let pushed = read_all(&wire, wire.len()).unwrap();
+        for chunk in [1, 7, 64 * 1024 - 1] {
+            let mut reader = PacketReader::new();
+            let mut got = Vec::new();
+            for piece in wire.chunks(chunk) {
+                let space = reader.spare(64 * 1024);
+                assert_eq!(space.len(), 64 * 1024);
+                space[..piece.len()].copy_from_slice(piece);
+                reader.filled(piece.len());
+                while let Some(packet) = reader.next_packet().unwrap() {
+                    got.push((packet.seq, reader.payload(&packet.payload).to_vec()));
+                    reader.release();
+                }
+            }
+            assert_eq!(got, pushed, "chunk {chunk}");
+        }
+        let mut reader = PacketReader::new();
+        reader.spare(3).copy_from_slice(b"abc");
+        reader.filled(100);
+        assert_eq!(reader.unread(), b"abc");
+        reader.filled(5);
+        assert_eq!(reader.unread(), b"abc", "nothing lent, nothing claimed");
+    }
+
     /// A payload given in two parts makes the same packet as the joined payload.
     #[test]
     fn a_payload_in_two_parts_makes_the_same_packet_as_the_joined_one() {
