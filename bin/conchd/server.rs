@@ -305,6 +305,10 @@ impl Protocol for Counted {
         self.inner.data_received(data);
     }
 
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        self.inner.receive_into(size_hint, fill)
+    }
+
     fn read_connection_lost(&mut self) -> HalfClose {
         self.inner.read_connection_lost()
     }

@@ -92,6 +92,49 @@ pub trait Protocol {
     /// Bytes arrived from the peer.
     fn data_received(&mut self, data: &[u8]);
 
+    /// Lent-buffer reading, the first half (asyncio's `BufferedProtocol.get_buffer`): a
+    /// protocol that wants the transport to read straight into its own buffer, sparing a copy,
+    /// returns writable space of at most `size_hint` bytes. The transport writes what it reads
+    /// into the start of it, then calls [`buffer_updated`](Self::buffer_updated); bytes that
+    /// come this way are not also passed to [`data_received`](Self::data_received).
+    ///
+    /// `None` (the default) keeps the plain path: the transport reads into its own buffer and
+    /// calls `data_received`. An empty buffer means "no room now": the transport pauses
+    /// reading, as after [`Transport::pause_producing`], until the protocol calls
+    /// [`Transport::resume_producing`].
+    ///
+    /// Transports call [`receive_into`](Self::receive_into), which a protocol behind a
+    /// `RefCell` (whose buffer cannot be lent past a borrow) overrides instead.
+    fn get_buffer(&mut self, size_hint: usize) -> Option<&mut [u8]> {
+        let _ = size_hint;
+        None
+    }
+
+    /// Lent-buffer reading, the second half (asyncio's `BufferedProtocol.buffer_updated`): the
+    /// transport wrote `nbytes` (at least one) into the start of the last buffer
+    /// [`get_buffer`](Self::get_buffer) returned.
+    fn buffer_updated(&mut self, nbytes: usize) {
+        let _ = nbytes;
+    }
+
+    /// Lent-buffer reading as a transport drives it: calls `fill` once with the protocol's
+    /// buffer (at most `size_hint` bytes, empty when the protocol has no room), `fill` returns
+    /// how many bytes it wrote into its start, and the protocol takes them as received. Returns
+    /// `false`, without calling `fill`, when the protocol does not lend buffers.
+    ///
+    /// The default is [`get_buffer`](Self::get_buffer) then, for a non-zero count,
+    /// [`buffer_updated`](Self::buffer_updated). A protocol whose buffer sits behind a
+    /// `RefCell` overrides this one, lending the buffer for the length of the call.
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        let Some(buffer) = self.get_buffer(size_hint) else { return false };
+        let len = buffer.len().min(size_hint);
+        let n = fill(buffer.get_mut(..len).unwrap_or_default()).min(len);
+        if n > 0 {
+            self.buffer_updated(n);
+        }
+        true
+    }
+
     /// The peer finished sending (end of file); this side may still write if the protocol
     /// returns [`HalfClose::KeepWriting`]. The default loses the connection.
     fn read_connection_lost(&mut self) -> HalfClose {
@@ -125,6 +168,21 @@ impl<P: Protocol + ?Sized> Protocol for Rc<RefCell<P>> {
         self.borrow_mut().data_received(data);
     }
 
+    /// Lends nothing directly (a buffer cannot outlive the borrow); see
+    /// [`receive_into`](Protocol::receive_into), which lends the inner protocol's buffer.
+    fn get_buffer(&mut self, size_hint: usize) -> Option<&mut [u8]> {
+        let _ = size_hint;
+        None
+    }
+
+    fn buffer_updated(&mut self, nbytes: usize) {
+        self.borrow_mut().buffer_updated(nbytes);
+    }
+
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        self.borrow_mut().receive_into(size_hint, fill)
+    }
+
     fn read_connection_lost(&mut self) -> HalfClose {
         self.borrow_mut().read_connection_lost()
     }
@@ -145,6 +203,18 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
 
     fn data_received(&mut self, data: &[u8]) {
         (**self).data_received(data);
+    }
+
+    fn get_buffer(&mut self, size_hint: usize) -> Option<&mut [u8]> {
+        (**self).get_buffer(size_hint)
+    }
+
+    fn buffer_updated(&mut self, nbytes: usize) {
+        (**self).buffer_updated(nbytes);
+    }
+
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        (**self).receive_into(size_hint, fill)
     }
 
     fn read_connection_lost(&mut self) -> HalfClose {

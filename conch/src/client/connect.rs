@@ -286,6 +286,12 @@ impl Protocol for ClientProtocol {
         self.shared.input(data);
     }
 
+    /// Ciphertext is read straight into the transport's packet buffer, at most what the stack
+    /// takes now.
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        self.shared.input_into(size_hint, fill)
+    }
+
     fn read_connection_lost(&mut self) -> HalfClose {
         self.shared.input_ended();
         HalfClose::KeepWriting

@@ -238,6 +238,35 @@ impl Shared {
         self.drive();
     }
 
+    /// Lent-buffer input: hands `fill` space in the transport's packet buffer, at most
+    /// `max` bytes and never more than the engine takes now, and processes what it wrote.
+    /// `false` when the engine lends no buffer (input then comes through [`Self::input`]).
+    pub(crate) fn input_into(&self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        let now = self.now();
+        let result = {
+            let mut core = self.core.borrow_mut();
+            let Some(space) = core.engine.input_buffer(max) else { return false };
+            if space.is_empty() {
+                // No room: the stream pauses its reading, and `update_reading` resumes it
+                // once the engine takes input again.
+                fill(space);
+                drop(core);
+                self.reading_paused.set(true);
+                return true;
+            }
+            let n = fill(space);
+            if n == 0 {
+                return true;
+            }
+            core.engine.input_written(now, n)
+        };
+        if let Err(err) = result {
+            log::debug!("input refused: {err}");
+        }
+        self.drive();
+        true
+    }
+
     /// The server closed its sending side.
     pub(crate) fn input_ended(&self) {
         let now = self.now();

@@ -80,4 +80,18 @@ pub(crate) trait Engine {
     fn disconnect(&mut self, reason: DisconnectReason, description: &str);
     /// How many more input bytes the stack takes now; 0 means stop reading.
     fn input_capacity(&self) -> usize;
+    /// Space for at most `max` input bytes (never more than
+    /// [`input_capacity`](Self::input_capacity)), to read straight into from the socket; then
+    /// [`input_written`](Self::input_written). `None` (the default): input comes only through
+    /// [`handle_input`](Self::handle_input).
+    fn input_buffer(&mut self, max: usize) -> Option<&mut [u8]> {
+        let _ = max;
+        None
+    }
+    /// `n` bytes were read into the start of the space [`input_buffer`](Self::input_buffer)
+    /// lent last.
+    fn input_written(&mut self, now: Instant, n: usize) -> Result<(), Error> {
+        let _ = (now, n);
+        Ok(())
+    }
 }

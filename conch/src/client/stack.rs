@@ -106,4 +106,12 @@ impl Engine for ClientStack {
     fn input_capacity(&self) -> usize {
         Self::input_capacity(self)
     }
+
+    fn input_buffer(&mut self, max: usize) -> Option<&mut [u8]> {
+        Some(Self::input_buffer(self, max))
+    }
+
+    fn input_written(&mut self, now: Instant, n: usize) -> Result<(), Error> {
+        Self::input_written(self, now, n)
+    }
 }

@@ -147,6 +147,29 @@ impl ClientStack {
         self.core.input_result(result)
     }
 
+    /// Lends space for up to `max` bytes from the socket, to read straight into (sparing
+    /// [`Self::handle_input`]'s copy): never more than [`Self::input_capacity`], so empty when
+    /// reading should stop. [`Self::input_written`] then takes the bytes read.
+    pub fn input_buffer(&mut self, max: usize) -> &mut [u8] {
+        self.core.input_buffer(max)
+    }
+
+    /// `n` bytes were read into the start of the space [`Self::input_buffer`] lent last:
+    /// processes them as [`Self::handle_input`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::handle_input`].
+    pub fn input_written(&mut self, now: Instant, n: usize) -> Result<(), Error> {
+        self.core.check_open()?;
+        if n > 0 {
+            self.core.keepalive.input_seen(now);
+        }
+        let result = self.core.transport.input_written(now, n);
+        super::process(self, now);
+        self.core.input_result(result)
+    }
+
     /// The server closed its side of the stream: the connection ends.
     pub fn handle_eof(&mut self, now: Instant) {
         self.core.transport.handle_eof(now);

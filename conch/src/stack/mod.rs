@@ -389,6 +389,14 @@ impl<E: StackEvent> Core<E> {
         }
         self.transport.input_capacity()
     }
+
+    /// Space for at most `max` bytes and never more than [`Self::input_capacity`].
+    fn input_buffer(&mut self, max: usize) -> &mut [u8] {
+        if self.closed.is_some() {
+            return &mut [];
+        }
+        self.transport.input_buffer(max)
+    }
 }
 
 /// What differs between the two sides: how a payload is routed, what a transport event means,

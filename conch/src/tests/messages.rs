@@ -170,6 +170,86 @@ fn input_is_bounded_and_processing_waits_for_the_layer_above() {
     assert_eq!(got, 40);
 }
 
+/// Reads into the space `input_buffer` lends, at most `max` bytes at a time, polling payloads
+/// before each read; returns the payloads in order. Checks on every read that the space is never
+/// longer than the input capacity.
+fn read_through_lent_space(pair: &mut Pair, wire: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let mut fed = 0;
+    let mut got = Vec::new();
+    let mut buf = Vec::new();
+    while fed < wire.len() {
+        while pair.server.poll_payload(&mut buf).is_some() {
+            got.push(buf.clone());
+        }
+        let capacity = pair.server.input_capacity();
+        let rest = &wire[fed..];
+        let space = pair.server.input_buffer(max);
+        assert!(space.len() <= capacity.min(max), "{} > {capacity}", space.len());
+        assert!(!space.is_empty(), "no room while nothing waits to be polled");
+        let n = space.len().min(rest.len());
+        space[..n].copy_from_slice(&rest[..n]);
+        pair.server.input_written(pair.time, n).unwrap();
+        fed += n;
+    }
+    while pair.server.poll_payload(&mut buf).is_some() {
+        got.push(buf.clone());
+    }
+    got
+}
+
+/// Input read straight into the transport's lent space decodes exactly as `handle_input`'s:
+/// a byte at a time, in 7-byte reads and in 64 KiB reads.
+#[test]
+fn lent_input_space_decodes_like_handle_input_in_any_chunking() {
+    let payloads: Vec<Vec<u8>> =
+        (0..40u8).map(|i| data_payload(i, 100 + 50 * usize::from(i))).collect();
+    for max in [1, 7, 64 * 1024] {
+        let mut pair = established();
+        for payload in &payloads {
+            pair.client.send_payload(payload).unwrap();
+        }
+        let mut wire = Vec::new();
+        pair.client.poll_transmit(&mut wire);
+        assert_eq!(read_through_lent_space(&mut pair, &wire, max), payloads, "max {max}");
+    }
+}
+
+/// The lent space never exceeds the input capacity: unpolled input fills the buffer until the
+/// space is empty, exactly when the capacity is 0, and polling makes room again.
+#[test]
+fn lent_input_space_is_bounded_by_the_input_capacity() {
+    let mut pair = established();
+    for i in 0..40u8 {
+        pair.client.send_payload(&data_payload(i, 20_000)).unwrap();
+    }
+    let mut wire = Vec::new();
+    pair.client.poll_transmit(&mut wire);
+    let mut fed = 0;
+    for _ in 0..1000 {
+        let capacity = pair.server.input_capacity();
+        let space = pair.server.input_buffer(64 * 1024);
+        assert!(space.len() <= capacity);
+        if space.is_empty() {
+            break;
+        }
+        let n = space.len();
+        space.copy_from_slice(&wire[fed..fed + n]);
+        pair.server.input_written(pair.time, n).unwrap();
+        fed += n;
+    }
+    assert_eq!(pair.server.input_capacity(), 0);
+    assert!(pair.server.input_buffer(64 * 1024).is_empty());
+    // A claim past what was lent counts only what was lent (here nothing).
+    pair.server.input_written(pair.time, 10).unwrap();
+    assert_eq!(pair.server.input_capacity(), 0);
+    let mut buf = Vec::new();
+    assert!(pair.server.poll_payload(&mut buf).is_some());
+    assert_eq!(buf, data_payload(0, 20_000));
+    let rest = read_through_lent_space(&mut pair, &wire[fed..], 64 * 1024);
+    assert_eq!(rest.len(), 39);
+    assert_eq!(rest[38], data_payload(39, 20_000));
+}
+
 /// A flood of DEBUG messages pauses reading once the event queue is full; polling events
 /// resumes it.
 #[test]

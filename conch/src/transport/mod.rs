@@ -338,6 +338,33 @@ impl Transport {
         self.process()
     }
 
+    /// Lends space for up to `max` wire bytes at the end of the input buffer, to read from the
+    /// socket straight into it (sparing [`Self::handle_input`]'s copy); then
+    /// [`Self::input_written`] takes the bytes read. Never longer than
+    /// [`Self::input_capacity`]: empty when that is 0 (stop reading) or the connection closed.
+    pub fn input_buffer(&mut self, max: usize) -> &mut [u8] {
+        let want = max.min(self.input_capacity());
+        if want == 0 {
+            return &mut [];
+        }
+        self.reader.spare(want)
+    }
+
+    /// `n` bytes were read into the start of the space [`Self::input_buffer`] lent last (never
+    /// more than its length counts): processes them as [`Self::handle_input`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::handle_input`].
+    pub fn input_written(&mut self, now: Instant, n: usize) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::ConnectionClosed);
+        }
+        self.now = Some(now);
+        self.reader.filled(n);
+        self.process()
+    }
+
     /// The peer closed its half of the stream. Ends the connection: cleanly if it ended
     /// between packets ([`Error::ConnectionClosed`]), as truncated inside one.
     pub fn handle_eof(&mut self, now: Instant) {

@@ -138,12 +138,18 @@ pub(crate) struct Packet {
     pub(crate) payload: PayloadLocation,
 }
 
-/// The most capacity [`PacketReader::push`] reserves ahead of need when it compacts.
+/// The most space [`PacketReader::spare`] makes ahead of need when it grows the buffer.
 const MAX_SPARE: usize = 1024 * 1024;
 
 /// The receiving half: buffers wire bytes and takes whole packets from them.
 pub(crate) struct PacketReader {
+    /// Received bytes up to `end`; the rest is space lent to the next read ([`Self::spare`]).
+    /// Its length is its size: spare space is lent without being cleared again.
     buf: Vec<u8>,
+    /// The end of the received bytes in `buf`.
+    end: usize,
+    /// The length of the space last lent by [`Self::spare`], which [`Self::filled`] may claim.
+    lent: usize,
     /// The first byte of `buf` not yet taken into a packet.
     pos: usize,
     /// The start of a payload handed out and not yet released; compaction keeps it.
@@ -162,6 +168,8 @@ impl PacketReader {
     pub(crate) fn new() -> Self {
         Self {
             buf: Vec::new(),
+            end: 0,
+            lent: 0,
             pos: 0,
             held: None,
             pending_len: None,
@@ -173,40 +181,65 @@ impl PacketReader {
         }
     }
 
-    /// Appends wire bytes, first dropping bytes already taken unless a payload is held (its
-    /// range must stay valid). The bytes not taken yet (a partial packet) are moved to the front
-    /// only when the buffer would otherwise have to grow.
+    /// Appends wire bytes (through [`Self::spare`] and [`Self::filled`]).
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        let space = self.spare(bytes.len());
+        let n = space.len().min(bytes.len());
+        if let (Some(into), Some(from)) = (space.get_mut(..n), bytes.get(..n)) {
+            into.copy_from_slice(from);
+        }
+        self.filled(n);
+    }
+
+    /// Lends space for exactly `want` more wire bytes at the end of the buffer, to read into
+    /// straight from the socket; [`Self::filled`] then says how many were written. First drops
+    /// the bytes already taken unless a payload is held (its range must stay valid); the bytes
+    /// not taken yet (a partial packet) are moved to the front only when the space would
+    /// otherwise have to grow.
+    pub(crate) fn spare(&mut self, want: usize) -> &mut [u8] {
         let taken = if self.held.is_some() { 0 } else { self.pos };
-        if taken > 0 && taken == self.buf.len() {
-            self.buf.clear();
+        if taken > 0 && taken == self.end {
+            self.end = 0;
             self.pos = 0;
-        } else if taken > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
-            self.buf.drain(..taken);
+        } else if taken > 0 && self.end + want > self.buf.len() {
+            self.buf.copy_within(taken..self.end, 0);
+            self.end -= taken;
             self.pos -= taken;
+        }
+        let need = self.end + want;
+        if need > self.buf.len() {
             // Room for a few more reads before the next move, so that a bulk transfer (each
             // read ending inside a packet) moves a partial packet every few reads rather than
             // on every one. Bounded: at most four times what is held and arriving, and never
-            // past `MAX_SPARE`.
-            let want = (4 * (self.buf.len() + bytes.len())).min(MAX_SPARE);
-            self.buf.reserve(want.saturating_sub(self.buf.len()));
+            // past `MAX_SPARE` unless that much is needed.
+            let size = need.max((4 * need).min(MAX_SPARE));
+            self.buf.reserve_exact(size - self.buf.len());
+            self.buf.resize(size, 0);
         }
-        self.buf.extend_from_slice(bytes);
+        self.lent = want;
+        self.buf.get_mut(self.end..need).unwrap_or_default()
+    }
+
+    /// `n` bytes were written into the start of the space [`Self::spare`] lent last: they are
+    /// received. Never more than was lent.
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.end = (self.end + n.min(self.lent)).min(self.buf.len());
+        self.lent = 0;
     }
 
     /// Bytes received but not yet taken into a packet (or an identification line).
     pub(crate) fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end - self.pos
     }
 
     /// The received bytes not yet taken, for the identification line parser.
     pub(crate) fn unread(&self) -> &[u8] {
-        self.buf.get(self.pos..).unwrap_or_default()
+        self.buf.get(self.pos..self.end).unwrap_or_default()
     }
 
     /// Marks `n` bytes of [`Self::unread`] as taken (the identification lines).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.buf.len());
+        self.pos = (self.pos + n).min(self.end);
     }
 
     /// Installs the packet protection for packets after the current one.
@@ -233,7 +266,8 @@ impl PacketReader {
             Some(len) => len,
             None => {
                 let head_len = self.opener.length_prefix_len();
-                let Some(head) = self.buf.get_mut(self.pos..self.pos + head_len) else {
+                let received = self.buf.get_mut(..self.end).unwrap_or_default();
+                let Some(head) = received.get_mut(self.pos..self.pos + head_len) else {
                     return Ok(None);
                 };
                 let len = self
@@ -248,7 +282,8 @@ impl PacketReader {
         };
         let tag_len = self.opener.tag_len();
         let total = 4 + packet_len + tag_len;
-        let Some(whole) = self.buf.get_mut(self.pos..self.pos + total) else {
+        let received = self.buf.get_mut(..self.end).unwrap_or_default();
+        let Some(whole) = received.get_mut(self.pos..self.pos + total) else {
             return Ok(None);
         };
         let (packet, tag) = whole.split_at_mut(4 + packet_len);
@@ -557,6 +592,38 @@ mod tests {
             );
         }
         assert_eq!(got, 200);
+    }
+
+    /// Packets read through lent space, each read shorter than the space (as a socket's
+    /// reads are), come out as pushed ones do, a byte at a time and in large reads; a claim past
+    /// the space lent counts only the space.
+    #[test]
+    fn packets_read_into_lent_space_match_pushed_ones() {
+        let payloads: Vec<Vec<u8>> =
+            (0..200).map(|n| vec![u8::try_from(n % 251).unwrap(); n * 7]).collect();
+        let wire = write_all(&payloads);
+        let pushed = read_all(&wire, wire.len()).unwrap();
+        for chunk in [1, 7, 64 * 1024 - 1] {
+            let mut reader = PacketReader::new();
+            let mut got = Vec::new();
+            for piece in wire.chunks(chunk) {
+                let space = reader.spare(64 * 1024);
+                assert_eq!(space.len(), 64 * 1024);
+                space[..piece.len()].copy_from_slice(piece);
+                reader.filled(piece.len());
+                while let Some(packet) = reader.next_packet().unwrap() {
+                    got.push((packet.seq, reader.payload(&packet.payload).to_vec()));
+                    reader.release();
+                }
+            }
+            assert_eq!(got, pushed, "chunk {chunk}");
+        }
+        let mut reader = PacketReader::new();
+        reader.spare(3).copy_from_slice(b"abc");
+        reader.filled(100);
+        assert_eq!(reader.unread(), b"abc");
+        reader.filled(5);
+        assert_eq!(reader.unread(), b"abc", "nothing lent, nothing claimed");
     }
 
     /// A payload given in two parts makes the same packet as the joined payload.

@@ -112,6 +112,17 @@ impl State {
     }
 }
 
+/// What one read did.
+enum ReadOnce {
+    /// No descriptor to read from (or no protocol left).
+    NoReader,
+    /// The protocol lent an empty buffer: it has no room now.
+    Full,
+    /// A read into a buffer of `room` bytes: the protocol's (`lent`, already delivered) or the
+    /// stream's (to deliver with `data_received`).
+    Read { result: io::Result<usize>, room: usize, lent: bool },
+}
+
 /// A byte-stream transport: the reactor's [`Transport`] implementation.
 pub(crate) struct Stream {
     me: Weak<Self>,
@@ -275,9 +286,22 @@ impl Stream {
                     break false;
                 }
             }
-            let result = match self.io.borrow().reader() {
-                Some(file) => self.read_from(file, &mut buffer),
-                None => break false,
+            let (result, room) = match self.read_once(&mut buffer) {
+                ReadOnce::NoReader => break false,
+                ReadOnce::Full => {
+                    // The protocol lends no room: wait for its `resume_producing`.
+                    self.state.borrow_mut().reading_paused = true;
+                    break false;
+                }
+                ReadOnce::Read { result, room, lent } => {
+                    if let (false, Ok(n @ 1..)) = (lent, &result) {
+                        let data = buffer.get(..*n).unwrap_or_default();
+                        if let Some(protocol) = self.protocol.borrow_mut().as_mut() {
+                            protocol.data_received(data);
+                        }
+                    }
+                    (result, room)
+                }
             };
             match result {
                 Ok(0) => {
@@ -285,11 +309,7 @@ impl Stream {
                     break false;
                 }
                 Ok(n) => {
-                    let data = buffer.get(..n).unwrap_or_default();
-                    if let Some(protocol) = self.protocol.borrow_mut().as_mut() {
-                        protocol.data_received(data);
-                    }
-                    if n < buffer.len() && !self.state.borrow().peer_closed {
+                    if n < room && !self.state.borrow().peer_closed {
                         // A short read drained the descriptor; the next data brings a new edge.
                         break false;
                     }
@@ -312,6 +332,45 @@ impl Stream {
         reactor.return_read_buffer(buffer);
         if again {
             self.schedule_read();
+        }
+    }
+
+    /// One read, into the protocol's lent buffer when it lends one (see
+    /// [`Protocol::receive_into`]), else into `buffer` (the caller then delivers the bytes).
+    fn read_once(&self, buffer: &mut [u8]) -> ReadOnce {
+        let mut outcome = None;
+        {
+            let mut protocol = self.protocol.borrow_mut();
+            let Some(protocol) = protocol.as_mut() else { return ReadOnce::NoReader };
+            let mut fill = |space: &mut [u8]| {
+                if space.is_empty() {
+                    outcome = Some(ReadOnce::Full);
+                    return 0;
+                }
+                let result = match self.io.borrow().reader() {
+                    Some(file) => self.read_from(file, space),
+                    None => {
+                        outcome = Some(ReadOnce::NoReader);
+                        return 0;
+                    }
+                };
+                let n = result.as_ref().map_or(0, |n| (*n).min(space.len()));
+                outcome = Some(ReadOnce::Read { result, room: space.len(), lent: true });
+                n
+            };
+            protocol.receive_into(buffer.len(), &mut fill);
+        }
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
+        // The protocol lends no buffer (or lent none this time): the plain path.
+        match self.io.borrow().reader() {
+            Some(file) => ReadOnce::Read {
+                result: self.read_from(file, buffer),
+                room: buffer.len(),
+                lent: false,
+            },
+            None => ReadOnce::NoReader,
         }
     }
 

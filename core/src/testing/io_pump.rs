@@ -3,7 +3,7 @@
 use std::fmt;
 use std::rc::Rc;
 
-use super::StringTransport;
+use super::{deliver, StringTransport};
 use crate::error::{Error, ErrorKind, Reason};
 use crate::protocol::{Address, HalfClose, Protocol, Transport};
 
@@ -14,6 +14,8 @@ const MAX_ROUNDS: usize = 1000;
 struct End {
     protocol: Box<dyn Protocol>,
     transport: Rc<StringTransport>,
+    /// Bytes written to this side that a lent-buffer protocol had no room for yet.
+    unread: Vec<u8>,
     eof_delivered: bool,
     lost: bool,
 }
@@ -45,12 +47,14 @@ impl IoPump {
             server: End {
                 protocol: Box::new(server),
                 transport: server_transport,
+                unread: Vec::new(),
                 eof_delivered: false,
                 lost: false,
             },
             client: End {
                 protocol: Box::new(client),
                 transport: client_transport,
+                unread: Vec::new(),
                 eof_delivered: false,
                 lost: false,
             },
@@ -108,13 +112,26 @@ impl IoPump {
             return false;
         }
         let data = from.transport.take();
-        let moved = !data.is_empty();
-        for piece in data.chunks(chunk) {
-            if !to.transport.reading_paused() {
-                to.protocol.data_received(piece);
+        let mut moved = !data.is_empty();
+        to.unread.extend_from_slice(&data);
+        // Bytes wait while the receiver's reading is paused, as in a socket's buffers.
+        let unread = std::mem::take(&mut to.unread);
+        let mut taken = 0;
+        while taken < unread.len() && !to.transport.reading_paused() {
+            let rest = unread.get(taken..).unwrap_or_default();
+            let piece = rest.get(..chunk.min(rest.len())).unwrap_or_default();
+            let n = deliver(&mut to.protocol, piece, chunk);
+            taken += n;
+            moved |= n > 0;
+            if n < piece.len() {
+                // A lent-buffer protocol with no room: a stream pauses its reading until the
+                // protocol resumes it.
+                to.transport.pause_producing();
+                break;
             }
         }
-        if from.transport.eof_written() && !to.eof_delivered {
+        to.unread = unread.get(taken..).unwrap_or_default().to_vec();
+        if from.transport.eof_written() && !to.eof_delivered && to.unread.is_empty() {
             to.eof_delivered = true;
             if to.protocol.read_connection_lost() == HalfClose::LoseConnection {
                 to.transport.lose_connection();
@@ -245,5 +262,97 @@ mod tests {
         assert_eq!(err, Some(ErrorKind::LimitReached));
         let mut quiet = IoPump::connect(Chatter, Chatter);
         assert!(quiet.flush().is_ok());
+    }
+
+    /// Receives into a lent buffer of `room` bytes, with room for `budget` bytes until
+    /// `make_room`.
+    struct Lender {
+        buffer: Vec<u8>,
+        budget: usize,
+        held: usize,
+        received: Vec<u8>,
+        refused: usize,
+    }
+
+    impl Lender {
+        fn new(room: usize, budget: usize) -> Self {
+            Self { buffer: vec![0; room], budget, held: 0, received: Vec::new(), refused: 0 }
+        }
+    }
+
+    impl Protocol for Lender {
+        fn data_received(&mut self, _data: &[u8]) {
+            panic!("a lending protocol is not handed data");
+        }
+
+        fn get_buffer(&mut self, size_hint: usize) -> Option<&mut [u8]> {
+            let room = (self.budget - self.held).min(size_hint);
+            if room == 0 {
+                self.refused += 1;
+            }
+            let len = self.buffer.len();
+            self.buffer.get_mut(..room.min(len))
+        }
+
+        fn buffer_updated(&mut self, nbytes: usize) {
+            self.held += nbytes;
+            let data = &self.buffer[..nbytes];
+            self.received.extend_from_slice(data);
+        }
+    }
+
+    struct Talker(Vec<u8>);
+
+    impl Protocol for Talker {
+        fn connection_made(&mut self, transport: Rc<dyn Transport>) {
+            transport.write(&self.0);
+        }
+
+        fn data_received(&mut self, _data: &[u8]) {}
+    }
+
+    /// The pump hands a lent-buffer protocol the same bytes, in its own buffer, in chunks of 1,
+    /// 7 and all at once, and with buffers smaller than a chunk.
+    #[test]
+    fn a_lent_buffer_protocol_gets_every_byte_in_any_chunking() {
+        let message: Vec<u8> = (0..1000u32).map(|i| (i % 253) as u8).collect();
+        for chunk in [1, 7, usize::MAX] {
+            for room in [3, 4096] {
+                let lender = Rc::new(RefCell::new(Lender::new(room, usize::MAX)));
+                let mut pump = IoPump::connect(Talker(message.clone()), Rc::clone(&lender))
+                    .with_chunk_size(chunk);
+                assert!(pump.flush().is_ok());
+                assert!(lender.borrow().received == message, "chunk {chunk}, room {room}");
+            }
+        }
+    }
+
+    /// A lent-buffer protocol with no room pauses its transport's reading; the bytes wait, and
+    /// come once it resumes with room.
+    #[test]
+    fn a_full_lent_buffer_pauses_reading_and_the_rest_waits() {
+        let message: Vec<u8> = (0..100u8).collect();
+        let lender = Rc::new(RefCell::new(Lender::new(64, 30)));
+        let mut pump = IoPump::connect(Talker(message.clone()), Rc::clone(&lender));
+        assert!(pump.flush().is_ok());
+        assert_eq!(lender.borrow().received, message[..30]);
+        assert_eq!(lender.borrow().refused, 1);
+        assert!(pump.client_transport().reading_paused());
+        lender.borrow_mut().budget = usize::MAX;
+        pump.client_transport().resume_producing();
+        assert!(pump.flush().is_ok());
+        assert_eq!(lender.borrow().received, message);
+    }
+
+    /// `deliver` feeds a plain protocol through `data_received`, and a lending one through its
+    /// buffer, stopping where the lender has no room.
+    #[test]
+    fn deliver_stops_where_a_lender_has_no_room() {
+        let mut lender = Lender::new(8, 20);
+        let data: Vec<u8> = (0..50u8).collect();
+        assert_eq!(deliver(&mut lender, &data, 7), 20);
+        assert_eq!(lender.received, data[..20]);
+        let mut plain = LineReceiver::new(Echo);
+        assert_eq!(deliver(&mut plain, b"a\r\nb", 1), 4);
     }
 }

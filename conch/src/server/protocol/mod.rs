@@ -123,6 +123,20 @@ pub(crate) trait ServerCore {
     fn disconnect(&mut self, reason: DisconnectReason, description: &str);
     /// How many more input bytes the stack takes now (0: stop reading).
     fn input_capacity(&self) -> usize;
+    /// Space for at most `max` input bytes (and never more than
+    /// [`input_capacity`](Self::input_capacity)), to read straight into from the socket; then
+    /// [`input_written`](Self::input_written). `None` (the default): the core takes input only
+    /// through [`handle_input`](Self::handle_input).
+    fn input_buffer(&mut self, max: usize) -> Option<&mut [u8]> {
+        let _ = max;
+        None
+    }
+    /// `n` bytes were read into the start of the space [`input_buffer`](Self::input_buffer)
+    /// lent last.
+    fn input_written(&mut self, now: Instant, n: usize) -> Result<(), Error> {
+        let _ = (now, n);
+        Ok(())
+    }
     /// The client's identification string, once received.
     fn peer_identification(&self) -> Option<String>;
     /// The `:style` suffix of the first authentication request's user name, if any.
@@ -233,6 +247,14 @@ impl ServerCore for ServerStack<Restrictions> {
 
     fn input_capacity(&self) -> usize {
         Self::input_capacity(self)
+    }
+
+    fn input_buffer(&mut self, max: usize) -> Option<&mut [u8]> {
+        Some(Self::input_buffer(self, max))
+    }
+
+    fn input_written(&mut self, now: Instant, n: usize) -> Result<(), Error> {
+        Self::input_written(self, now, n)
     }
 
     fn peer_identification(&self) -> Option<String> {
@@ -493,6 +515,36 @@ impl Protocol for ServerProtocol {
             log::debug!("connection {}: input error: {err}", self.id);
         }
         conn.drive();
+    }
+
+    /// Ciphertext is read straight into the transport's packet buffer (no copy through the
+    /// reactor's read buffer): at most what the stack takes now, so input is never refused.
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        let Some(conn) = &self.conn else { return false };
+        let now = conn.now();
+        let _signing = crate::server::privsep::SigningScope::enter(self.id);
+        let result = {
+            let mut core = conn.core.borrow_mut();
+            let Some(space) = core.input_buffer(size_hint) else { return false };
+            if space.is_empty() {
+                // No room: the stream pauses its reading, and the drive resumes it once the
+                // stack takes input again.
+                fill(space);
+                drop(core);
+                conn.reading_paused.set(true);
+                return true;
+            }
+            let n = fill(space);
+            if n == 0 {
+                return true;
+            }
+            core.input_written(now, n)
+        };
+        if let Err(err) = result {
+            log::debug!("connection {}: input error: {err}", self.id);
+        }
+        conn.drive();
+        true
     }
 
     fn read_connection_lost(&mut self) -> HalfClose {

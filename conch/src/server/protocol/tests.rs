@@ -25,9 +25,11 @@ struct Script {
     timeout: Option<Instant>,
     capacity: usize,
     decisions: Vec<String>,
+    /// Whether the stack lends its input buffer (at most 5 bytes a read).
+    lends: bool,
 }
 
-struct FakeCore(Rc<RefCell<Script>>);
+struct FakeCore(Rc<RefCell<Script>>, Vec<u8>);
 
 impl ServerCore for FakeCore {
     fn handle_input(&mut self, _now: Instant, bytes: &[u8]) -> Result<(), Error> {
@@ -101,6 +103,23 @@ impl ServerCore for FakeCore {
         self.0.borrow().capacity
     }
 
+    fn input_buffer(&mut self, max: usize) -> Option<&mut [u8]> {
+        let script = self.0.borrow();
+        if !script.lends {
+            return None;
+        }
+        let n = max.min(script.capacity).min(5);
+        drop(script);
+        self.1.resize(5, 0);
+        self.1.get_mut(..n)
+    }
+
+    fn input_written(&mut self, _now: Instant, n: usize) -> Result<(), Error> {
+        let text = String::from_utf8_lossy(&self.1[..n]).into_owned();
+        self.0.borrow_mut().calls.push(format!("lent {text}"));
+        Ok(())
+    }
+
     fn peer_identification(&self) -> Option<String> {
         Some("SSH-2.0-Test".into())
     }
@@ -150,7 +169,7 @@ fn setup() -> Setup {
         ended: Rc::clone(&ended),
     };
     let config = ServerConfig::with_core(
-        move || Ok(Box::new(FakeCore(Rc::clone(&core_script))) as Box<dyn ServerCore>),
+        move || Ok(Box::new(FakeCore(Rc::clone(&core_script), Vec::new())) as Box<dyn ServerCore>),
         backend,
         NoSessions,
     );
@@ -218,6 +237,27 @@ fn pauses_reading_while_the_stack_is_full() {
     s.script.borrow_mut().capacity = 10;
     s.protocol.data_received(b"");
     assert!(!s.transport.reading_paused());
+}
+
+/// A stack that lends its input buffer gets the bytes there, never more per read than it
+/// lends; with no room the protocol reports a full buffer (the stream pauses reading), and the
+/// drive resumes reading once the stack takes input again.
+#[test]
+fn a_lending_stack_reads_into_its_own_buffer_and_resumes_reading_when_it_has_room() {
+    let mut s = setup();
+    s.script.borrow_mut().lends = true;
+    let line = b"SSH-2.0-client\r\n";
+    assert_eq!(twine_core::testing::deliver(&mut s.protocol, line, usize::MAX), line.len());
+    let calls = s.script.borrow().calls.clone();
+    assert_eq!(calls, ["lent SSH-2", "lent .0-cl", "lent ient\r", "lent \n"]);
+    s.script.borrow_mut().capacity = 0;
+    assert_eq!(twine_core::testing::deliver(&mut s.protocol, b"x", usize::MAX), 0);
+    assert_eq!(s.script.borrow().calls.len(), 4, "nothing taken without room");
+    // The stream pauses its own reading on an empty buffer.
+    s.transport.pause_producing();
+    s.script.borrow_mut().capacity = 10;
+    s.protocol.data_received(b"");
+    assert!(!s.transport.reading_paused(), "the drive resumes reading");
 }
 
 /// An auth request goes to the backend; its answer (with the user's restrictions) comes back
@@ -619,7 +659,7 @@ fn the_user_settings_hook_is_asked_once_the_user_is_known_and_its_answer_applies
     let script = Rc::new(RefCell::new(Script { capacity: 1 << 20, ..Script::default() }));
     let core_script = Rc::clone(&script);
     let mut config = ServerConfig::with_core(
-        move || Ok(Box::new(FakeCore(Rc::clone(&core_script))) as Box<dyn ServerCore>),
+        move || Ok(Box::new(FakeCore(Rc::clone(&core_script), Vec::new())) as Box<dyn ServerCore>),
         StaticUsers::new(),
         NoSessions,
     );
