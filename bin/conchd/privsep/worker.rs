@@ -676,6 +676,11 @@ impl Protocol for Tracked {
         self.inner.data_received(data);
     }
 
+    // The server protocol reads the socket straight into its packet reader: pass that on.
+    fn receive_into(&mut self, size_hint: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool {
+        self.inner.receive_into(size_hint, fill)
+    }
+
     fn read_connection_lost(&mut self) -> HalfClose {
         self.inner.read_connection_lost()
     }
