@@ -347,7 +347,7 @@ impl Transport {
         if want == 0 {
             return &mut [];
         }
-        self.reader.spare(want)
+        self.reader.lend(want)
     }
 
     /// `n` bytes were read into the start of the space [`Self::input_buffer`] lent last (never

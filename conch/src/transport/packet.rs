@@ -141,6 +141,10 @@ pub(crate) struct Packet {
 /// The most space [`PacketReader::spare`] makes ahead of need when it grows the buffer.
 const MAX_SPARE: usize = 1024 * 1024;
 
+/// The least space [`PacketReader::lend`] offers a read: room for a handshake's or an
+/// interactive session's packets without growing the buffer of a connection that is idle.
+const LEND_MIN: usize = 1024;
+
 /// The receiving half: buffers wire bytes and takes whole packets from them.
 pub(crate) struct PacketReader {
     /// Received bytes up to `end`; the rest is space lent to the next read ([`Self::spare`]).
@@ -218,6 +222,19 @@ impl PacketReader {
         }
         self.lent = want;
         self.buf.get_mut(self.end..need).unwrap_or_default()
+    }
+
+    /// Space for the next socket read, at most `max` bytes: what the buffer has free already,
+    /// or what the packet being received still lacks, or [`LEND_MIN`], whichever is most. The
+    /// buffer grows only while large packets arrive, however large a read the caller offers,
+    /// so an idle connection keeps a small one.
+    pub(crate) fn lend(&mut self, max: usize) -> &mut [u8] {
+        let taken = if self.held.is_some() { 0 } else { self.pos };
+        let free = self.buf.len() - self.end + taken;
+        let lacking = self
+            .pending_len
+            .map_or(0, |len| (self.pos + 4 + len + self.opener.tag_len()).saturating_sub(self.end));
+        self.spare(max.min(free.max(lacking).max(LEND_MIN)))
     }
 
     /// `n` bytes were written into the start of the space [`Self::spare`] lent last: they are
@@ -624,6 +641,50 @@ mod tests {
         assert_eq!(reader.unread(), b"abc");
         reader.filled(5);
         assert_eq!(reader.unread(), b"abc", "nothing lent, nothing claimed");
+    }
+
+    /// Offered reads far larger than its traffic, a reader of small packets keeps a small
+    /// buffer (an idle connection's memory), while one receiving large packets is lent what
+    /// each still lacks, and every packet arrives either way.
+    #[test]
+    fn lent_space_grows_only_for_the_packets_that_need_it() {
+        let offered = 256 * 1024;
+        let small: Vec<Vec<u8>> = (0..50).map(|n| vec![7; 100 + n]).collect();
+        let wire = write_all(&small);
+        let mut reader = PacketReader::new();
+        let mut got = 0;
+        for piece in wire.chunks(300) {
+            let space = reader.lend(offered);
+            assert!(space.len() >= piece.len(), "lent {}", space.len());
+            space[..piece.len()].copy_from_slice(piece);
+            reader.filled(piece.len());
+            while reader.next_packet().unwrap().is_some() {
+                reader.release();
+                got += 1;
+            }
+        }
+        assert_eq!(got, 50);
+        assert!(reader.buf.len() <= 4 * LEND_MIN, "an idle-sized buffer: {}", reader.buf.len());
+
+        let large = vec![vec![9; 200 * 1024]; 3];
+        let wire = write_all(&large);
+        let mut reader = PacketReader::new();
+        let mut at = 0;
+        let mut got = 0;
+        while at < wire.len() {
+            let space = reader.lend(offered);
+            let n = space.len().min(wire.len() - at);
+            space[..n].copy_from_slice(&wire[at..at + n]);
+            reader.filled(n);
+            at += n;
+            while let Some(packet) = reader.next_packet().unwrap() {
+                assert_eq!(reader.payload(&packet.payload), &large[0][..]);
+                reader.release();
+                got += 1;
+            }
+        }
+        assert_eq!(got, 3);
+        assert!(reader.buf.len() > 200 * 1024, "grown for the large packets");
     }
 
     /// A payload given in two parts makes the same packet as the joined payload.
