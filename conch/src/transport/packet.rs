@@ -212,11 +212,12 @@ impl PacketReader {
         }
         let need = self.end + want;
         if need > self.buf.len() {
-            // Room for a few more reads before the next move, so that a bulk transfer (each
-            // read ending inside a packet) moves a partial packet every few reads rather than
-            // on every one. Bounded: at most four times what is held and arriving, and never
-            // past `MAX_SPARE` unless that much is needed.
-            let size = need.max((4 * need).min(MAX_SPARE));
+            // Doubling, so that a large packet fed a few bytes at a time is not moved on every
+            // read, and so that a bulk transfer (each read ending inside a packet) moves a
+            // partial packet every few reads rather than on every one. Bounded: at most twice
+            // the buffer it replaces, and never past `MAX_SPARE` unless that much is needed
+            // (a peer's heap cost stays within a small multiple of what it sent).
+            let size = need.max((2 * self.buf.len()).min(MAX_SPARE));
             self.buf.reserve_exact(size - self.buf.len());
             self.buf.resize(size, 0);
         }
