@@ -96,15 +96,8 @@ impl<S: Read + Write> MonitorClient<S> {
     /// reads and checks it): for a notice such as `ConnectionClosed`, so the worker does not
     /// wait a round trip for it.
     pub fn notify(&self, request: &Request) -> Result<(), ClientError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| ClientError::Io(io::Error::other("a previous call panicked")))?;
-        let inner = &mut *inner;
-        inner.next_id = inner.next_id.wrapping_add(1);
-        let id = inner.next_id;
-        inner.stream.write_all(&request.encode(id)).map_err(ClientError::Io)?;
-        inner.stream.flush().map_err(ClientError::Io)?;
+        let mut inner = self.lock()?;
+        let id = inner.send(&[request])?;
         inner.unawaited.push_back(id);
         Ok(())
     }
@@ -113,26 +106,56 @@ impl<S: Read + Write> MonitorClient<S> {
     /// round trip instead of one each. The monitor answers requests in the order it reads them,
     /// so each must be valid whatever the replies to the ones before it say.
     pub fn call_all(&self, requests: &[Request]) -> Result<Vec<Reply>, ClientError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| ClientError::Io(io::Error::other("a previous call panicked")))?;
-        let inner = &mut *inner;
-        let first = inner.next_id.wrapping_add(1);
+        let mut inner = self.lock()?;
+        let first = inner.send(&requests.iter().collect::<Vec<_>>())?;
+        inner.receive(first, requests.len(), |stream, buf| stream.read(buf))
+    }
+
+    fn exchange(
+        &self,
+        request: &Request,
+        recv: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
+    ) -> Result<Reply, ClientError> {
+        let mut inner = self.lock()?;
+        let id = inner.send(&[request])?;
+        let mut replies = inner.receive(id, 1, recv)?;
+        replies.pop().ok_or(ClientError::UnexpectedReply)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, ClientInner<S>>, ClientError> {
+        self.inner.lock().map_err(|_| ClientError::Io(io::Error::other("a previous call panicked")))
+    }
+}
+
+impl<S: Read + Write> ClientInner<S> {
+    /// Writes `requests` in one go, numbered in turn; the id of the first.
+    fn send(&mut self, requests: &[&Request]) -> Result<u32, ClientError> {
+        let first = self.next_id.wrapping_add(1);
         let mut out = Vec::new();
         for request in requests {
-            inner.next_id = inner.next_id.wrapping_add(1);
-            out.extend_from_slice(&request.encode(inner.next_id));
+            self.next_id = self.next_id.wrapping_add(1);
+            out.extend_from_slice(&request.encode(self.next_id));
         }
-        inner.stream.write_all(&out).map_err(ClientError::Io)?;
-        inner.stream.flush().map_err(ClientError::Io)?;
-        let mut replies = Vec::with_capacity(requests.len());
+        self.stream.write_all(&out).map_err(ClientError::Io)?;
+        self.stream.flush().map_err(ClientError::Io)?;
+        Ok(first)
+    }
+
+    /// Reads the replies to `count` requests numbered from `first`, in order, skipping those
+    /// of notices; `recv` reads from the stream.
+    fn receive(
+        &mut self,
+        first: u32,
+        count: usize,
+        mut recv: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
+    ) -> Result<Vec<Reply>, ClientError> {
+        let mut replies = Vec::with_capacity(count);
         let mut buf = [0u8; 4096];
         let mut id = first;
-        while replies.len() < requests.len() {
-            if let Some(body) = inner.decoder.next_frame().map_err(ClientError::BadReply)? {
+        while replies.len() < count {
+            if let Some(body) = self.decoder.next_frame().map_err(ClientError::BadReply)? {
                 let (got, reply) = Reply::decode(&body).map_err(ClientError::BadReply)?;
-                if inner.skip(got, &reply)? {
+                if self.skip(got, &reply)? {
                     continue;
                 }
                 if got != id {
@@ -142,44 +165,13 @@ impl<S: Read + Write> MonitorClient<S> {
                 id = id.wrapping_add(1);
                 continue;
             }
-            let n = inner.stream.read(&mut buf).map_err(ClientError::Io)?;
+            let n = recv(&mut self.stream, &mut buf).map_err(ClientError::Io)?;
             if n == 0 {
                 return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
             }
-            inner.decoder.extend(buf.get(..n).unwrap_or_default());
+            self.decoder.extend(buf.get(..n).unwrap_or_default());
         }
         Ok(replies)
-    }
-
-    fn exchange(
-        &self,
-        request: &Request,
-        mut recv: impl FnMut(&mut S, &mut [u8]) -> io::Result<usize>,
-    ) -> Result<Reply, ClientError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| ClientError::Io(io::Error::other("a previous call panicked")))?;
-        let inner = &mut *inner;
-        inner.next_id = inner.next_id.wrapping_add(1);
-        let id = inner.next_id;
-        inner.stream.write_all(&request.encode(id)).map_err(ClientError::Io)?;
-        inner.stream.flush().map_err(ClientError::Io)?;
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(body) = inner.decoder.next_frame().map_err(ClientError::BadReply)? {
-                let (got, reply) = Reply::decode(&body).map_err(ClientError::BadReply)?;
-                if inner.skip(got, &reply)? {
-                    continue;
-                }
-                return if got == id { Ok(reply) } else { Err(ClientError::UnexpectedReply) };
-            }
-            let n = recv(&mut inner.stream, &mut buf).map_err(ClientError::Io)?;
-            if n == 0 {
-                return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-            inner.decoder.extend(buf.get(..n).unwrap_or_default());
-        }
     }
 }
 
