@@ -12,7 +12,8 @@
 //!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
-//!   │  session id it signed itself; only then is ConnectionAuthenticated accepted
+//!   │  session id it signed itself; only then is ConnectionAuthenticated accepted (right
+//!   │  after a failed check — the worker pipelines the two — it is refused, not a violation)
 //!   │              ▼
 //!   │        Authenticated ── SignExchangeHash (rekeys, bounded), SpawnSession (bounded),
 //!   │              │      ResolveHost, ListenAgent (once), ListenPrivileged (root, bounded),
@@ -377,6 +378,9 @@ struct Connection {
     /// The name the last `LookupUser` found no account for: the worker may ask for its groups
     /// and keys in the same breath (pipelined), and gets nothing.
     unknown_user: Option<String>,
+    /// The connection's last request was an `AuthenticatePublicKey` that failed: a
+    /// `ConnectionAuthenticated` right after it (pipelined with the check) is refused.
+    failed_key_check: bool,
 }
 
 impl Connection {
@@ -553,6 +557,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     local: None,
                     proofs: 0,
                     unknown_user: None,
+                    failed_key_check: false,
                 },
             );
             return Ok(Reply::Done);
@@ -569,6 +574,8 @@ impl<B: MonitorBackend> Monitor<B> {
         }
         let limits = &self.limits;
         let conn = self.connections.get_mut(&id).ok_or(Violation::UnknownConnection(id))?;
+        // Only the request right after a failed key check sees it.
+        let after_failed_key_check = std::mem::take(&mut conn.failed_key_check);
         let out_of_state =
             |phase: &Phase| Violation::OutOfState { request: name, phase: phase.clone() };
         match request {
@@ -729,6 +736,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
+                // Whatever refuses the check, a login pipelined after it is refused too.
+                conn.failed_key_check = true;
                 if let Some(refusal) = over(&mut conn.key_reads, limits.max_key_reads, name) {
                     return Ok(refusal);
                 }
@@ -762,6 +771,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     conn.failures += 1;
                     return Ok(Reply::Failed("signature does not verify".to_owned()));
                 }
+                conn.failed_key_check = false;
                 conn.verified = Some(login);
                 Ok(Reply::Done)
             }
@@ -864,6 +874,11 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Err(out_of_state(&conn.phase));
                 }
                 let record = looked_up(conn, &user)?.clone();
+                if after_failed_key_check {
+                    // Sent with the check (the worker pipelines its last method's check and
+                    // the login): refused, whatever an earlier method verified.
+                    return Ok(Reply::Failed("the public key check failed".to_owned()));
+                }
                 if conn.verified.as_deref() != Some(user.as_str()) {
                     return Err(Violation::Unverified);
                 }

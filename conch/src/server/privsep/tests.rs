@@ -596,9 +596,77 @@ fn a_signature_over_another_session_id_fails_and_does_not_verify_the_user() {
     let replay = proof(&client_key(), "alice", &[8; 32], None);
     let (_, result) = both_ways(&[opened(), sign(C1), lookup("alice"), replay.clone()]);
     assert!(matches!(result.unwrap()[3], Reply::Failed(_)));
-    let (_, result) =
-        both_ways(&[opened(), sign(C1), lookup("alice"), replay, authenticated("alice")]);
+    let (_, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        replay,
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        authenticated("alice"),
+    ]);
     assert_eq!(result, Err(Violation::Unverified));
+}
+
+#[test]
+fn a_login_pipelined_after_a_failed_key_check_is_refused_and_the_connection_stays_before_authentication(
+) {
+    let replay = proof(&client_key(), "alice", &[8; 32], None);
+    let (m, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), replay, authenticated("alice")]);
+    let replies = result.unwrap();
+    assert_eq!(replies[3], Reply::Failed("signature does not verify".into()));
+    assert_eq!(replies[4], Reply::Failed("the public key check failed".into()));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+    // Nothing was granted: a session is still out of state.
+    let (_, result) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        proof(&client_key(), "alice", &[8; 32], None),
+        authenticated("alice"),
+        shell(),
+    ]);
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "SpawnSession", phase: Phase::PreAuth })
+    );
+}
+
+#[test]
+fn a_login_pipelined_after_a_failed_key_check_is_refused_even_when_a_password_verified_the_user() {
+    let stranger = PrivateKey::ed25519_from_seed(&[2; 32]).unwrap();
+    let mut m = monitor();
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    m.handle(sign(C1)).unwrap();
+    m.handle(lookup("alice")).unwrap();
+    assert_eq!(m.handle(password("right")), Ok(Reply::Done));
+    let refused = m.handle(proof(&stranger, "alice", &HASH, None));
+    assert_eq!(refused, Ok(Reply::Failed("key not authorized".into())));
+    let login = m.handle(authenticated("alice"));
+    assert_eq!(login, Ok(Reply::Failed("the public key check failed".into())));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn a_login_pipelined_after_a_key_check_refused_for_its_count_is_refused_too() {
+    let mut requests = vec![opened(), sign(C1), lookup("alice")];
+    let limit = usize::try_from(Limits::default().max_key_reads).unwrap();
+    let read = || Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() };
+    requests.extend(std::iter::repeat_with(read).take(limit));
+    requests.extend([alice_proof(), authenticated("alice")]);
+    let (m, result) = both_ways(&requests);
+    let replies = result.unwrap();
+    assert!(matches!(&replies[replies.len() - 2], Reply::Failed(why) if why.contains("too many")));
+    assert_eq!(replies.last(), Some(&Reply::Failed("the public key check failed".into())));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn a_login_pipelined_after_a_key_check_that_passed_completes() {
+    let (m, result) =
+        both_ways(&[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")]);
+    assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done]);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
 }
 
 #[test]
