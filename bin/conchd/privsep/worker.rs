@@ -226,6 +226,32 @@ struct PrivsepAuth {
     /// Per connection: the user fetched from the monitor, and whether with their keys (one
     /// look-up per user, however many keys the client offers).
     fetched: RefCell<HashMap<ConnectionId, (String, bool)>>,
+    /// The whole configuration, for the `AuthenticationMethods` a login is under.
+    file: Arc<SshdConfigFile>,
+    /// Whether a public key that completes the login may be checked and the login told in one
+    /// round trip: not with `UsePAM` (its account check asks the monitor between the two).
+    pipeline_login: bool,
+    /// Per connection: the user and the monitor's answer to a `ConnectionAuthenticated` sent
+    /// with the public key check, for [`open_session`](AuthBackend::open_session).
+    told: Rc<RefCell<HashMap<ConnectionId, (String, Reply)>>>,
+}
+
+/// Whether accepting a signed public key for `user` on `connection` completes the login as
+/// the worker's own steps will find: no `AuthenticationMethods` for the login in `file` (every
+/// accepted method completes it), and an account the checks after the decision allow. Then
+/// the login is told to the monitor with the key check ([`Request::ConnectionAuthenticated`]
+/// after [`Request::AuthenticatePublicKey`], one round trip); the monitor stays the authority
+/// (it refuses a login sent right after a check that failed).
+fn completes_login(file: &SshdConfigFile, user: &str, connection: &ConnectionFacts) -> bool {
+    let (account, refused) = with_cache(|cache| {
+        let account = cache.accounts.get(user).cloned().flatten();
+        (account, cache.refusals.get(user).cloned().flatten())
+    });
+    if account.is_none() || refused.is_some() {
+        return false;
+    }
+    crate::policy::config_for(file, user, account.as_ref(), connection)
+        .is_ok_and(|config| crate::policy::authentication_methods(&config).is_empty())
 }
 
 impl AuthBackend for PrivsepAuth {
@@ -274,6 +300,8 @@ impl AuthBackend for PrivsepAuth {
         let client = Arc::clone(&self.client);
         // The monitor reads the keys again to check the signed attempt.
         let check_on = if self.slow_keys { self.pool.clone() } else { request.offload.clone() };
+        let told = Rc::clone(&self.told);
+        let file = self.pipeline_login.then(|| Arc::clone(&self.file));
         chain(&fetched, request.offload.deferred(), move |_| {
             let decided = inner.decide(&request);
             let Attempt::PublicKey { algorithm, key, signature, host_bound, certificate } =
@@ -293,24 +321,46 @@ impl AuthBackend for PrivsepAuth {
                     Ok(other) => return offload.succeed(other),
                     Err(err) => return Deferred::fail(offload.scheduler(), err),
                 };
-                let check = Request::AuthenticatePublicKey {
+                let mut requests = vec![Request::AuthenticatePublicKey {
                     connection,
                     user: request.wire_user(),
                     algorithm: algorithm.name().to_owned(),
                     key_blob: key.to_blob(),
                     host_bound,
                     signature,
-                };
-                check_on.run(move || match client.call(&check) {
-                    Ok(Reply::Done) => Decision::Accept(restrictions),
-                    Ok(other) => {
-                        log::info!("monitor refused the public key: {other:?}");
-                        Decision::Reject
+                }];
+                // The last method: the login goes with the check (one round trip, not two).
+                let login_user = request.user.clone();
+                if file.is_some_and(|file| completes_login(&file, &login_user, &request.connection))
+                {
+                    requests.push(Request::ConnectionAuthenticated {
+                        connection,
+                        user: login_user.clone(),
+                        method: Method::PublicKey.name().to_owned(),
+                    });
+                }
+                let checked = check_on.run(move || {
+                    let mut replies = match client.call_all(&requests) {
+                        Ok(replies) => replies.into_iter(),
+                        Err(err) => {
+                            log::error!("monitor: {err}");
+                            return (Decision::Reject, None);
+                        }
+                    };
+                    match replies.next() {
+                        Some(Reply::Done) => (Decision::Accept(restrictions), replies.next()),
+                        other => {
+                            log::info!("monitor refused the public key: {other:?}");
+                            (Decision::Reject, None)
+                        }
                     }
-                    Err(err) => {
-                        log::error!("monitor: {err}");
-                        Decision::Reject
+                });
+                checked.then(move |checked| {
+                    let (decision, login) = checked?;
+                    if let Some(login) = login {
+                        told.borrow_mut().insert(connection, (login_user, login));
                     }
+                    Ok(decision)
                 })
             })
         })
@@ -338,10 +388,17 @@ impl AuthBackend for PrivsepAuth {
         let method = login.method.name().to_owned();
         let (client, connection, user) =
             (Arc::clone(&self.client), login.connection.id, login.user.clone());
-        let told = login.offload.run(move || {
-            let request = Request::ConnectionAuthenticated { connection, user, method };
-            client.call(&request)
-        });
+        // Told with the public key check already: the monitor's answer then.
+        let pipelined = self.told.borrow_mut().remove(&connection);
+        let told = match pipelined {
+            Some((told_user, reply)) if told_user == user && login.method == Method::PublicKey => {
+                login.offload.succeed(Ok(reply))
+            }
+            _ => login.offload.run(move || {
+                let request = Request::ConnectionAuthenticated { connection, user, method };
+                client.call(&request)
+            }),
+        };
         let (inner, login) = (Rc::clone(&self.inner), login.clone());
         let offload = login.offload.clone();
         chain(&told, offload.deferred(), move |told| match told {
@@ -362,6 +419,7 @@ impl AuthBackend for PrivsepAuth {
 
     fn connection_ended(&self, connection: &ConnectionFacts) {
         self.fetched.borrow_mut().remove(&connection.id);
+        self.told.borrow_mut().remove(&connection.id);
         self.inner.connection_ended(connection);
     }
 }
@@ -943,6 +1001,9 @@ pub(crate) fn run(
         // A command set only in a `Match` block counts too: it may run for any connection.
         slow_keys: file.runs_key_commands(),
         fetched: RefCell::default(),
+        file: Arc::clone(file),
+        pipeline_login: !(cfg!(feature = "pam") && startup.use_pam),
+        told: Rc::default(),
     });
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };
     let mut sessions =
