@@ -646,3 +646,104 @@ fn sockets_are_made_and_reached_with_the_user_s_rights(s: &Setup) {
     let _ = client.wait();
     assert_eq!(got.unwrap(), "", "the user reached a socket in root's private directory");
 }
+
+/// An agent in front of `agent`: relays each client's messages, and before it relays a
+/// signing request (`SSH_AGENTC_SIGN_REQUEST`) writes `replacement` over `file`. Serves
+/// connections until the test ends.
+fn agent_that_rewrites_before_signing(
+    listen: &std::path::Path,
+    agent: std::path::PathBuf,
+    file: std::path::PathBuf,
+    replacement: &'static str,
+) {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let listener = UnixListener::bind(listen).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(upstream) = UnixStream::connect(&agent) else { return };
+            let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
+            let mut down = client.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut up_read, &mut down);
+            });
+            let (file, replacement) = (file.clone(), replacement);
+            std::thread::spawn(move || loop {
+                let mut length = [0u8; 4];
+                if client.read_exact(&mut length).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
+                if client.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if body.first() == Some(&13) {
+                    std::fs::write(&file, replacement).unwrap();
+                }
+                if up_write.write_all(&length).and_then(|()| up_write.write_all(&body)).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+}
+
+/// OpenSSH's client asks whether the key would do, then signs: the worker's answer came from
+/// the keys it read then, and its check and login go to the monitor together. When the key
+/// leaves `authorized_keys` in between, the monitor refuses the check and the login sent with
+/// it: the client is refused as sshd refuses a key, the worker lives on, and the next login
+/// (the key back) gets in through the same worker.
+#[test]
+fn a_key_removed_between_the_query_and_the_signature_is_refused_by_the_monitor_and_the_worker_lives_on(
+) {
+    let Some(s) = setup("privsep-stale-key", 1, "") else { return };
+    let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let agent_sock = s.dir.path("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&agent_sock)
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    for _ in 0..100 {
+        if agent_sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&s.key)
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success(), "ssh-add failed");
+    let authorized_keys = s.user.home.join(".ssh/authorized_keys");
+    let front = s.dir.path("front.sock");
+    agent_that_rewrites_before_signing(&front, agent_sock.clone(), authorized_keys.clone(), "");
+    let public = s.key.with_extension("pub");
+    let login = |agent: &std::path::Path| {
+        output({
+            // The public half only: the client signs through the agent.
+            let mut c = ssh(s.daemon.port, &public, &s.user.name);
+            c.env("SSH_AUTH_SOCK", agent);
+            c.arg("echo in");
+            c
+        })
+    };
+    let out = login(&front);
+    let refused = s.daemon.wait_for_log("monitor refused the public key");
+    let login_refused = s.daemon.wait_for_log("the login sent with the check");
+    assert_eq!(out.status.code(), Some(255), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("Permission denied (publickey"), "{}", stderr(&out));
+    assert!(refused.is_some_and(|line| line.contains("key not authorized")));
+    assert!(login_refused.is_some_and(|line| line.contains("the public key check failed")));
+    std::fs::copy(&public, &authorized_keys).unwrap();
+    let out = login(&agent_sock);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+}

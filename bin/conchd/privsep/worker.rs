@@ -351,6 +351,9 @@ impl AuthBackend for PrivsepAuth {
                         Some(Reply::Done) => (Decision::Accept(restrictions), replies.next()),
                         other => {
                             log::info!("monitor refused the public key: {other:?}");
+                            if let Some(login) = replies.next() {
+                                log::debug!("monitor: the login sent with the check: {login:?}");
+                            }
                             (Decision::Reject, None)
                         }
                     }
