@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use twine_core::protocol::ProtocolFactory;
-use twine_core::reactor::{DatagramProtocol, Interest, UdpPort};
+use twine_core::reactor::{DatagramProtocol, Interest, Reactor, UdpPort};
 use twine_core::{Deferred, Reason};
 use util::{echo, log, loopback, reactor, Recorder};
 
@@ -229,4 +229,80 @@ fn adopted_listening_sockets_serve_and_an_adopted_unix_socket_is_removed_when_do
     unix_port.stop_listening();
     tcp_port.stop_listening();
     assert!(!path.exists());
+}
+
+/// Several reactors waiting on one listening socket with `watch_shared_fd` (worker processes
+/// sharing a listener): each connection wakes one of them, not all. With `watch_fd` every idle
+/// reactor's thread wakes for every connection, and all but one find nothing (epoll re-checks
+/// the listener, so they go back to sleep without calling the handler: only the thread's count
+/// of voluntary context switches shows it).
+#[test]
+fn a_shared_listener_wakes_one_waiting_reactor_per_connection() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc};
+    const CONNECTIONS: u64 = 20;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let listener = Arc::new(listener);
+    let accepted = Arc::new(AtomicU64::new(0));
+    let (started_tx, started) = mpsc::channel();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (listener, accepted) = (Arc::clone(&listener), Arc::clone(&accepted));
+            let started_tx = started_tx.clone();
+            std::thread::spawn(move || {
+                let reactor = reactor();
+                let raw = listener.as_raw_fd();
+                let watch = reactor
+                    .watch_shared_fd(raw, move |_| {
+                        // Bounded: the test makes CONNECTIONS connections in all.
+                        for _ in 0..=CONNECTIONS {
+                            if listener.accept().is_err() {
+                                break;
+                            }
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                    .unwrap();
+                started_tx.send((reactor.thread_handle(), nix::unistd::gettid())).unwrap();
+                reactor.run().unwrap();
+                watch.stop();
+            })
+        })
+        .collect();
+    let started: Vec<_> = (0..2).map(|_| started.recv().unwrap()).collect();
+    let switches = || -> u64 {
+        started
+            .iter()
+            .map(|(_, tid)| {
+                let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"));
+                let status = status.unwrap();
+                let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:"));
+                line.unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    // Both loops are idle in their wait before the first connection.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = switches();
+    for made in 1..=CONNECTIONS {
+        let _client = std::net::TcpStream::connect(address).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while accepted.load(Ordering::SeqCst) < made && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), made, "connection {made} accepted");
+        // Let a second, needless wake-up happen (and end) before the next connection.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let woken = switches() - before;
+    for (handle, _) in &started {
+        handle.call_from_thread(Reactor::stop).unwrap();
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // One wake-up (and sleep) per connection; two per connection without the flag.
+    assert!(woken < CONNECTIONS * 3 / 2, "{woken} wake-ups for {CONNECTIONS} connections");
 }

@@ -25,7 +25,6 @@ use twine::conch::userauth::{Attempt, Decision, Method};
 use twine::internet::error::Reason;
 use twine::internet::process::{ChildFds, Process, ProcessProtocol, ProcessStatus};
 use twine::internet::protocol::{HalfClose, Protocol, Transport};
-use twine::internet::reactor::Interest;
 use twine::internet::{Deferred, Reactor};
 
 use super::control::{plan_to_wire, Frame, Frames};
@@ -1045,9 +1044,8 @@ pub(crate) fn run(
         let raw = listener.as_raw_fd();
         let (hub, state, client) = (Rc::clone(&hub), Rc::clone(&accepting), Arc::clone(&client));
         let watch = reactor
-            .watch_fd(raw, Interest::Readable, move |_| {
-                accept_all(&listener, &hub, &state, &client);
-            })
+            // The workers share the listener: a connection wakes one of them, not all.
+            .watch_shared_fd(raw, move |_| accept_all(&listener, &hub, &state, &client))
             .map_err(|e| fatal("watch a listener", &e))?;
         accepting.watches.borrow_mut().push(watch);
     }

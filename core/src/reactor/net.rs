@@ -271,19 +271,55 @@ impl Reactor {
         interest: Interest,
         handler: impl FnMut(Readiness) + 'static,
     ) -> Result<FdWatch, Error> {
-        let watcher = Rc::new(Watcher {
-            reactor: self.downgrade(),
-            fd,
-            token: Cell::new(None),
-            handler: RefCell::new(Box::new(handler)),
-        });
-        let token = self.inner.add_registration(watcher.clone(), Side::Both);
         let interest = match interest {
             Interest::Readable => mio::Interest::READABLE,
             Interest::Writable => mio::Interest::WRITABLE,
             Interest::Both => mio::Interest::READABLE | mio::Interest::WRITABLE,
         };
-        if let Err(err) = self.inner.registry().register(&mut SourceFd(&fd), token, interest) {
+        self.watch_with(fd, Box::new(handler), |registry, token| {
+            registry.register(&mut SourceFd(&fd), token, interest)
+        })
+    }
+
+    /// [`watch_fd`](Self::watch_fd) for readability of a descriptor that several reactors or
+    /// processes wait on at once, such as a listening socket shared by worker processes: each
+    /// event wakes one of the reactors waiting on it, not all of them (the others would find
+    /// nothing to accept). On Linux this is `EPOLLEXCLUSIVE`; elsewhere it is `watch_fd`.
+    ///
+    /// # Errors
+    ///
+    /// The OS refused to poll the descriptor.
+    pub fn watch_shared_fd(
+        &self,
+        fd: RawFd,
+        handler: impl FnMut(Readiness) + 'static,
+    ) -> Result<FdWatch, Error> {
+        self.watch_with(fd, Box::new(handler), |registry, token| {
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::fd::AsRawFd;
+                let token = u64::try_from(token.0).unwrap_or(u64::MAX);
+                crate::sys::fd::epoll_add_exclusive(registry.as_raw_fd(), fd, token)
+            }
+            #[cfg(not(target_os = "linux"))]
+            registry.register(&mut SourceFd(&fd), token, mio::Interest::READABLE)
+        })
+    }
+
+    fn watch_with(
+        &self,
+        fd: RawFd,
+        handler: Box<dyn FnMut(Readiness)>,
+        register: impl FnOnce(&mio::Registry, Token) -> io::Result<()>,
+    ) -> Result<FdWatch, Error> {
+        let watcher = Rc::new(Watcher {
+            reactor: self.downgrade(),
+            fd,
+            token: Cell::new(None),
+            handler: RefCell::new(handler),
+        });
+        let token = self.inner.add_registration(watcher.clone(), Side::Both);
+        if let Err(err) = register(self.inner.registry(), token) {
             self.inner.remove_registration(token);
             return Err(Error::from_io(&err, "watch a descriptor"));
         }

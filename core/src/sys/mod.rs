@@ -2,7 +2,8 @@
 //!
 //! Every backend provides, under `sys::<platform>`:
 //!
-//! - `fd`: non-blocking and close-on-exec flags on a descriptor, half-closing a socket.
+//! - `fd`: non-blocking and close-on-exec flags on a descriptor, half-closing a socket, and an
+//!   exclusive epoll registration (a listener shared by worker processes).
 //! - `pty`: opening a pseudo-terminal pair, reading and setting its window size.
 //! - `sandbox` (public as `twine_core::sandbox`): confining a privilege-separated worker.
 //! - `process`: the child-side set-up between `fork` and `exec` (new session, controlling

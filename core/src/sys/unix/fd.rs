@@ -1,7 +1,7 @@
 //! Descriptor flags and socket half-close.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
@@ -92,4 +92,24 @@ mod tests {
         let (_read, write) = pipe_sized(usize::MAX).unwrap();
         assert_eq!(capacity(&write), capacity(&default));
     }
+}
+
+/// Adds `fd` to the epoll instance `epoll` for readability, edge-triggered, with
+/// `EPOLLEXCLUSIVE`: when several epoll instances (reactors, processes) wait on the same
+/// descriptor, an event wakes one of the waiting ones instead of all. Events carry `token`, as
+/// mio's own registrations do, and mio's `deregister` removes the descriptor again.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoll_add_exclusive(epoll: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
+    // Only these flags may accompany EPOLLEXCLUSIVE (EPOLLRDHUP may not); the bit patterns are
+    // small positive constants.
+    #[allow(clippy::cast_sign_loss)]
+    let events = (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32;
+    let mut event = libc::epoll_event { events, u64: token };
+    // SAFETY: epoll_ctl reads the one `epoll_event` the pointer refers to, a live local, and
+    // keeps no pointer to it; the descriptors are plain integers (a wrong one is EBADF).
+    let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &raw mut event) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
