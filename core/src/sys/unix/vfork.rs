@@ -456,3 +456,95 @@ fn exec_one(args: &mut ChildArgs<'_>, path: &CStr) -> c_int {
     unsafe { libc::execve(SHELL.as_ptr(), args.script_argv.as_ptr(), args.envp) };
     errno()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::fs::File;
+    use std::os::fd::AsFd;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::Pid;
+
+    use super::*;
+
+    /// Starts `/bin/true` on /dev/null, sending itself `signal` just before `exec`; returns how
+    /// it ended.
+    fn true_raising(signal: Signal) -> WaitStatus {
+        let null = File::options().read(true).write(true).open("/dev/null").unwrap();
+        let setup = ChildSetup {
+            close_other_fds: true,
+            raise_before_exec: Some(signal as c_int),
+            ..ChildSetup::default()
+        };
+        let request = Spawn {
+            program: "/bin/true".into(),
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            cwd: None,
+            stdio: [null.as_fd(); 3],
+            setup,
+        };
+        let pid = spawn(&request).unwrap().unwrap();
+        waitpid(Pid::from_raw(i32::try_from(pid).unwrap()), None).unwrap()
+    }
+
+    /// The parent's handler for a signal is not the child's: the child, sharing the parent's
+    /// memory until it execs, takes the default action (here: it dies), and the handler never
+    /// runs (it would set the flag in the shared memory).
+    #[test]
+    fn a_handler_installed_in_the_parent_never_runs_in_the_child() {
+        let ran = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(libc::SIGUSR1, Arc::clone(&ran)).unwrap();
+        let status = true_raising(Signal::SIGUSR1);
+        assert!(matches!(status, WaitStatus::Signaled(_, Signal::SIGUSR1, _)), "{status:?}");
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    /// Rust programs ignore `SIGPIPE`; their children start with its default action, as the
+    /// standard library's do.
+    #[test]
+    fn the_child_starts_with_sigpipe_at_its_default_action() {
+        let status = true_raising(Signal::SIGPIPE);
+        assert!(matches!(status, WaitStatus::Signaled(_, Signal::SIGPIPE, _)), "{status:?}");
+    }
+
+    /// A signal the parent ignores stays ignored in the child (and in the program, as `exec`
+    /// keeps ignored signals ignored).
+    #[test]
+    fn a_signal_the_parent_ignores_stays_ignored_in_the_child() {
+        // SAFETY: ignoring SIGXCPU installs no handler; nothing in these tests relies on it.
+        unsafe { nix::sys::signal::signal(Signal::SIGXCPU, nix::sys::signal::SigHandler::SigIgn) }
+            .unwrap();
+        let status = true_raising(Signal::SIGXCPU);
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    }
+
+    /// `execvp`'s candidates: the `PATH` entries in order, an empty entry being the bare name,
+    /// `/bin:/usr/bin` without a `PATH`.
+    #[test]
+    fn a_name_is_looked_up_in_each_path_entry_in_order() {
+        let env = [("PATH".into(), "/usr/local/bin::/bin".into())];
+        let program = Program::resolve(OsStr::new("ls"), &env).unwrap();
+        assert!(matches!(program.lookup, Lookup::Search));
+        assert_eq!(program.paths, [c"/usr/local/bin/ls", c"ls", c"/bin/ls"]);
+        let program = Program::resolve(OsStr::new("ls"), &[]).unwrap();
+        assert_eq!(program.paths, [c"/bin/ls", c"/usr/bin/ls"]);
+        let program = Program::resolve(OsStr::new("./bin/ls"), &env).unwrap();
+        assert!(matches!(program.lookup, Lookup::Path));
+        assert_eq!(program.paths, [c"./bin/ls"]);
+    }
+
+    /// What `execvp` refuses without trying: an empty name, a name longer than NAME_MAX.
+    #[test]
+    fn an_empty_or_overlong_name_fails_as_execvp_fails() {
+        let program = Program::resolve(OsStr::new(""), &[]).unwrap();
+        assert!(matches!(program.lookup, Lookup::Fails(libc::ENOENT)));
+        let long = "x".repeat(NAME_MAX + 1);
+        let program = Program::resolve(OsStr::new(&long), &[]).unwrap();
+        assert!(matches!(program.lookup, Lookup::Fails(libc::ENAMETOOLONG)));
+    }
+}
