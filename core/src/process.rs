@@ -14,9 +14,13 @@
 //!
 //! # Portability
 //!
-//! Unix only. Children are reaped on SIGCHLD with `waitpid(pid, WNOHANG)` for this reactor's
-//! own children only, so other reactors and `std::process` keep theirs. The terminal modes are
-//! nix's [`Termios`](termios::Termios) (re-exported here as [`termios`]).
+//! Unix only. On Linux a child is started with `clone(CLONE_VM | CLONE_VFORK)`, as glibc's
+//! `posix_spawn` does: it runs on the parent's memory until it calls `exec`, so starting it
+//! copies no page tables and, in a multi-threaded parent, interrupts no other CPU; elsewhere
+//! it is forked. Either way the child sees the same steps, errors and environment as with
+//! [`std::process::Command`]. Children are reaped on SIGCHLD with `waitpid(pid, WNOHANG)` for
+//! this reactor's own children only, so other reactors and `std::process` keep theirs. The
+//! terminal modes are nix's [`Termios`](termios::Termios) (re-exported here as [`termios`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;

@@ -491,13 +491,18 @@ fn without_a_path_a_name_is_looked_up_in_bin_and_usr_bin() {
     assert_eq!(text(&seen.borrow().out), "found\n");
 }
 
-/// A name in no `PATH` entry is `NotFound` (`ENOENT`), as `execvp` reports.
+/// A name in no `PATH` entry is `NotFound` (`ENOENT`), as `execvp` reports, in the words a
+/// server's log shows for a missing shell.
 #[test]
 fn a_name_in_no_path_entry_is_not_found() {
     let options = ProcessOptions::new("twine-no-such-program").env_clear().env("PATH", "/bin");
     let err = spawn_error(options);
     assert_eq!(err.kind(), twine_core::ErrorKind::NotFound);
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    assert_eq!(
+        err.to_string(),
+        "spawn twine-no-such-program: exec: No such file or directory (os error 2)"
+    );
 }
 
 /// A name found only as a file without execute permission is `PermissionDenied` (`EACCES`),
