@@ -78,9 +78,8 @@ pub(super) fn spawn(spawn: &Spawn<'_>) -> io::Result<Option<u32>> {
     for (slot, fd) in stdio.iter_mut().zip(&spawn.stdio) {
         *slot = fd.as_raw_fd();
         if (0..=2).contains(slot) {
-            let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
-            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-            let copy = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+            // A close-on-exec duplicate numbered 3 or above.
+            let copy = fd.try_clone_to_owned()?;
             *slot = copy.as_raw_fd();
             moved.push(copy);
         }
@@ -103,16 +102,19 @@ pub(super) fn spawn(spawn: &Spawn<'_>) -> io::Result<Option<u32>> {
         mask: 0,
         error: AtomicI32::new(0),
     };
-    let pid = CHILD_STACK.with(|stack| {
-        let mut stack = stack.borrow_mut();
-        if stack.is_none() {
-            *stack = Some(ChildStack::new()?);
-        }
-        match stack.as_ref() {
-            Some(stack) => clone_child(stack, &mut args),
-            None => Err(io::Error::other("no child stack")),
-        }
-    })?;
+    // Without this thread's stack (the thread is exiting and its locals are gone), fork instead.
+    let pid = CHILD_STACK
+        .try_with(|stack| {
+            let Ok(mut stack) = stack.try_borrow_mut() else { return Ok(None) };
+            if stack.is_none() {
+                *stack = Some(ChildStack::new()?);
+            }
+            match stack.as_ref() {
+                Some(stack) => clone_child(stack, &mut args),
+                None => Ok(None),
+            }
+        })
+        .unwrap_or(Ok(None))?;
     drop(moved);
     let Some(pid) = pid else { return Ok(None) };
     let error = args.error.load(Ordering::Relaxed);
