@@ -98,7 +98,7 @@ pub(crate) fn spawn(spawn: &Spawn<'_>) -> io::Result<u32> {
 }
 
 /// The portable path: the standard library forks and runs [`run_in_child`] as a `pre_exec` hook.
-fn spawn_with_fork(spawn: &Spawn<'_>) -> io::Result<u32> {
+pub(super) fn spawn_with_fork(spawn: &Spawn<'_>) -> io::Result<u32> {
     let mut command = Command::new(&spawn.program);
     if let Some((arg0, args)) = spawn.argv.split_first() {
         command.arg0(arg0).args(args);

@@ -525,6 +525,68 @@ mod tests {
         assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     }
 
+    /// How a start ended: the exit code, or the error's kind and errno.
+    type Outcome = Result<i32, (io::ErrorKind, Option<i32>)>;
+
+    /// Starts `program` with `argv`, environment `env`, `cwd` and `groups` (as the current
+    /// user) through `start`, and waits for it.
+    fn outcome(
+        start: fn(&Spawn<'_>) -> io::Result<u32>,
+        program: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        cwd: Option<&str>,
+        groups: Option<Vec<libc::gid_t>>,
+    ) -> Outcome {
+        let null = File::options().read(true).write(true).open("/dev/null").unwrap();
+        let request = Spawn {
+            program: program.into(),
+            argv: argv.iter().map(Into::into).collect(),
+            env: env.iter().map(|(key, value)| (key.into(), value.into())).collect(),
+            cwd: cwd.map(Into::into),
+            stdio: [null.as_fd(); 3],
+            setup: ChildSetup { groups, close_other_fds: true, ..ChildSetup::default() },
+        };
+        let pid = start(&request).map_err(|err| (err.kind(), err.raw_os_error()))?;
+        match waitpid(Pid::from_raw(i32::try_from(pid).unwrap()), None).unwrap() {
+            WaitStatus::Exited(_, code) => Ok(code),
+            status => panic!("{status:?}"),
+        }
+    }
+
+    /// The clone and the standard library's fork (the path on other systems and when the
+    /// kernel lacks the clone) give the same outcomes: exit codes, a program found in `PATH`
+    /// after a missing entry, a missing program (by path, by name, empty), a missing directory,
+    /// a refused set-up step, a NUL byte.
+    #[test]
+    fn the_clone_and_the_fork_give_the_same_outcomes() {
+        use io::ErrorKind::{InvalidInput, NotFound};
+        fn clone(spawn: &Spawn<'_>) -> io::Result<u32> {
+            super::spawn(spawn)?.ok_or_else(|| io::Error::other("no clone"))
+        }
+        let fork = super::super::process::spawn_with_fork;
+        let path = [("PATH", "/nonexistent/twine-test:/bin")];
+        let refused =
+            if nix::unistd::Uid::effective().is_root() { libc::EINVAL } else { libc::EPERM };
+        let too_many = Some(vec![1; 70_000]);
+        let missing = Err((NotFound, Some(libc::ENOENT)));
+        let cases: [(&str, &[&str], &[_], Option<&str>, Option<Vec<libc::gid_t>>, Outcome); 8] = [
+            ("/bin/sh", &["sh", "-c", "exit 3"], &[], None, None, Ok(3)),
+            ("sh", &["sh", "-c", "[ \"$(pwd)\" = / ]"], &path, Some("/"), None, Ok(0)),
+            ("/nonexistent/twine-test", &["x"], &[], None, None, missing),
+            ("twine-no-such-program", &["x"], &path, None, None, missing),
+            ("", &["x"], &[], None, None, missing),
+            ("/bin/true", &["true"], &[], Some("/nonexistent/twine-test"), None, missing),
+            ("/bin/true", &["true"], &[], None, too_many, Err((InvalidInput, Some(refused)))),
+            ("/bin/true", &["a\0b"], &[], None, None, Err((InvalidInput, None))),
+        ];
+        for (program, argv, env, cwd, groups, expected) in cases {
+            let cloned = outcome(clone, program, argv, env, cwd, groups.clone());
+            let forked = outcome(fork, program, argv, env, cwd, groups);
+            assert_eq!((&cloned, &forked), (&expected, &expected), "{program} {argv:?}");
+        }
+    }
+
     /// `execvp`'s candidates: the `PATH` entries in order, an empty entry being the bare name,
     /// `/bin:/usr/bin` without a `PATH`.
     #[test]
