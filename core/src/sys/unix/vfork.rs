@@ -528,6 +528,16 @@ mod tests {
     /// How a start ended: the exit code, or the error's kind and errno.
     type Outcome = Result<i32, (io::ErrorKind, Option<i32>)>;
 
+    /// A program, its arguments, environment, directory and groups, and how its start ends.
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+        Option<Vec<libc::gid_t>>,
+        Outcome,
+    );
+
     /// Starts `program` with `argv`, environment `env`, `cwd` and `groups` (as the current
     /// user) through `start`, and waits for it.
     fn outcome(
@@ -570,7 +580,7 @@ mod tests {
             if nix::unistd::Uid::effective().is_root() { libc::EINVAL } else { libc::EPERM };
         let too_many = Some(vec![1; 70_000]);
         let missing = Err((NotFound, Some(libc::ENOENT)));
-        let cases: [(&str, &[&str], &[_], Option<&str>, Option<Vec<libc::gid_t>>, Outcome); 8] = [
+        let cases: [Case<'_>; 8] = [
             ("/bin/sh", &["sh", "-c", "exit 3"], &[], None, None, Ok(3)),
             ("sh", &["sh", "-c", "[ \"$(pwd)\" = / ]"], &path, Some("/"), None, Ok(0)),
             ("/nonexistent/twine-test", &["x"], &[], None, None, missing),
