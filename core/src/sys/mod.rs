@@ -6,8 +6,10 @@
 //!   exclusive epoll registration (a listener shared by worker processes).
 //! - `pty`: opening a pseudo-terminal pair, reading and setting its window size.
 //! - `sandbox` (public as `twine_core::sandbox`): confining a privilege-separated worker.
-//! - `process`: the child-side set-up between `fork` and `exec` (new session, controlling
-//!   terminal, groups and ids, descriptors), installed on a [`std::process::Command`].
+//! - `process`: starting a child (on Linux a vfork-style `clone` that shares the parent's memory
+//!   until `exec`, in `unix::vfork`; elsewhere a [`std::process::Command`] that forks) and the
+//!   child-side set-up before `exec` (new session, controlling terminal, groups and ids,
+//!   descriptors).
 //!
 //! Everything else in the crate uses safe wrappers: mio for readiness, nix for the system calls
 //! it wraps safely, signal-hook for signal delivery. Each `unsafe` block below carries a
