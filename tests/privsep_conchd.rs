@@ -747,3 +747,48 @@ fn a_key_removed_between_the_query_and_the_signature_is_refused_by_the_monitor_a
     assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
     assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
 }
+
+/// A key that completes the login is checked by the monitor and the login told in the same
+/// round trip; under `AuthenticationMethods publickey,publickey` one key is only a partial
+/// success, and the monitor is not told of a login (it would then refuse the second key's
+/// check as out of state, and the worker would die).
+#[test]
+fn a_key_login_goes_to_the_monitor_with_its_check_unless_more_methods_follow() {
+    let Some(s) = setup("privsep-one-trip", 1, "") else { return };
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
+    assert!(s.daemon.wait_for_log("the login goes with the key check").is_some());
+
+    let Some(s) = setup("privsep-two-keys", 1, "AuthenticationMethods publickey,publickey\n")
+    else {
+        return;
+    };
+    let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let second = keygen(s.dir.root(), "id_second", "ed25519");
+    let authorized_keys = s.user.home.join(".ssh/authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized_keys).unwrap();
+    keys.push_str(&std::fs::read_to_string(second.with_extension("pub")).unwrap());
+    std::fs::write(&authorized_keys, keys).unwrap();
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.args(["-i", &second.display().to_string(), "echo both"]);
+        c
+    });
+    assert_eq!(stdout(&out), "both\n", "{}", stderr(&out));
+    let mut lines = Vec::new();
+    let accepted = loop {
+        match s.daemon.log.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("Accepted publickey") => break Some(line),
+            Ok(line) => lines.push(line),
+            Err(_) => break None,
+        }
+    };
+    assert!(accepted.is_some(), "no completed login: {lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("Partial publickey")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("the login goes with")), "{lines:#?}");
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+}

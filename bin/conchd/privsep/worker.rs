@@ -332,6 +332,7 @@ impl AuthBackend for PrivsepAuth {
                 let login_user = request.user.clone();
                 if file.is_some_and(|file| completes_login(&file, &login_user, &request.connection))
                 {
+                    log::debug!("connection {connection}: the login goes with the key check");
                     requests.push(Request::ConnectionAuthenticated {
                         connection,
                         user: login_user.clone(),
