@@ -792,3 +792,47 @@ fn a_key_login_goes_to_the_monitor_with_its_check_unless_more_methods_follow() {
     assert!(!lines.iter().any(|l| l.contains("the login goes with")), "{lines:#?}");
     assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
 }
+
+/// The CPUs a process may run on, from `Cpus_allowed_list` ("0-3,6").
+fn cpu_list(text: &str) -> Vec<u32> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(first.parse::<u32>().unwrap()..=last.parse::<u32>().unwrap());
+    }
+    cpus
+}
+
+/// With one worker per CPU conchd may use, each worker keeps to a CPU of its own (a login's
+/// hand-overs between the worker and its monitor thread stay on that CPU); the sessions the
+/// monitor starts may run anywhere, as before.
+#[test]
+fn with_one_worker_per_cpu_each_worker_keeps_to_its_own_cpu_and_sessions_do_not() {
+    let ours = status_field(std::process::id(), "Cpus_allowed_list").unwrap();
+    let cpus = cpu_list(&ours);
+    if cpus.len() < 2 {
+        println!("privsep-cpus: skipped: one CPU");
+        return;
+    }
+    let Some(s) = setup("privsep-cpus", cpus.len(), "") else { return };
+    let workers = wait_for_workers(s.daemon.pid(), cpus.len(), &[]);
+    let mut pinned: Vec<u32> = workers
+        .iter()
+        .map(|&w| {
+            let list = cpu_list(&status_field(w, "Cpus_allowed_list").unwrap());
+            assert_eq!(list.len(), 1, "worker {w} may run on {list:?}");
+            list[0]
+        })
+        .collect();
+    pinned.sort_unstable();
+    assert_eq!(pinned, cpus, "one worker on each CPU");
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("grep Cpus_allowed_list /proc/self/status");
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let session = stdout(&out);
+    let session = session.trim().strip_prefix("Cpus_allowed_list:").unwrap();
+    assert_eq!(cpu_list(session), cpus, "the session's CPUs");
+}

@@ -59,6 +59,7 @@
 //! Group names (`AllowGroups`, `Match Group`) and host names for `direct-tcpip` come from the
 //! monitor too.
 
+pub(crate) mod affinity;
 pub(crate) mod control;
 pub(crate) mod monitor;
 pub(crate) mod worker;
@@ -78,6 +79,8 @@ pub(crate) const AUTH_INFO_VAR: &str = "CONCHD_PRIVSEP_AUTH_INFO";
 /// Set in a worker's environment: the monitor's process id (a worker whose parent is no longer
 /// that process ends).
 pub(crate) const MONITOR_PID_VAR: &str = "CONCHD_PRIVSEP_MONITOR";
+/// Set in a worker's environment when it is to run on one CPU only: that CPU's number.
+pub(crate) const CPU_VAR: &str = "CONCHD_PRIVSEP_CPU";
 /// How many workers to start instead of one per core.
 pub(crate) const WORKERS_VAR: &str = "CONCHD_PRIVSEP_WORKERS";
 /// The descriptor of a worker's socketpair end; the listeners follow.

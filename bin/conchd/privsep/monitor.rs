@@ -761,6 +761,10 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
         if state.daemon {
             options = options.env(crate::DAEMON_CHILD, "1");
         }
+        let cpu = super::affinity::worker_cpu(index, state.slots.len());
+        if let Some(cpu) = cpu {
+            options = options.env(super::CPU_VAR, cpu.to_string());
+        }
         if let Some((input, output)) = &state.inetd {
             let input = input.try_clone().map_err(|e| e.to_string())?;
             let output = output.try_clone().map_err(|e| e.to_string())?;
@@ -793,7 +797,12 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
         };
         std::thread::Builder::new()
             .name(format!("monitor-{index}"))
-            .spawn(move || serve_worker(backend, &ours, pid))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    super::affinity::pin_current_thread(cpu);
+                }
+                serve_worker(backend, &ours, pid);
+            })
             .map_err(|e| e.to_string())?;
         Ok(pid)
     })();

@@ -907,6 +907,10 @@ pub(crate) fn run(
     let fatal =
         |what: &str, e: &dyn std::fmt::Display| Fatal(format!("privsep worker: {what}: {e}"), 255);
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // Before any thread starts, so the pool's threads share the CPU (see `affinity`).
+    if let Some(cpu) = std::env::var(super::CPU_VAR).ok().and_then(|c| c.parse().ok()) {
+        super::affinity::pin_current_thread(cpu);
+    }
     // The parent-death signal only fires for a death after it is set: a monitor that died
     // before (or while credentials changed) is seen as a new parent.
     let monitor_pid = std::env::var(super::MONITOR_PID_VAR)
