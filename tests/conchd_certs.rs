@@ -8,9 +8,9 @@
 mod certs_support;
 mod conchd_support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use conchd_support::{output, ssh, stderr, stdout, Daemon, TempDir};
+use conchd_support::{agent_holding, output, ssh, stderr, stdout, Daemon, TempDir};
 
 use certs_support::{authorize, root_or_skip, setup, start_daemon, Mode};
 
@@ -82,27 +82,7 @@ fn agent_forwarding_reaches_the_clients_agent() {
     let name = s.user.name.clone();
     authorize(&s.user, &std::fs::read_to_string(s.key.with_extension("pub")).unwrap());
     let agent_sock = s.dir.path("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&agent_sock)
-        .stdout(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    for _ in 0..100 {
-        if agent_sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let added = Command::new("ssh-add")
-        .arg(&s.key)
-        .env("SSH_AUTH_SOCK", &agent_sock)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(added.success(), "ssh-add failed");
+    let mut agent = agent_holding(&agent_sock, &s.key);
     let fingerprint = {
         let out = output({
             let mut c = Command::new("ssh-keygen");

@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use conchd_support::{
-    client_options, conchd_command, free_port, is_root, keygen, output, ssh, stderr, stdout,
-    Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
+    agent_holding, client_options, conchd_command, free_port, is_root, keygen, output, ssh, stderr,
+    stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
 /// A privilege-separated daemon with `workers` workers, serving a fresh test user.
@@ -416,27 +416,7 @@ fn authorized_keys_file_in_a_match_user_block_is_honoured_under_privsep() {
 fn a_forwarded_agent_lists_its_key_through_a_socket_the_monitor_made_and_removes() {
     let Some(s) = setup("privsep-agent", 1, "") else { return };
     let agent_sock = s.dir.path("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&agent_sock)
-        .stdout(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    for _ in 0..100 {
-        if agent_sock.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let added = Command::new("ssh-add")
-        .arg(&s.key)
-        .env("SSH_AUTH_SOCK", &agent_sock)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(added.success(), "ssh-add failed");
+    let mut agent = agent_holding(&agent_sock, &s.key);
     let fingerprint = {
         let out = output({
             let mut c = Command::new("ssh-keygen");
@@ -699,27 +679,7 @@ fn a_key_removed_between_the_query_and_the_signature_is_refused_by_the_monitor_a
     let Some(s) = setup("privsep-stale-key", 1, "") else { return };
     let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
     let agent_sock = s.dir.path("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&agent_sock)
-        .stdout(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    for _ in 0..100 {
-        if agent_sock.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let added = Command::new("ssh-add")
-        .arg(&s.key)
-        .env("SSH_AUTH_SOCK", &agent_sock)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(added.success(), "ssh-add failed");
+    let mut agent = agent_holding(&agent_sock, &s.key);
     let authorized_keys = s.user.home.join(".ssh/authorized_keys");
     let front = s.dir.path("front.sock");
     agent_that_rewrites_before_signing(&front, agent_sock.clone(), authorized_keys.clone(), "");

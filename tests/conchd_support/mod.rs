@@ -288,3 +288,30 @@ pub(crate) fn stdout(output: &Output) -> String {
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A real `ssh-agent` listening on `socket` (it may take a moment to appear), holding `key`
+/// (`ssh-add`). The caller kills it by its PID (`kill`, then `wait`).
+pub(crate) fn agent_holding(socket: &Path, key: &Path) -> Child {
+    let agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(socket)
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add")
+        .arg(key)
+        .env("SSH_AUTH_SOCK", socket)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success(), "ssh-add failed");
+    agent
+}

@@ -80,17 +80,7 @@ pub(crate) struct Spawn<'a> {
 /// An argument, variable or path holds a NUL byte (`InvalidInput`), the child could not be
 /// created, or a step in the child or the `exec` failed: the error carries the child's errno.
 pub(crate) fn spawn(spawn: &Spawn<'_>) -> io::Result<u32> {
-    #[cfg(all(
-        target_os = "linux",
-        any(target_env = "gnu", target_env = "musl"),
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    ))]
+    #[cfg(twine_vfork)]
     if let Some(pid) = super::vfork::spawn(spawn)? {
         return Ok(pid);
     }
