@@ -306,3 +306,36 @@ fn a_shared_listener_wakes_one_waiting_reactor_per_connection() {
     // One wake-up (and sleep) per connection; two per connection without the flag.
     assert!(woken < CONNECTIONS * 3 / 2, "{woken} wake-ups for {CONNECTIONS} connections");
 }
+
+/// A descriptor epoll cannot poll (a regular file) is refused by both kinds of watch with the
+/// OS's reason and what was being done, and the reactor keeps working: a pipe watched after
+/// the refusals still reports.
+#[test]
+fn a_regular_file_cannot_be_watched_shared_or_not_and_the_error_says_why() {
+    let reactor = reactor();
+    let path = std::env::temp_dir().join(format!("twine-{}-watched-file", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    let raw = file.as_raw_fd();
+    let plain = reactor.watch_fd(raw, Interest::Readable, |_| {}).unwrap_err();
+    let shared = reactor.watch_shared_fd(raw, |_| {}).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    for error in [plain, shared] {
+        assert_eq!(error.raw_os_error(), Some(libc::EPERM), "{error}");
+        assert_eq!(error.context(), "watch a descriptor");
+    }
+    let (read, write) = nix::unistd::pipe().unwrap();
+    twine_core_nonblocking(&read);
+    let done = reactor.deferred::<()>();
+    let fire = done.clone();
+    let watch = reactor
+        .watch_shared_fd(read.as_raw_fd(), move |readiness| {
+            if readiness.readable && !fire.fired() {
+                fire.callback(());
+            }
+        })
+        .unwrap();
+    std::fs::File::from(write).write_all(b"x").unwrap();
+    reactor.run_until(done).unwrap();
+    watch.stop();
+    drop(read);
+}
