@@ -290,35 +290,36 @@ fn sealing_a_malformed_packet_fails_closed() {
     }
 }
 
-/// chacha20-poly1305@openssh.com agrees, packet for packet, with an independent composition
-/// from the `chacha20` and `poly1305` crates following `PROTOCOL.chacha20poly1305`.
+/// chacha20-poly1305@openssh.com agrees, packet for packet, with ring's independent
+/// implementation of `PROTOCOL.chacha20poly1305`, both ways: ring opens what we seal, we open
+/// what ring seals, and ring's length decryption reads our encrypted length.
 #[test]
-fn chacha20_poly1305_matches_an_independent_composition() {
-    use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-    use poly1305::universal_hash::KeyInit;
+fn chacha20_poly1305_agrees_with_rings_implementation_both_ways() {
+    use ring::aead::chacha20_poly1305_openssh::{OpeningKey, SealingKey};
 
     let k = keys("chacha20-poly1305@openssh.com", None, 7);
+    let key: &[u8; 64] = k.enc.as_slice().try_into().unwrap();
     let mut sealer = new_sealer("chacha20-poly1305@openssh.com", None, &k.enc, &k.iv, &[]).unwrap();
-    let (k2, k1) = k.enc.split_at(32);
+    let mut opener = new_opener("chacha20-poly1305@openssh.com", None, &k.enc, &k.iv, &[]).unwrap();
+    let (ring_sealer, ring_opener) = (SealingKey::new(key), OpeningKey::new(key));
     for seq in [0u32, 1, 2, 0x0102_0304, u32::MAX] {
         let payload: Vec<u8> =
             (0..(seq % 300 + 20)).map(|i| u8::try_from(i % 256).unwrap()).collect();
         let (plain, ours) = seal(sealer.as_mut(), seq, &payload);
-        let mut nonce = [0u8; 8];
-        nonce[4..].copy_from_slice(&seq.to_be_bytes());
         let mut theirs = plain.clone();
-        // Length with K_1, block counter 0.
-        let mut c1 = chacha20::ChaCha20Legacy::new(k1.into(), &nonce.into());
-        c1.apply_keystream(&mut theirs[..4]);
-        // Poly1305 key from K_2 block 0, payload from block 1.
-        let mut c2 = chacha20::ChaCha20Legacy::new(k2.into(), &nonce.into());
-        let mut poly_key = [0u8; 32];
-        c2.apply_keystream(&mut poly_key);
-        c2.seek(64u64);
-        c2.apply_keystream(&mut theirs[4..]);
-        let tag = poly1305::Poly1305::new(&poly_key.into()).compute_unpadded(&theirs);
+        let mut tag = [0u8; 16];
+        ring_sealer.seal_in_place(seq, &mut theirs, &mut tag);
         theirs.extend_from_slice(&tag);
         assert_eq!(hex::encode(&ours), hex::encode(&theirs), "seq {seq}");
+
+        let encrypted_length: [u8; 4] = ours[..4].try_into().unwrap();
+        let length = ring_opener.decrypt_packet_length(seq, encrypted_length);
+        assert_eq!(u32::from_be_bytes(length), u32::try_from(plain.len() - 4).unwrap());
+        let (body, tag) = theirs.split_at_mut(plain.len());
+        let mut head = body[..4].to_vec();
+        assert_eq!(opener.decrypt_length(seq, &mut head).unwrap(), u32::from_be_bytes(length));
+        opener.open(seq, body, tag).unwrap();
+        assert_eq!(body, &plain[..], "seq {seq}");
     }
 }
 
