@@ -145,6 +145,17 @@ const MAX_SPARE: usize = 1024 * 1024;
 /// interactive session's packets without growing the buffer of a connection that is idle.
 const LEND_MIN: usize = 1024;
 
+/// A read at least this large that filled all it was lent marks a bulk transfer: the next read
+/// is lent twice as much (up to [`BULK_LEND`]) so that one system call takes many packets.
+const BULK_READ: usize = 16 * 1024;
+
+/// The most a bulk transfer's read is lent beyond what its packets need.
+const BULK_LEND: usize = 256 * 1024;
+
+/// After a bulk transfer, a buffer larger than this is given back once a small read (at most
+/// [`BULK_READ`]) left nothing buffered: an idle connection keeps a small one.
+const IDLE_BUFFER: usize = 64 * 1024;
+
 /// The receiving half: buffers wire bytes and takes whole packets from them.
 pub(crate) struct PacketReader {
     /// Received bytes up to `end`; the rest is space lent to the next read ([`Self::spare`]).
@@ -154,6 +165,10 @@ pub(crate) struct PacketReader {
     end: usize,
     /// The length of the space last lent by [`Self::spare`], which [`Self::filled`] may claim.
     lent: usize,
+    /// What the last read through [`Self::lend`] received, and whether it filled all it was
+    /// lent (more was likely waiting).
+    last_read: usize,
+    saturated: bool,
     /// The first byte of `buf` not yet taken into a packet.
     pos: usize,
     /// The start of a payload handed out and not yet released; compaction keeps it.
@@ -174,6 +189,8 @@ impl PacketReader {
             buf: Vec::new(),
             end: 0,
             lent: 0,
+            last_read: 0,
+            saturated: false,
             pos: 0,
             held: None,
             pending_len: None,
@@ -193,6 +210,7 @@ impl PacketReader {
             into.copy_from_slice(from);
         }
         self.filled(n);
+        self.saturated = false;
     }
 
     /// Lends space for exactly `want` more wire bytes at the end of the buffer, to read into
@@ -229,19 +247,41 @@ impl PacketReader {
     /// or what the packet being received still lacks, or [`LEND_MIN`], whichever is most. The
     /// buffer grows only while large packets arrive, however large a read the caller offers,
     /// so an idle connection keeps a small one.
+    ///
+    /// A bulk transfer (a read of at least [`BULK_READ`] that filled all it was lent) is lent
+    /// twice its last read, up to [`BULK_LEND`], so many packets come in one system call; when
+    /// the traffic turns small again and nothing is buffered, a buffer past [`IDLE_BUFFER`] is
+    /// given back.
     pub(crate) fn lend(&mut self, max: usize) -> &mut [u8] {
+        let bulk = self.saturated && self.last_read >= BULK_READ;
+        if !bulk
+            && self.last_read <= BULK_READ
+            && self.held.is_none()
+            && self.pos == self.end
+            && self.buf.len() > IDLE_BUFFER
+        {
+            self.buf = Vec::new();
+            (self.pos, self.end) = (0, 0);
+        }
         let taken = if self.held.is_some() { 0 } else { self.pos };
         let free = self.buf.len() - self.end + taken;
         let lacking = self
             .pending_len
             .map_or(0, |len| (self.pos + 4 + len + self.opener.tag_len()).saturating_sub(self.end));
-        self.spare(max.min(free.max(lacking).max(LEND_MIN)))
+        let mut want = free.max(lacking).max(LEND_MIN);
+        if bulk {
+            want = want.max((2 * self.last_read).min(BULK_LEND));
+        }
+        self.spare(max.min(want))
     }
 
     /// `n` bytes were written into the start of the space [`Self::spare`] lent last: they are
     /// received. Never more than was lent.
     pub(crate) fn filled(&mut self, n: usize) {
-        self.end = (self.end + n.min(self.lent)).min(self.buf.len());
+        let n = n.min(self.lent);
+        self.saturated = n > 0 && n == self.lent;
+        self.last_read = n;
+        self.end = (self.end + n).min(self.buf.len());
         self.lent = 0;
     }
 
@@ -642,6 +682,48 @@ mod tests {
         assert_eq!(reader.unread(), b"abc");
         reader.filled(5);
         assert_eq!(reader.unread(), b"abc", "nothing lent, nothing claimed");
+    }
+
+    /// A socket that always has more than the reader lent (a bulk transfer) is read in ever
+    /// larger pieces up to BULK_LEND, so one system call takes many packets; when the traffic
+    /// turns small and the buffer is empty, the large buffer is given back. Every packet
+    /// arrives, in order, whichever way the reads fall.
+    #[test]
+    fn a_bulk_transfer_is_read_in_large_pieces_and_the_buffer_shrinks_when_it_ends() {
+        let offered = 256 * 1024;
+        let large: Vec<Vec<u8>> = (0..40u8).map(|n| vec![n; 32 * 1024]).collect();
+        let small: Vec<Vec<u8>> = (0..5u8).map(|n| vec![n; 50]).collect();
+        let mut all = large.clone();
+        all.extend(small.iter().cloned());
+        let wire = write_all(&all);
+        let small_bytes = write_all(&small).len();
+        let mut reader = PacketReader::new();
+        let (mut at, mut got, mut lent_sizes) = (0, Vec::new(), Vec::new());
+        while at < wire.len() {
+            // The bulk part always has more waiting than was lent; the small packets come
+            // one read each, as an interactive peer's would.
+            let in_bulk = at < wire.len() - small_bytes;
+            let space = reader.lend(offered);
+            if in_bulk {
+                lent_sizes.push(space.len());
+            }
+            let available = if in_bulk { wire.len() - small_bytes - at } else { 60 };
+            let n = space.len().min(available).min(wire.len() - at);
+            space[..n].copy_from_slice(&wire[at..at + n]);
+            reader.filled(n);
+            at += n;
+            while let Some(packet) = reader.next_packet().unwrap() {
+                got.push(reader.payload(&packet.payload).to_vec());
+                reader.release();
+            }
+        }
+        assert_eq!(got, all);
+        assert!(lent_sizes.contains(&BULK_LEND), "lent {lent_sizes:?}");
+        // 40 packets of 32 KiB: a read per packet before; now a few to grow, then 256 KiB each.
+        assert!(lent_sizes.len() <= 10, "1280 KiB in {} reads: {lent_sizes:?}", lent_sizes.len());
+        // The next read after the small ones gives the large buffer back.
+        let _ = reader.lend(offered);
+        assert!(reader.buf.len() <= IDLE_BUFFER, "kept {} bytes", reader.buf.len());
     }
 
     /// Offered reads far larger than its traffic, a reader of small packets keeps a small
