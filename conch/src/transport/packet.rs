@@ -244,9 +244,9 @@ impl PacketReader {
     }
 
     /// Space for the next socket read, at most `max` bytes: what the buffer has free already,
-    /// or what the packet being received still lacks, or [`LEND_MIN`], whichever is most. The
-    /// buffer grows only while large packets arrive, however large a read the caller offers,
-    /// so an idle connection keeps a small one.
+    /// or what the packet being received still lacks, or [`LEND_MIN`], whichever is most. Outside
+    /// a bulk transfer the buffer grows only while large packets arrive, however large a read
+    /// the caller offers, so an idle connection keeps a small one.
     ///
     /// A bulk transfer (a read of at least [`BULK_READ`] that filled all it was lent) is lent
     /// twice its last read, up to [`BULK_LEND`], so many packets come in one system call; when
