@@ -302,9 +302,10 @@ fn chacha20_poly1305_agrees_with_rings_implementation_both_ways() {
     let mut sealer = new_sealer("chacha20-poly1305@openssh.com", None, &k.enc, &k.iv, &[]).unwrap();
     let mut opener = new_opener("chacha20-poly1305@openssh.com", None, &k.enc, &k.iv, &[]).unwrap();
     let (ring_sealer, ring_opener) = (SealingKey::new(key), OpeningKey::new(key));
-    for seq in [0u32, 1, 2, 0x0102_0304, u32::MAX] {
-        let payload: Vec<u8> =
-            (0..(seq % 300 + 20)).map(|i| u8::try_from(i % 256).unwrap()).collect();
+    // Small packets and large ones: the sealer takes two paths by size (chacha.rs).
+    let sizes = [20u32, 300, 5000, 32_768, 100];
+    for (seq, size) in [0u32, 1, 2, 0x0102_0304, u32::MAX].into_iter().zip(sizes) {
+        let payload: Vec<u8> = (0..size).map(|i| u8::try_from(i % 256).unwrap()).collect();
         let (plain, ours) = seal(sealer.as_mut(), seq, &payload);
         let mut theirs = plain.clone();
         let mut tag = [0u8; 16];
