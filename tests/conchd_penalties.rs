@@ -29,7 +29,7 @@ struct Setup {
 }
 
 fn setup(tag: &str, extra: &str, with_user: bool) -> Option<Setup> {
-    setup_with_workers(tag, extra, with_user, 1)
+    setup_with_workers(tag, extra, with_user, 2)
 }
 
 /// [`setup`] with `workers` privilege-separated workers (as root; otherwise one process).
@@ -60,8 +60,7 @@ fn setup_with_workers(tag: &str, extra: &str, with_user: bool, workers: u32) -> 
         ),
     );
     let mut command = conchd_command(None, dir.root());
-    // As root conchd separates privileges: each worker keeps its own penalties for the
-    // sources it serves, so most tests have one worker see them all. The monitor counts
+    // As root conchd separates privileges: the monitor keeps the penalties and counts
     // MaxStartups and PerSourceMaxStartups over every worker.
     command.args(["-D", "-e", "-f", &config]).env("CONCHD_PRIVSEP_WORKERS", workers.to_string());
     let daemon = Daemon::start(command);
@@ -274,4 +273,29 @@ fn per_source_max_startups_counts_a_source_over_every_worker() {
     let line = s.log_line(&["drop connection #2 from [127.0.0.2]:"]).expect("a drop line");
     assert!(line.ends_with("past Maxstartups"), "{line}");
     let _other = hold(&s, &["127.0.0.3"]);
+}
+
+/// `PerSourcePenalties noauth:10 min:5`: a connection from 127.0.0.7 that closes without
+/// trying to authenticate earns its source the `noauth` penalty (sshd's "penalty now active"
+/// line), the next one from it is refused with sshd's drop line, and 127.0.0.8 is served.
+#[test]
+fn a_connection_that_never_tries_to_authenticate_earns_its_source_a_penalty() {
+    let extra = "PerSourcePenalties noauth:10 min:5\n";
+    let Some(s) = setup("noauth", extra, false) else { return };
+    drop(hold(&s, &["127.0.0.7"]));
+    assert!(s.log_line(&["penalty now active", "without attempting authentication"]).is_some());
+    let mut refused = false;
+    // The penalty comes when the server has noticed the close: retry, bounded.
+    for _ in 0..50 {
+        let mut again = s.connect_from("127.0.0.7");
+        if first_line(&mut again) == "Not allowed at this time\r\n" {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(refused, "127.0.0.7 was served again within its penalty");
+    let line = s.log_line(&["from [127.0.0.7]:", "penalty: connections without"]);
+    assert!(line.is_some_and(|l| l.contains("drop connection #")), "no drop line");
+    let _other = hold(&s, &["127.0.0.8"]);
 }

@@ -1,14 +1,15 @@
-//! `PerSourceMaxStartups` and `PerSourcePenalties` (sshd_config(5)) at the accept path, after
-//! OpenSSH's `srclimit`.
+//! `PerSourceMaxStartups` and `PerSourcePenalties` (sshd_config(5)) at the accept path of a
+//! conchd without privilege separation, after OpenSSH's `srclimit`. (With privilege
+//! separation the monitor keeps them for every worker: `crate::startups`.)
 //!
-//! conchd is not split into privilege-separated processes yet, so the outcome a penalty is
-//! judged on is what the reactor sees of the connection instead of a child's exit status:
-//! [`Watch`] wraps the authentication policy and notes, per connection (keyed by the client's
-//! address and port), whether authentication was tried and whether it succeeded. When an
-//! unauthenticated connection ends, its source earns `grace-exceeded` if it lasted the
-//! `LoginGraceTime`, else `authfail` if it tried to authenticate, else `noauth`. Authenticated
-//! connections earn nothing. (There is no worker to crash, and no `RefuseConnection` or
-//! invalid-user outcome is told apart yet: those penalties are parsed and kept unused.)
+//! The outcome a penalty is judged on is what the reactor sees of the connection instead of a
+//! child's exit status: [`Watch`] wraps the authentication policy and notes, per connection
+//! (keyed by the client's address and port), whether authentication was tried and whether it
+//! succeeded. When an unauthenticated connection ends, its source earns `grace-exceeded` if it
+//! lasted the `LoginGraceTime`, else `authfail` if it tried to authenticate, else `noauth`.
+//! Authenticated connections earn nothing. (There is no worker to crash, and no
+//! `RefuseConnection` or invalid-user outcome is told apart yet: those penalties are parsed
+//! and kept unused.)
 //!
 //! The penalty table itself is the library's ([`Penalties`]); this module adds the exemption
 //! list (an address list, as `addr_match_list` reads it), the per-source count of connections
@@ -43,25 +44,6 @@ pub(crate) fn install(c: &SshdConfig) {
         log::warn!("PerSourcePenalties: {why}; using the defaults");
     }
     let _ = LIMITS.set(Arc::new(limits));
-}
-
-/// [`install`] for a privilege-separated worker: its penalties only, as the monitor counts
-/// `PerSourceMaxStartups` over every worker (`crate::startups`).
-pub(crate) fn install_in_worker(c: &SshdConfig) {
-    let mut limits = SourceLimits::new(c);
-    limits.max_per_source = None;
-    if let Err(why) = &limits.problem {
-        log::warn!("PerSourcePenalties: {why}; using the defaults");
-    }
-    let _ = LIMITS.set(Arc::new(limits));
-}
-
-/// A connection [`admit`] let in and the monitor refused: it no longer counts, and earns no
-/// penalty (it was never served).
-pub(crate) fn forget(peer: SocketAddr) {
-    if let Some(limits) = LIMITS.get() {
-        limits.state().pending.remove(&peer);
-    }
 }
 
 /// The accept path's check: whether `stream` from `peer` may be served. A refused connection

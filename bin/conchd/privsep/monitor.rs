@@ -8,15 +8,15 @@ use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
 use twine::conch::crypto::CryptoError;
 use twine::conch::keys::{Certificate, HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
-    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, Penalties, PenaltyKind, ServeEnd,
-    SessionPlan, SpawnedSession, SystemBackend, UserRecord,
+    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, PenaltyKind, ServeEnd, SessionPlan,
+    SpawnedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
 use twine::conch::server::{
@@ -110,12 +110,11 @@ struct ConchdBackend {
     system: SystemBackend,
     settings: Settings,
     main: ThreadHandle,
-    penalties: Arc<Mutex<Penalties>>,
-    /// Every worker's connections not yet logged in (`MaxStartups`, `PerSourceMaxStartups`).
+    /// Every worker's connections not yet logged in (`MaxStartups`, `PerSourceMaxStartups`),
+    /// and the sources' penalties.
     startups: Arc<Startups>,
     /// This worker's pid: its connections' ids are its own.
     worker: u32,
-    started: Instant,
     /// The forwarded agents' sockets made for this worker's open connections.
     agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
     /// The remote socket forwards' files made for this worker's open connections.
@@ -402,14 +401,12 @@ impl MonitorBackend for ConchdBackend {
         keys.read_all(&account).map(String::into_bytes)
     }
 
-    fn admit(&mut self, address: IpAddr) -> Result<(), String> {
-        let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
-        table.check(address, self.started.elapsed()).map_err(str::to_owned)
+    fn penalise(&mut self, address: IpAddr, kind: PenaltyKind) {
+        self.startups.penalise(address, kind, Instant::now());
     }
 
-    fn penalise(&mut self, address: IpAddr, kind: PenaltyKind) {
-        let mut table = self.penalties.lock().unwrap_or_else(PoisonError::into_inner);
-        table.penalise(address, kind, self.started.elapsed());
+    fn login_abandoned(&mut self, connection: ConnectionId, address: IpAddr, kind: PenaltyKind) {
+        self.startups.abandoned(self.worker, connection, address, kind, Instant::now());
     }
 
     fn groups(&mut self, user: &UserRecord) -> Vec<String> {
@@ -530,7 +527,7 @@ impl MonitorBackend for ConchdBackend {
     ) -> Result<(), String> {
         let percentile = crate::startups::percentile();
         self.startups
-            .open(self.worker, connection, address, percentile)
+            .open(self.worker, connection, address, percentile, Instant::now())
             .map_err(|dropped| dropped.to_wire())
     }
 
@@ -690,10 +687,8 @@ struct State {
     slots: Vec<Slot2>,
     stopping: Cell<bool>,
     single: bool,
-    penalties: Arc<Mutex<Penalties>>,
-    /// Every worker's connections not yet logged in.
+    /// Every worker's connections not yet logged in, and the sources' penalties.
     startups: Arc<Startups>,
-    started: Instant,
     /// Inetd mode (`-i`): the connection's standard input and output, handed to the one
     /// worker instead of listeners.
     inetd: Option<(OwnedFd, OwnedFd)>,
@@ -810,10 +805,8 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             system: SystemBackend::new(state.host_keys.clone()),
             settings: state.settings.clone(),
             main: reactor.thread_handle(),
-            penalties: Arc::clone(&state.penalties),
             startups: Arc::clone(&state.startups),
             worker: pid,
-            started: state.started,
             agent_sockets: std::collections::HashMap::new(),
             forward_sockets: std::collections::HashMap::new(),
             auth_files: std::collections::HashMap::new(),
@@ -1038,14 +1031,7 @@ pub(crate) fn run(
         slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),
         single,
-        // The workers keep the accept path's penalties each (crate::penalties); this table,
-        // shared by all of them, also gets worker crashes.
-        penalties: Arc::new(Mutex::new(Penalties::new(
-            crate::penalties::configured(startup).0,
-            Vec::new(),
-        ))),
         startups: Arc::new(Startups::new(startup)),
-        started: Instant::now(),
         inetd,
         failed: Cell::new(false),
     });

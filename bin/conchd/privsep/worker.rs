@@ -794,16 +794,12 @@ fn accept_all(
             }
         };
         let _ = stream.set_nodelay(true);
-        // This worker's PerSourcePenalties; the monitor counts MaxStartups and
-        // PerSourceMaxStartups over every worker (ConnectionPeer, below).
-        if !crate::penalties::admit(&stream, peer) {
-            continue;
-        }
         hub.count_one();
         let inner = hub.protocol();
         let id = inner.id();
-        // One round trip: the monitor hears of the connection, its peer (which it may refuse)
-        // and our end, in that order (each is valid whatever the one before answered).
+        // One round trip: the monitor hears of the connection, its peer (which it may refuse:
+        // its source's penalty, MaxStartups, PerSourceMaxStartups, over every worker) and our
+        // end, in that order (each is valid whatever the one before answered).
         let mut requests = vec![
             Request::ConnectionOpened { connection: id },
             Request::ConnectionPeer { connection: id, address: peer.ip() },
@@ -822,9 +818,9 @@ fn accept_all(
             Some((Reply::Done, Reply::Done)) => None,
             Some((Reply::Done, Reply::Failed(why))) => {
                 match crate::startups::Dropped::from_wire(why) {
-                    // sshd's line; past PerSourceMaxStartups the client is told, as sshd does.
+                    // sshd's line; the client is told, as sshd does, unless past MaxStartups.
                     Some(dropped) => {
-                        if dropped.reason == crate::startups::PER_SOURCE {
+                        if dropped.reason != crate::startups::MAX_STARTUPS {
                             let _ = std::io::Write::write(&mut &stream, crate::penalties::REFUSAL);
                         }
                         Some(format!(
@@ -847,7 +843,6 @@ fn accept_all(
         };
         if let Some(why) = refusal {
             log::info!("{why}");
-            crate::penalties::forget(peer);
             let _ = client.call(&Request::ConnectionClosed { connection: id });
             // Dropped unserved: its count goes with it.
             drop(inner);
@@ -1021,7 +1016,8 @@ pub(crate) fn run(
     });
     // Banner files are read now: the empty root has none of them.
     crate::policy::preload_banners(file);
-    crate::penalties::install_in_worker(startup);
+    // No crate::penalties: the monitor keeps the sources' limits and penalties for every
+    // worker (crate::startups).
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);

@@ -45,9 +45,12 @@
 //!   verified user and passes a control socket plus the pty controller or the pipes; the worker
 //!   serves them with `Reactor::adopt_foreign_process` (exit status and signals over the
 //!   control socket).
-//! - `ConnectionPeer` lets the monitor refuse penalised sources ([`Penalties`]); it penalises
-//!   the sources of a dead worker's connections ([`PenaltyKind::Crash`]) and logins that
-//!   failed ([`PenaltyKind::AuthFail`]).
+//! - `ConnectionPeer` lets the monitor refuse a source (`MonitorBackend::admit`, and
+//!   `connection_starting`, which counts the connections not yet logged in over every worker:
+//!   conchd's `MaxStartups`, `PerSourceMaxStartups` and penalties); it penalises the sources
+//!   of a dead worker's connections ([`PenaltyKind::Crash`]) and of served connections that
+//!   closed without logging in (`login_abandoned`: [`PenaltyKind::AuthFail`] if they tried,
+//!   [`PenaltyKind::NoAuth`] if not).
 //! - PAM (`UsePAM yes`): keyboard-interactive is a conversation the monitor runs on a thread
 //!   of its own per connection ([`MonitorBackend::pam_start`], `pam_respond`), each round
 //!   relayed to the worker ([`Request::PamStart`], [`Request::PamRespond`],

@@ -118,6 +118,19 @@ pub trait MonitorBackend {
     fn connection_authenticated(&mut self, connection: ConnectionId) {
         let _ = connection;
     }
+    /// `connection` from `address`, admitted, closed without logging in; `kind` is what it did
+    /// (`AuthFail`: it tried to authenticate, `NoAuth`: it did not). Called before
+    /// [`connection_closed`](Self::connection_closed). The default penalises `address` for
+    /// `kind` ([`penalise`](Self::penalise)).
+    fn login_abandoned(
+        &mut self,
+        connection: ConnectionId,
+        address: std::net::IpAddr,
+        kind: super::PenaltyKind,
+    ) {
+        let _ = connection;
+        self.penalise(address, kind);
+    }
     /// The names of `user`'s groups. The default knows none.
     fn groups(&mut self, user: &UserRecord) -> Vec<String> {
         let _ = user;
@@ -381,6 +394,9 @@ struct Connection {
     peer: Option<std::net::IpAddr>,
     /// Public key and password checks that failed.
     failures: u32,
+    /// Its peer was admitted (`ConnectionPeer` answered `Done`): it was served, and its end
+    /// may earn its source a penalty.
+    admitted: bool,
     /// A PAM conversation waits for answers to this many prompts.
     pam_asked: Option<usize>,
     /// A PAM call answered `PamPending`, for `PamPoll`.
@@ -568,6 +584,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     sessions: 0,
                     peer: None,
                     failures: 0,
+                    admitted: false,
                     pam_asked: None,
                     pam_pending: None,
                     pam_user: None,
@@ -602,14 +619,23 @@ impl<B: MonitorBackend> Monitor<B> {
                 // Whatever the backend keeps for the connection (sockets made, files written
                 // for its sessions, what it worked out for its login) goes now.
                 self.made.remove(&connection);
-                self.backend.connection_closed(connection);
                 if let Some(gone) = self.connections.remove(&connection) {
-                    if let (Phase::PreAuth, Some(peer), 1..) =
-                        (&gone.phase, gone.peer, gone.failures)
+                    if let (Phase::PreAuth, Some(peer), true) =
+                        (&gone.phase, gone.peer, gone.admitted)
                     {
-                        self.backend.penalise(peer, super::PenaltyKind::AuthFail);
+                        // Tried: a check failed, or a user was looked up (any method but
+                        // `none` asks for one).
+                        let tried =
+                            gone.failures > 0 || gone.user.is_some() || gone.unknown_user.is_some();
+                        let kind = if tried {
+                            super::PenaltyKind::AuthFail
+                        } else {
+                            super::PenaltyKind::NoAuth
+                        };
+                        self.backend.login_abandoned(connection, peer, kind);
                     }
                 }
+                self.backend.connection_closed(connection);
                 Ok(Reply::Done)
             }
             Request::LookupGroups { user, .. } => {
@@ -635,7 +661,10 @@ impl<B: MonitorBackend> Monitor<B> {
                 conn.peer = Some(address);
                 match self.backend.admit(address) {
                     Ok(()) => match self.backend.connection_starting(id, address) {
-                        Ok(()) => Ok(Reply::Done),
+                        Ok(()) => {
+                            conn.admitted = true;
+                            Ok(Reply::Done)
+                        }
                         Err(reason) => Ok(Reply::Failed(reason)),
                     },
                     Err(reason) => Ok(Reply::Failed(reason)),

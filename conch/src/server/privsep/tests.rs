@@ -1931,3 +1931,19 @@ fn a_login_the_configuration_forbids_is_refused_by_the_monitor_even_when_verifie
     // Still before authentication: no session can be asked for.
     assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
 }
+
+#[test]
+fn a_connection_that_closes_without_trying_earns_noauth_and_a_refused_one_earns_nothing() {
+    let mut m = monitor();
+    m.backend_mut().refuse = Some("192.0.2.9".parse().unwrap());
+    m.handle(Request::ConnectionOpened { connection: C1 }).unwrap();
+    assert!(matches!(m.handle(peer("192.0.2.9")), Ok(Reply::Failed(_))));
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().penalised, vec![], "a connection never served earned a penalty");
+    let c2 = ConnectionId(2);
+    m.handle(Request::ConnectionOpened { connection: c2 }).unwrap();
+    m.handle(Request::ConnectionPeer { connection: c2, address: "192.0.2.1".parse().unwrap() })
+        .unwrap();
+    m.handle(Request::ConnectionClosed { connection: c2 }).unwrap();
+    assert_eq!(m.backend().penalised, vec![("192.0.2.1".parse().unwrap(), PenaltyKind::NoAuth)]);
+}
