@@ -77,7 +77,7 @@ pub use codec::{
     MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
 pub use monitor::{
-    Limits, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
+    Limits, LoginRules, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
     MAX_PRIVILEGED_LISTENERS,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
