@@ -19,6 +19,7 @@ mod penalties;
 mod policy;
 mod privsep;
 mod server;
+mod startups;
 mod utmp;
 
 use std::os::fd::OwnedFd;

@@ -31,7 +31,7 @@ use twine::conch::userauth::Decision;
 use twine::internet::Deferred;
 
 /// What a refused client is told before the socket closes (as sshd does).
-const REFUSAL: &[u8] = b"Not allowed at this time\r\n";
+pub(crate) const REFUSAL: &[u8] = b"Not allowed at this time\r\n";
 
 /// The process's limits, set up with the listeners (absent in inetd mode: nothing is limited).
 static LIMITS: OnceLock<Arc<SourceLimits>> = OnceLock::new();
@@ -45,6 +45,25 @@ pub(crate) fn install(c: &SshdConfig) {
     let _ = LIMITS.set(Arc::new(limits));
 }
 
+/// [`install`] for a privilege-separated worker: its penalties only, as the monitor counts
+/// `PerSourceMaxStartups` over every worker (`crate::startups`).
+pub(crate) fn install_in_worker(c: &SshdConfig) {
+    let mut limits = SourceLimits::new(c);
+    limits.max_per_source = None;
+    if let Err(why) = &limits.problem {
+        log::warn!("PerSourcePenalties: {why}; using the defaults");
+    }
+    let _ = LIMITS.set(Arc::new(limits));
+}
+
+/// A connection [`admit`] let in and the monitor refused: it no longer counts, and earns no
+/// penalty (it was never served).
+pub(crate) fn forget(peer: SocketAddr) {
+    if let Some(limits) = LIMITS.get() {
+        limits.state().pending.remove(&peer);
+    }
+}
+
 /// The accept path's check: whether `stream` from `peer` may be served. A refused connection
 /// is logged as sshd logs it and told so; the caller drops it.
 pub(crate) fn admit(stream: &TcpStream, peer: SocketAddr) -> bool {
@@ -52,19 +71,23 @@ pub(crate) fn admit(stream: &TcpStream, peer: SocketAddr) -> bool {
     match limits.admit(peer, Instant::now()) {
         Ok(()) => true,
         Err((startups, reason)) => {
-            let local = stream.local_addr().map_or_else(
-                |_| "[UNKNOWN]:0".to_owned(),
-                |a| format!("[{}]:{}", a.ip(), a.port()),
-            );
             log::info!(
-                "drop connection #{startups} from [{}]:{} on {local} {reason}",
+                "drop connection #{startups} from [{}]:{} on {} {reason}",
                 peer.ip(),
-                peer.port()
+                peer.port(),
+                local_text(stream)
             );
             let _ = (&*stream).write(REFUSAL);
             false
         }
     }
+}
+
+/// Our end of `stream` as sshd's drop lines show it (`[address]:port`).
+pub(crate) fn local_text(stream: &TcpStream) -> String {
+    stream
+        .local_addr()
+        .map_or_else(|_| "[UNKNOWN]:0".to_owned(), |a| format!("[{}]:{}", a.ip(), a.port()))
 }
 
 /// One connection not yet authenticated.
@@ -333,7 +356,7 @@ fn fractional_time(text: &str) -> Option<Duration> {
 }
 
 /// `addr` with all but its first `bits` bits cleared.
-fn mask(addr: IpAddr, bits: u8) -> IpAddr {
+pub(crate) fn mask(addr: IpAddr, bits: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let keep = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);

@@ -425,24 +425,17 @@ impl Acceptor {
         self.shared.is_draining()
     }
 
-    fn should_drop(&self) -> bool {
-        let (begin, rate, full) = self.max_startups;
+    /// The unauthenticated connections now, when `MaxStartups` drops one more.
+    fn should_drop(&self) -> Option<u32> {
         let live = self.shared.live.load(Ordering::SeqCst);
         let unauthenticated = live.saturating_sub(self.open_logins.load(Ordering::SeqCst));
         let unauthenticated = u32::try_from(unauthenticated).unwrap_or(u32::MAX);
-        if begin == 0 || unauthenticated < begin {
-            return false;
-        }
-        if unauthenticated >= full {
-            return true;
-        }
-        let span = full.saturating_sub(begin).max(1);
-        let p = (100 - rate.min(100)) * (unauthenticated - begin) / span + rate;
-        let mut byte = [0u8; 1];
-        if OsRandom::new().fill(&mut byte).is_err() {
-            return true;
-        }
-        u32::from(byte[0]) * 100 / 256 < p
+        crate::startups::past_max_startups(
+            unauthenticated,
+            self.max_startups,
+            crate::startups::percentile(),
+        )
+        .then_some(unauthenticated)
     }
 
     fn accept_all(self: &Rc<Self>, index: usize) {
@@ -464,8 +457,14 @@ impl Acceptor {
             if self.is_draining() {
                 continue;
             }
-            if self.should_drop() {
-                log::info!("drop connection from {peer} past MaxStartups");
+            if let Some(startups) = self.should_drop() {
+                log::info!(
+                    "drop connection #{startups} from [{}]:{} on {} {}",
+                    peer.ip(),
+                    peer.port(),
+                    crate::penalties::local_text(&stream),
+                    crate::startups::MAX_STARTUPS
+                );
                 continue;
             }
             if !crate::penalties::admit(&stream, peer) {

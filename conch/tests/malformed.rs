@@ -19,7 +19,7 @@
 
 use std::alloc::System;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use cap::Cap;
@@ -48,53 +48,26 @@ use twine_conch::wire::{
 fn main() {
     let mut args = libtest_mimic::Arguments::from_args();
     args.test_threads = Some(1);
-    let tests: [(&str, fn()); 9] = [
-        (
-            "every_malformed_plaintext_input_is_refused_with_its_reason",
-            every_malformed_plaintext_input_is_refused_with_its_reason,
-        ),
-        (
-            "every_malformed_message_after_the_key_exchange_is_refused_with_its_reason",
-            every_malformed_message_after_the_key_exchange_is_refused_with_its_reason,
-        ),
-        (
-            "a_flipped_bit_after_the_key_exchange_is_never_accepted_under_any_cipher_and_mac",
-            a_flipped_bit_after_the_key_exchange_is_never_accepted_under_any_cipher_and_mac,
-        ),
-        (
-            "cve_2024_43410_packet_lengths_are_refused_before_anything_is_allocated_for_them",
-            cve_2024_43410_packet_lengths_are_refused_before_anything_is_allocated_for_them,
-        ),
-        (
-            "cve_2026_42189_counts_of_2_32_minus_1_with_nothing_behind_them_are_refused",
-            cve_2026_42189_counts_of_2_32_minus_1_with_nothing_behind_them_are_refused,
-        ),
-        (
-            "cve_2025_54804_a_window_adjust_past_2_32_minus_1_ends_the_connection_cleanly",
-            cve_2025_54804_a_window_adjust_past_2_32_minus_1_ends_the_connection_cleanly,
-        ),
-        (
-            "cve_2026_73429_kex_values_of_every_wrong_length_are_refused_for_every_method",
-            cve_2026_73429_kex_values_of_every_wrong_length_are_refused_for_every_method,
-        ),
-        (
-            "cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound",
-            cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound,
-        ),
-        (
-            "cve_2025_26466_a_ping_flood_during_a_rekey_queues_nothing",
-            cve_2025_26466_a_ping_flood_during_a_rekey_queues_nothing,
-        ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            libtest_mimic::Trial::test(name, move || {
-                test();
+    /// Each test by its function's name, so the two cannot drift apart.
+    macro_rules! trials {
+        ($($test:ident),* $(,)?) => {
+            vec![$(libtest_mimic::Trial::test(stringify!($test), || {
+                $test();
                 Ok(())
-            })
-        })
-        .collect();
+            })),*]
+        };
+    }
+    let trials = trials![
+        every_malformed_plaintext_input_is_refused_with_its_reason,
+        every_malformed_message_after_the_key_exchange_is_refused_with_its_reason,
+        a_flipped_bit_after_the_key_exchange_is_never_accepted_under_any_cipher_and_mac,
+        cve_2024_43410_packet_lengths_are_refused_before_anything_is_allocated_for_them,
+        cve_2026_42189_counts_of_2_32_minus_1_with_nothing_behind_them_are_refused,
+        cve_2025_54804_a_window_adjust_past_2_32_minus_1_ends_the_connection_cleanly,
+        cve_2026_73429_kex_values_of_every_wrong_length_are_refused_for_every_method,
+        cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound,
+        cve_2025_26466_a_ping_flood_during_a_rekey_queues_nothing,
+    ];
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -116,13 +89,6 @@ fn peak_heap_bound(n: usize) -> usize {
 
 /// How the corpus is delivered: all at once, and one byte per `handle_input`.
 const CHUNKINGS: [Option<usize>; 2] = [None, Some(1)];
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Takes this binary's turn at the shared allocator.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Runs `f`, a case fed `n` bytes, with the heap capped at its current size plus
 /// [`peak_heap_bound`] of `n` (`MALFORMED_BOUND` in bytes overrides it, to find the need).
@@ -499,7 +465,6 @@ fn run_transport_cases(cases: &[Case]) -> Vec<String> {
 /// Every plaintext case (framing, identification, KEXINIT, key exchange values), fed all at once
 /// and one byte at a time, ends with its reason, within the heap bound.
 fn every_malformed_plaintext_input_is_refused_with_its_reason() {
-    let _turn = serial();
     let cases = plaintext_cases();
     assert!(cases.len() >= 60, "{} plaintext cases", cases.len());
     let wrong = run_transport_cases(&cases);
@@ -1227,7 +1192,6 @@ fn observe_stack_case(case: &StackCase, chunk: Option<usize>) -> Result<Disconne
 /// Every malformed message after the key exchange, to a server or a client stack, in the state
 /// where it can do harm, ends the connection with its reason, within the heap bound.
 fn every_malformed_message_after_the_key_exchange_is_refused_with_its_reason() {
-    let _turn = serial();
     let cases = stack_cases();
     let mut wrong = Vec::new();
     for case in &cases {
@@ -1278,7 +1242,6 @@ const FLIPS_PER_PAIR: usize = 16;
 /// accepted, never a panic, within the heap bound. A flip that makes the length larger is
 /// followed by more packets, so that the bytes it waits for arrive.
 fn a_flipped_bit_after_the_key_exchange_is_never_accepted_under_any_cipher_and_mac() {
-    let _turn = serial();
     let mut rng = Offsets(0x9e37_79b9_7f4a_7c15);
     let mut wrong = Vec::new();
     let mut runs = 0;
@@ -1362,7 +1325,6 @@ fn capped<T>(bound: usize, f: impl FnOnce() -> T) -> T {
 /// bytes of the length alone, holding under 64 KiB of heap, before the keys and after them
 /// (under AES-GCM, whose length travels in the clear).
 fn cve_2024_43410_packet_lengths_are_refused_before_anything_is_allocated_for_them() {
-    let _turn = serial();
     let lengths = [0u32, 1, 4, 5, 15, 35_000, (MAX_PACKET_LEN as u32) + 1, 1 << 31, u32::MAX];
     for len in lengths {
         for chunk in CHUNKINGS {
@@ -1406,7 +1368,6 @@ fn cve_2024_43410_packet_lengths_are_refused_before_anything_is_allocated_for_th
 /// CVE-2026-55199 (libssh2: a loop over a claimed EXT_INFO count): every count-prefixed field
 /// claiming 2^32-1 entries with no data behind it is refused, holding under 64 KiB of heap.
 fn cve_2026_42189_counts_of_2_32_minus_1_with_nothing_behind_them_are_refused() {
-    let _turn = serial();
     let huge = u32::MAX.to_be_bytes();
     let cases: [(Target, State, Vec<u8>); 5] = [
         (Target::Server, State::Service, [&[MessageType::EXT_INFO.0][..], &huge].concat()),
@@ -1466,7 +1427,6 @@ fn cve_2026_42189_counts_of_2_32_minus_1_with_nothing_behind_them_are_refused() 
 /// CVE-2025-54804 (russh: an unchecked `window += adjust`): WINDOW_ADJUST by 2^32-1, twice, is
 /// a clean PROTOCOL_ERROR on both sides, never a panic or a wrapped window.
 fn cve_2025_54804_a_window_adjust_past_2_32_minus_1_ends_the_connection_cleanly() {
-    let _turn = serial();
     let adjust = payload(|w| {
         w.write_u8(MessageType::CHANNEL_WINDOW_ADJUST.0).write_u32(0).write_u32(u32::MAX);
     });
@@ -1489,7 +1449,6 @@ fn cve_2025_54804_a_window_adjust_past_2_32_minus_1_ends_the_connection_cleanly(
 /// values and server values of length 0, len-1, len+1 and 2·len end the exchange with
 /// KEY_EXCHANGE_FAILED, never a panic.
 fn cve_2026_73429_kex_values_of_every_wrong_length_are_refused_for_every_method() {
-    let _turn = serial();
     let host_key = fixtures::ed25519_host_key(1).public_key().to_blob();
     let signature = payload(|w| {
         w.write_string(b"ssh-ed25519").write_string(&[0; 64]);
@@ -1543,7 +1502,6 @@ fn cve_2026_73429_kex_values_of_every_wrong_length_are_refused_for_every_method(
 /// line feed ends a server's connection with PROTOCOL_ERROR after at most 255 bytes are held,
 /// and a client's after at most 64 KiB of text before the line.
 fn cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound() {
-    let _turn = serial();
     let flood = vec![b'a'; 1 << 20];
     for target in [Target::Server, Target::Client] {
         let mut t = match target {
@@ -1583,7 +1541,6 @@ fn cve_2026_48108_a_mebibyte_without_a_line_feed_is_refused_within_a_bound() {
 /// flood of 2,000 PINGs of 512 bytes (1 MiB) while a rekey runs is read within 64 KiB of heap
 /// and gets no answer, written or queued for after the exchange; the connection stays up.
 fn cve_2025_26466_a_ping_flood_during_a_rekey_queues_nothing() {
-    let _turn = serial();
     for chunk in CHUNKINGS {
         let mut h = server_harness();
         h.reach(State::Authenticated);

@@ -31,6 +31,7 @@ use twine::internet::Reactor;
 
 use super::control::{plan_from_wire, Frame, Frames};
 use crate::around::AroundSpawner;
+use crate::startups::Startups;
 use crate::Fatal;
 #[cfg(feature = "pam")]
 use twine::conch::server::privsep::PamStep;
@@ -110,6 +111,10 @@ struct ConchdBackend {
     settings: Settings,
     main: ThreadHandle,
     penalties: Arc<Mutex<Penalties>>,
+    /// Every worker's connections not yet logged in (`MaxStartups`, `PerSourceMaxStartups`).
+    startups: Arc<Startups>,
+    /// This worker's pid: its connections' ids are its own.
+    worker: u32,
     started: Instant,
     /// The forwarded agents' sockets made for this worker's open connections.
     agent_sockets: std::collections::HashMap<ConnectionId, std::path::PathBuf>,
@@ -131,6 +136,7 @@ impl Drop for ConchdBackend {
     /// The worker is gone: so are its connections' agent sockets, socket forwards and auth
     /// info files.
     fn drop(&mut self) {
+        self.startups.worker_gone(self.worker);
         for (_, path) in self.agent_sockets.drain() {
             agent_socket::remove(&path);
         }
@@ -537,7 +543,23 @@ impl MonitorBackend for ConchdBackend {
         Ok(OwnedFd::from(stream))
     }
 
+    fn connection_starting(
+        &mut self,
+        connection: ConnectionId,
+        address: IpAddr,
+    ) -> Result<(), String> {
+        let percentile = crate::startups::percentile();
+        self.startups
+            .open(self.worker, connection, address, percentile)
+            .map_err(|dropped| dropped.to_wire())
+    }
+
+    fn connection_authenticated(&mut self, connection: ConnectionId) {
+        self.startups.done(self.worker, connection);
+    }
+
     fn connection_closed(&mut self, connection: ConnectionId) {
+        self.startups.done(self.worker, connection);
         self.logins.remove(&connection);
         if let Some(path) = self.agent_sockets.remove(&connection) {
             agent_socket::remove(&path);
@@ -689,6 +711,8 @@ struct State {
     stopping: Cell<bool>,
     single: bool,
     penalties: Arc<Mutex<Penalties>>,
+    /// Every worker's connections not yet logged in.
+    startups: Arc<Startups>,
     started: Instant,
     /// Inetd mode (`-i`): the connection's standard input and output, handed to the one
     /// worker instead of listeners.
@@ -807,6 +831,8 @@ fn spawn_worker(state: &Rc<State>, reactor: &Reactor, index: usize) {
             settings: state.settings.clone(),
             main: reactor.thread_handle(),
             penalties: Arc::clone(&state.penalties),
+            startups: Arc::clone(&state.startups),
+            worker: pid,
             started: state.started,
             agent_sockets: std::collections::HashMap::new(),
             forward_sockets: std::collections::HashMap::new(),
@@ -1032,12 +1058,13 @@ pub(crate) fn run(
         slots: (0..workers).map(|_| Slot2::new()).collect(),
         stopping: Cell::new(false),
         single,
-        // The workers keep the accept path's limits each (crate::penalties); this table,
+        // The workers keep the accept path's penalties each (crate::penalties); this table,
         // shared by all of them, also gets worker crashes.
         penalties: Arc::new(Mutex::new(Penalties::new(
             crate::penalties::configured(startup).0,
             Vec::new(),
         ))),
+        startups: Arc::new(Startups::new(startup)),
         started: Instant::now(),
         inetd,
         failed: Cell::new(false),

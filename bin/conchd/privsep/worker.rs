@@ -812,8 +812,8 @@ fn accept_all(
             }
         };
         let _ = stream.set_nodelay(true);
-        // PerSourceMaxStartups and PerSourcePenalties at this worker's accept path, as
-        // without privilege separation (each worker counts the sources it serves).
+        // This worker's PerSourcePenalties; the monitor counts MaxStartups and
+        // PerSourceMaxStartups over every worker (ConnectionPeer, below).
         if !crate::penalties::admit(&stream, peer) {
             continue;
         }
@@ -839,7 +839,23 @@ fn accept_all(
         let refusal = match replies.first().zip(replies.get(1)) {
             Some((Reply::Done, Reply::Done)) => None,
             Some((Reply::Done, Reply::Failed(why))) => {
-                Some(format!("refused connection from {}: {why}", peer.ip()))
+                match crate::startups::Dropped::from_wire(why) {
+                    // sshd's line; past PerSourceMaxStartups the client is told, as sshd does.
+                    Some(dropped) => {
+                        if dropped.reason == crate::startups::PER_SOURCE {
+                            let _ = std::io::Write::write(&mut &stream, crate::penalties::REFUSAL);
+                        }
+                        Some(format!(
+                            "drop connection #{} from [{}]:{} on {} {}",
+                            dropped.startups,
+                            peer.ip(),
+                            peer.port(),
+                            crate::penalties::local_text(&stream),
+                            dropped.reason
+                        ))
+                    }
+                    None => Some(format!("refused connection from {}: {why}", peer.ip())),
+                }
             }
             Some((Reply::Failed(why), _)) => Some(format!("refused connection: {why}")),
             other => {
@@ -849,6 +865,7 @@ fn accept_all(
         };
         if let Some(why) = refusal {
             log::info!("{why}");
+            crate::penalties::forget(peer);
             let _ = client.call(&Request::ConnectionClosed { connection: id });
             // Dropped unserved: its count goes with it.
             drop(inner);
@@ -1022,7 +1039,7 @@ pub(crate) fn run(
     });
     // Banner files are read now: the empty root has none of them.
     crate::policy::preload_banners(file);
-    crate::penalties::install(startup);
+    crate::penalties::install_in_worker(startup);
     let stack = Arc::new(server::stack_config(startup, host_keys).map_err(|e| fatal("stack", &e))?);
     let reactor = Reactor::new().map_err(|e| fatal("reactor", &e))?;
     let shared = server::Shared::new(&reactor);

@@ -42,13 +42,12 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(key: &[u8]) -> Result<Self, CryptoError> {
-        let key: &[u8; KEY_LEN] = key.try_into().map_err(|_| CryptoError::InvalidKey)?;
+    fn new(key: &[u8; KEY_LEN]) -> Self {
         let (main, length) = key.split_at(32);
         let mut keys = Self { main: Zeroizing::new([0; 32]), length: Zeroizing::new([0; 32]) };
         keys.main.copy_from_slice(main);
         keys.length.copy_from_slice(length);
-        Ok(keys)
+        keys
     }
 
     /// XORs the length's keystream (K_1, block 0) into `head`'s four bytes.
@@ -117,7 +116,7 @@ pub(super) struct ChaChaSealer {
 impl ChaChaSealer {
     pub(super) fn new(key: &[u8]) -> Result<Self, CryptoError> {
         let whole: &[u8; KEY_LEN] = key.try_into().map_err(|_| CryptoError::InvalidKey)?;
-        Ok(Self { keys: Keys::new(key)?, small: SealingKey::new(whole) })
+        Ok(Self { keys: Keys::new(whole), small: SealingKey::new(whole) })
     }
 }
 
@@ -157,7 +156,7 @@ pub(super) struct ChaChaOpener {
 impl ChaChaOpener {
     pub(super) fn new(key: &[u8]) -> Result<Self, CryptoError> {
         let whole: &[u8; KEY_LEN] = key.try_into().map_err(|_| CryptoError::InvalidKey)?;
-        Ok(Self { keys: Keys::new(key)?, small: OpeningKey::new(whole) })
+        Ok(Self { keys: Keys::new(whole), small: OpeningKey::new(whole) })
     }
 }
 
@@ -212,7 +211,7 @@ mod tests {
     #[test]
     fn the_crates_path_agrees_with_ring_at_every_packet_size() {
         let key: [u8; KEY_LEN] = std::array::from_fn(|i| u8::try_from(i * 7 % 256).unwrap());
-        let keys = Keys::new(&key).unwrap();
+        let keys = Keys::new(&key);
         let (ring_sealer, ring_opener) = (SealingKey::new(&key), OpeningKey::new(&key));
         for (n, len) in (4..64).chain((64..9000).step_by(236)).chain([32_772]).enumerate() {
             let seq = u32::try_from(n).unwrap().wrapping_mul(0x0101_0101);

@@ -106,6 +106,23 @@ pub trait MonitorBackend {
     fn penalise(&mut self, address: std::net::IpAddr, kind: super::PenaltyKind) {
         let _ = (address, kind);
     }
+    /// `connection` from `address`, admitted, starts waiting to log in: whether it may
+    /// (`Err`: why not), counted with the others until it logs in
+    /// ([`connection_authenticated`](Self::connection_authenticated)) or closes
+    /// ([`connection_closed`](Self::connection_closed)): `MaxStartups` over every worker.
+    /// The default lets every connection start.
+    fn connection_starting(
+        &mut self,
+        connection: ConnectionId,
+        address: std::net::IpAddr,
+    ) -> Result<(), String> {
+        let _ = (connection, address);
+        Ok(())
+    }
+    /// `connection` logged in. The default does nothing.
+    fn connection_authenticated(&mut self, connection: ConnectionId) {
+        let _ = connection;
+    }
     /// The names of `user`'s groups. The default knows none.
     fn groups(&mut self, user: &UserRecord) -> Vec<String> {
         let _ = user;
@@ -706,7 +723,10 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 conn.peer = Some(address);
                 match self.backend.admit(address) {
-                    Ok(()) => Ok(Reply::Done),
+                    Ok(()) => match self.backend.connection_starting(id, address) {
+                        Ok(()) => Ok(Reply::Done),
+                        Err(reason) => Ok(Reply::Failed(reason)),
+                    },
                     Err(reason) => Ok(Reply::Failed(reason)),
                 }
             }
@@ -1018,6 +1038,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(Reply::Failed(why));
                 }
                 conn.phase = Phase::Authenticated;
+                self.backend.connection_authenticated(id);
                 conn.pam_asked = None;
                 conn.pam_pending = None;
                 self.backend.pam_end(id);
