@@ -103,6 +103,19 @@ fn wait_for_workers(monitor: u32, count: usize, not: &[u32]) -> Vec<u32> {
     panic!("no {count} sandboxed workers (have {:?})", sandboxed_workers(monitor));
 }
 
+/// The daemon's log lines up to the first containing `needle` (bounded wait): the lines
+/// before it, and the line.
+fn log_until(daemon: &Daemon, needle: &str) -> (Vec<String>, Option<String>) {
+    let mut before = Vec::new();
+    loop {
+        match daemon.log.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.contains(needle) => return (before, Some(line)),
+            Ok(line) => before.push(line),
+            Err(_) => return (before, None),
+        }
+    }
+}
+
 /// The process that holds the server side of the established connection from `client_port`.
 fn owner_of_connection(server_port: u16, workers: &[u32]) -> Option<u32> {
     for _ in 0..300 {
@@ -694,17 +707,31 @@ fn a_key_removed_between_the_query_and_the_signature_is_refused_by_the_monitor_a
         })
     };
     let out = login(&front);
-    let refused = s.daemon.wait_for_log("monitor refused the public key");
-    let login_refused = s.daemon.wait_for_log("the login sent with the check");
+    // The worker's policy accepted the key it read at the query; the monitor refused it: the
+    // log says "Failed publickey" (as sshd, once) and never "Accepted publickey".
+    let (before, failed) = log_until(&s.daemon, "Failed publickey for");
     assert_eq!(out.status.code(), Some(255), "{}{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("Permission denied (publickey"), "{}", stderr(&out));
-    assert!(refused.is_some_and(|line| line.contains("key not authorized")));
+    let failed = failed.unwrap_or_else(|| panic!("no Failed publickey: {before:#?}"));
+    let expected = format!("Failed publickey for {} from 127.0.0.1 port ", s.user.name);
+    assert!(failed.contains(&expected) && failed.contains(" ssh2: ED25519 SHA256:"), "{failed}");
+    let line = |needle: &str| before.iter().find(|l| l.contains(needle)).cloned();
+    let refused = line("monitor refused the public key");
+    let login_refused = line("the login sent with the check");
+    assert!(refused.is_some_and(|line| line.contains("key not authorized")), "{before:#?}");
     assert!(login_refused.is_some_and(|line| line.contains("the public key check failed")));
+    assert!(!before.iter().any(|l| l.contains("Accepted publickey")), "{before:#?}");
     std::fs::copy(&public, &authorized_keys).unwrap();
     let out = login(&agent_sock);
     let _ = agent.kill();
     let _ = agent.wait();
     assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
+    // Accepted once the check went to the monitor (with the login), and the refused attempt
+    // was not logged again.
+    let (before, accepted) = log_until(&s.daemon, "Accepted publickey for");
+    assert!(accepted.is_some(), "{before:#?}");
+    assert!(before.iter().any(|l| l.contains("the login goes with the key check")), "{before:#?}");
+    assert!(!before.iter().any(|l| l.contains("Failed publickey")), "{before:#?}");
     assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
 }
 
@@ -795,4 +822,95 @@ fn with_one_worker_per_cpu_each_worker_keeps_to_its_own_cpu_and_sessions_do_not(
     let session = stdout(&out);
     let session = session.trim().strip_prefix("Cpus_allowed_list:").unwrap();
     assert_eq!(cpu_list(session), cpus, "the session's CPUs");
+}
+
+/// Sets `user`'s password (SHA-512 crypt).
+fn set_password(user: &str, password: &str) {
+    let mut chpasswd =
+        Command::new("chpasswd").args(["-c", "SHA512"]).stdin(Stdio::piped()).spawn().unwrap();
+    chpasswd.stdin.take().unwrap().write_all(format!("{user}:{password}\n").as_bytes()).unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+}
+
+/// `AuthenticationMethods publickey,password`: the key is a partial success the monitor
+/// verifies, the password completes the login, and the monitor, which checks the list
+/// itself with the methods it verified, lets it in; the log says "Partial publickey", then
+/// "Accepted password".
+#[test]
+fn a_key_then_a_password_log_in_under_authentication_methods_publickey_password() {
+    if Command::new("sshpass").arg("-V").output().is_err() {
+        println!("skipped: no sshpass");
+        return;
+    }
+    let Some(s) = setup(
+        "privsep-key-password",
+        1,
+        "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
+         AuthenticationMethods publickey,password\n",
+    ) else {
+        return;
+    };
+    let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let password = "Tw1ne-both-pw";
+    set_password(&s.user.name, password);
+    let out = output({
+        let mut c = Command::new("timeout");
+        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
+        for option in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "IdentitiesOnly=yes",
+            "PreferredAuthentications=publickey,password",
+            "NumberOfPasswordPrompts=1",
+        ] {
+            c.args(["-o", option]);
+        }
+        c.arg("-i").arg(&s.key);
+        c.args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"]);
+        c.arg("echo both");
+        c
+    });
+    assert_eq!(stdout(&out), "both\n", "{}", stderr(&out));
+    let (before, accepted) = log_until(&s.daemon, "Accepted password for");
+    let accepted = accepted.unwrap_or_else(|| panic!("no Accepted password: {before:#?}"));
+    assert!(accepted.contains(&format!("Accepted password for {} from 127.0.0.1", s.user.name)));
+    let partial = format!("Partial publickey for {} from 127.0.0.1 port ", s.user.name);
+    assert_eq!(before.iter().filter(|l| l.contains(&partial)).count(), 1, "{before:#?}");
+    assert!(!before.iter().any(|l| l.contains("Accepted publickey")), "{before:#?}");
+    assert!(!before.iter().any(|l| l.contains("the login goes with")), "{before:#?}");
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+}
+
+/// `PermitRootLogin forced-commands-only`: root's key gets in only when its line forces a
+/// command (the monitor checks the line it read itself), and runs that command.
+#[test]
+fn forced_commands_only_lets_root_in_by_a_key_only_when_its_line_forces_a_command() {
+    let keys = TempDir::new("privsep-forced-keys");
+    let extra = format!(
+        "PermitRootLogin forced-commands-only\nStrictModes no\n\
+         AuthorizedKeysFile .ssh/authorized_keys {}/authorized_keys_%u\n",
+        keys.root().display()
+    );
+    let Some(s) = setup("privsep-forced", 1, &extra) else { return };
+    let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let public = std::fs::read_to_string(s.key.with_extension("pub")).unwrap();
+    let as_root = || {
+        output({
+            let mut c = ssh(s.daemon.port, &s.key, "root");
+            c.arg("echo asked");
+            c
+        })
+    };
+    keys.write("authorized_keys_root", &public);
+    let out = as_root();
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    let (before, refused) = log_until(&s.daemon, "no forced command");
+    assert!(refused.is_some(), "{before:#?}");
+    keys.write("authorized_keys_root", &format!("command=\"echo forced\" {public}"));
+    let out = as_root();
+    assert_eq!(stdout(&out), "forced\n", "{}", stderr(&out));
+    let (before, accepted) = log_until(&s.daemon, "Accepted publickey for root");
+    assert!(accepted.is_some(), "{before:#?}");
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
 }

@@ -501,19 +501,31 @@ impl AuthBackend for Policy {
                             let done = state.get(&facts.id).map_or(&[][..], |s| &s.methods[..]);
                             !completes_a_list(config, done, request.attempt.method())
                         }));
-                log_decision(&request, &decision, partial);
-                if counts {
-                    let mut state = state.borrow_mut();
-                    let slot = state.entry(facts.id).or_default();
-                    slot.methods.push(request.attempt.method());
-                    slot.config = config;
-                    if let Attempt::PublicKey { certificate: Some(cert), .. } = &request.attempt {
-                        slot.auth_info.push(format!("publickey {}", cert.to_openssh()));
-                    } else if let Attempt::PublicKey { key, .. } = &request.attempt {
-                        slot.auth_info.push(format!("publickey {}", key.to_openssh()));
-                    } else {
-                        slot.auth_info.push(method_text(&request.attempt).to_owned());
+                // In a worker, a signed key counts once the monitor has verified it too: its
+                // line ("Accepted", "Partial", or "Failed" when the monitor refuses) waits.
+                let unsettled = counts
+                    && crate::privsep::is_worker()
+                    && matches!(request.attempt, Attempt::PublicKey { certificate: None, .. });
+                let settle = {
+                    let (request, decision, state, id) =
+                        (request.clone(), decision.clone(), Rc::clone(&state), facts.id);
+                    move |confirmed: bool| {
+                        if !confirmed {
+                            log_decision(&request, &Decision::Reject, false);
+                            return;
+                        }
+                        log_decision(&request, &decision, partial);
+                        if counts {
+                            count_method(&state, id, &request.attempt, config);
+                        }
                     }
+                };
+                if unsettled {
+                    UNSETTLED.with(|unsettled| {
+                        unsettled.borrow_mut().insert(facts.id, Box::new(settle));
+                    });
+                } else {
+                    settle(true);
                 }
                 fired.callback(decision);
             };
@@ -587,6 +599,7 @@ impl AuthBackend for Policy {
     }
 
     fn connection_ended(&self, connection: &ConnectionFacts) {
+        UNSETTLED.with(|unsettled| unsettled.borrow_mut().remove(&connection.id));
         if self.authenticated.borrow_mut().remove(&connection.id) {
             self.open_logins.fetch_sub(1, Ordering::SeqCst);
         }
@@ -596,6 +609,48 @@ impl AuthBackend for Policy {
             }
         }
         self.inner.connection_ended(connection);
+    }
+}
+
+/// A decision waiting for the monitor's word before it is logged and counted.
+type Settle = Box<dyn FnOnce(bool)>;
+
+thread_local! {
+    /// In a privilege-separated worker, per connection: the signed public key the policy
+    /// accepted, waiting for the monitor's check ([`settle_public_key`]).
+    static UNSETTLED: RefCell<HashMap<ConnectionId, Settle>> = RefCell::default();
+}
+
+/// In a privilege-separated worker: the monitor `confirmed` (or refused) the signed public key
+/// the policy last accepted on `connection`. Confirmed, it is logged ("Accepted publickey",
+/// "Partial publickey") and counted towards `AuthenticationMethods` and `ExposeAuthInfo`;
+/// refused, it is logged as a failure ("Failed publickey"), as without privilege separation.
+/// Nothing waits for a connection the policy did not accept a key on.
+pub(crate) fn settle_public_key(connection: ConnectionId, confirmed: bool) {
+    let settle = UNSETTLED.with(|unsettled| unsettled.borrow_mut().remove(&connection));
+    if let Some(settle) = settle {
+        settle(confirmed);
+    }
+}
+
+/// A method accepted on connection `id`: one more step for `AuthenticationMethods`, a line
+/// for `ExposeAuthInfo`, and the configuration for its sessions.
+fn count_method(
+    state: &RefCell<HashMap<ConnectionId, ConnState>>,
+    id: ConnectionId,
+    attempt: &Attempt,
+    config: Option<Arc<SshdConfig>>,
+) {
+    let mut state = state.borrow_mut();
+    let slot = state.entry(id).or_default();
+    slot.methods.push(attempt.method());
+    slot.config = config;
+    if let Attempt::PublicKey { certificate: Some(cert), .. } = attempt {
+        slot.auth_info.push(format!("publickey {}", cert.to_openssh()));
+    } else if let Attempt::PublicKey { key, .. } = attempt {
+        slot.auth_info.push(format!("publickey {}", key.to_openssh()));
+    } else {
+        slot.auth_info.push(method_text(attempt).to_owned());
     }
 }
 

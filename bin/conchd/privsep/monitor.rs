@@ -11,12 +11,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use twine::conch::config::sshd::{SshdConfig, SshdConfigFile};
+use twine::conch::config::sshd::{PermitRootLogin, SshdConfig, SshdConfigFile};
 use twine::conch::crypto::CryptoError;
 use twine::conch::keys::{Certificate, HostKeySigner, PublicKey, SignatureAlgorithm};
 use twine::conch::server::privsep::{
-    agent_socket, serve_unix, Limits, Monitor, MonitorBackend, PenaltyKind, ServeEnd, SessionPlan,
-    SpawnedSession, SystemBackend, UserRecord,
+    agent_socket, serve_unix, Limits, LoginRules, Monitor, MonitorBackend, PenaltyKind, ServeEnd,
+    SessionPlan, SpawnedSession, SystemBackend, UserRecord,
 };
 use twine::conch::server::session::{LocalSpawner, SessionSpawner};
 use twine::conch::server::{
@@ -428,6 +428,26 @@ impl MonitorBackend for ConchdBackend {
             .ok_or_else(|| format!("no configuration for {}", user.name))?;
         let ip = facts.peer.map_or_else(|| "UNKNOWN".to_owned(), |a| a.ip().to_string());
         crate::policy::login_allowed(&config, &account, method, &ip)
+    }
+
+    /// The `Match` blocks' settings for the user and the connection, as the worker's policy
+    /// reads them: `AuthenticationMethods`, `PubkeyAcceptedAlgorithms`, and whether a root
+    /// login needs a forced command (`PermitRootLogin forced-commands-only`).
+    fn login_rules(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Result<LoginRules, String> {
+        let (account, config) = self
+            .for_login(user, facts)
+            .ok_or_else(|| format!("no configuration for {}", user.name))?;
+        let mut rules = LoginRules::default();
+        rules.methods = crate::policy::authentication_methods(&config);
+        rules.public_key_algorithms =
+            Some(config.pubkey_accepted_algorithms.iter().map(|a| (*a).to_owned()).collect());
+        rules.forced_command_only =
+            account.uid == 0 && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly;
+        Ok(rules)
     }
 
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {

@@ -315,10 +315,16 @@ impl AuthBackend for PrivsepAuth {
             }
             let offload = request.offload.clone();
             chain(&decided, request.offload.deferred(), move |decision| {
-                let restrictions = match decision {
-                    Ok(Decision::Accept(r)) => r,
+                // An acceptance and a partial success alike are the monitor's to verify; a
+                // partial success never completes the login.
+                let (restrictions, partial) = match decision {
+                    Ok(Decision::Accept(r)) => (r, false),
+                    Ok(Decision::PartialSuccess(r)) => (r, true),
                     Ok(other) => return offload.succeed(other),
-                    Err(err) => return Deferred::fail(offload.scheduler(), err),
+                    Err(err) => {
+                        crate::policy::settle_public_key(connection, false);
+                        return Deferred::fail(offload.scheduler(), err);
+                    }
                 };
                 let mut requests = vec![Request::AuthenticatePublicKey {
                     connection,
@@ -330,7 +336,10 @@ impl AuthBackend for PrivsepAuth {
                 }];
                 // The last method: the login goes with the check (one round trip, not two).
                 let login_user = request.user.clone();
-                if file.is_some_and(|file| completes_login(&file, &login_user, &request.connection))
+                if !partial
+                    && file.is_some_and(|file| {
+                        completes_login(&file, &login_user, &request.connection)
+                    })
                 {
                     log::debug!("connection {connection}: the login goes with the key check");
                     requests.push(Request::ConnectionAuthenticated {
@@ -348,6 +357,9 @@ impl AuthBackend for PrivsepAuth {
                         }
                     };
                     match replies.next() {
+                        Some(Reply::Done) if partial => {
+                            (Decision::PartialSuccess(restrictions), replies.next())
+                        }
                         Some(Reply::Done) => (Decision::Accept(restrictions), replies.next()),
                         other => {
                             log::info!("monitor refused the public key: {other:?}");
@@ -359,6 +371,12 @@ impl AuthBackend for PrivsepAuth {
                     }
                 });
                 checked.then(move |checked| {
+                    // Logged and counted by the policy only now: "Accepted" (or "Partial")
+                    // once the monitor verified the key, else "Failed".
+                    let confirmed = checked.as_ref().is_ok_and(|(decision, _)| {
+                        matches!(decision, Decision::Accept(_) | Decision::PartialSuccess(_))
+                    });
+                    crate::policy::settle_public_key(connection, confirmed);
                     let (decision, login) = checked?;
                     if let Some(login) = login {
                         told.borrow_mut().insert(connection, (login_user, login));

@@ -38,6 +38,14 @@
 //!   through [`hooks::set_certificate_override`]. The monitor reads `authorized_keys` with the
 //!   settings of the `Match` blocks for the user and the connection
 //!   ([`MonitorBackend::authorized_keys_for`]; `ConnectionLocalAddress` tells it our end).
+//! - The monitor keeps the methods it verified on each connection (a key or certificate, a
+//!   password, a PAM conversation), in order, and whether a key forced a command; it accepts
+//!   `ConnectionAuthenticated` only when they complete the login's [`LoginRules`]
+//!   ([`MonitorBackend::login_rules`]: `AuthenticationMethods`, `PermitRootLogin
+//!   forced-commands-only`) and [`MonitorBackend::login_policy`] allows each of them, and
+//!   refuses a key whose algorithm the rules do not accept (`PubkeyAcceptedAlgorithms`) or
+//!   that already served. A worker's policy logs a signed key ("Accepted publickey",
+//!   "Partial publickey", "Failed publickey") only once the monitor has answered.
 //! - `hostkeys-prove-00@openssh.com`: [`MonitorSigner`] asks for each proof
 //!   (`ProveHostKey`); the monitor builds the signed data from the session id it signed and
 //!   signs only with a host key it holds.
@@ -80,7 +88,7 @@ pub use codec::{
     MAX_REPLY_LEN, MAX_REQUEST_LEN, MAX_USER_LEN, PROTOCOL_VERSION,
 };
 pub use monitor::{
-    Limits, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
+    Limits, LoginRules, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
     MAX_PRIVILEGED_LISTENERS,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,

@@ -11,9 +11,13 @@
 //!   │              │        ConnectionLocalAddress (once)
 //!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
-//!   │  AuthenticatePublicKey: the monitor checks authorized_keys and the signature over the
+//!   │  AuthenticatePublicKey: the monitor checks authorized_keys (the line sshd would use:
+//!   │  `from=`, `command=`), the key's algorithm (`LoginRules`) and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted (right
 //!   │  after a failed check — the worker pipelines the two — it is refused, not a violation)
+//!   │  ConnectionAuthenticated also needs the methods the monitor verified, in order, to
+//!   │  complete AuthenticationMethods, every one allowed for the user, and for root under
+//!   │  forced-commands-only a verified key that forces a command
 //!   │              ▼
 //!   │        Authenticated ── SignExchangeHash (rekeys, bounded), SpawnSession (bounded),
 //!   │              │      ResolveHost, ListenAgent (once), ListenPrivileged (root, bounded),
@@ -39,6 +43,7 @@ use crate::keys::{
     cert, hostkeys_prove_data, AuthorizedKeys, Certificate, PublicKey, SignatureAlgorithm,
 };
 use crate::server::{ConnectionFacts, ConnectionId, Restrictions};
+use crate::userauth::Method;
 
 use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionPlan, UserRecord};
 
@@ -154,6 +159,20 @@ pub trait MonitorBackend {
     ) -> Result<(), String> {
         let _ = (user, method, facts);
         Ok(())
+    }
+    /// What the configuration asks of a login by `user` over `facts` that the monitor checks
+    /// itself with what it verified ([`LoginRules`]: `AuthenticationMethods`,
+    /// `PubkeyAcceptedAlgorithms`, `PermitRootLogin forced-commands-only`); `Err` with the
+    /// reason refuses the step or the login. The default, [`LoginRules::default`], asks
+    /// nothing more: any one method the monitor verified completes a login, with any key
+    /// algorithm, as for a monitor that knows no configuration.
+    fn login_rules(
+        &mut self,
+        user: &UserRecord,
+        facts: &ConnectionFacts,
+    ) -> Result<LoginRules, String> {
+        let _ = (user, facts);
+        Ok(LoginRules::default())
     }
     /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
@@ -316,6 +335,42 @@ pub trait MonitorBackend {
     }
 }
 
+/// The configuration's rules for one login that the monitor enforces with what it verified
+/// itself ([`MonitorBackend::login_rules`]), so that a worker that skipped its own policy
+/// gains nothing. The default asks nothing more than one verified method.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginRules {
+    /// `AuthenticationMethods`: the login completes when the methods the monitor verified,
+    /// in order, include every method of one list in its order (OpenSSH's lists, advanced as
+    /// each method succeeds). Empty: any one verified method completes it.
+    pub methods: Vec<Vec<Method>>,
+    /// `PubkeyAcceptedAlgorithms`: the public key algorithms (as the client names them, a
+    /// certificate's `*-cert-v01@openssh.com`) a key may authenticate with; `None`: any.
+    pub public_key_algorithms: Option<Vec<String>>,
+    /// `PermitRootLogin forced-commands-only` for a root login: one of the keys or
+    /// certificates the monitor verified must force a command (its `authorized_keys` line's
+    /// `command=`, or the certificate's `force-command`), as OpenSSH's `auth_root_allowed`.
+    pub forced_command_only: bool,
+}
+
+impl LoginRules {
+    /// Whether `verified`, the methods verified in order, completes one of the lists (or
+    /// there are none).
+    pub fn methods_completed_by(&self, verified: &[Method]) -> bool {
+        self.methods.is_empty()
+            || self.methods.iter().any(|list| {
+                let mut wanted = list.iter().peekable();
+                for step in verified {
+                    if wanted.peek() == Some(&step) {
+                        wanted.next();
+                    }
+                }
+                wanted.peek().is_none()
+            })
+    }
+}
+
 /// What PAM answered, as a [`MonitorBackend`] relays it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PamStep {
@@ -383,8 +438,17 @@ struct Connection {
     session_id: Option<Vec<u8>>,
     /// The host key of the first key exchange, for host-bound public key authentication.
     host_key: Option<PublicKey>,
-    /// The user whose public key the monitor verified.
+    /// The user the monitor verified a method for (a public key, a certificate, a password,
+    /// a PAM conversation).
     verified: Option<String>,
+    /// The methods verified for that user, in order (`AuthenticationMethods`).
+    methods: Vec<Method>,
+    /// The keys (a certificate's certified key) verified for that user: none may serve
+    /// twice, as OpenSSH's `auth2_key_already_used`.
+    keys_used: Vec<PublicKey>,
+    /// A key or certificate verified for that user forced a command
+    /// (`PermitRootLogin forced-commands-only`).
+    forced_command: bool,
     signatures: u32,
     lookups: u32,
     key_reads: u32,
@@ -417,6 +481,28 @@ struct Connection {
 }
 
 impl Connection {
+    /// The monitor verified `method` for `user` (a key `key`, forcing a command or not): a
+    /// step of the user's login. Another user's steps are forgotten.
+    fn verify(&mut self, user: &str, method: Method, key: Option<(PublicKey, bool)>) {
+        if self.verified.as_deref() != Some(user) {
+            self.forget_verified();
+            self.verified = Some(user.to_owned());
+        }
+        self.methods.push(method);
+        if let Some((key, forced)) = key {
+            self.keys_used.push(key);
+            self.forced_command |= forced;
+        }
+    }
+
+    /// No user is verified any more (another was looked up).
+    fn forget_verified(&mut self) {
+        self.verified = None;
+        self.methods.clear();
+        self.keys_used.clear();
+        self.forced_command = false;
+    }
+
     /// What the monitor knows of connection `id`, as an auth backend sees it (the client's
     /// port is not told: 0).
     fn facts(&self, id: ConnectionId) -> ConnectionFacts {
@@ -577,6 +663,9 @@ impl<B: MonitorBackend> Monitor<B> {
                     session_id: None,
                     host_key: None,
                     verified: None,
+                    methods: Vec::new(),
+                    keys_used: Vec::new(),
+                    forced_command: false,
                     signatures: 0,
                     lookups: 0,
                     key_reads: 0,
@@ -706,7 +795,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 let found = self.backend.lookup_user(&user);
                 if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
-                    conn.verified = None;
+                    conn.forget_verified();
                 }
                 conn.unknown_user = found.is_none().then(|| user.clone());
                 conn.user.clone_from(&found);
@@ -806,22 +895,34 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(Reply::Failed("malformed public key".to_owned()));
                 };
                 let facts = conn.facts(id);
-                let listed = self.backend.authorized_keys_for(record, &facts).is_some_and(|text| {
+                if let Some(why) = algorithm_refusal(&mut self.backend, record, &algorithm, &facts)
+                {
+                    conn.failures += 1;
+                    return Ok(Reply::Failed(why));
+                }
+                if used_before(conn, &login, &key) {
+                    conn.failures += 1;
+                    return Ok(Reply::Failed("key already used on this connection".to_owned()));
+                }
+                // The line sshd would use: the first for the key whose `from=` lets the client
+                // in (its options are the login's; `command=` forces a command).
+                let ip = facts.peer_ip();
+                let entry = self.backend.authorized_keys_for(record, &facts).and_then(|text| {
                     AuthorizedKeys::parse(&String::from_utf8_lossy(&text))
                         .find(&key)
-                        .next()
-                        .is_some()
+                        .find(|entry| entry.options.from_allows(&ip, &ip))
+                        .map(|entry| entry.options.command.is_some())
                 });
-                if !listed {
+                let Some(forced) = entry else {
                     conn.failures += 1;
                     return Ok(Reply::Failed("key not authorized".to_owned()));
-                }
+                };
                 if key.verify(sig_algorithm, &signed, &signature).is_err() {
                     conn.failures += 1;
                     return Ok(Reply::Failed("signature does not verify".to_owned()));
                 }
                 conn.failed_key_check = false;
-                conn.verified = Some(login);
+                conn.verify(&login, Method::PublicKey, Some((key, forced)));
                 Ok(Reply::Done)
             }
             Request::ConnectionLocalAddress { address, .. } => {
@@ -856,6 +957,19 @@ impl<B: MonitorBackend> Monitor<B> {
                 if !parsed.key.supports(sig_algorithm) {
                     return Ok(Reply::Failed("algorithm does not match the key".to_owned()));
                 }
+                let facts = conn.facts(id);
+                if signature.is_some() {
+                    if let Some(why) =
+                        algorithm_refusal(&mut self.backend, record, &algorithm, &facts)
+                    {
+                        conn.failures += 1;
+                        return Ok(Reply::Failed(why));
+                    }
+                    if used_before(conn, &login, &parsed.key) {
+                        conn.failures += 1;
+                        return Ok(Reply::Failed("key already used on this connection".to_owned()));
+                    }
+                }
                 // Never a certificate whose CA signature does not verify, whatever the
                 // backend trusts (which algorithms a CA may use is its business).
                 if parsed.verify_signature(&SignatureAlgorithm::ALL).is_err() {
@@ -874,11 +988,11 @@ impl<B: MonitorBackend> Monitor<B> {
                         return Ok(Reply::Failed("signature does not verify".to_owned()));
                     }
                 }
-                let facts = conn.facts(id);
                 match self.backend.check_certificate(record, &parsed, &facts) {
                     Ok(restrictions) => {
                         if signature.is_some() {
-                            conn.verified = Some(login);
+                            let forced = restrictions.forced_command.is_some();
+                            conn.verify(&login, Method::PublicKey, Some((parsed.key, forced)));
                         }
                         Ok(Reply::Authorized(restrictions))
                     }
@@ -936,7 +1050,19 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(Reply::Failed(why));
                 }
                 let facts = conn.facts(id);
-                if let Err(why) = self.backend.login_policy(&record, &method, &facts) {
+                // The method the worker names, and every method the monitor verified: each
+                // must be allowed for this user (a root login by password is not a key's).
+                let mut methods = vec![method.as_str()];
+                for verified in &conn.methods {
+                    if !methods.contains(&verified.name()) {
+                        methods.push(verified.name());
+                    }
+                }
+                let refused = methods
+                    .iter()
+                    .find_map(|method| self.backend.login_policy(&record, method, &facts).err())
+                    .map_or_else(|| login_refusal(&mut self.backend, conn, &record, &facts), Some);
+                if let Some(why) = refused {
                     conn.failures += 1;
                     return Ok(Reply::Failed(why));
                 }
@@ -960,7 +1086,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(pam_outcome(conn, PamCall::Password, step));
                 }
                 if self.backend.check_password(record, &password) {
-                    conn.verified = Some(user);
+                    conn.verify(&user, Method::Password, None);
                     Ok(Reply::Done)
                 } else {
                     conn.failures += 1;
@@ -1085,12 +1211,12 @@ fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep) -> Reply {
             conn.pam_pending = Some(call);
             Reply::PamPending
         }
-        (PamCall::Conversation, step) => pam_reply(conn, step),
+        (PamCall::Conversation, step) => pam_reply(conn, Method::KeyboardInteractive, step),
         (PamCall::Password, PamStep::Ask(_)) => {
             conn.failures += 1;
             Reply::Failed("PAM asked more than the password".to_owned())
         }
-        (PamCall::Password, step) => pam_reply(conn, step),
+        (PamCall::Password, step) => pam_reply(conn, Method::Password, step),
         (PamCall::Account, PamStep::Accepted) => Reply::Done,
         (PamCall::Account, PamStep::Refused(reason)) => Reply::Failed(reason),
         (PamCall::Account, PamStep::Ask(_) | PamStep::Unsupported) => {
@@ -1100,8 +1226,8 @@ fn pam_outcome(conn: &mut Connection, call: PamCall, step: PamStep) -> Reply {
 }
 
 /// The reply to a conversation's (or a password's) outcome or round; an acceptance verifies
-/// the user PAM was asked about.
-fn pam_reply(conn: &mut Connection, step: PamStep) -> Reply {
+/// `method` for the user PAM was asked about.
+fn pam_reply(conn: &mut Connection, method: Method, step: PamStep) -> Reply {
     match step {
         PamStep::Ask(mut info) => {
             info.prompts.truncate(super::codec::MAX_PAM_RESPONSES);
@@ -1114,7 +1240,10 @@ fn pam_reply(conn: &mut Connection, step: PamStep) -> Reply {
             Reply::PamPrompts(info)
         }
         PamStep::Accepted => {
-            conn.verified.clone_from(&conn.pam_user);
+            match conn.pam_user.clone() {
+                Some(user) => conn.verify(&user, method, None),
+                None => conn.forget_verified(),
+            }
             Reply::Done
         }
         PamStep::Refused(reason) => {
@@ -1124,6 +1253,60 @@ fn pam_reply(conn: &mut Connection, step: PamStep) -> Reply {
         PamStep::Unsupported => Reply::Unsupported("this monitor does not run PAM".to_owned()),
         PamStep::Pending => Reply::PamPending,
     }
+}
+
+/// Why the login's rules refuse a key's `algorithm` for `record` over `facts`
+/// (`PubkeyAcceptedAlgorithms`), if they do.
+fn algorithm_refusal<B: MonitorBackend>(
+    backend: &mut B,
+    record: &UserRecord,
+    algorithm: &str,
+    facts: &ConnectionFacts,
+) -> Option<String> {
+    match backend.login_rules(record, facts) {
+        Ok(rules) => match rules.public_key_algorithms {
+            Some(accepted) if !accepted.iter().any(|a| a == algorithm) => {
+                Some(format!("{algorithm} not in PubkeyAcceptedAlgorithms for {}", record.name))
+            }
+            _ => None,
+        },
+        Err(why) => Some(why),
+    }
+}
+
+/// Whether `key` already verified a step for `user` on `conn` (a key serves once per login).
+fn used_before(conn: &Connection, user: &str, key: &PublicKey) -> bool {
+    conn.verified.as_deref() == Some(user) && conn.keys_used.contains(key)
+}
+
+/// Why the login rules refuse `record`'s login with what `conn` verified, if they do:
+/// `AuthenticationMethods` not completed, or a root login under `forced-commands-only` by
+/// no key that forced a command.
+fn login_refusal<B: MonitorBackend>(
+    backend: &mut B,
+    conn: &Connection,
+    record: &UserRecord,
+    facts: &ConnectionFacts,
+) -> Option<String> {
+    let rules = match backend.login_rules(record, facts) {
+        Ok(rules) => rules,
+        Err(why) => return Some(why),
+    };
+    if !rules.methods_completed_by(&conn.methods) {
+        let done: Vec<&str> = conn.methods.iter().map(|m| m.name()).collect();
+        return Some(format!(
+            "AuthenticationMethods for {} not completed (verified: {})",
+            record.name,
+            done.join(",")
+        ));
+    }
+    if rules.forced_command_only && record.uid == 0 && !conn.forced_command {
+        return Some(format!(
+            "ROOT LOGIN REFUSED for {}: no verified key forces a command",
+            record.name
+        ));
+    }
+    None
 }
 
 /// Cuts `text` to at most `max` bytes, at a character boundary.

@@ -8,6 +8,7 @@ use crate::crypto::CryptoError;
 use crate::keys::authorized_keys::PermittedHostPort;
 use crate::keys::{HostKeySigner, PrivateKey, PublicKey, SignatureAlgorithm};
 use crate::server::{ConnectionId, Restrictions};
+use crate::userauth::Method;
 
 const C1: ConnectionId = ConnectionId(1);
 const HASH: [u8; 32] = [7; 32];
@@ -56,6 +57,12 @@ struct Fake {
     session_output: Option<std::os::fd::OwnedFd>,
     /// The connection facts `authorized_keys_for` and `check_certificate` were given.
     facts_seen: Vec<crate::server::ConnectionFacts>,
+    /// What the configuration asks of every login.
+    rules: LoginRules,
+    /// The `authorized_keys` lines before the one every user has: `(options, key)` pairs.
+    extra_lines: Vec<(String, PublicKey)>,
+    /// The options of every user's line for `client_key()`.
+    key_options: String,
 }
 
 /// The CA the fake backend trusts for alice's certificates.
@@ -116,11 +123,32 @@ impl MonitorBackend for Fake {
         key.supports(algorithm).then(|| key.clone())
     }
     fn lookup_user(&mut self, name: &str) -> Option<UserRecord> {
-        (name == "alice" || name == "bob").then(|| user(name))
+        match name {
+            "alice" | "bob" => Some(user(name)),
+            "root" => Some(UserRecord { uid: 0, gid: 0, home: "/root".into(), ..user(name) }),
+            _ => None,
+        }
     }
     fn read_authorized_keys(&mut self, user: &UserRecord) -> Option<Vec<u8>> {
+        let mut text = format!("# keys of {}\n", user.name);
+        for (options, key) in &self.extra_lines {
+            text.push_str(&format!("{options} {}\n", key.to_openssh()));
+        }
         let line = client_key().public_key().to_openssh();
-        Some(format!("# keys of {}\n{line} {}@laptop\n", user.name, user.name).into_bytes())
+        let options = if self.key_options.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.key_options)
+        };
+        text.push_str(&format!("{options}{line} {}@laptop\n", user.name));
+        Some(text.into_bytes())
+    }
+    fn login_rules(
+        &mut self,
+        _: &UserRecord,
+        _: &crate::server::ConnectionFacts,
+    ) -> Result<LoginRules, String> {
+        Ok(self.rules.clone())
     }
     /// The configuration lets bob in by password only.
     fn login_policy(
@@ -214,6 +242,9 @@ fn fake() -> Fake {
         refuse: None,
         session_output: None,
         facts_seen: Vec::new(),
+        rules: LoginRules::default(),
+        extra_lines: Vec::new(),
+        key_options: String::new(),
     }
 }
 
@@ -387,7 +418,16 @@ fn a_user_name_over_the_limit_is_malformed() {
 /// Runs `requests` through a fresh monitor as one byte stream fed `chunk` bytes at a time;
 /// returns the decoded replies, or the violation.
 fn run(requests: &[Request], chunk: usize) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
-    let mut m = monitor();
+    run_with(fake(), requests, chunk)
+}
+
+/// [`run`] with `backend`.
+fn run_with(
+    backend: Fake,
+    requests: &[Request],
+    chunk: usize,
+) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
+    let mut m = Monitor::new(backend, Limits::default());
     let stream: Vec<u8> = requests.iter().flat_map(|r| r.encode(3)).collect();
     let mut out = Vec::new();
     for piece in stream.chunks(chunk) {
@@ -404,6 +444,17 @@ fn run(requests: &[Request], chunk: usize) -> (Monitor<Fake>, Result<Vec<Reply>,
 fn both_ways(requests: &[Request]) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
     let (_, byte_by_byte) = run(requests, 1);
     let (m, whole) = run(requests, usize::MAX);
+    assert_eq!(byte_by_byte, whole);
+    (m, whole)
+}
+
+/// [`both_ways`] with the backends `make` makes.
+fn both_ways_with(
+    make: impl Fn() -> Fake,
+    requests: &[Request],
+) -> (Monitor<Fake>, Result<Vec<Reply>, Violation>) {
+    let (_, byte_by_byte) = run_with(make(), requests, 1);
+    let (m, whole) = run_with(make(), requests, usize::MAX);
     assert_eq!(byte_by_byte, whole);
     (m, whole)
 }
@@ -1400,6 +1451,13 @@ impl MonitorBackend for PamFake {
         self.talking = false;
         self.ended.push(connection);
     }
+    fn login_rules(
+        &mut self,
+        user: &UserRecord,
+        facts: &crate::server::ConnectionFacts,
+    ) -> Result<LoginRules, String> {
+        self.inner.login_rules(user, facts)
+    }
 }
 
 fn pam_monitor(limits: Limits) -> Monitor<PamFake> {
@@ -1946,4 +2004,325 @@ fn a_connection_that_closes_without_trying_earns_noauth_and_a_refused_one_earns_
         .unwrap();
     m.handle(Request::ConnectionClosed { connection: c2 }).unwrap();
     assert_eq!(m.backend().penalised, vec![("192.0.2.1".parse().unwrap(), PenaltyKind::NoAuth)]);
+}
+
+// The monitor's own checks of a login: AuthenticationMethods over the methods it verified,
+// PubkeyAcceptedAlgorithms, one use per key, and PermitRootLogin forced-commands-only.
+
+/// A fake whose rules ask for `lists` (`AuthenticationMethods`).
+fn with_lists(lists: &[&[Method]]) -> Fake {
+    let mut backend = fake();
+    backend.rules.methods = lists.iter().map(|list| list.to_vec()).collect();
+    backend
+}
+
+const KEY_THEN_PASSWORD: &[Method] = &[Method::PublicKey, Method::Password];
+
+#[test]
+fn a_login_claimed_after_one_method_of_a_two_method_list_is_refused_and_stays_before_authentication(
+) {
+    let (m, result) = both_ways_with(
+        || with_lists(&[KEY_THEN_PASSWORD]),
+        &[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice"), shell()],
+    );
+    assert_eq!(
+        result,
+        Err(Violation::OutOfState { request: "SpawnSession", phase: Phase::PreAuth })
+    );
+    assert_eq!(m.backend().sessions_started, 0);
+    let (m, result) = both_ways_with(
+        || with_lists(&[KEY_THEN_PASSWORD]),
+        &[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")],
+    );
+    let replies = result.unwrap();
+    assert_eq!(replies[3], Reply::Done);
+    assert_eq!(
+        replies[4],
+        Reply::Failed("AuthenticationMethods for alice not completed (verified: publickey)".into())
+    );
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn a_login_after_both_methods_of_the_list_is_accepted() {
+    let (m, result) = both_ways_with(
+        || with_lists(&[KEY_THEN_PASSWORD]),
+        &[
+            opened(),
+            sign(C1),
+            lookup("alice"),
+            alice_proof(),
+            password("right"),
+            authenticated("alice"),
+            shell(),
+        ],
+    );
+    let replies = result.unwrap();
+    assert_eq!(replies[3..6], [Reply::Done, Reply::Done, Reply::Done]);
+    assert_eq!(replies[6], Reply::SessionSpawned { pid: 101, tty: None, fds: 0 });
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn the_methods_of_a_list_complete_it_only_in_its_order_and_any_list_will_do() {
+    let password_then_key = [opened(), lookup("alice"), password("right")]
+        .into_iter()
+        .chain([sign(C1), alice_proof(), authenticated("alice")])
+        .collect::<Vec<_>>();
+    let mut m = Monitor::new(with_lists(&[KEY_THEN_PASSWORD]), Limits::default());
+    let replies: Vec<_> = password_then_key.iter().map(|r| m.handle(r.clone())).collect();
+    assert!(matches!(&replies[5], Ok(Reply::Failed(why)) if why.contains("not completed")));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+    let either = [KEY_THEN_PASSWORD, &[Method::Password, Method::PublicKey]];
+    let mut m = Monitor::new(with_lists(&either), Limits::default());
+    let replies: Vec<_> = password_then_key.iter().map(|r| m.handle(r.clone())).collect();
+    assert_eq!(replies[5], Ok(Reply::Done));
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn a_partial_success_key_step_whose_signature_fails_does_not_count_towards_the_list() {
+    let replay = proof(&client_key(), "alice", &[8; 32], None);
+    let (m, result) = both_ways_with(
+        || with_lists(&[KEY_THEN_PASSWORD]),
+        &[opened(), sign(C1), lookup("alice"), replay, password("right"), authenticated("alice")],
+    );
+    let replies = result.unwrap();
+    assert_eq!(replies[3], Reply::Failed("signature does not verify".into()));
+    assert_eq!(replies[4], Reply::Done);
+    assert_eq!(
+        replies[5],
+        Reply::Failed("AuthenticationMethods for alice not completed (verified: password)".into())
+    );
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn one_key_cannot_serve_both_steps_of_publickey_publickey() {
+    let (m, result) = both_ways_with(
+        || with_lists(&[&[Method::PublicKey, Method::PublicKey]]),
+        &[
+            opened(),
+            sign(C1),
+            lookup("alice"),
+            alice_proof(),
+            alice_proof(),
+            authenticated("alice"),
+        ],
+    );
+    let replies = result.unwrap();
+    assert_eq!(replies[3], Reply::Done);
+    assert_eq!(replies[4], Reply::Failed("key already used on this connection".into()));
+    assert_eq!(replies[5], Reply::Failed("the public key check failed".into()));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn a_pam_conversation_counts_as_keyboard_interactive_for_the_list() {
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().inner.rules.methods =
+        vec![vec![Method::PublicKey, Method::KeyboardInteractive]];
+    m.handle(pam_start("alice")).unwrap();
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert!(
+        matches!(m.handle(by_keyboard("alice")), Ok(Reply::Failed(why)) if why.contains("not completed"))
+    );
+    let mut m = pam_ready("alice", Limits::default());
+    m.backend_mut().inner.rules.methods =
+        vec![vec![Method::PublicKey, Method::KeyboardInteractive]];
+    assert_eq!(m.handle(alice_proof()), Ok(Reply::Done));
+    m.handle(pam_start("alice")).unwrap();
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Done));
+    assert_eq!(m.handle(by_keyboard("alice")), Ok(Reply::Done));
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn another_user_looked_up_forgets_the_methods_verified_for_the_first() {
+    let mut m = Monitor::new(with_lists(&[KEY_THEN_PASSWORD]), Limits::default());
+    for request in
+        [opened(), sign(C1), lookup("alice"), alice_proof(), lookup("bob"), lookup("alice")]
+    {
+        m.handle(request).unwrap();
+    }
+    assert_eq!(m.handle(password("right")), Ok(Reply::Done));
+    let login = m.handle(authenticated("alice"));
+    assert!(matches!(login, Ok(Reply::Failed(why)) if why.ends_with("(verified: password)")));
+}
+
+#[test]
+fn a_key_whose_algorithm_the_rules_refuse_fails_and_counts_as_a_failure() {
+    let refusing = || {
+        let mut backend = fake();
+        backend.rules.public_key_algorithms = Some(vec!["rsa-sha2-512".into()]);
+        backend
+    };
+    let (mut m, result) = both_ways_with(
+        refusing,
+        &[
+            opened(),
+            peer("192.0.2.7"),
+            sign(C1),
+            lookup("alice"),
+            alice_proof(),
+            authenticated("alice"),
+        ],
+    );
+    let replies = result.unwrap();
+    assert_eq!(
+        replies[4],
+        Reply::Failed("ssh-ed25519 not in PubkeyAcceptedAlgorithms for alice".into())
+    );
+    assert_eq!(replies[5], Reply::Failed("the public key check failed".into()));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+    // Counted: the connection that ends is a failed login, penalised.
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().penalised, vec![("192.0.2.7".parse().unwrap(), PenaltyKind::AuthFail)]);
+    // A key the rules accept goes through.
+    let (_, result) = both_ways_with(
+        || {
+            let mut backend = fake();
+            backend.rules.public_key_algorithms = Some(vec!["ssh-ed25519".into()]);
+            backend
+        },
+        &[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")],
+    );
+    assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done]);
+}
+
+#[test]
+fn a_certificate_whose_algorithm_the_rules_refuse_fails_and_verifies_no_one() {
+    let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
+    let only_plain_keys = || {
+        let mut backend = fake();
+        backend.rules.public_key_algorithms = Some(vec!["ssh-ed25519".into()]);
+        backend
+    };
+    let signed = cert_request(&blob, Some(&HASH));
+    let (_, result) =
+        both_ways_with(only_plain_keys, &[opened(), sign(C1), lookup("alice"), signed.clone()]);
+    assert_eq!(
+        result.unwrap()[3],
+        Reply::Failed(format!("{CERT_ALGORITHM} not in PubkeyAcceptedAlgorithms for alice"))
+    );
+    let (_, result) = both_ways_with(
+        only_plain_keys,
+        &[opened(), sign(C1), lookup("alice"), signed, authenticated("alice")],
+    );
+    assert_eq!(result, Err(Violation::Unverified));
+}
+
+/// A fake under `PermitRootLogin forced-commands-only`, root's line for `client_key()` with
+/// `options`.
+fn forced_only(options: &str) -> Fake {
+    let mut backend = fake();
+    backend.rules.forced_command_only = true;
+    options.clone_into(&mut backend.key_options);
+    backend
+}
+
+fn root_login() -> Vec<Request> {
+    vec![
+        opened(),
+        peer("192.0.2.7"),
+        sign(C1),
+        lookup("root"),
+        proof(&client_key(), "root", &HASH, None),
+        authenticated("root"),
+    ]
+}
+
+#[test]
+fn a_root_login_by_a_key_without_a_forced_command_is_refused_under_forced_commands_only() {
+    let (m, result) = both_ways_with(|| forced_only(""), &root_login());
+    let replies = result.unwrap();
+    assert_eq!(replies[4], Reply::Done);
+    assert_eq!(
+        replies[5],
+        Reply::Failed("ROOT LOGIN REFUSED for root: no verified key forces a command".into())
+    );
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+    // Another user needs no forced command.
+    let mut alice = root_login();
+    alice[3] = lookup("alice");
+    alice[4] = alice_proof();
+    alice[5] = authenticated("alice");
+    let (m, result) = both_ways_with(|| forced_only(""), &alice);
+    assert_eq!(result.unwrap()[5], Reply::Done);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn a_root_login_by_a_key_whose_line_forces_a_command_is_accepted_under_forced_commands_only() {
+    let (m, result) = both_ways_with(|| forced_only("command=\"uptime\""), &root_login());
+    assert_eq!(result.unwrap()[4..], [Reply::Done, Reply::Done]);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn the_line_that_counts_is_the_first_whose_from_admits_the_client() {
+    // A line forcing a command from elsewhere, then one without: from 192.0.2.7 the second
+    // is the one sshd uses, and it forces nothing.
+    let elsewhere = || {
+        let mut backend = forced_only("");
+        let key = client_key().public_key().clone();
+        backend.extra_lines = vec![("from=\"10.9.9.9\",command=\"uptime\"".into(), key)];
+        backend
+    };
+    let (_, result) = both_ways_with(elsewhere, &root_login());
+    let replies = result.unwrap();
+    assert_eq!(replies[4], Reply::Done);
+    assert!(matches!(&replies[5], Reply::Failed(why) if why.starts_with("ROOT LOGIN REFUSED")));
+    // A key whose only line admits another address is not authorized at all.
+    let (_, result) = both_ways_with(|| forced_only("from=\"10.9.9.9\""), &root_login());
+    assert_eq!(result.unwrap()[4], Reply::Failed("key not authorized".into()));
+}
+
+#[test]
+fn a_root_certificate_that_forces_a_command_is_accepted_under_forced_commands_only() {
+    let blob = certificate(&ca_key(), "root").to_blob().to_vec();
+    let data =
+        crate::userauth::signed_data(&HASH, "root", "ssh-connection", CERT_ALGORITHM, &blob, None);
+    let signature = HostKeySigner::sign(&client_key(), SignatureAlgorithm::Ed25519, &data).unwrap();
+    let mut requests = root_login();
+    requests[4] = Request::AuthenticateCertificate {
+        connection: C1,
+        user: "root".into(),
+        algorithm: CERT_ALGORITHM.into(),
+        certificate: blob,
+        host_bound: false,
+        signature: Some(signature),
+    };
+    let (m, result) = both_ways_with(|| forced_only(""), &requests);
+    let replies = result.unwrap();
+    assert_eq!(replies[4], Reply::Authorized(cert_restrictions()));
+    assert_eq!(replies[5], Reply::Done);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+}
+
+#[test]
+fn every_method_the_monitor_verified_must_be_allowed_not_only_the_one_the_worker_names() {
+    // The configuration lets bob in by password only; the monitor verified his key, and the
+    // worker claims a password login.
+    let bob_key = proof(&client_key(), "bob", &HASH, None);
+    let claim = Request::ConnectionAuthenticated {
+        connection: C1,
+        user: "bob".into(),
+        method: "password".into(),
+    };
+    let (m, result) = both_ways(&[opened(), sign(C1), lookup("bob"), bob_key, claim]);
+    let replies = result.unwrap();
+    assert_eq!(replies[3], Reply::Done);
+    assert_eq!(replies[4], Reply::Failed("publickey is not enabled for bob".into()));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+}
+
+#[test]
+fn without_rules_any_one_verified_method_completes_a_login_as_before() {
+    assert!(LoginRules::default().methods_completed_by(&[Method::Password]));
+    let rules = with_lists(&[KEY_THEN_PASSWORD, &[Method::KeyboardInteractive]]).rules;
+    assert!(!rules.methods_completed_by(&[]));
+    assert!(!rules.methods_completed_by(&[Method::PublicKey]));
+    assert!(rules.methods_completed_by(&[Method::KeyboardInteractive]));
+    assert!(rules.methods_completed_by(&[Method::Password, Method::PublicKey, Method::Password]));
 }
