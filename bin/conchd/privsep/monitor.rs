@@ -447,6 +447,7 @@ impl MonitorBackend for ConchdBackend {
             Some(config.pubkey_accepted_algorithms.iter().map(|a| (*a).to_owned()).collect());
         rules.forced_command_only =
             account.uid == 0 && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly;
+        rules.min_rsa_bits = Some(config.required_rsa_size);
         Ok(rules)
     }
 

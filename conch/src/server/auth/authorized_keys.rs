@@ -592,7 +592,7 @@ pub(crate) fn secure_path(
 }
 
 /// The local time zone's offset east of UTC at `now_unix`, in seconds (UTC if unknown).
-fn local_offset(now_unix: i64) -> i64 {
+pub(crate) fn local_offset(now_unix: i64) -> i64 {
     let zone = match tz::TimeZone::local() {
         Ok(zone) => zone,
         Err(err) => {

@@ -12,7 +12,8 @@
 //!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys (the line sshd would use:
-//!   │  `from=`, `command=`), the key's algorithm (`LoginRules`) and the signature over the
+//!   │  `from=`, `expiry-time=` by the backend's clock, `command=`), the key's algorithm and
+//!   │  an RSA key's size (`LoginRules`) and the signature over the
 //!   │  session id it signed itself; only then is ConnectionAuthenticated accepted (right
 //!   │  after a failed check — the worker pipelines the two — it is refused, not a violation)
 //!   │  ConnectionAuthenticated also needs the methods the monitor verified, in order, to
@@ -37,13 +38,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::OwnedFd;
+use std::time::SystemTime;
 
 use crate::crypto::CryptoError;
 use crate::keys::{
-    cert, hostkeys_prove_data, AuthorizedKeys, Certificate, PublicKey, SignatureAlgorithm,
+    cert, hostkeys_prove_data, AuthorizedKeys, Certificate, KeyType, PublicKey, SignatureAlgorithm,
 };
 use crate::server::{ConnectionFacts, ConnectionId, Restrictions};
 use crate::userauth::Method;
+
+use crate::server::auth::authorized_keys::local_offset;
 
 use super::codec::{CodecError, FrameDecoder, Reply, Request, SessionPlan, UserRecord};
 
@@ -162,7 +166,8 @@ pub trait MonitorBackend {
     }
     /// What the configuration asks of a login by `user` over `facts` that the monitor checks
     /// itself with what it verified ([`LoginRules`]: `AuthenticationMethods`,
-    /// `PubkeyAcceptedAlgorithms`, `PermitRootLogin forced-commands-only`); `Err` with the
+    /// `PubkeyAcceptedAlgorithms`, `RequiredRSASize`, `PermitRootLogin forced-commands-only`);
+    /// `Err` with the
     /// reason refuses the step or the login. The default, [`LoginRules::default`], asks
     /// nothing more: any one method the monitor verified completes a login, with any key
     /// algorithm, as for a monitor that knows no configuration.
@@ -173,6 +178,11 @@ pub trait MonitorBackend {
     ) -> Result<LoginRules, String> {
         let _ = (user, facts);
         Ok(LoginRules::default())
+    }
+    /// The time now, against which what expires is checked (an `authorized_keys` line's
+    /// `expiry-time`). The default is the system clock.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
     }
     /// Checks `password` for an account (`/etc/shadow`); the default knows no passwords.
     fn check_password(&mut self, user: &UserRecord, password: &[u8]) -> bool {
@@ -352,6 +362,9 @@ pub struct LoginRules {
     /// certificates the monitor verified must force a command (its `authorized_keys` line's
     /// `command=`, or the certificate's `force-command`), as OpenSSH's `auth_root_allowed`.
     pub forced_command_only: bool,
+    /// `RequiredRSASize`: the fewest bits an RSA key (a certificate's certified key) may
+    /// have, as OpenSSH's `sshkey_check_rsa_length`; `None`: any.
+    pub min_rsa_bits: Option<u32>,
 }
 
 impl LoginRules {
@@ -895,7 +908,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(Reply::Failed("malformed public key".to_owned()));
                 };
                 let facts = conn.facts(id);
-                if let Some(why) = algorithm_refusal(&mut self.backend, record, &algorithm, &facts)
+                if let Some(why) = key_refusal(&mut self.backend, record, &algorithm, &key, &facts)
                 {
                     conn.failures += 1;
                     return Ok(Reply::Failed(why));
@@ -905,17 +918,26 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(Reply::Failed("key already used on this connection".to_owned()));
                 }
                 // The line sshd would use: the first for the key whose `from=` lets the client
-                // in (its options are the login's; `command=` forces a command).
+                // in and whose `expiry-time` has not passed (its options are the login's;
+                // `command=` forces a command).
                 let ip = facts.peer_ip();
-                let entry = self.backend.authorized_keys_for(record, &facts).and_then(|text| {
-                    AuthorizedKeys::parse(&String::from_utf8_lossy(&text))
-                        .find(&key)
-                        .find(|entry| entry.options.from_allows(&ip, &ip))
-                        .map(|entry| entry.options.command.is_some())
-                });
-                let Some(forced) = entry else {
+                let now = unix_seconds(self.backend.now());
+                let text = self.backend.authorized_keys_for(record, &facts).unwrap_or_default();
+                let lines = AuthorizedKeys::parse(&String::from_utf8_lossy(&text));
+                let mut expired = false;
+                let entry = lines
+                    .find(&key)
+                    .filter(|entry| entry.options.from_allows(&ip, &ip))
+                    .find(|entry| {
+                        let gone = entry.options.has_expired(now, local_offset(now));
+                        expired |= gone;
+                        !gone
+                    });
+                let Some(forced) = entry.map(|entry| entry.options.command.is_some()) else {
                     conn.failures += 1;
-                    return Ok(Reply::Failed("key not authorized".to_owned()));
+                    let why =
+                        if expired { "key expired (expiry-time)" } else { "key not authorized" };
+                    return Ok(Reply::Failed(why.to_owned()));
                 };
                 if key.verify(sig_algorithm, &signed, &signature).is_err() {
                     conn.failures += 1;
@@ -960,7 +982,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 let facts = conn.facts(id);
                 if signature.is_some() {
                     if let Some(why) =
-                        algorithm_refusal(&mut self.backend, record, &algorithm, &facts)
+                        key_refusal(&mut self.backend, record, &algorithm, &parsed.key, &facts)
                     {
                         conn.failures += 1;
                         return Ok(Reply::Failed(why));
@@ -1255,23 +1277,43 @@ fn pam_reply(conn: &mut Connection, method: Method, step: PamStep) -> Reply {
     }
 }
 
-/// Why the login's rules refuse a key's `algorithm` for `record` over `facts`
-/// (`PubkeyAcceptedAlgorithms`), if they do.
-fn algorithm_refusal<B: MonitorBackend>(
+/// Why the login's rules refuse `key` (a certificate's certified key) offered with
+/// `algorithm` for `record` over `facts`, if they do: an algorithm not in
+/// `PubkeyAcceptedAlgorithms`, an RSA key smaller than `RequiredRSASize` (the key itself,
+/// not a certificate's CA, as OpenSSH's `sshkey_check_rsa_length`).
+fn key_refusal<B: MonitorBackend>(
     backend: &mut B,
     record: &UserRecord,
     algorithm: &str,
+    key: &PublicKey,
     facts: &ConnectionFacts,
 ) -> Option<String> {
-    match backend.login_rules(record, facts) {
-        Ok(rules) => match rules.public_key_algorithms {
-            Some(accepted) if !accepted.iter().any(|a| a == algorithm) => {
-                Some(format!("{algorithm} not in PubkeyAcceptedAlgorithms for {}", record.name))
-            }
-            _ => None,
-        },
-        Err(why) => Some(why),
+    let rules = match backend.login_rules(record, facts) {
+        Ok(rules) => rules,
+        Err(why) => return Some(why),
+    };
+    if let Some(accepted) = &rules.public_key_algorithms {
+        if !accepted.iter().any(|a| a == algorithm) {
+            return Some(format!(
+                "{algorithm} not in PubkeyAcceptedAlgorithms for {}",
+                record.name
+            ));
+        }
     }
+    let bits = u32::try_from(key.bits()).unwrap_or(u32::MAX);
+    match rules.min_rsa_bits {
+        Some(min) if key.key_type() == KeyType::Rsa && bits < min => Some(format!(
+            "refusing RSA key for {}: Invalid key length ({bits} < RequiredRSASize {min})",
+            record.name
+        )),
+        _ => None,
+    }
+}
+
+/// `now` in seconds since the epoch (0 before it).
+fn unix_seconds(now: SystemTime) -> i64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Whether `key` already verified a step for `user` on `conn` (a key serves once per login).

@@ -63,6 +63,8 @@ struct Fake {
     extra_lines: Vec<(String, PublicKey)>,
     /// The options of every user's line for `client_key()`.
     key_options: String,
+    /// The time the backend says it is (`None`: the system clock).
+    clock: Option<std::time::SystemTime>,
 }
 
 /// The CA the fake backend trusts for alice's certificates.
@@ -149,6 +151,9 @@ impl MonitorBackend for Fake {
         _: &crate::server::ConnectionFacts,
     ) -> Result<LoginRules, String> {
         Ok(self.rules.clone())
+    }
+    fn now(&self) -> std::time::SystemTime {
+        self.clock.unwrap_or_else(std::time::SystemTime::now)
     }
     /// The configuration lets bob in by password only.
     fn login_policy(
@@ -245,6 +250,7 @@ fn fake() -> Fake {
         rules: LoginRules::default(),
         extra_lines: Vec::new(),
         key_options: String::new(),
+        clock: None,
     }
 }
 
@@ -2325,4 +2331,182 @@ fn without_rules_any_one_verified_method_completes_a_login_as_before() {
     assert!(!rules.methods_completed_by(&[Method::PublicKey]));
     assert!(rules.methods_completed_by(&[Method::KeyboardInteractive]));
     assert!(rules.methods_completed_by(&[Method::Password, Method::PublicKey, Method::Password]));
+}
+
+// An `authorized_keys` line's `expiry-time`, against the backend's clock.
+
+/// 2030-01-01T12:00:00Z, in seconds since the epoch.
+const NOON_2030: u64 = 1_893_499_200;
+
+/// A fake whose clock says `at` (seconds since the epoch), alice's line for `client_key()`
+/// expiring at noon on 2030-01-01 (UTC).
+fn expiring_at_noon_2030(at: u64) -> Fake {
+    let mut backend = fake();
+    backend.key_options = "expiry-time=\"203001011200Z\"".into();
+    backend.clock = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at));
+    backend
+}
+
+#[test]
+fn a_key_whose_line_has_expired_fails_and_logs_no_one_in() {
+    for at in [NOON_2030, NOON_2030 + 1, NOON_2030 + 86_400 * 365] {
+        let (mut m, result) = both_ways_with(
+            || expiring_at_noon_2030(at),
+            &[opened(), peer("192.0.2.7"), sign(C1), lookup("alice"), alice_proof()],
+        );
+        assert_eq!(
+            result.unwrap()[4],
+            Reply::Failed("key expired (expiry-time)".into()),
+            "at {at}"
+        );
+        assert_eq!(
+            m.handle(authenticated("alice")),
+            Ok(Reply::Failed("the public key check failed".into()))
+        );
+        assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+        // Counted as a failure: the connection that ends earns its source a penalty.
+        let mut m = Monitor::new(expiring_at_noon_2030(at), Limits::default());
+        for request in [opened(), peer("192.0.2.7"), sign(C1), lookup("alice"), alice_proof()] {
+            m.handle(request).unwrap();
+        }
+        m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+        assert_eq!(
+            m.backend().penalised,
+            vec![("192.0.2.7".parse().unwrap(), PenaltyKind::AuthFail)]
+        );
+    }
+}
+
+#[test]
+fn a_key_whose_line_expires_later_is_accepted() {
+    for at in [NOON_2030 - 1, NOON_2030 - 86_400, 1_700_000_000] {
+        let (m, result) = both_ways_with(
+            || expiring_at_noon_2030(at),
+            &[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")],
+        );
+        assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done], "at {at}");
+        assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    }
+}
+
+#[test]
+fn an_expired_line_gives_way_to_a_later_line_for_the_same_key() {
+    let with_later_line = || {
+        let mut backend = expiring_at_noon_2030(NOON_2030 + 1);
+        backend.key_options.clear();
+        let key = client_key().public_key().clone();
+        backend.extra_lines = vec![("expiry-time=\"20300101\",command=\"uptime\"".into(), key)];
+        backend
+    };
+    let (_, result) = both_ways_with(
+        with_later_line,
+        &[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")],
+    );
+    assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done]);
+}
+
+// RequiredRSASize: an RSA key (a certificate's certified key) smaller than it is refused.
+
+/// A `publickey` proof for alice by the 2048-bit RSA test key, with `rsa-sha2-512`.
+fn rsa_proof() -> Request {
+    let signer = crate::testing::fixtures::rsa_host_key();
+    let blob = signer.public_key().to_blob();
+    let data =
+        crate::userauth::signed_data(&HASH, "alice", "ssh-connection", "rsa-sha2-512", &blob, None);
+    Request::AuthenticatePublicKey {
+        connection: C1,
+        user: "alice".into(),
+        algorithm: "rsa-sha2-512".into(),
+        key_blob: blob,
+        host_bound: false,
+        signature: signer.sign(SignatureAlgorithm::RsaSha512, &data).unwrap(),
+    }
+}
+
+/// A fake under `RequiredRSASize min`, alice's keys including the RSA test key.
+fn requiring_rsa_bits(min: u32) -> Fake {
+    let mut backend = fake();
+    backend.rules.min_rsa_bits = Some(min);
+    let key = crate::testing::fixtures::rsa_host_key().public_key().clone();
+    backend.extra_lines = vec![("no-pty".into(), key)];
+    backend
+}
+
+#[test]
+fn an_rsa_key_smaller_than_required_rsa_size_fails_and_counts_as_a_failure() {
+    let (mut m, result) = both_ways_with(
+        || requiring_rsa_bits(3072),
+        &[
+            opened(),
+            peer("192.0.2.7"),
+            sign(C1),
+            lookup("alice"),
+            rsa_proof(),
+            authenticated("alice"),
+        ],
+    );
+    let replies = result.unwrap();
+    assert_eq!(
+        replies[4],
+        Reply::Failed(
+            "refusing RSA key for alice: Invalid key length (2048 < RequiredRSASize 3072)".into()
+        )
+    );
+    assert_eq!(replies[5], Reply::Failed("the public key check failed".into()));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
+    m.handle(Request::ConnectionClosed { connection: C1 }).unwrap();
+    assert_eq!(m.backend().penalised, vec![("192.0.2.7".parse().unwrap(), PenaltyKind::AuthFail)]);
+}
+
+#[test]
+fn an_rsa_key_of_required_rsa_size_and_other_key_types_are_accepted() {
+    let (m, result) = both_ways_with(
+        || requiring_rsa_bits(2048),
+        &[opened(), sign(C1), lookup("alice"), rsa_proof(), authenticated("alice")],
+    );
+    assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done]);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    // The size applies to RSA keys only: an Ed25519 key has 256 bits.
+    let (_, result) = both_ways_with(
+        || requiring_rsa_bits(16_384),
+        &[opened(), sign(C1), lookup("alice"), alice_proof(), authenticated("alice")],
+    );
+    assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done]);
+}
+
+#[test]
+fn a_certificate_of_an_rsa_key_smaller_than_required_rsa_size_fails_whatever_its_ca() {
+    let signer = crate::testing::fixtures::rsa_host_key();
+    let mut builder = crate::keys::cert::CertificateBuilder::user(signer.public_key().clone());
+    builder.principals = vec!["alice".to_owned()];
+    let ca = ca_key();
+    let blob = builder
+        .sign(ca.public_key(), |body| HostKeySigner::sign(&ca, SignatureAlgorithm::Ed25519, body))
+        .unwrap()
+        .to_blob()
+        .to_vec();
+    let algorithm = "rsa-sha2-512-cert-v01@openssh.com";
+    let data =
+        crate::userauth::signed_data(&HASH, "alice", "ssh-connection", algorithm, &blob, None);
+    let request = Request::AuthenticateCertificate {
+        connection: C1,
+        user: "alice".into(),
+        algorithm: algorithm.into(),
+        certificate: blob,
+        host_bound: false,
+        signature: Some(signer.sign(SignatureAlgorithm::RsaSha512, &data).unwrap()),
+    };
+    let requests = [opened(), sign(C1), lookup("alice"), request, authenticated("alice")];
+    let (_, result) = both_ways_with(|| requiring_rsa_bits(4096), &requests[..4]);
+    assert_eq!(
+        result.unwrap()[3],
+        Reply::Failed(
+            "refusing RSA key for alice: Invalid key length (2048 < RequiredRSASize 4096)".into()
+        )
+    );
+    let (_, result) = both_ways_with(|| requiring_rsa_bits(4096), &requests);
+    assert_eq!(result, Err(Violation::Unverified));
+    let (m, result) = both_ways_with(|| requiring_rsa_bits(2048), &requests);
+    assert_eq!(result.unwrap()[3..], [Reply::Authorized(cert_restrictions()), Reply::Done]);
+    assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
 }
