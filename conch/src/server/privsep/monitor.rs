@@ -167,10 +167,9 @@ pub trait MonitorBackend {
     /// What the configuration asks of a login by `user` over `facts` that the monitor checks
     /// itself with what it verified ([`LoginRules`]: `AuthenticationMethods`,
     /// `PubkeyAcceptedAlgorithms`, `RequiredRSASize`, `PermitRootLogin forced-commands-only`);
-    /// `Err` with the
-    /// reason refuses the step or the login. The default, [`LoginRules::default`], asks
-    /// nothing more: any one method the monitor verified completes a login, with any key
-    /// algorithm, as for a monitor that knows no configuration.
+    /// `Err` with the reason refuses the step or the login. The default,
+    /// [`LoginRules::default`], asks nothing more: any one method the monitor verified
+    /// completes a login, with any key, as for a monitor that knows no configuration.
     fn login_rules(
         &mut self,
         user: &UserRecord,
