@@ -60,16 +60,7 @@ struct ConnState {
 /// Whether accepting `method` after `done` completes one of the `AuthenticationMethods`
 /// lists (as the userauth machine advances them), so that sshd logs "Accepted", not "Partial".
 fn completes_a_list(config: &SshdConfig, done: &[Method], method: Method) -> bool {
-    let mut lists: Vec<Vec<Method>> = config
-        .authentication_methods
-        .iter()
-        .filter(|list| !list.eq_ignore_ascii_case("any"))
-        .map(|list| {
-            list.split(',')
-                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
-                .collect()
-        })
-        .collect();
+    let Ok(mut lists) = authentication_methods(config) else { return false };
     if lists.is_empty() {
         return true;
     }
@@ -227,6 +218,10 @@ fn verdict(
             "User {request_user} refused: unsupported settings apply: {}",
             unenforced.join(", ")
         ));
+    }
+    if let Err(why) = authentication_methods(&config) {
+        // Every list names a method conchd cannot complete for this login: none can succeed.
+        return Verdict::Refused(format!("{why} for {request_user}"));
     }
     let Some(account) = account else {
         return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
@@ -804,20 +799,72 @@ pub(crate) fn unused_connection_timeout(c: &SshdConfig) -> Option<Duration> {
         .then(|| Duration::from_secs(c.unused_connection_timeout.into()))
 }
 
-/// User authentication's settings for `c`, over the server's `base` (methods enabled, the
-/// failure delay's secret).
-/// `AuthenticationMethods` as userauth takes it: `any` is no list, and a method's
-/// `:submethod` is dropped.
-pub(crate) fn authentication_methods(c: &SshdConfig) -> Vec<Vec<Method>> {
-    c.authentication_methods
-        .iter()
-        .filter(|list| !list.eq_ignore_ascii_case("any"))
-        .map(|list| {
-            list.split(',')
-                .filter_map(|m| Method::from_name(m.split(':').next().unwrap_or(m)))
-                .collect()
-        })
-        .collect()
+/// Whether conchd can complete `entry`, a method of an `AuthenticationMethods` list (with any
+/// `:submethod`), for a login under `c`: a method conchd implements, switched on —
+/// `keyboard-interactive` only through PAM (whose one submethod is `pam`). `none`,
+/// `hostbased`, `gssapi-with-mic` and a submethod of another method never are.
+fn method_usable(c: &SshdConfig, entry: &str) -> bool {
+    let (name, submethod) = match entry.split_once(':') {
+        Some((name, submethod)) => (name, Some(submethod)),
+        None => (entry, None),
+    };
+    match (name, submethod) {
+        ("publickey", None) => c.pubkey_authentication,
+        ("password", None) => c.password_authentication,
+        ("keyboard-interactive", None | Some("pam")) => {
+            c.kbd_interactive_authentication && cfg!(feature = "pam") && c.use_pam
+        }
+        _ => false,
+    }
+}
+
+/// The `AuthenticationMethods` lists of `c` that conchd can complete, as userauth takes them,
+/// and the lists skipped, each with its first method conchd cannot complete.
+fn method_lists(c: &SshdConfig) -> (Vec<Vec<Method>>, Vec<(&str, &str)>) {
+    let mut usable = Vec::new();
+    let mut skipped = Vec::new();
+    for list in c.authentication_methods.iter().filter(|list| !list.eq_ignore_ascii_case("any")) {
+        let entries = list.split(',');
+        match entries.clone().find(|entry| !method_usable(c, entry)) {
+            Some(entry) => skipped.push((list.as_str(), entry)),
+            None => usable.push(
+                entries
+                    .filter_map(|entry| {
+                        Method::from_name(entry.split_once(':').map_or(entry, |(name, _)| name))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+    (usable, skipped)
+}
+
+/// `AuthenticationMethods` for a login under `c`, as userauth and the monitor take them: no
+/// lists for `any`; else the lists conchd can complete, as OpenSSH's
+/// `auth2_setup_methods_lists` keeps those whose every method is enabled. A list naming a
+/// method conchd cannot complete (switched off, `hostbased`, `gssapi-with-mic`) is skipped
+/// whole, never shortened; `Err` when lists were given and none is left.
+pub(crate) fn authentication_methods(c: &SshdConfig) -> Result<Vec<Vec<Method>>, String> {
+    let (usable, skipped) = method_lists(c);
+    if usable.is_empty() && !skipped.is_empty() {
+        return Err("No AuthenticationMethods left after eliminating disabled methods".to_owned());
+    }
+    Ok(usable)
+}
+
+/// sshd's startup check of the server-wide `AuthenticationMethods`: each list naming a
+/// method conchd cannot complete is logged, and when every list does, no login could
+/// succeed: an error (`Match` blocks are checked per login, as sshd does).
+pub(crate) fn check_authentication_methods(c: &SshdConfig) -> Result<(), String> {
+    let (usable, skipped) = method_lists(c);
+    for (list, entry) in &skipped {
+        log::error!("Disabled method \"{entry}\" in AuthenticationMethods list \"{list}\"");
+    }
+    if usable.is_empty() && !skipped.is_empty() {
+        return Err("AuthenticationMethods cannot be satisfied by enabled authentication methods"
+            .to_owned());
+    }
+    Ok(())
 }
 
 /// The `Banner` file's text; a file that cannot be read is logged and sends no banner.
@@ -855,7 +902,12 @@ pub(crate) fn banner(c: &SshdConfig) -> Option<String> {
     }
 }
 
-fn userauth_config(c: &SshdConfig, base: &userauth::ServerConfig) -> userauth::ServerConfig {
+/// User authentication's settings for `c`, over the server's `base` (methods enabled, the
+/// failure delay's secret); `Err` when no `AuthenticationMethods` list can complete.
+fn userauth_config(
+    c: &SshdConfig,
+    base: &userauth::ServerConfig,
+) -> Result<userauth::ServerConfig, String> {
     let mut u = base.clone();
     u.settings_per_user = false;
     let enabled: Vec<Method> = base
@@ -872,7 +924,15 @@ fn userauth_config(c: &SshdConfig, base: &userauth::ServerConfig) -> userauth::S
     if !enabled.is_empty() {
         u.methods = enabled;
     }
-    u.authentication_methods = authentication_methods(c);
+    let (lists, skipped) = method_lists(c);
+    for (list, _) in skipped {
+        log::info!("Authentication methods list \"{list}\" contains disabled method, skipping");
+    }
+    if lists.is_empty() && !c.authentication_methods.is_empty() {
+        log::error!("No AuthenticationMethods left after eliminating disabled methods");
+        return Err("no authentication methods enabled".to_owned());
+    }
+    u.authentication_methods = lists;
     u.max_auth_tries = c.max_auth_tries;
     u.banner = banner(c);
     u.publickey_algorithms = c
@@ -880,7 +940,7 @@ fn userauth_config(c: &SshdConfig, base: &userauth::ServerConfig) -> userauth::S
         .iter()
         .filter_map(|n| SignatureAlgorithm::from_name(n))
         .collect();
-    u
+    Ok(u)
 }
 
 /// Everything of `c` that one connection applies: the stack's part over `stack`.
@@ -890,7 +950,7 @@ fn connection_settings(
     current: &ConnectionSettings,
 ) -> Result<ConnectionSettings, String> {
     let mut per_user =
-        stack.with_userauth(userauth_config(c, stack.userauth())).map_err(|e| e.to_string())?;
+        stack.with_userauth(userauth_config(c, stack.userauth())?).map_err(|e| e.to_string())?;
     per_user.client_alive_interval =
         (c.client_alive_interval > 0).then(|| Duration::from_secs(c.client_alive_interval.into()));
     per_user.client_alive_count_max = c.client_alive_count_max;
@@ -942,5 +1002,103 @@ impl UserSettings for MatchSettings {
             connection_settings(&config, &stack, &current)
                 .map_err(|e| twine::internet::Error::from(std::io::Error::other(e)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twine::conch::config::sshd::SshdLoader;
+    use twine::conch::config::OsFilesystem;
+
+    /// The server-wide configuration of `text`.
+    fn config(text: &str) -> SshdConfig {
+        SshdLoader::new(&OsFilesystem)
+            .load_bytes("/etc/ssh/sshd_config", Some(text.as_bytes()))
+            .unwrap()
+            .effective(None)
+            .unwrap()
+    }
+
+    const NO_LISTS_LEFT: &str = "No AuthenticationMethods left after eliminating disabled methods";
+    const UNSATISFIABLE: &str =
+        "AuthenticationMethods cannot be satisfied by enabled authentication methods";
+
+    #[test]
+    fn a_list_naming_a_method_conchd_cannot_complete_is_skipped_whole_never_shortened() {
+        let c = config(
+            "PasswordAuthentication yes\n\
+             AuthenticationMethods hostbased,publickey gssapi-with-mic,password publickey,password\n",
+        );
+        assert_eq!(authentication_methods(&c), Ok(vec![vec![Method::PublicKey, Method::Password]]));
+        assert_eq!(check_authentication_methods(&c), Ok(()));
+        // Without the last list, `hostbased,publickey` is not `publickey`: nothing is left.
+        let c = config("AuthenticationMethods hostbased,publickey\n");
+        assert_eq!(authentication_methods(&c), Err(NO_LISTS_LEFT.to_owned()));
+        assert_eq!(check_authentication_methods(&c), Err(UNSATISFIABLE.to_owned()));
+    }
+
+    #[test]
+    fn a_list_naming_a_method_switched_off_or_a_submethod_conchd_lacks_can_never_complete() {
+        for text in [
+            "PasswordAuthentication no\nAuthenticationMethods publickey,password\n",
+            "PubkeyAuthentication no\nAuthenticationMethods publickey\n",
+            "HostbasedAuthentication yes\nAuthenticationMethods hostbased\n",
+            "GSSAPIAuthentication yes\nAuthenticationMethods gssapi-with-mic\n",
+            "AuthenticationMethods none\n",
+            "AuthenticationMethods publickey:ssh-ed25519\n",
+            "UsePAM yes\nAuthenticationMethods keyboard-interactive:bsdauth\n",
+            "UsePAM no\nKbdInteractiveAuthentication yes\nAuthenticationMethods keyboard-interactive\n",
+        ] {
+            let c = config(text);
+            assert_eq!(authentication_methods(&c), Err(NO_LISTS_LEFT.to_owned()), "{text}");
+            assert_eq!(check_authentication_methods(&c), Err(UNSATISFIABLE.to_owned()), "{text}");
+        }
+    }
+
+    #[test]
+    fn methods_switched_on_make_lists_as_userauth_takes_them() {
+        let c = config(
+            "PasswordAuthentication yes\n\
+             AuthenticationMethods publickey,publickey password,publickey\n",
+        );
+        assert_eq!(
+            authentication_methods(&c),
+            Ok(vec![
+                vec![Method::PublicKey, Method::PublicKey],
+                vec![Method::Password, Method::PublicKey]
+            ])
+        );
+        if cfg!(feature = "pam") {
+            let c = config(
+                "UsePAM yes\nKbdInteractiveAuthentication yes\n\
+                 AuthenticationMethods publickey,keyboard-interactive:pam\n",
+            );
+            assert_eq!(
+                authentication_methods(&c),
+                Ok(vec![vec![Method::PublicKey, Method::KeyboardInteractive]])
+            );
+        }
+    }
+
+    #[test]
+    fn any_or_no_authentication_methods_asks_for_no_list() {
+        for text in ["", "AuthenticationMethods any\n"] {
+            let c = config(text);
+            assert_eq!(authentication_methods(&c), Ok(Vec::new()), "{text:?}");
+            assert_eq!(check_authentication_methods(&c), Ok(()), "{text:?}");
+            assert!(completes_a_list(&c, &[], Method::Password));
+        }
+    }
+
+    #[test]
+    fn a_login_under_lists_none_can_complete_is_completed_by_no_method() {
+        let c = config("AuthenticationMethods hostbased,publickey\n");
+        assert!(!completes_a_list(&c, &[], Method::PublicKey));
+        let base = userauth::ServerConfig::new([0; 32]);
+        assert_eq!(
+            userauth_config(&c, &base).err(),
+            Some("no authentication methods enabled".to_owned())
+        );
     }
 }

@@ -69,7 +69,7 @@ pub(crate) fn stack_config(
         methods.push(Method::Password);
     }
     u.methods = methods;
-    u.authentication_methods = crate::policy::authentication_methods(c);
+    u.authentication_methods = crate::policy::authentication_methods(c)?;
     u.max_auth_tries = c.max_auth_tries;
     // Match blocks are evaluated when the user name arrives (crate::policy::MatchSettings).
     u.settings_per_user = true;

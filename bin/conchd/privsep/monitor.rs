@@ -442,7 +442,7 @@ impl MonitorBackend for ConchdBackend {
             .for_login(user, facts)
             .ok_or_else(|| format!("no configuration for {}", user.name))?;
         let mut rules = LoginRules::default();
-        rules.methods = crate::policy::authentication_methods(&config);
+        rules.methods = crate::policy::authentication_methods(&config)?;
         rules.public_key_algorithms =
             Some(config.pubkey_accepted_algorithms.iter().map(|a| (*a).to_owned()).collect());
         rules.forced_command_only =

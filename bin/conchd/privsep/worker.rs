@@ -249,8 +249,9 @@ fn completes_login(file: &SshdConfigFile, user: &str, connection: &ConnectionFac
     if account.is_none() || refused.is_some() {
         return false;
     }
-    crate::policy::config_for(file, user, account.as_ref(), connection)
-        .is_ok_and(|config| crate::policy::authentication_methods(&config).is_empty())
+    crate::policy::config_for(file, user, account.as_ref(), connection).is_ok_and(|config| {
+        crate::policy::authentication_methods(&config).is_ok_and(|l| l.is_empty())
+    })
 }
 
 impl AuthBackend for PrivsepAuth {

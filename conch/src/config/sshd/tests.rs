@@ -879,3 +879,32 @@ fn key_commands_are_seen_in_match_blocks_too() {
     let off_in_match = "Match User alice\n  AuthorizedKeysCommand none\n";
     assert!(!load(off_in_match).unwrap().runs_key_commands());
 }
+
+/// An `AuthenticationMethods` list naming a method OpenSSH does not know is an error when the
+/// file is read, naming the file and line, wherever it is (a `Match` block that applies to no
+/// one included), as sshd's `auth2_methods_valid` at parse time; a known method is not, even
+/// one a server may lack (checked per login).
+#[test]
+fn an_unknown_authentication_method_is_an_error_naming_the_file_and_line_wherever_it_is() {
+    let p = PATH;
+    for (text, line) in [
+        ("Port 22\nAuthenticationMethods hostbased,publickey publickey,kerberos\n", 2),
+        ("Match User nobody-here\n  AuthenticationMethods kerberos\n", 2),
+        ("AuthenticationMethods publickey,,password\n", 1),
+        ("AuthenticationMethods PublicKey\n", 1),
+        ("AuthenticationMethods publickey,\n", 1),
+    ] {
+        assert_eq!(
+            error(text),
+            format!("{p} line {line}: invalid AuthenticationMethods method list."),
+            "{text:?}"
+        );
+    }
+    let c = startup(
+        "AuthenticationMethods hostbased,publickey gssapi-with-mic keyboard-interactive:pam\n",
+    );
+    assert_eq!(
+        c.authentication_methods,
+        ["hostbased,publickey", "gssapi-with-mic", "keyboard-interactive:pam"]
+    );
+}
