@@ -1026,6 +1026,57 @@ fn a_global_only_directive_inside_match_is_refused_naming_file_and_line() {
     );
 }
 
+/// `conchd -t` as `sshd -t`: an `AuthenticationMethods` list naming an unknown method is an
+/// error naming the file and the line; lists that name only methods conchd cannot complete
+/// (here host-based authentication, which it lacks) leave no way to log in, a fatal error
+/// with each list logged; one list conchd can complete is enough.
+#[test]
+fn authentication_methods_no_login_could_complete_fail_the_configuration_test() {
+    let dir = TempDir::new("authmethods-t");
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let test = |name: &str, methods: &str| {
+        let config = dir.write(
+            name,
+            &format!(
+                "HostKey {}\nPidFile none\nAuthenticationMethods {methods}\n",
+                host_key.display()
+            ),
+        );
+        let out = output({
+            let mut c = conchd_command(None, dir.root());
+            c.args(["-t", "-f", &config]);
+            c
+        });
+        (config, out)
+    };
+    let (config, out) = test("unknown", "publickey,kerberos");
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains(&format!("{config} line 3: invalid AuthenticationMethods method list.")),
+        "{}",
+        stderr(&out)
+    );
+    let (_, out) = test("hostbased", "hostbased,publickey");
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "Disabled method \"hostbased\" in AuthenticationMethods list \"hostbased,publickey\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "AuthenticationMethods cannot be satisfied by enabled authentication methods"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let (_, out) = test("either", "hostbased,publickey publickey");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 /// `RekeyLimit 64K` for one user: that user's 1 MiB of output brings key re-exchanges (the
 /// client's debug log shows more than one KEXINIT), the other user's none.
 #[test]

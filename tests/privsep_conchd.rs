@@ -881,6 +881,51 @@ fn a_key_then_a_password_log_in_under_authentication_methods_publickey_password(
     assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
 }
 
+/// `AuthenticationMethods hostbased,publickey` is not `publickey`: conchd has no host-based
+/// authentication, so that list can never complete and is skipped whole (as sshd skips a list
+/// with a disabled method), never shortened to `publickey`. With a second list,
+/// `publickey,password`, the daemon starts, and a client with only its key gets a partial
+/// success and no login; for a user whose `Match` block leaves only the host-based list, the
+/// connection ends before any method is tried.
+#[test]
+fn authentication_methods_hostbased_publickey_refuses_a_key_only_login() {
+    let Some(s) = setup(
+        "privsep-hostbased-list",
+        1,
+        "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
+         AuthenticationMethods hostbased,publickey publickey,password\n\
+         Match User root\n  AuthenticationMethods hostbased,publickey\n",
+    ) else {
+        return;
+    };
+    let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+        c.arg("echo in");
+        c
+    });
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Permission denied (password)"), "{}", stderr(&out));
+    let (before, partial) = log_until(&s.daemon, "Partial publickey for");
+    assert!(partial.is_some(), "no Partial publickey: {before:#?}");
+    let skipped = "Authentication methods list \"hostbased,publickey\" contains disabled method";
+    assert!(before.iter().any(|l| l.contains(skipped)), "{before:#?}");
+    assert!(!before.iter().any(|l| l.contains("Accepted publickey")), "{before:#?}");
+    // Root's Match block leaves no list conchd can complete: the connection ends.
+    let out = output({
+        let mut c = ssh(s.daemon.port, &s.key, "root");
+        c.arg("echo in");
+        c
+    });
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let (before, none_left) =
+        log_until(&s.daemon, "No AuthenticationMethods left after eliminating disabled methods");
+    assert!(none_left.is_some(), "{before:#?}");
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+}
+
 /// `PermitRootLogin forced-commands-only`: root's key gets in only when its line forces a
 /// command (the monitor checks the line it read itself), and runs that command.
 #[test]
