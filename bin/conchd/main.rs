@@ -192,7 +192,6 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
     if !unenforced.is_empty() {
         return Err(Fatal(format!("unsupported settings: {}", unenforced.join(", ")), 255));
     }
-    policy::check_authentication_methods(&startup).map_err(|e| Fatal(e, 255))?;
     if startup.use_pam && !cfg!(feature = "pam") {
         log::debug!("UsePAM yes, but conchd was built without PAM (feature pam): passwords are checked against /etc/shadow, keyboard-interactive is off");
     }
@@ -203,6 +202,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         logging::set_facility(startup.syslog_facility);
         return privsep::worker::run(opts, &file, &startup);
     }
+    policy::check_authentication_methods(&startup).map_err(|e| Fatal(e, 255))?;
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {
         return Err(Fatal("conchd: no hostkeys available -- exiting.".into(), 1));

@@ -352,7 +352,9 @@ pub trait MonitorBackend {
 pub struct LoginRules {
     /// `AuthenticationMethods`: the login completes when the methods the monitor verified,
     /// in order, include every method of one list in its order (OpenSSH's lists, advanced as
-    /// each method succeeds). Empty: any one verified method completes it.
+    /// each method succeeds). Empty: any one verified method completes it. A list naming a
+    /// method the server cannot complete is the backend's to leave out whole (never to
+    /// shorten), and to answer `Err` when none is left.
     pub methods: Vec<Vec<Method>>,
     /// `PubkeyAcceptedAlgorithms`: the public key algorithms (as the client names them, a
     /// certificate's `*-cert-v01@openssh.com`) a key may authenticate with; `None`: any.
