@@ -363,8 +363,9 @@ pub struct LoginRules {
     /// certificates the monitor verified must force a command (its `authorized_keys` line's
     /// `command=`, or the certificate's `force-command`), as OpenSSH's `auth_root_allowed`.
     pub forced_command_only: bool,
-    /// `RequiredRSASize`: the fewest bits an RSA key (a certificate's certified key) may
-    /// have, as OpenSSH's `sshkey_check_rsa_length`; `None`: any.
+    /// `RequiredRSASize`: the fewest bits an RSA key (a certificate's certified key, not its
+    /// CA) may have, as OpenSSH's `sshkey_check_rsa_length` (never fewer than 1024); `None`:
+    /// any.
     pub min_rsa_bits: Option<u32>,
 }
 
@@ -1302,7 +1303,8 @@ fn key_refusal<B: MonitorBackend>(
         }
     }
     let bits = u32::try_from(key.bits()).unwrap_or(u32::MAX);
-    match rules.min_rsa_bits {
+    // Below OpenSSH's floor, whatever the configuration says.
+    match rules.min_rsa_bits.map(|min| min.max(MIN_RSA_BITS)) {
         Some(min) if key.key_type() == KeyType::Rsa && bits < min => Some(format!(
             "refusing RSA key for {}: Invalid key length ({bits} < RequiredRSASize {min})",
             record.name
@@ -1310,6 +1312,9 @@ fn key_refusal<B: MonitorBackend>(
         _ => None,
     }
 }
+
+/// The smallest RSA key OpenSSH accepts at all (`SSH_RSA_MINIMUM_MODULUS_SIZE`).
+const MIN_RSA_BITS: u32 = 1024;
 
 /// `now` in seconds since the epoch (0 before it).
 fn unix_seconds(now: SystemTime) -> i64 {

@@ -2466,6 +2466,12 @@ fn an_rsa_key_of_required_rsa_size_and_other_key_types_are_accepted() {
     );
     assert_eq!(result.unwrap()[3..], [Reply::Done, Reply::Done]);
     assert_eq!(m.phase(C1), Some(&Phase::Authenticated));
+    // Never fewer than OpenSSH's 1024, whatever the configuration says.
+    let (_, result) = both_ways_with(
+        || requiring_rsa_bits(512),
+        &[opened(), sign(C1), lookup("alice"), rsa_proof()],
+    );
+    assert_eq!(result.unwrap()[3], Reply::Done);
     // The size applies to RSA keys only: an Ed25519 key has 256 bits.
     let (_, result) = both_ways_with(
         || requiring_rsa_bits(16_384),
