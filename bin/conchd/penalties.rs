@@ -137,9 +137,7 @@ impl SourceLimits {
     }
 
     fn is_exempt(&self, addr: IpAddr) -> bool {
-        self.exempt.as_deref().is_some_and(|list| {
-            matches!(match_address_list(Some(&addr.to_string()), list), Ok(ListMatch::Match))
-        })
+        exempt(self.exempt.as_deref(), addr)
     }
 
     fn block(&self, addr: IpAddr) -> IpAddr {
@@ -335,6 +333,14 @@ fn fractional_time(text: &str) -> Option<Duration> {
         total += number * unit;
     }
     Duration::try_from_secs_f64(total).ok()
+}
+
+/// Whether `addr` is on `PerSourcePenaltyExemptList` (`list`, an address list as
+/// `addr_match_list` reads it).
+pub(crate) fn exempt(list: Option<&str>, addr: IpAddr) -> bool {
+    list.is_some_and(|list| {
+        matches!(match_address_list(Some(&addr.to_string()), list), Ok(ListMatch::Match))
+    })
 }
 
 /// `addr` with all but its first `bits` bits cleared.

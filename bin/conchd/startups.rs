@@ -15,7 +15,6 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use twine::conch::config::pattern::{match_address_list, ListMatch};
 use twine::conch::config::sshd::SshdConfig;
 use twine::conch::crypto::{OsRandom, SecureRandom};
 use twine::conch::server::privsep::{Penalties, PenaltyKind};
@@ -140,9 +139,7 @@ impl Startups {
     }
 
     fn is_exempt(&self, addr: IpAddr) -> bool {
-        self.exempt.as_deref().is_some_and(|list| {
-            matches!(match_address_list(Some(&addr.to_string()), list), Ok(ListMatch::Match))
-        })
+        crate::penalties::exempt(self.exempt.as_deref(), addr)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
