@@ -34,6 +34,11 @@ fn setup(tag: &str, extra: &str, with_user: bool) -> Option<Setup> {
 
 /// [`setup`] with `workers` privilege-separated workers (as root; otherwise one process).
 fn setup_with_workers(tag: &str, extra: &str, with_user: bool, workers: u32) -> Option<Setup> {
+    setup_with_env(tag, extra, with_user, &[("CONCHD_PRIVSEP_WORKERS", &workers.to_string())])
+}
+
+/// [`setup`] with `env` set for `conchd`.
+fn setup_with_env(tag: &str, extra: &str, with_user: bool, env: &[(&str, &str)]) -> Option<Setup> {
     if with_user && !is_root() {
         println!("{tag}: skipped: needs root to create a test user");
         return None;
@@ -62,7 +67,7 @@ fn setup_with_workers(tag: &str, extra: &str, with_user: bool, workers: u32) -> 
     let mut command = conchd_command(None, dir.root());
     // As root conchd separates privileges: the monitor keeps the penalties and counts
     // MaxStartups and PerSourceMaxStartups over every worker.
-    command.args(["-D", "-e", "-f", &config]).env("CONCHD_PRIVSEP_WORKERS", workers.to_string());
+    command.args(["-D", "-e", "-f", &config]).envs(env.iter().copied());
     let daemon = Daemon::start(command);
     Some(Setup { dir, key, stranger, user, daemon })
 }
@@ -253,6 +258,20 @@ fn max_startups_counts_the_unauthenticated_connections_of_every_worker() {
     assert!(line.ends_with("past MaxStartups"), "{line}");
     drop(held.remove(0));
     assert!(served_again(&s, "127.0.0.6"), "still dropped after one of the four closed");
+}
+
+/// `MaxStartups 3` without privilege separation (`CONCHD_PRIVSEP=no`; the acceptor counts):
+/// a fourth unauthenticated connection is closed unanswered, with sshd's line.
+#[test]
+fn max_startups_drops_past_the_limit_without_privilege_separation_too() {
+    let extra = "MaxStartups 3\nPerSourcePenalties no\n";
+    let env = [("CONCHD_PRIVSEP", "no")];
+    let Some(s) = setup_with_env("maxstartups-single", extra, false, &env) else { return };
+    let _held = hold(&s, &["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    let mut fourth = s.connect_from("127.0.0.5");
+    assert_eq!(first_line(&mut fourth), "", "a fourth unauthenticated connection was served");
+    let line = s.log_line(&["drop connection #3 from [127.0.0.5]:", " on [127.0.0.1]:"]);
+    assert!(line.expect("sshd's drop line").ends_with("past MaxStartups"));
 }
 
 /// `PerSourceMaxStartups 2` with two privilege-separated workers (as root): the count is the
