@@ -441,6 +441,9 @@ fn a_pty_login_is_recorded_in_lastlog_and_shown_at_the_next_one() {
         return;
     }
     let Some(s) = setup("pam-lastlog", "PrintLastLog yes\n") else { return };
+    // A deleted account of the same name logged in once: wtmp keeps its record, but the
+    // new account's lastlog record (by uid, cleared by useradd) is empty, so sshd shows none.
+    append_wtmp_login(&s.user.name, "192.0.2.7", 86_400);
     let first = pty_login(&s, b"echo fir\"\"st-done; exit\n");
     assert!(first.contains("first-done"), "{first}");
     assert!(!first.contains("Last login:"), "a first login with a last login: {first}");
@@ -456,6 +459,23 @@ fn a_pty_login_is_recorded_in_lastlog_and_shown_at_the_next_one() {
     assert!(second.contains("second-done"), "{second}");
     let shown = second.lines().find(|l| l.starts_with("Last login: "));
     assert!(shown.is_some_and(|l| l.trim_end().ends_with(" from 127.0.0.1")), "{second}");
+}
+
+/// Appends a `USER_PROCESS` record to `/var/log/wtmp` (glibc's 384-byte `struct utmp`) for
+/// `user` on a terminal no session holds, from `host`, `ago` seconds in the past.
+fn append_wtmp_login(user: &str, host: &str, ago: u64) {
+    let mut record = [0u8; 384];
+    let mut put = |at: usize, bytes: &[u8]| record[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &7u16.to_ne_bytes());
+    put(4, &1u32.to_ne_bytes());
+    put(8, b"pts/999");
+    put(40, b"/999");
+    put(44, user.as_bytes());
+    put(76, host.as_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    put(340, &u32::try_from(now.as_secs() - ago).unwrap().to_ne_bytes());
+    let mut wtmp = std::fs::OpenOptions::new().append(true).open("/var/log/wtmp").unwrap();
+    wtmp.write_all(&record).unwrap();
 }
 
 /// A PAM session that cannot open fails the session, not the server: the user is told why on

@@ -153,7 +153,9 @@ impl SessionSpawner for AroundSpawner {
                 plan.env.push((MOTD_VAR.into(), "1".into()));
             }
             if last_log {
-                plan.env.push((LASTLOG_VAR.into(), plan.account.name.clone().into()));
+                // As sshd, the record is read before this login's is written.
+                let previous = crate::lastlog::Previous::of(uid, &user);
+                plan.env.push((LASTLOG_VAR.into(), previous.to_env().into()));
             }
             if let Some(rc) = rc {
                 plan.env.push((RC_VAR.into(), rc.into_os_string()));
@@ -210,13 +212,17 @@ pub(crate) fn run_helper() -> Option<std::io::Error> {
     let hushed =
         std::env::var_os("HOME").is_some_and(|home| Path::new(&home).join(".hushlogin").exists());
     // As sshd: the last login, then /etc/motd; ~/.hushlogin silences both.
-    if let (Some(user), false) = (last_log, hushed) {
-        if let Some((secs, host)) = crate::utmp::last_login(&user, session_pid) {
-            use std::io::Write;
-            let line = crate::utmp::last_login_message(secs, &host);
-            let _ = std::io::stdout().write_all(line.as_bytes());
-            let _ = std::io::stdout().flush();
-        }
+    let previous = match last_log.as_deref().and_then(crate::lastlog::Previous::from_env) {
+        _ if hushed => None,
+        Some(crate::lastlog::Previous::Recorded(secs, host)) => Some((secs, host)),
+        Some(crate::lastlog::Previous::InWtmp(user)) => crate::utmp::last_login(&user, session_pid),
+        Some(crate::lastlog::Previous::Never) | None => None,
+    };
+    if let Some((secs, host)) = previous {
+        use std::io::Write;
+        let line = crate::utmp::last_login_message(secs, &host);
+        let _ = std::io::stdout().write_all(line.as_bytes());
+        let _ = std::io::stdout().flush();
     }
     let motd = motd && !hushed;
     if motd {
