@@ -23,6 +23,8 @@ impl TestUser {
     fn create(home: PathBuf, key: &Path) -> Self {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let name = format!("tws{}x{}", std::process::id(), COUNT.fetch_add(1, Ordering::SeqCst));
+        // A stale account of this name (a killed run with the same pid) would fail useradd.
+        let _ = Command::new("userdel").arg(&name).output();
         let added = (0..50).any(|_| {
             let status = Command::new("useradd")
                 .args(["-M", "-s", "/bin/sh", "-d"])

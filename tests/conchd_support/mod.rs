@@ -103,6 +103,9 @@ impl TestUser {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("ct{}x{n}", std::process::id());
+        // A stale account of this name (a run with the same pid, killed before its clean-up,
+        // on a machine that kept its /etc/passwd) would fail useradd and skip the test.
+        let _ = Command::new("userdel").arg(&name).stderr(Stdio::null()).status();
         let mut created = false;
         for _ in 0..20 {
             // `-p '*'`: no password, but not locked (useradd's `!` locks the account, and
