@@ -318,3 +318,148 @@ fn a_connection_that_never_tries_to_authenticate_earns_its_source_a_penalty() {
     assert!(line.is_some_and(|l| l.contains("drop connection #")), "no drop line");
     let _other = hold(&s, &["127.0.0.8"]);
 }
+
+impl Setup {
+    /// `ssh` from `source` as `user` with `key`, running `echo in`: whether it got in, and its
+    /// stderr.
+    fn login_as(&self, source: &str, key: &std::path::Path, user: &str) -> (bool, String) {
+        let out = output({
+            let mut c = Command::new("timeout");
+            c.args([CLIENT_TIME_LIMIT, "ssh"]).args(client_options(key));
+            c.args(["-b", source, "-p", &self.daemon.port.to_string(), "-l", user]);
+            c.args(["127.0.0.1", "echo in"]);
+            c
+        });
+        (out.status.success() && out.stdout == b"in\n", stderr(&out))
+    }
+
+    /// Connects from `source` until one is refused with "Not allowed at this time" (bounded:
+    /// the penalty comes once the server has noticed the last close).
+    fn refused_from(&self, source: &str) -> bool {
+        for _ in 0..50 {
+            let mut again = self.connect_from(source);
+            if first_line(&mut again) == "Not allowed at this time\r\n" {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+/// The two ways conchd runs as root: privilege-separated (the default; the monitor looks the
+/// user up, applies `RefuseConnection` and keeps the penalties) and in one process.
+const MODES: [(&str, &[(&str, &str)]); 2] =
+    [("privsep", &[]), ("single", &[("CONCHD_PRIVSEP", "no")])];
+
+/// `RefuseConnection yes` in a `Match Group <the user's group> Address 127.0.0.9` block: a
+/// login from 127.0.0.9 ends when the user is named, with sshd's log line ("administratively
+/// prohibited connection for USER from 127.0.0.9 port N") and the reason on the client's
+/// screen; the source earns the `refuseconnection` penalty, so its next connection is refused
+/// at accept with sshd's drop line; the same user from 127.0.0.10 logs in. With privilege
+/// separation the worker, which has no user database, learns the user's groups from the
+/// monitor before it reads the `Match` blocks.
+#[test]
+fn refuse_connection_in_a_match_block_ends_the_login_and_earns_its_penalty() {
+    for (mode, env) in MODES {
+        let tag = format!("refuse-{mode}");
+        if !is_root() {
+            println!("{tag}: skipped: needs root to create a test user");
+            return;
+        }
+        let dir = TempDir::new(&tag);
+        let key = keygen(dir.root(), "id_ed25519", "ed25519");
+        let Some(user) = TestUser::create(&dir.path("home"), &key) else {
+            println!("{tag}: skipped: useradd failed");
+            return;
+        };
+        let extra = format!(
+            "PerSourcePenalties refuseconnection:10 min:5\n\
+             Match Group {0} Address 127.0.0.9,127.0.0.13\n  RefuseConnection yes\n",
+            user.name
+        );
+        let Some(s) = setup_with_env(&tag, &extra, false, env) else { return };
+        let (got_in, said) = s.login_as("127.0.0.9", &key, &user.name);
+        assert!(!got_in, "{mode}: a refused connection logged in");
+        assert!(said.contains("administratively prohibited connection"), "{mode}: {said}");
+        let line = s.log_line(&["administratively prohibited connection for "]);
+        let line = line.expect("sshd's RefuseConnection line");
+        assert!(
+            line.contains(&format!("for {} from 127.0.0.9 port ", user.name)),
+            "{mode}: {line}"
+        );
+        let active = s.log_line(&["penalty now active", "prohibited by RefuseConnection"]);
+        assert!(active.is_some(), "{mode}: no refuseconnection penalty");
+        assert!(s.refused_from("127.0.0.9"), "{mode}: 127.0.0.9 served within its penalty");
+        // A `:style` suffix names the same account, as in sshd: refused too (from 127.0.0.13,
+        // also in the block; 127.0.0.9 is penalised by now).
+        let styled = format!("{}:style", user.name);
+        let (got_in, said) = s.login_as("127.0.0.13", &key, &styled);
+        assert!(!got_in, "{mode}: {styled} logged in past RefuseConnection");
+        assert!(said.contains("administratively prohibited connection"), "{mode}: {said}");
+        let (got_in, said) = s.login_as("127.0.0.10", &key, &user.name);
+        assert!(got_in, "{mode}: the user from another address was kept out: {said}");
+        drop((s, user, dir));
+    }
+}
+
+/// A client offering a key for a user that does not exist earns its source the `invaliduser`
+/// penalty (sshd's monitor is never asked about such a key, so it is not `authfail`), with
+/// sshd's lines; another source is served. Without root, conchd runs in one process as the
+/// caller.
+#[test]
+fn a_key_offered_for_an_invalid_user_earns_the_invaliduser_penalty() {
+    for (mode, env) in MODES {
+        let extra = "PerSourcePenalties invaliduser:10 min:5\n";
+        let Some(s) = setup_with_env(&format!("invaliduser-{mode}"), extra, false, env) else {
+            return;
+        };
+        let (got_in, said) = s.login_as("127.0.0.11", &s.key, "no-such-user-here");
+        assert!(!got_in, "{mode}: an invalid user logged in");
+        assert!(said.contains("Permission denied"), "{mode}: {said}");
+        let active = s.log_line(&["penalty now active", "authentication by invalid user"]);
+        assert!(active.is_some(), "{mode}: no invaliduser penalty");
+        assert!(s.refused_from("127.0.0.11"), "{mode}: 127.0.0.11 served within its penalty");
+        let _other = hold(&s, &["127.0.0.12"]);
+    }
+}
+
+/// A password for a user that does not exist is an attempt, as sshd's monitor counts it (it
+/// checks the password against a fake account): the source earns `authfail`, not
+/// `invaliduser`, with or without privilege separation.
+#[test]
+fn a_password_for_an_invalid_user_earns_authfail_not_invaliduser() {
+    if Command::new("sshpass").arg("-V").output().is_err() {
+        println!("invaliduser-password: skipped: sshpass is not installed");
+        return;
+    }
+    for (mode, env) in MODES {
+        let extra = "PasswordAuthentication yes\nUsePAM no\n\
+                     PerSourcePenalties authfail:30 invaliduser:1 min:5\n";
+        let Some(s) = setup_with_env(&format!("invalid-password-{mode}"), extra, false, env) else {
+            return;
+        };
+        let out = output({
+            let mut c = Command::new("timeout");
+            c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", "guess", "ssh", "-F", "/dev/null"]);
+            for option in [
+                "StrictHostKeyChecking=no",
+                "UserKnownHostsFile=/dev/null",
+                "GlobalKnownHostsFile=/dev/null",
+                "LogLevel=ERROR",
+                "PubkeyAuthentication=no",
+                "PreferredAuthentications=password",
+                "NumberOfPasswordPrompts=1",
+            ] {
+                c.args(["-o", option]);
+            }
+            c.args(["-b", "127.0.0.14", "-p", &s.daemon.port.to_string()]);
+            c.args(["-l", "no-such-user-here", "127.0.0.1", "echo in"]);
+            c
+        });
+        assert!(!out.status.success(), "{mode}: an invalid user logged in");
+        let active = s.log_line(&["127.0.0.14/", "penalty now active", "failed authentication"]);
+        assert!(active.is_some(), "{mode}: no authfail penalty; ssh said {}", stderr(&out));
+        assert!(s.refused_from("127.0.0.14"), "{mode}: 127.0.0.14 served within its penalty");
+    }
+}

@@ -920,6 +920,9 @@ fn authentication_methods_hostbased_publickey_refuses_a_key_only_login() {
     });
     assert_eq!(stdout(&out), "", "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    // sshd's words to the client.
+    let told = "no authentication methods enabled";
+    assert!(stderr(&out).contains(told), "{}", stderr(&out));
     let (before, none_left) =
         log_until(&s.daemon, "No AuthenticationMethods left after eliminating disabled methods");
     assert!(none_left.is_some(), "{before:#?}");

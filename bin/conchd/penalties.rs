@@ -5,11 +5,13 @@
 //! The outcome a penalty is judged on is what the reactor sees of the connection instead of a
 //! child's exit status: [`Watch`] wraps the authentication policy and notes, per connection
 //! (keyed by the client's address and port), whether authentication was tried and whether it
-//! succeeded. When an unauthenticated connection ends, its source earns `grace-exceeded` if it
-//! lasted the `LoginGraceTime`, else `authfail` if it tried to authenticate, else `noauth`.
-//! Authenticated connections earn nothing. (There is no worker to crash, and no
-//! `RefuseConnection` or invalid-user outcome is told apart yet: those penalties are parsed
-//! and kept unused.)
+//! succeeded; the per-user settings ([`crate::policy::MatchSettings`]) note whether the user
+//! named is valid and whether `RefuseConnection` ended the connection. When an
+//! unauthenticated connection ends, its source earns, in sshd's order, `grace-exceeded` if it
+//! lasted the `LoginGraceTime`, `refuseconnection` if the configuration refused it, `authfail`
+//! if it tried to authenticate (a password, or a key for a valid user: sshd's monitor is not
+//! asked about keys for an invalid one), `invaliduser` if it named no valid user, else
+//! `noauth`. Authenticated connections earn nothing, and there is no worker to crash.
 //!
 //! The penalty table itself is the library's ([`Penalties`]); this module adds the exemption
 //! list (an address list, as `addr_match_list` reads it), the per-source count of connections
@@ -28,7 +30,7 @@ use twine::conch::server::{
     AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, LoginRequest, Restrictions,
     SessionGrant,
 };
-use twine::conch::userauth::Decision;
+use twine::conch::userauth::{Attempt, Decision};
 use twine::internet::Deferred;
 
 /// What a refused client is told before the socket closes (as sshd does).
@@ -65,6 +67,20 @@ pub(crate) fn admit(stream: &TcpStream, peer: SocketAddr) -> bool {
     }
 }
 
+/// The connection from `peer` named a user (`valid`: one with an account).
+pub(crate) fn user_named(peer: SocketAddr, valid: bool) {
+    if let Some(limits) = LIMITS.get() {
+        limits.user_named(peer, valid);
+    }
+}
+
+/// `RefuseConnection` ended the connection from `peer`.
+pub(crate) fn refused(peer: SocketAddr) {
+    if let Some(limits) = LIMITS.get() {
+        limits.refused(peer);
+    }
+}
+
 /// Our end of `stream` as sshd's drop lines show it (`[address]:port`).
 pub(crate) fn local_text(stream: &TcpStream) -> String {
     stream
@@ -76,8 +92,13 @@ pub(crate) fn local_text(stream: &TcpStream) -> String {
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     started: Instant,
-    /// Whether it asked the policy to decide anything (any method but `none`).
+    /// Whether it asked for a check: a password, a key for a valid user, keyboard-interactive
+    /// (not `none`).
     attempted: bool,
+    /// Whether a user it named has no account.
+    invalid_user: bool,
+    /// Whether `RefuseConnection` ended it.
+    refused: bool,
 }
 
 #[derive(Debug)]
@@ -165,14 +186,32 @@ impl SourceLimits {
                 return Err((startups, "past Maxstartups"));
             }
         }
-        state.pending.insert(peer, Pending { started: now, attempted: false });
+        let pending =
+            Pending { started: now, attempted: false, invalid_user: false, refused: false };
+        state.pending.insert(peer, pending);
         Ok(())
     }
 
-    /// The connection from `peer` asked to authenticate.
-    fn attempted(&self, peer: SocketAddr) {
+    /// The connection from `peer` asked to authenticate by `attempt`: a check, unless a key
+    /// for a user it named without an account (sshd never asks its monitor about those).
+    fn attempted(&self, peer: SocketAddr, attempt: &Attempt) {
         if let Some(pending) = self.state().pending.get_mut(&peer) {
-            pending.attempted = true;
+            let key = matches!(attempt, Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. });
+            pending.attempted |= !(key && pending.invalid_user);
+        }
+    }
+
+    /// The connection from `peer` named a user (`valid`: one with an account).
+    fn user_named(&self, peer: SocketAddr, valid: bool) {
+        if let Some(pending) = self.state().pending.get_mut(&peer) {
+            pending.invalid_user |= !valid;
+        }
+    }
+
+    /// `RefuseConnection` ended the connection from `peer`.
+    fn refused(&self, peer: SocketAddr) {
+        if let Some(pending) = self.state().pending.get_mut(&peer) {
+            pending.refused = true;
         }
     }
 
@@ -192,8 +231,12 @@ impl SourceLimits {
         let kind =
             if self.grace.is_some_and(|g| now.saturating_duration_since(pending.started) >= g) {
                 PenaltyKind::GraceExceeded
+            } else if pending.refused {
+                PenaltyKind::RefuseConnection
             } else if pending.attempted {
                 PenaltyKind::AuthFail
+            } else if pending.invalid_user {
+                PenaltyKind::InvalidUser
             } else {
                 PenaltyKind::NoAuth
             };
@@ -231,7 +274,7 @@ impl<B> Watch<B> {
 
 impl<B: AuthBackend> AuthBackend for Watch<B> {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
-        self.with(&request.connection, SourceLimits::attempted);
+        self.with(&request.connection, |limits, peer| limits.attempted(peer, &request.attempt));
         self.inner.decide(request)
     }
 
@@ -370,6 +413,68 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn password() -> Attempt {
+        Attempt::Password { password: "guess".to_owned().into(), new_password: None }
+    }
+
+    fn key_query() -> Attempt {
+        let key = twine::conch::keys::PrivateKey::ed25519_from_seed(&[3; 32]).unwrap();
+        Attempt::PublicKeyQuery {
+            algorithm: twine::conch::keys::SignatureAlgorithm::Ed25519,
+            key: key.public_key().clone(),
+            certificate: None,
+        }
+    }
+
+    /// The penalty the connection from `p` earned, judged by a source refused right after.
+    fn earned(l: &SourceLimits, p: SocketAddr, t: Instant) -> &'static str {
+        l.ended(p, t);
+        let next = SocketAddr::new(p.ip(), p.port() + 1000);
+        l.admit(next, t).map_or_else(|(_, reason)| reason, |()| "nothing")
+    }
+
+    /// What a connection did, for [`refusal_attempt_and_invalid_user_earn_their_penalties_in_sshds_order`].
+    #[derive(Clone, Copy)]
+    enum Step {
+        Named(bool),
+        Refused,
+        Key,
+        Password,
+    }
+
+    /// In sshd's order: the configuration's refusal, then an attempt (a password for anyone, a
+    /// key for a valid user), then an invalid user named; a key for an invalid user is no
+    /// attempt (sshd never asks its monitor about it).
+    #[test]
+    fn refusal_attempt_and_invalid_user_earn_their_penalties_in_sshds_order() {
+        let every = "PerSourcePenalties authfail:100 noauth:100 invaliduser:100 \
+                     refuseconnection:100\n";
+        let t = Instant::now();
+        use Step::{Key, Named, Password, Refused};
+        let outcomes = [
+            (vec![Refused], "penalty: connection prohibited by RefuseConnection"),
+            (vec![Named(false), Refused], "penalty: connection prohibited by RefuseConnection"),
+            (vec![Named(false), Key], "penalty: attempted authentication by invalid user"),
+            (vec![Named(false), Password], "penalty: failed authentication"),
+            (vec![Named(true), Key], "penalty: failed authentication"),
+            (vec![Named(true)], "penalty: connections without attempting authentication"),
+        ];
+        for (i, (what, reason)) in outcomes.into_iter().enumerate() {
+            let l = limits(every);
+            let p = peer("192.0.2.1:1");
+            l.admit(p, t).unwrap();
+            for step in what {
+                match step {
+                    Named(valid) => l.user_named(p, valid),
+                    Refused => l.refused(p),
+                    Key => l.attempted(p, &key_query()),
+                    Password => l.attempted(p, &password()),
+                }
+            }
+            assert_eq!(earned(&l, p, t), reason, "outcome {i}");
+        }
+    }
+
     /// Four failed logins from one address (5 s each) pass `min` (15 s): the fifth connection
     /// is refused, while another address is still admitted.
     #[test]
@@ -379,7 +484,7 @@ mod tests {
         for port in 1..=4 {
             let p = peer(&format!("127.0.0.2:{port}"));
             l.admit(p, t).unwrap();
-            l.attempted(p);
+            l.attempted(p, &password());
             l.ended(p, t);
         }
         let refused = l.admit(peer("127.0.0.2:9"), t).unwrap_err();
@@ -394,7 +499,7 @@ mod tests {
         let t = Instant::now();
         let p = peer("127.0.0.2:1");
         l.admit(p, t).unwrap();
-        l.attempted(p);
+        l.attempted(p, &password());
         l.authenticated(p);
         l.ended(p, t);
         l.admit(peer("127.0.0.2:2"), t).unwrap();
@@ -412,7 +517,7 @@ mod tests {
             for port in 1..=5 {
                 let p = peer(&format!("127.0.0.2:{port}"));
                 l.admit(p, t).unwrap();
-                l.attempted(p);
+                l.attempted(p, &password());
                 l.ended(p, t);
             }
             l.admit(peer("127.0.0.2:9"), t).unwrap();
@@ -427,7 +532,7 @@ mod tests {
         let t = Instant::now();
         let p = peer("127.0.0.2:1");
         l.admit(p, t).unwrap();
-        l.attempted(p);
+        l.attempted(p, &password());
         l.ended(p, t + Duration::from_secs(10));
         let refused = l.admit(peer("127.0.0.2:2"), t + Duration::from_secs(10)).unwrap_err();
         assert_eq!(refused.1, "penalty: exceeded LoginGraceTime");

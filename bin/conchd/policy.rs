@@ -738,6 +738,28 @@ fn per_login_unenforced(config: &SshdConfig) -> Vec<String> {
     out
 }
 
+/// `RefuseConnection` applies to `user` (`valid`: an account exists) on `facts`: sshd's log
+/// line, the source's `refuseconnection` penalty (without privilege separation; with it the
+/// monitor keeps it), and the error that ends the connection.
+pub(crate) fn refuse_connection(
+    user: &str,
+    valid: bool,
+    facts: &ConnectionFacts,
+) -> twine::internet::Error {
+    log::info!(
+        "administratively prohibited connection for {}{user} from {}",
+        if valid { "" } else { "invalid user " },
+        from_where(facts)
+    );
+    if let Some(peer) = facts.peer {
+        crate::penalties::refused(peer);
+    }
+    twine::internet::Error::new(
+        twine::internet::ErrorKind::PermissionDenied,
+        "administratively prohibited connection",
+    )
+}
+
 /// The server-wide configuration, for [`per_login_unenforced`].
 static STARTUP: std::sync::OnceLock<SshdConfig> = std::sync::OnceLock::new();
 
@@ -943,14 +965,19 @@ fn userauth_config(
     Ok(u)
 }
 
-/// Everything of `c` that one connection applies: the stack's part over `stack`.
+/// Everything of `c` that one connection applies: the stack's part over `stack`. `Err` of kind
+/// `PermissionDenied` when the configuration leaves the login no way in (its text is the
+/// client's), of another kind when the settings cannot be built.
 fn connection_settings(
     c: &SshdConfig,
     stack: &ServerStackConfig,
     current: &ConnectionSettings,
-) -> Result<ConnectionSettings, String> {
+) -> Result<ConnectionSettings, twine::internet::Error> {
+    use twine::internet::{Error, ErrorKind};
+    let userauth = userauth_config(c, stack.userauth())
+        .map_err(|e| Error::new(ErrorKind::PermissionDenied, e))?;
     let mut per_user =
-        stack.with_userauth(userauth_config(c, stack.userauth())?).map_err(|e| e.to_string())?;
+        stack.with_userauth(userauth).map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
     per_user.client_alive_interval =
         (c.client_alive_interval > 0).then(|| Duration::from_secs(c.client_alive_interval.into()));
     per_user.client_alive_count_max = c.client_alive_count_max;
@@ -988,10 +1015,15 @@ impl UserSettings for MatchSettings {
         // Both `Match` evaluation and the group lookup may block (NSS).
         let config = offload.run(move || {
             let account = Account::lookup(&user).ok().flatten();
-            config_for(&file, &user, account.as_ref(), &facts)
+            let config = config_for(&file, &user, account.as_ref(), &facts);
+            (config, account.is_some(), user, facts)
         });
-        config.then(move |config| {
-            let config = match config? {
+        config.then(move |looked_up| {
+            let (config, valid, user, facts) = looked_up?;
+            if let Some(peer) = facts.peer {
+                crate::penalties::user_named(peer, valid);
+            }
+            let config = match config {
                 Ok(config) => config,
                 Err(err) => {
                     // The policy refuses every attempt for this user with the same error.
@@ -999,8 +1031,10 @@ impl UserSettings for MatchSettings {
                     return Ok(fallback);
                 }
             };
+            if config.refuse_connection {
+                return Err(refuse_connection(&user, valid, &facts));
+            }
             connection_settings(&config, &stack, &current)
-                .map_err(|e| twine::internet::Error::from(std::io::Error::other(e)))
         })
     }
 }

@@ -430,6 +430,25 @@ impl MonitorBackend for ConchdBackend {
         crate::policy::login_allowed(&config, &account, method, &ip)
     }
 
+    /// `RefuseConnection` for the user named (with its account, or as an invalid user) on
+    /// the connection, read from the `Match` blocks as the worker reads them.
+    fn refuses_connection(
+        &mut self,
+        user: &str,
+        record: Option<&UserRecord>,
+        facts: &ConnectionFacts,
+    ) -> bool {
+        if !self.settings.file.refuses_connections() {
+            return false;
+        }
+        let config = match record {
+            Some(record) => self.for_login(record, facts).map(|(_, config)| config),
+            None => crate::policy::config_for(&self.settings.file, user, None, facts).ok(),
+        };
+        // A configuration that cannot be read for the user refuses every check anyway.
+        config.is_some_and(|config| config.refuse_connection)
+    }
+
     /// The `Match` blocks' settings for the user and the connection, as the worker's policy
     /// reads them: `AuthenticationMethods`, `PubkeyAcceptedAlgorithms`, and whether a root
     /// login needs a forced command (`PermitRootLogin forced-commands-only`).

@@ -18,8 +18,9 @@ use twine::conch::server::privsep::{
 use twine::conch::server::session::SessionSpawner;
 use twine::conch::server::session::SpawnPlan;
 use twine::conch::server::{
-    Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId, LoginRequest,
-    Offload, Restrictions, SessionGrant, UnixSessions,
+    Account, AccountStatus, AuthBackend, AuthRequest, ConnectionFacts, ConnectionId,
+    ConnectionSettings, LoginRequest, Offload, Restrictions, SessionGrant, UnixSessions,
+    UserSettings,
 };
 use twine::conch::userauth::{Attempt, Decision, Method};
 use twine::internet::error::Reason;
@@ -304,6 +305,23 @@ impl AuthBackend for PrivsepAuth {
         let file = self.pipeline_login.then(|| Arc::clone(&self.file));
         chain(&fetched, request.offload.deferred(), move |_| {
             let decided = inner.decide(&request);
+            if let Attempt::Password { password, .. } = &request.attempt {
+                let invalid = with_cache(|cache| {
+                    cache.accounts.get(&request.user).is_some_and(Option::is_none)
+                });
+                if invalid {
+                    // sshd's monitor checks an invalid user's password too (against a fake
+                    // account): the attempt counts for the source's penalty (`authfail`).
+                    let told = Request::AuthenticatePassword {
+                        connection,
+                        user: request.user.clone(),
+                        password: password.as_bytes().to_vec(),
+                    };
+                    let (client, offload) = (Arc::clone(&client), request.offload.clone());
+                    let asked = offload.run(move || drop(client.call(&told)));
+                    return chain(&asked, offload.deferred(), move |_| decided);
+                }
+            }
             let Attempt::PublicKey { algorithm, key, signature, host_bound, certificate } =
                 request.attempt.clone()
             else {
@@ -452,6 +470,33 @@ impl AuthBackend for PrivsepAuth {
         self.fetched.borrow_mut().remove(&connection.id);
         self.told.borrow_mut().remove(&connection.id);
         self.inner.connection_ended(connection);
+    }
+}
+
+/// The per-user settings of a worker whose `Match` blocks test the account (`Group`,
+/// `Invalid-User`) or may refuse the connection (`RefuseConnection`): the user is looked up
+/// from the monitor first, as sshd's worker asks its monitor when the user is named. The
+/// sandbox has no user database, and the monitor must hear of the user before the
+/// connection may end (it keeps the penalty, and refuses what follows a refusal). Then the
+/// settings are read as without privilege separation, with that account.
+struct LookedUpFirst {
+    inner: Rc<dyn UserSettings>,
+    client: Arc<Client>,
+}
+
+impl UserSettings for LookedUpFirst {
+    fn settings(
+        &self,
+        user: &str,
+        facts: &Rc<ConnectionFacts>,
+        current: &ConnectionSettings,
+        offload: &Offload,
+    ) -> Deferred<ConnectionSettings> {
+        let (client, connection, name) = (Arc::clone(&self.client), facts.id, user.to_owned());
+        let fetched = offload.run(move || prefetch(&client, connection, &name, false));
+        let (inner, user, facts) = (Rc::clone(&self.inner), user.to_owned(), Rc::clone(facts));
+        let (current, on) = (current.clone(), offload.clone());
+        chain(&fetched, offload.deferred(), move |_| inner.settings(&user, &facts, &current, &on))
     }
 }
 
@@ -1053,6 +1098,12 @@ pub(crate) fn run(
         pipeline_login: !(cfg!(feature = "pam") && startup.use_pam),
         told: Rc::default(),
     });
+    if file.matches_on_account() || file.refuses_connections() {
+        if let Some(inner) = config.user_settings.take() {
+            let client = Arc::clone(&client);
+            config.user_settings = Some(Rc::new(LookedUpFirst { inner, client }));
+        }
+    }
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };
     let mut sessions =
         UnixSessions::with_spawner(spawner).with_user_environment(startup.permit_user_environment);

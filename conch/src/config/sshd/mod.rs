@@ -237,6 +237,35 @@ impl SshdConfigFile {
             .any(|command| !command.eq_ignore_ascii_case("none"))
     }
 
+    /// Whether some connection may be refused by `RefuseConnection yes`: set globally or in
+    /// any `Match` block.
+    pub fn refuses_connections(&self) -> bool {
+        fn walk(items: &[Item]) -> bool {
+            items.iter().any(|item| match item {
+                Item::Directive { kw: Kw::RefuseConnection, value: Value::Flag(yes) } => *yes,
+                Item::Include(files) => files.iter().any(|f| walk(f)),
+                _ => false,
+            })
+        }
+        matches!(self.base.values.get(&Kw::RefuseConnection), Some(Value::Flag(true)))
+            || walk(&self.items)
+    }
+
+    /// Whether a `Match` block tests the user's account (`Group`, `Invalid-User`): its
+    /// settings then depend on the user database, not on the name alone.
+    pub fn matches_on_account(&self) -> bool {
+        fn walk(items: &[Item]) -> bool {
+            items.iter().any(|item| match item {
+                Item::Match(criteria) => criteria
+                    .iter()
+                    .any(|c| matches!(c, Criterion::Group(_) | Criterion::InvalidUser)),
+                Item::Include(files) => files.iter().any(|f| walk(f)),
+                Item::Directive { .. } => false,
+            })
+        }
+        walk(&self.items)
+    }
+
     /// The text values `kw` has in the file: the global one first, then every directive in
     /// `Match` blocks and included files, in file order.
     fn texts_anywhere(&self, kw: Kw) -> Vec<&str> {

@@ -880,6 +880,27 @@ fn key_commands_are_seen_in_match_blocks_too() {
     assert!(!load(off_in_match).unwrap().runs_key_commands());
 }
 
+/// `RefuseConnection yes` counts wherever it is set; `no` refuses nothing.
+#[test]
+fn refuse_connection_is_seen_globally_and_in_match_blocks() {
+    assert!(!load("Port 22\n").unwrap().refuses_connections());
+    assert!(!load("RefuseConnection no\n").unwrap().refuses_connections());
+    assert!(load("RefuseConnection yes\n").unwrap().refuses_connections());
+    let in_match = "Match Address 192.0.2.0/24\n  RefuseConnection yes\n";
+    assert!(load(in_match).unwrap().refuses_connections());
+    assert!(!load("Match User alice\n  RefuseConnection no\n").unwrap().refuses_connections());
+}
+
+/// Only `Group` and `Invalid-User` criteria make a block's settings depend on the account.
+#[test]
+fn match_blocks_on_group_or_invalid_user_depend_on_the_account() {
+    assert!(!load("Port 22\n").unwrap().matches_on_account());
+    let by_name = "Match User alice Address 10.0.0.0/8 LocalPort 22\n  Banner none\n";
+    assert!(!load(by_name).unwrap().matches_on_account());
+    assert!(load("Match Group wheel\n  Banner none\n").unwrap().matches_on_account());
+    assert!(load("Match Invalid-User\n  RefuseConnection yes\n").unwrap().matches_on_account());
+}
+
 /// An `AuthenticationMethods` list naming a method OpenSSH does not know is an error when the
 /// file is read, naming the file and line, wherever it is (a `Match` block that applies to no
 /// one included), as sshd's `auth2_methods_valid` at parse time; a known method is not, even

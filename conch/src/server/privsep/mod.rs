@@ -89,7 +89,7 @@ pub use codec::{
 };
 pub use monitor::{
     Limits, LoginRules, Monitor, MonitorBackend, PamStep, Phase, SpawnedSession, Violation,
-    MAX_PRIVILEGED_LISTENERS,
+    MAX_PRIVILEGED_LISTENERS, REFUSED,
 };
 /// What a worker points at its monitor before it sandboxes itself: account look-ups,
 /// `authorized_keys` contents and password checks.

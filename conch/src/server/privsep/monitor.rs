@@ -127,8 +127,11 @@ pub trait MonitorBackend {
     fn connection_authenticated(&mut self, connection: ConnectionId) {
         let _ = connection;
     }
-    /// `connection` from `address`, admitted, closed without logging in; `kind` is what it did
-    /// (`AuthFail`: it tried to authenticate, `NoAuth`: it did not). Called before
+    /// `connection` from `address`, admitted, closed without logging in; `kind` is what it did,
+    /// as sshd's exit statuses tell its listener: `RefuseConnection` (the configuration
+    /// refused it), `AuthFail` (it asked for a check: a key for a valid user, a password, a
+    /// PAM conversation), `InvalidUser` (it named no valid user and asked for no check),
+    /// `NoAuth` (neither). Called before
     /// [`connection_closed`](Self::connection_closed). The default penalises `address` for
     /// `kind` ([`penalise`](Self::penalise)).
     fn login_abandoned(
@@ -139,6 +142,18 @@ pub trait MonitorBackend {
     ) {
         let _ = connection;
         self.penalise(address, kind);
+    }
+    /// Whether the configuration ends a connection over `facts` once it names `user`
+    /// (`record`: the account, `None` for an invalid user): sshd's `RefuseConnection`, asked
+    /// when the user is looked up, as sshd's monitor does. The default refuses none.
+    fn refuses_connection(
+        &mut self,
+        user: &str,
+        record: Option<&UserRecord>,
+        facts: &ConnectionFacts,
+    ) -> bool {
+        let _ = (user, record, facts);
+        false
     }
     /// The names of `user`'s groups. The default knows none.
     fn groups(&mut self, user: &UserRecord) -> Vec<String> {
@@ -493,6 +508,13 @@ struct Connection {
     /// The connection's last request was an `AuthenticatePublicKey` that failed: a
     /// `ConnectionAuthenticated` right after it (pipelined with the check) is refused.
     failed_key_check: bool,
+    /// It asked for a check (sshd's `auth_attempted`): a valid user's keys, a key or
+    /// certificate verified, a password, a PAM conversation.
+    attempted: bool,
+    /// A user it named had no account (sshd's `invalid_user`).
+    invalid_user: bool,
+    /// `RefuseConnection` applies to it: every request but its close is refused.
+    refused: bool,
 }
 
 impl Connection {
@@ -524,6 +546,11 @@ impl Connection {
         ConnectionFacts::new(id, self.peer.map(|ip| std::net::SocketAddr::new(ip, 0)), self.local)
     }
 }
+
+/// The answer to every request of a connection `RefuseConnection` ended, after the
+/// `LookupUser` that found it so (answered as usual, as is `LookupGroups`: the worker, reading
+/// the same configuration with them, ends the connection itself).
+pub const REFUSED: &str = "RefuseConnection";
 
 /// A request the monitor refuses to serve; the worker that sent it is killed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -696,6 +723,9 @@ impl<B: MonitorBackend> Monitor<B> {
                     proofs: 0,
                     unknown_user: None,
                     failed_key_check: false,
+                    attempted: false,
+                    invalid_user: false,
+                    refused: false,
                 },
             );
             return Ok(Reply::Done);
@@ -712,6 +742,13 @@ impl<B: MonitorBackend> Monitor<B> {
         }
         let limits = &self.limits;
         let conn = self.connections.get_mut(&id).ok_or(Violation::UnknownConnection(id))?;
+        let serves_refused =
+            matches!(request, Request::ConnectionClosed { .. } | Request::LookupGroups { .. });
+        if conn.refused && !serves_refused {
+            // The worker ends it once it has the user's groups (its `Match` blocks may need
+            // them): nothing else is served (a worker that goes on gains nothing).
+            return Ok(Reply::Failed(REFUSED.to_owned()));
+        }
         // Only the request right after a failed key check sees it.
         let after_failed_key_check = std::mem::take(&mut conn.failed_key_check);
         let out_of_state =
@@ -727,12 +764,14 @@ impl<B: MonitorBackend> Monitor<B> {
                     if let (Phase::PreAuth, Some(peer), true) =
                         (&gone.phase, gone.peer, gone.admitted)
                     {
-                        // Tried: a check failed, or a user was looked up (any method but
-                        // `none` asks for one).
-                        let tried =
-                            gone.failures > 0 || gone.user.is_some() || gone.unknown_user.is_some();
-                        let kind = if tried {
+                        // sshd's order: the refusal's own status, then an attempt, then an
+                        // invalid user.
+                        let kind = if gone.refused {
+                            super::PenaltyKind::RefuseConnection
+                        } else if gone.attempted || gone.failures > 0 {
                             super::PenaltyKind::AuthFail
+                        } else if gone.invalid_user {
+                            super::PenaltyKind::InvalidUser
                         } else {
                             super::PenaltyKind::NoAuth
                         };
@@ -812,6 +851,14 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.user.as_ref().map(|u| &u.name) != found.as_ref().map(|u| &u.name) {
                     conn.forget_verified();
                 }
+                conn.invalid_user |= found.is_none();
+                let facts = conn.facts(id);
+                if self.backend.refuses_connection(&user, found.as_ref(), &facts) {
+                    // The worker, reading the same configuration with the account (and its
+                    // groups) it is given, ends the connection; no check is served after.
+                    log::debug!("connection {id}: RefuseConnection for user {user}");
+                    conn.refused = true;
+                }
                 conn.unknown_user = found.is_none().then(|| user.clone());
                 conn.user.clone_from(&found);
                 Ok(Reply::User(found))
@@ -826,6 +873,8 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.user.is_none() && conn.unknown_user.as_deref() == Some(user.as_str()) {
                     return Ok(Reply::AuthorizedKeys(None));
                 }
+                // A valid user's keys asked for: sshd's `keyallowed`, an attempt.
+                conn.attempted = true;
                 let record = looked_up(conn, &user)?;
                 let facts = conn.facts(id);
                 Ok(Reply::AuthorizedKeys(self.backend.authorized_keys_for(record, &facts)))
@@ -837,6 +886,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
                 }
+                conn.attempted = true;
                 let record = looked_up(conn, user)?;
                 let step = self.backend.pam_start(id, conn.peer, record);
                 conn.pam_user = Some(user.clone());
@@ -897,6 +947,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 // `user` is the name as the client sent it (signed); the account is its part
                 // before any `:style`, as OpenSSH's auth2.c splits it.
                 let login = login_name(&user).to_owned();
+                conn.attempted = true;
                 let record = looked_up(conn, &login)?;
                 let signed =
                     match signed_data(conn, name, &user, &algorithm, &key_blob, host_bound)? {
@@ -971,6 +1022,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 let login = login_name(&user).to_owned();
+                conn.attempted = true;
                 let record = looked_up(conn, &login)?;
                 let Some(sig_algorithm) = cert::cert_signature_algorithm(&algorithm) else {
                     return Ok(Reply::Failed("unknown certificate algorithm".to_owned()));
@@ -1103,6 +1155,13 @@ impl<B: MonitorBackend> Monitor<B> {
                 }
                 if let Some(refusal) = over(&mut conn.pam, limits.max_pam, name) {
                     return Ok(refusal);
+                }
+                // A password is an attempt whoever it is for (sshd's monitor checks one for an
+                // invalid user against a fake account); it never verifies an invalid user.
+                conn.attempted = true;
+                if conn.user.is_none() && conn.unknown_user.as_deref() == Some(user.as_str()) {
+                    conn.failures += 1;
+                    return Ok(Reply::Failed("invalid user".to_owned()));
                 }
                 let record = looked_up(conn, &user)?;
                 if let Some(step) = self.backend.pam_password(id, conn.peer, record, &password) {

@@ -65,6 +65,8 @@ struct Fake {
     key_options: String,
     /// The time the backend says it is (`None`: the system clock).
     clock: Option<std::time::SystemTime>,
+    /// The users `RefuseConnection` applies to.
+    refused_users: Vec<String>,
 }
 
 /// The CA the fake backend trusts for alice's certificates.
@@ -151,6 +153,14 @@ impl MonitorBackend for Fake {
         _: &crate::server::ConnectionFacts,
     ) -> Result<LoginRules, String> {
         Ok(self.rules.clone())
+    }
+    fn refuses_connection(
+        &mut self,
+        user: &str,
+        _: Option<&UserRecord>,
+        _: &crate::server::ConnectionFacts,
+    ) -> bool {
+        self.refused_users.iter().any(|u| u == user)
     }
     fn now(&self) -> std::time::SystemTime {
         self.clock.unwrap_or_else(std::time::SystemTime::now)
@@ -251,6 +261,7 @@ fn fake() -> Fake {
         extra_lines: Vec::new(),
         key_options: String::new(),
         clock: None,
+        refused_users: Vec::new(),
     }
 }
 
@@ -2010,6 +2021,90 @@ fn a_connection_that_closes_without_trying_earns_noauth_and_a_refused_one_earns_
         .unwrap();
     m.handle(Request::ConnectionClosed { connection: c2 }).unwrap();
     assert_eq!(m.backend().penalised, vec![("192.0.2.1".parse().unwrap(), PenaltyKind::NoAuth)]);
+}
+
+/// The penalty a connection from 192.0.2.1 earns for `requests` (after it opened and named its
+/// peer) and its close, fed whole and byte by byte, with `make`'s backend; and the replies.
+fn penalty_for(make: impl Fn() -> Fake, requests: &[Request]) -> (Vec<PenaltyKind>, Vec<Reply>) {
+    let mut all = vec![opened(), peer("192.0.2.1")];
+    all.extend_from_slice(requests);
+    all.push(Request::ConnectionClosed { connection: C1 });
+    let (m, replies) = both_ways_with(make, &all);
+    let kinds = m.backend().penalised.iter().map(|(_, kind)| *kind).collect();
+    let replies = replies.unwrap();
+    (kinds, replies[2..replies.len() - 1].to_vec())
+}
+
+fn keys_of(name: &str) -> Request {
+    Request::ReadAuthorizedKeys { connection: C1, user: name.into() }
+}
+
+fn groups_of(name: &str) -> Request {
+    Request::LookupGroups { connection: C1, user: name.into() }
+}
+
+#[test]
+fn refuse_connection_refuses_the_user_and_everything_after_and_earns_refuseconnection() {
+    let refusing = || Fake { refused_users: vec!["alice".into()], ..fake() };
+    let (kinds, replies) = penalty_for(
+        refusing,
+        &[
+            sign(C1),
+            lookup("alice"),
+            groups_of("alice"),
+            keys_of("alice"),
+            alice_proof(),
+            password("secret"),
+            authenticated("alice"),
+            lookup("bob"),
+        ],
+    );
+    assert!(matches!(replies[0], Reply::Signature(_)), "{replies:?}");
+    // The user and groups, for the worker's own reading of the configuration; then nothing.
+    assert!(matches!(replies[1], Reply::User(Some(_))), "{replies:?}");
+    assert!(matches!(replies[2], Reply::Groups(_)), "{replies:?}");
+    let refused = Reply::Failed(REFUSED.to_owned());
+    assert!(replies[3..].iter().all(|r| *r == refused), "{replies:?}");
+    assert_eq!(kinds, vec![PenaltyKind::RefuseConnection]);
+    // Another user is not refused.
+    let (kinds, replies) = penalty_for(refusing, &[lookup("bob")]);
+    assert!(matches!(replies[0], Reply::User(Some(_))), "{replies:?}");
+    assert_eq!(kinds, vec![PenaltyKind::NoAuth]);
+}
+
+#[test]
+fn an_invalid_user_whose_keys_were_asked_for_earns_invaliduser() {
+    // The worker's look-up for a key: user, groups and keys in one breath.
+    let (kinds, replies) =
+        penalty_for(fake, &[lookup("mallory"), groups_of("mallory"), keys_of("mallory")]);
+    assert_eq!(
+        replies,
+        vec![Reply::User(None), Reply::Groups(Vec::new()), Reply::AuthorizedKeys(None)]
+    );
+    assert_eq!(kinds, vec![PenaltyKind::InvalidUser]);
+}
+
+#[test]
+fn a_password_for_an_invalid_user_is_an_attempt_that_earns_authfail() {
+    let for_mallory = Request::AuthenticatePassword {
+        connection: C1,
+        user: "mallory".into(),
+        password: b"guess".to_vec(),
+    };
+    let (kinds, replies) = penalty_for(fake, &[lookup("mallory"), for_mallory]);
+    assert_eq!(replies[1], Reply::Failed("invalid user".into()));
+    assert_eq!(kinds, vec![PenaltyKind::AuthFail]);
+}
+
+#[test]
+fn a_valid_user_named_without_a_check_earns_noauth_and_one_whose_keys_were_read_authfail() {
+    let (kinds, _) = penalty_for(fake, &[lookup("alice"), groups_of("alice")]);
+    assert_eq!(kinds, vec![PenaltyKind::NoAuth]);
+    let (kinds, _) = penalty_for(fake, &[lookup("alice"), groups_of("alice"), keys_of("alice")]);
+    assert_eq!(kinds, vec![PenaltyKind::AuthFail]);
+    // An invalid user first, then a valid one checked: the attempt counts first, as in sshd.
+    let (kinds, _) = penalty_for(fake, &[lookup("mallory"), lookup("alice"), keys_of("alice")]);
+    assert_eq!(kinds, vec![PenaltyKind::AuthFail]);
 }
 
 // The monitor's own checks of a login: AuthenticationMethods over the methods it verified,

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use twine_core::error::Reason;
+use twine_core::error::{ErrorKind, Reason};
 use twine_core::protocol::{Address, Factory, HalfClose, Protocol, PushProducer, Transport};
 use twine_core::time::{DelayedCall, Scheduler};
 use twine_core::Reactor;
@@ -886,10 +886,16 @@ impl Conn {
             match result {
                 Ok(settings) => me.settings_ready(Some(settings)),
                 Err(err) => {
-                    log::warn!("connection {}: settings for {user}: {err}", me.facts().id);
-                    me.core
-                        .borrow_mut()
-                        .disconnect(DisconnectReason::BY_APPLICATION, "no settings for the user");
+                    // The configuration's refusal is the client's to read (the hook logs why);
+                    // any other failure is the server's, told only in its log.
+                    let told = if err.kind() == ErrorKind::PermissionDenied {
+                        log::debug!("connection {}: {user}: {}", me.facts().id, err.context());
+                        err.context().to_owned()
+                    } else {
+                        log::warn!("connection {}: settings for {user}: {err}", me.facts().id);
+                        "no settings for the user".to_owned()
+                    };
+                    me.core.borrow_mut().disconnect(DisconnectReason::BY_APPLICATION, &told);
                     me.drive();
                 }
             }

@@ -127,7 +127,11 @@ impl fmt::Debug for ConnectionSettings {
 pub trait UserSettings {
     /// The settings for `user` on the connection `facts` describes; `current` is what applies
     /// now (the server's). Slow work (the user database) belongs on `offload`. A failed
-    /// answer ends the connection.
+    /// answer ends the connection: an error of kind
+    /// [`PermissionDenied`](twine_core::error::ErrorKind::PermissionDenied) is the
+    /// configuration refusing it, and its context is the disconnect's description the client
+    /// reads ("no authentication methods enabled"); any other is the server's failure, logged,
+    /// and the client reads "no settings for the user".
     fn settings(
         &self,
         user: &str,

@@ -681,6 +681,62 @@ fn the_user_settings_hook_is_asked_once_the_user_is_known_and_its_answer_applies
     assert_eq!(conn.settings.borrow().accept_env, ["ONLY_*"]);
 }
 
+/// Fails every user with `kind`, saying `why`.
+struct Refusing {
+    kind: ErrorKind,
+    why: &'static str,
+}
+
+impl UserSettings for Refusing {
+    fn settings(
+        &self,
+        _user: &str,
+        _facts: &Rc<ConnectionFacts>,
+        _current: &ConnectionSettings,
+        offload: &Offload,
+    ) -> Deferred<ConnectionSettings> {
+        let error = twine_core::Error::new(self.kind, self.why);
+        Deferred::fail(offload.scheduler(), error)
+    }
+}
+
+/// A hook that fails ends the connection: the configuration's refusal (`PermissionDenied`)
+/// with its own words to the client, any other failure with "no settings for the user" (the
+/// reason stays in the server's log).
+#[test]
+fn a_refusing_settings_hook_ends_the_connection_with_its_words_and_a_failing_one_without() {
+    for (kind, why, told) in [
+        (ErrorKind::PermissionDenied, "administratively prohibited", "administratively prohibited"),
+        (ErrorKind::Other, "/etc/secret: unreadable", "no settings for the user"),
+    ] {
+        let clock = Clock::new();
+        let script = Rc::new(RefCell::new(Script { capacity: 1 << 20, ..Script::default() }));
+        let core_script = Rc::clone(&script);
+        let mut config = ServerConfig::with_core(
+            move || {
+                Ok(Box::new(FakeCore(Rc::clone(&core_script), Vec::new())) as Box<dyn ServerCore>)
+            },
+            StaticUsers::new(),
+            NoSessions,
+        );
+        config.user_settings = Some(Rc::new(Refusing { kind, why }));
+        let (_transport, mut protocol) = connect(config, &clock);
+        script.borrow_mut().events.push_back(CoreEvent::Auth(
+            userauth::ServerEvent::UserIdentified {
+                user: "alice".into(),
+                service: "ssh-connection".into(),
+            },
+        ));
+        protocol.data_received(b"request");
+        for _ in 0..3 {
+            clock.advance(Duration::ZERO);
+        }
+        let calls = script.borrow().calls.clone();
+        assert!(calls.contains(&format!("disconnect {told}")), "{kind:?}: {calls:?}");
+        assert!(!calls.iter().any(|c| c.starts_with("user settings")), "{kind:?}: {calls:?}");
+    }
+}
+
 /// Without a hook, the stack is answered at once with the server's settings.
 #[test]
 fn without_a_hook_the_user_is_answered_with_the_servers_settings() {
