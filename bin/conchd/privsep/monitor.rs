@@ -380,7 +380,7 @@ impl MonitorBackend for ConchdBackend {
         // cert-authority line, principals (file or command, run here), validity, critical
         // options, source-address, RevokedKeys, CASignatureAlgorithms.
         let keys = crate::policy::authorized_keys(&config);
-        let now = std::time::SystemTime::now();
+        let now = self.now();
         match keys.check_attempt(
             &user.name,
             &certificate.key,
