@@ -181,3 +181,25 @@ fn an_algorithm_openssh_has_but_conchd_lacks_is_skipped_with_a_warning() {
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("Bad SSH2 cipher spec 'aes256-ctr,rot13'."), "{}", stderr(&out));
 }
+
+/// `-t` refuses a `VersionAddendum` that would make our identification line break RFC 4253
+/// (over 255 bytes with CR LF), naming the keyword, with exit status 255; a short one passes.
+#[test]
+fn dash_t_refuses_a_version_addendum_too_long_for_the_identification_line() {
+    let dir = TempDir::new("cli-addendum");
+    let host_key = keygen(dir.root(), "host_key", "ed25519");
+    let long = "x".repeat(300);
+    for (addendum, ok) in [("hello there", true), (long.as_str(), false)] {
+        let config = dir.write(
+            "sshd_config",
+            &format!("HostKey {}\nVersionAddendum {addendum}\n", host_key.display()),
+        );
+        let out = conchd_with(&["-f", &config, "-t"]);
+        if ok {
+            assert!(out.status.success(), "{}", stderr(&out));
+        } else {
+            assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+            assert!(stderr(&out).contains("VersionAddendum"), "{}", stderr(&out));
+        }
+    }
+}

@@ -1208,3 +1208,78 @@ fn without_pam_a_locked_account_is_refused_even_with_a_key() {
     });
     assert_eq!(stdout(&out), "in\n", "{}", stderr(&out));
 }
+
+/// `VersionAddendum` is appended to the identification line after a space, as sshd's banner.
+#[test]
+fn version_addendum_follows_the_version_in_the_identification_line() {
+    let dir = TempDir::new("addendum");
+    let daemon = start_root_daemon(&dir, "VersionAddendum ours, on loopback\n");
+    let mut stream = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 255 && !line.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    assert!(line.starts_with("SSH-2.0-"), "{line:?}");
+    assert!(line.ends_with(" ours, on loopback\r\n"), "{line:?}");
+    assert!(!line["SSH-2.0-".len()..].split(' ').next().unwrap().is_empty(), "{line:?}");
+}
+
+/// The timer the kernel runs on the server's end of a connection from local port `client`
+/// to `server`, as `/proc/net/tcp` shows it (`tr`: 0 none, 1 retransmit, 2 keepalive, ...).
+fn server_socket_timer(server: u16, client: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |field: &str| field.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, remote, timer) = (fields.get(1)?, fields.get(2)?, fields.get(5)?);
+        if port(local)? != server || port(remote)? != client {
+            return None;
+        }
+        timer.split(':').next()?.parse().ok()
+    })
+}
+
+/// `TCPKeepAlive yes` (the default) turns TCP keepalives on for each accepted connection, as
+/// sshd does, so the kernel finds out a client that vanished from an idle session; `no` leaves
+/// them off. Seen from the kernel's own table of sockets, with and (as root) without privilege
+/// separation.
+#[test]
+fn tcp_keepalive_is_on_for_accepted_connections_unless_turned_off() {
+    let mut modes = vec![("", "")];
+    if is_root() {
+        modes.push(("single", "no"));
+    }
+    for (tag, privsep) in modes {
+        for (setting, expected) in [("", 2), ("TCPKeepAlive no\n", 0)] {
+            let dir = TempDir::new(&format!("keepalive{tag}"));
+            let host_key = keygen(dir.root(), "host_key", "ed25519");
+            let port = free_port();
+            let config = dir.write(
+                "sshd_config",
+                &format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n{setting}",
+                    host_key.display()
+                ),
+            );
+            let mut command = conchd_command(None, dir.root());
+            command.args(["-D", "-e", "-f", &config]);
+            if !privsep.is_empty() {
+                command.env("CONCHD_PRIVSEP", privsep);
+            }
+            let daemon = Daemon::start(command);
+            let mut stream = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            // The identification line: the connection was accepted and set up.
+            let mut banner = [0u8; 8];
+            stream.read_exact(&mut banner).unwrap();
+            assert_eq!(&banner, b"SSH-2.0-");
+            let client = stream.local_addr().unwrap().port();
+            let timer = server_socket_timer(daemon.port, client);
+            assert_eq!(timer, Some(expected), "{tag} {setting:?}: the server socket's timer");
+        }
+    }
+}

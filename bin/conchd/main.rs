@@ -203,6 +203,7 @@ fn run(args: &[String], opts: &Options, embedded: bool) -> Result<(), Fatal> {
         return privsep::worker::run(opts, &file, &startup);
     }
     policy::check_authentication_methods(&startup).map_err(|e| Fatal(e, 255))?;
+    server::identification(&startup).map_err(|e| Fatal(e, 255))?;
     let host_keys = hostkeys::load(&startup.host_keys);
     if host_keys.is_empty() {
         return Err(Fatal("conchd: no hostkeys available -- exiting.".into(), 1));

@@ -32,11 +32,30 @@ use crate::policy::Policy;
 use twine::conch::server::session::LocalSpawner;
 
 /// The stack's configuration from `sshd_config`.
+/// Our identification line's parts: sshd's banner is its version, then a space and
+/// `VersionAddendum` if set; `Err` if the line would break RFC 4253 (checked at startup and
+/// by `-t`).
+pub(crate) fn identification(c: &SshdConfig) -> Result<transport::Identification, String> {
+    let mut identification = transport::Identification::default();
+    if !c.version_addendum.is_empty() {
+        identification.comment = Some(c.version_addendum.clone());
+        identification.line().map_err(|_| {
+            format!(
+                "VersionAddendum {}: the identification line would not be printable ASCII of \
+                 at most 253 bytes",
+                c.version_addendum
+            )
+        })?;
+    }
+    Ok(identification)
+}
+
 pub(crate) fn stack_config(
     c: &SshdConfig,
     host_keys: Vec<Arc<dyn HostKeySigner>>,
 ) -> Result<ServerStackConfig, String> {
     let mut t = transport::ServerConfig::new(host_keys);
+    t.identification = identification(c)?;
     for (category, list) in [
         (Category::Kex, &c.kex_algorithms),
         (Category::Cipher, &c.ciphers),
@@ -347,6 +366,20 @@ pub(crate) struct Acceptor {
     open_logins: Arc<AtomicUsize>,
     single: bool,
     listeners: RefCell<Vec<(FdWatch, TcpListener)>>,
+    /// `TCPKeepAlive`.
+    keep_alive: bool,
+}
+
+/// What sshd sets on an accepted connection: no Nagle delay, and TCP keepalives unless
+/// `TCPKeepAlive no` (a client that vanished is found out by the kernel even when the session
+/// is idle). A failure is logged: the connection is served without.
+pub(crate) fn prepare_accepted(stream: &std::net::TcpStream, keep_alive: bool) {
+    let _ = stream.set_nodelay(true);
+    if keep_alive {
+        if let Err(err) = socket2::SockRef::from(stream).set_keepalive(true) {
+            log::debug!("setsockopt SO_KEEPALIVE: {err}");
+        }
+    }
 }
 
 impl Acceptor {
@@ -401,6 +434,7 @@ impl Acceptor {
             open_logins,
             single,
             listeners: RefCell::new(Vec::new()),
+            keep_alive: c.tcp_keep_alive,
         })
     }
 
@@ -470,7 +504,7 @@ impl Acceptor {
             if !crate::penalties::admit(&stream, peer) {
                 continue;
             }
-            let _ = stream.set_nodelay(true);
+            prepare_accepted(&stream, self.keep_alive);
             self.shared.live.fetch_add(1, Ordering::SeqCst);
             if self.single {
                 self.drain();

@@ -779,6 +779,8 @@ struct Accepting {
     /// with its last one.
     draining: std::cell::Cell<bool>,
     single: bool,
+    /// `TCPKeepAlive`.
+    keep_alive: bool,
 }
 
 impl Accepting {
@@ -857,7 +859,7 @@ fn accept_all(
                 return;
             }
         };
-        let _ = stream.set_nodelay(true);
+        server::prepare_accepted(&stream, accepting.keep_alive);
         hub.count_one();
         let inner = hub.protocol();
         let id = inner.id();
@@ -1127,6 +1129,7 @@ pub(crate) fn run(
         live: std::cell::Cell::new(0),
         draining: std::cell::Cell::new(false),
         single: opts.debug > 0,
+        keep_alive: startup.tcp_keep_alive,
     });
     let inetd = std::env::var_os(super::INETD_VAR).is_some();
     if inetd {

@@ -102,8 +102,9 @@ pub struct Identification {
 }
 
 impl Identification {
-    /// The line without CR LF, or an error if it breaks RFC 4253 §4.2.
-    pub(crate) fn line(&self) -> Result<String, Error> {
+    /// The line without CR LF, or an error if it breaks RFC 4253 §4.2 (printable US-ASCII,
+    /// at most 255 bytes with CR LF).
+    pub fn line(&self) -> Result<String, Error> {
         let mut line = format!("SSH-2.0-{}", self.software_version);
         if let Some(comment) = &self.comment {
             line.push(' ');
