@@ -61,6 +61,8 @@ pub(crate) fn restart_delay(previous: Option<Duration>, ran: Duration) -> Durati
 struct Settings {
     /// The whole file, for the `Match` blocks that apply to a login.
     file: Arc<SshdConfigFile>,
+    /// `RefuseConnection yes` appears in it (globally or in a `Match` block).
+    refuses_connections: bool,
     authorized_keys_files: Vec<String>,
     strict_modes: bool,
     permit_empty_passwords: bool,
@@ -438,7 +440,7 @@ impl MonitorBackend for ConchdBackend {
         record: Option<&UserRecord>,
         facts: &ConnectionFacts,
     ) -> bool {
-        if !self.settings.file.refuses_connections() {
+        if !self.settings.refuses_connections {
             return false;
         }
         let config = match record {
@@ -1045,6 +1047,7 @@ pub(crate) fn run(
         public_keys,
         settings: Settings {
             file: Arc::clone(file),
+            refuses_connections: file.refuses_connections(),
             authorized_keys_files: startup.authorized_keys_files.clone(),
             strict_modes: startup.strict_modes,
             permit_empty_passwords: startup.permit_empty_passwords,
