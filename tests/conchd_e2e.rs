@@ -1283,3 +1283,38 @@ fn tcp_keepalive_is_on_for_accepted_connections_unless_turned_off() {
         }
     }
 }
+
+/// In inetd mode over a socket (as inetd hands it over), `TCPKeepAlive` applies to that
+/// socket as to an accepted one; `no` leaves it off.
+#[test]
+fn tcp_keepalive_applies_to_an_inetd_socket() {
+    for (setting, expected) in [("", 2), ("TCPKeepAlive no\n", 0)] {
+        let dir = TempDir::new("keepalive-inetd");
+        let host_key = keygen(dir.root(), "host_key", "ed25519");
+        let config = dir.write(
+            "sshd_config",
+            &format!("HostKey {}\nPidFile none\n{setting}", host_key.display()),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        let input = served.try_clone().unwrap();
+        let mut daemon = Command::new(conchd())
+            .args(["-i", "-e", "-f", &config])
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(input)))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(served)))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut banner = [0u8; 8];
+        client.read_exact(&mut banner).unwrap();
+        assert_eq!(&banner, b"SSH-2.0-");
+        let server_port = listener.local_addr().unwrap().port();
+        let timer = server_socket_timer(server_port, client.local_addr().unwrap().port());
+        drop(client);
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        assert_eq!(timer, Some(expected), "{setting:?}: the inetd socket's timer");
+    }
+}

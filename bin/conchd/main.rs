@@ -292,6 +292,7 @@ fn serve(
     if opts.inetd {
         let stdin: OwnedFd = std::io::stdin().as_fd_owned().map_err(|e| Fatal(e, 255))?;
         let stdout: OwnedFd = std::io::stdout().as_fd_owned().map_err(|e| Fatal(e, 255))?;
+        server::keep_alive_inetd(&stdin, startup.tcp_keep_alive);
         hub.count_one();
         shared.set_draining();
         reactor

@@ -370,6 +370,15 @@ pub(crate) struct Acceptor {
     keep_alive: bool,
 }
 
+/// `TCPKeepAlive` for inetd mode's connection, when standard input is a socket (sshd's
+/// `ssh_packet_connection_is_on_socket`); nothing for pipes.
+pub(crate) fn keep_alive_inetd(input: &OwnedFd, keep_alive: bool) {
+    if keep_alive {
+        // ENOTSOCK for a pipe: nothing to set.
+        let _ = socket2::SockRef::from(input).set_keepalive(true);
+    }
+}
+
 /// What sshd sets on an accepted connection: no Nagle delay, and TCP keepalives unless
 /// `TCPKeepAlive no` (a client that vanished is found out by the kernel even when the session
 /// is idle). A failure is logged: the connection is served without.

@@ -1196,6 +1196,7 @@ fn serve_inetd(
     client: &Arc<Client>,
 ) -> Result<(), Fatal> {
     let refused = |what: String| Fatal(format!("privsep worker: {what}"), 255);
+    server::keep_alive_inetd(&input, accepting.keep_alive);
     hub.count_one();
     let inner = hub.protocol();
     let id = inner.id();
