@@ -45,6 +45,16 @@ fn authorized_principals_command_lists_the_principals() {
 }
 
 #[test]
+fn authorized_keys_command_prints_the_lines_for_the_key() {
+    if root_or_skip("authorized_keys_command_prints_the_lines_for_the_key") {
+        certs_support::authorized_keys_command_prints_the_lines_for_the_key(
+            "certs-keys-command",
+            Mode::AsConfigured,
+        );
+    }
+}
+
+#[test]
 fn cert_authority_lines_accept_the_cas_certificates() {
     if root_or_skip("cert_authority_lines_accept_the_cas_certificates") {
         certs_support::cert_authority_lines_accept_the_cas_certificates(

@@ -390,6 +390,18 @@ fn the_monitor_runs_the_authorized_principals_command() {
     }
 }
 
+/// `AuthorizedKeysCommand` is run by the monitor for the key the worker names, with both ends
+/// of the connection.
+#[test]
+fn the_monitor_runs_the_authorized_keys_command() {
+    if certs_support::root_or_skip("privsep keys command") {
+        certs_support::authorized_keys_command_prints_the_lines_for_the_key(
+            "privsep-keys-command",
+            certs_support::Mode::Sandbox,
+        );
+    }
+}
+
 /// `cert-authority` lines (with `principals=`) and a certificate's missing `permit-pty` apply
 /// under privilege separation.
 #[test]

@@ -287,7 +287,8 @@ fn verdict(
         );
         return Verdict::Decided(Decision::Reject, config);
     }
-    let decision = authorized_keys(&config).check_attempt(request_user, key, certificate, &ip, now);
+    let keys = authorized_keys(&config).with_connection(facts.peer, facts.local);
+    let decision = keys.check_attempt(request_user, key, certificate, &ip, now);
     if let Decision::Accept(r) = &decision {
         if account.uid == 0
             && config.permit_root_login == PermitRootLogin::ForcedCommandsOnly
@@ -350,6 +351,10 @@ pub(crate) fn authorized_keys(config: &SshdConfig) -> AuthorizedKeys {
             config.authorized_principals_command.clone(),
             config.authorized_principals_command_user.clone(),
         )
+        .with_authorized_keys_command(
+            config.authorized_keys_command.clone(),
+            config.authorized_keys_command_user.clone(),
+        )
         .with_revoked_keys(config.revoked_keys.clone())
         .with_ca_signature_algorithms(
             config
@@ -366,13 +371,14 @@ fn required_rsa_bits(key: &PublicKey) -> Option<usize> {
 }
 
 /// The settings in force that conchd cannot enforce: the configuration's list, less
-/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile`, `AuthorizedPrincipalsCommand` and
-/// `RevokedKeys`, which the authorized_keys backend enforces.
+/// `TrustedUserCAKeys`, `AuthorizedPrincipalsFile`, `AuthorizedPrincipalsCommand`,
+/// `AuthorizedKeysCommand` and `RevokedKeys`, which the authorized_keys backend enforces.
 pub(crate) fn unenforced(config: &SshdConfig) -> Vec<String> {
     let enforced = [
         "TrustedUserCAKeys ",
         "AuthorizedPrincipalsFile ",
         "AuthorizedPrincipalsCommand ",
+        "AuthorizedKeysCommand ",
         "RevokedKeys ",
     ];
     let mut out = config.unenforced();

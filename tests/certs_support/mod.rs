@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -232,6 +233,55 @@ pub(crate) fn authorized_principals_command_lists_the_principals(tag: &str, mode
 
     sign(&s.ca, &s.key, "team", &["-n", "team-someone-else"]);
     assert!(!run(&daemon, &s.key, &name, "true").status.success(), "unlisted principal accepted");
+}
+
+/// `AuthorizedKeysCommand`, run as `AuthorizedKeysCommandUser nobody`, prints the lines for the
+/// key offered: a shell records its tokens (`%u`, `%t`, `%f`, `%C`) and `grep` finds the key's
+/// base64 (`%k`) in a file of lines, here one with `command=`. The user's own
+/// `authorized_keys` lists only another key. The key logs in and its line's forced command runs;
+/// a key the command does not print is refused; every run saw the user, the key's type and
+/// fingerprint, and both ends of the connection.
+pub(crate) fn authorized_keys_command_prints_the_lines_for_the_key(tag: &str, mode: Mode) {
+    let Some(s) = setup(tag) else { return };
+    let name = s.user.name.clone();
+    let public = std::fs::read_to_string(s.key.with_extension("pub")).unwrap();
+    let keys = s.dir.write("command-keys", &format!("command=\"echo via-command\" {public}"));
+    let tokens = s.dir.write("tokens", "");
+    for file in [&keys, &tokens] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let daemon = start_daemon(
+        &s.dir,
+        mode,
+        &format!(
+            "AuthorizedKeysCommand /bin/sh -c \"echo \\\"$1|$2|$3|$4\\\" >> {tokens}; \
+             exec grep -F -e \\\"$5\\\" {keys}\" sh %u %t %f %C %k\n\
+             AuthorizedKeysCommandUser nobody\n"
+        ),
+    );
+    let out = run(&daemon, &s.key, &name, "echo not forced");
+    assert!(out.status.success(), "the command's key refused: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "via-command");
+    let stranger = keygen(s.dir.root(), "stranger", "ed25519");
+    assert!(!run(&daemon, &stranger, &name, "true").status.success(), "unlisted key accepted");
+    let fingerprint = {
+        let out = output({
+            let mut c = Command::new("ssh-keygen");
+            c.arg("-lf").arg(s.key.with_extension("pub"));
+            c
+        });
+        stdout(&out).split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let seen = std::fs::read_to_string(&tokens).unwrap();
+    let ours = format!("{name}|ssh-ed25519|{fingerprint}|127.0.0.1 ");
+    let for_key: Vec<&str> = seen.lines().filter(|l| l.starts_with(&ours)).collect();
+    assert!(!for_key.is_empty(), "the command never saw the key: {seen}");
+    for line in for_key {
+        let ends = line.trim_start_matches(&ours);
+        let (client_port, server) = ends.split_once(' ').unwrap();
+        assert!(client_port.parse::<u16>().is_ok_and(|p| p > 0), "client port: {line}");
+        assert_eq!(server, format!("127.0.0.1 {}", daemon.port), "{line}");
+    }
 }
 
 /// A `cert-authority` line in `authorized_keys` accepts the CA's certificates for the user

@@ -27,7 +27,7 @@ REQUIRED="connect proxy-connect proto-version proto-mismatch exit-status exit-st
     forcecommand key-options brokenkeys keyscan login-timeout reconfigure connect-privsep portnum
     try-ciphers kextype keytype integrity rekey forwarding dynamic-forward forward-control
     channel-timeout connection-timeout cfgmatch
-    agent limit-keytype hostkey-rotate cert-userkey principals-command
+    agent limit-keytype hostkey-rotate cert-userkey principals-command keys-command
     reexec multiplex cfgmatchlisten connect-uri sftp-uri"
 
 # The -Q filter: Debian's ssh 9.2 offers these, and the library does not implement them, so the

@@ -28,7 +28,10 @@
 //!   lines) and their signature verified there; the worker's policy takes the monitor's
 //!   answer and restrictions (`force-command`, `source-address`, no extension) through
 //!   `set_certificate_override`. The monitor reads `authorized_keys` with the `Match` blocks
-//!   that apply to the user and the connection (`policy::config_for`).
+//!   that apply to the user and the connection (`policy::config_for`), and runs
+//!   `AuthorizedKeysCommand` as `AuthorizedKeysCommandUser` for the key the worker names in
+//!   `ReadAuthorizedKeys` (and again for the key it verifies), with both ends of the
+//!   connection for `%C`.
 //! - Sessions: the worker plans them (environment, command, pty); the monitor starts the plan
 //!   as the verified user with conchd's own spawner (credentials, pty owner, utmp, motd, rc)
 //!   and passes the pty controller or the pipes back with `SCM_RIGHTS`, plus a control socket

@@ -363,10 +363,11 @@ impl MonitorBackend for ConchdBackend {
         &mut self,
         user: &UserRecord,
         facts: &ConnectionFacts,
+        key: Option<&PublicKey>,
     ) -> Option<Vec<u8>> {
         let (account, config) = self.for_login(user, facts)?;
-        let keys = crate::policy::authorized_keys(&config);
-        keys.read_all(&account).map(String::into_bytes)
+        let keys = crate::policy::authorized_keys(&config).with_connection(facts.peer, facts.local);
+        keys.read_all_for(&account, key.map(|key| (key, None))).map(String::into_bytes)
     }
 
     fn check_certificate(
@@ -381,7 +382,7 @@ impl MonitorBackend for ConchdBackend {
         // The policy's own check, as without privilege separation: trusted CA or
         // cert-authority line, principals (file or command, run here), validity, critical
         // options, source-address, RevokedKeys, CASignatureAlgorithms.
-        let keys = crate::policy::authorized_keys(&config);
+        let keys = crate::policy::authorized_keys(&config).with_connection(facts.peer, facts.local);
         let now = self.now();
         match keys.check_attempt(
             &user.name,

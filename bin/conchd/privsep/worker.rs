@@ -44,7 +44,9 @@ struct Cache {
     accounts: HashMap<String, Option<Account>>,
     /// Why the monitor says an account may not log in (locked, expired), by user.
     refusals: HashMap<String, Option<String>>,
-    keys: HashMap<String, Option<String>>,
+    /// By user and, with an `AuthorizedKeysCommand`, the key offered (its blob): the lines
+    /// the monitor gave.
+    keys: HashMap<(String, Option<Vec<u8>>), Option<String>>,
     groups: HashMap<String, Vec<String>>,
     /// The monitor's answers about certificates: by user, client address and certificate
     /// blob, the login's restrictions (`None`: refused).
@@ -91,16 +93,18 @@ pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
     Some(with_cache(|cache| cache.groups.get(user).cloned().unwrap_or_default()))
 }
 
-/// Asks the monitor for `user`, their groups and, for a public key, their keys on
+/// Asks the monitor for `user`, their groups and, for a public key (`keys`: `Some`, with the
+/// key's blob when an `AuthorizedKeysCommand` is to print lines for it), their keys on
 /// `connection`, in one round trip (for a user it does not know, the monitor answers no groups
 /// and no keys).
-fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
+fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: Option<Option<Vec<u8>>>) {
     let mut requests = vec![
         Request::LookupUser { connection, user: user.to_owned() },
         Request::LookupGroups { connection, user: user.to_owned() },
     ];
-    if keys {
-        requests.push(Request::ReadAuthorizedKeys { connection, user: user.to_owned() });
+    if let Some(key) = &keys {
+        let user = user.to_owned();
+        requests.push(Request::ReadAuthorizedKeys { connection, user, key: key.clone() });
     }
     let mut replies = match client.call_all(&requests) {
         Ok(replies) => replies.into_iter(),
@@ -128,16 +132,21 @@ fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: bool) {
         _ => Vec::new(),
     };
     with_cache(|cache| cache.groups.insert(user.to_owned(), groups));
-    if !keys {
-        return;
-    }
+    let Some(key) = keys else { return };
     let text = match replies.next() {
         Some(Reply::AuthorizedKeys(Some(text))) if found => {
             Some(String::from_utf8_lossy(&text).into_owned())
         }
         _ => None,
     };
-    with_cache(|cache| cache.keys.insert(user.to_owned(), text));
+    with_cache(|cache| cache.keys.insert((user.to_owned(), key), text));
+}
+
+/// What a connection fetched from the monitor: its user and, for each key asked about (its
+/// blob with an `AuthorizedKeysCommand`, else `None` for the files), the keys.
+struct Fetched {
+    user: String,
+    keys: Vec<Option<Vec<u8>>>,
 }
 
 /// The monitor's check of the certificate `request` offers, if it offers one: the request,
@@ -223,9 +232,12 @@ struct PrivsepAuth {
     pool: Offload,
     /// Reading `authorized_keys` may run a command: on the pool.
     slow_keys: bool,
-    /// Per connection: the user fetched from the monitor, and whether with their keys (one
-    /// look-up per user, however many keys the client offers).
-    fetched: RefCell<HashMap<ConnectionId, (String, bool)>>,
+    /// Per connection: the user fetched from the monitor, and with which keys (one look-up
+    /// per user however many keys the client offers; one per key with an
+    /// `AuthorizedKeysCommand`, whose lines depend on the key).
+    fetched: RefCell<HashMap<ConnectionId, Fetched>>,
+    /// An `AuthorizedKeysCommand` may run (`Match` blocks included).
+    key_command: bool,
     /// The whole configuration, for the `AuthenticationMethods` a login is under.
     file: Arc<SshdConfigFile>,
     /// Whether a public key that completes the login may be checked and the login told in one
@@ -271,11 +283,22 @@ impl AuthBackend for PrivsepAuth {
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
         let keys =
             matches!(request.attempt, Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. });
+        // With an `AuthorizedKeysCommand` the lines depend on the key offered (a certificate
+        // is the monitor's to check whole).
+        let blob = match &request.attempt {
+            Attempt::PublicKeyQuery { key, certificate: None, .. }
+            | Attempt::PublicKey { key, certificate: None, .. }
+                if self.key_command =>
+            {
+                Some(key.to_blob().to_vec())
+            }
+            _ => None,
+        };
         let known = self
             .fetched
             .borrow()
             .get(&connection)
-            .is_some_and(|(name, with_keys)| *name == user && (*with_keys || !keys));
+            .is_some_and(|f| f.user == user && (!keys || f.keys.contains(&blob)));
         // A certificate is checked by the monitor alone (and, signed, verified there) before
         // the policy runs: the policy's certificate check reads the monitor's answer.
         let certificate = certificate_check(request);
@@ -283,14 +306,21 @@ impl AuthBackend for PrivsepAuth {
             request.offload.succeed(())
         } else {
             if !known {
-                let had_keys =
-                    self.fetched.borrow().get(&connection).is_some_and(|(n, k)| *n == user && *k);
-                self.fetched.borrow_mut().insert(connection, (user.clone(), keys || had_keys));
+                let mut fetched = self.fetched.borrow_mut();
+                let entry = fetched
+                    .entry(connection)
+                    .or_insert_with(|| Fetched { user: user.clone(), keys: Vec::new() });
+                if entry.user != user {
+                    *entry = Fetched { user: user.clone(), keys: Vec::new() };
+                }
+                if keys {
+                    entry.keys.push(blob.clone());
+                }
             }
             let offload = if keys && self.slow_keys { &self.pool } else { &request.offload };
             offload.run(move || {
                 if !known {
-                    prefetch(&client, connection, &user, keys);
+                    prefetch(&client, connection, &user, keys.then_some(blob));
                 }
                 if let Some((check, key)) = certificate {
                     ask_certificate(&client, &check, key);
@@ -493,7 +523,7 @@ impl UserSettings for LookedUpFirst {
         offload: &Offload,
     ) -> Deferred<ConnectionSettings> {
         let (client, connection, name) = (Arc::clone(&self.client), facts.id, user.to_owned());
-        let fetched = offload.run(move || prefetch(&client, connection, &name, false));
+        let fetched = offload.run(move || prefetch(&client, connection, &name, None));
         let (inner, user, facts) = (Rc::clone(&self.inner), user.to_owned(), Rc::clone(facts));
         let (current, on) = (current.clone(), offload.clone());
         chain(&fetched, offload.deferred(), move |_| inner.settings(&user, &facts, &current, &on))
@@ -868,7 +898,7 @@ fn accept_all(
         // end, in that order (each is valid whatever the one before answered).
         let mut requests = vec![
             Request::ConnectionOpened { connection: id },
-            Request::ConnectionPeer { connection: id, address: peer.ip() },
+            Request::ConnectionPeer { connection: id, address: peer },
         ];
         if let Ok(local) = stream.local_addr() {
             requests.push(Request::ConnectionLocalAddress { connection: id, address: local });
@@ -1025,8 +1055,10 @@ pub(crate) fn run(
     hooks::set_account_delegate(|name| {
         with_cache(|cache| cache.refusals.get(name).cloned().flatten())
     });
-    hooks::set_keys_override(|account| {
-        with_cache(|cache| cache.keys.get(&account.name).cloned().flatten())
+    let key_command = file.runs_authorized_keys_command();
+    hooks::set_keys_override(move |account, key| {
+        let blob = key_command.then(|| key.to_blob().to_vec());
+        with_cache(|cache| cache.keys.get(&(account.name.clone(), blob)).cloned().flatten())
     });
     hooks::set_certificate_override(|user, certificate, peer_ip| {
         let key = (user.to_owned(), peer_ip.to_owned(), certificate.to_blob().to_vec());
@@ -1096,6 +1128,7 @@ pub(crate) fn run(
         // A command set only in a `Match` block counts too: it may run for any connection.
         slow_keys: file.runs_key_commands(),
         fetched: RefCell::default(),
+        key_command: file.runs_authorized_keys_command(),
         file: Arc::clone(file),
         pipeline_login: !(cfg!(feature = "pam") && startup.use_pam),
         told: Rc::default(),
@@ -1212,7 +1245,7 @@ fn serve_inetd(
         Some(addresses)
     };
     if let Some((peer, local)) = socket(&input) {
-        let request = Request::ConnectionPeer { connection: id, address: peer.ip() };
+        let request = Request::ConnectionPeer { connection: id, address: peer };
         match client.call(&request) {
             Ok(Reply::Done) => {}
             other => return Err(refused(format!("connection from {}: {other:?}", peer.ip()))),

@@ -237,6 +237,14 @@ impl SshdConfigFile {
             .any(|command| !command.eq_ignore_ascii_case("none"))
     }
 
+    /// Whether an `AuthorizedKeysCommand` may run for some connection (globally or in a
+    /// `Match` block): the keys a login may use then depend on the key offered.
+    pub fn runs_authorized_keys_command(&self) -> bool {
+        self.texts_anywhere(Kw::AuthorizedKeysCommand)
+            .into_iter()
+            .any(|command| !command.eq_ignore_ascii_case("none"))
+    }
+
     /// Whether some connection may be refused by `RefuseConnection yes`: set globally or in
     /// any `Match` block.
     pub fn refuses_connections(&self) -> bool {

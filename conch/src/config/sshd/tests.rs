@@ -878,6 +878,10 @@ fn key_commands_are_seen_in_match_blocks_too() {
     assert!(load(in_match).unwrap().runs_key_commands());
     let off_in_match = "Match User alice\n  AuthorizedKeysCommand none\n";
     assert!(!load(off_in_match).unwrap().runs_key_commands());
+    assert!(!load(in_match).unwrap().runs_authorized_keys_command());
+    let keys_in_match = "Match User alice\n  AuthorizedKeysCommand /usr/bin/keys %u\n";
+    assert!(load(keys_in_match).unwrap().runs_authorized_keys_command());
+    assert!(!load(off_in_match).unwrap().runs_authorized_keys_command());
 }
 
 /// `RefuseConnection yes` counts wherever it is set; `no` refuses nothing.

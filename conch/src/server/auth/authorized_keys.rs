@@ -23,16 +23,17 @@ pub const MAX_AUTHORIZED_KEYS_FILE_LEN: u64 = 16 * 1024 * 1024;
 
 type Lookup = dyn Fn(&str) -> Result<Option<Account>, twine_core::Error> + Send + Sync;
 
-type KeysSource = dyn Fn(&Account) -> Option<String> + Send + Sync;
+type KeysSource = dyn Fn(&Account, &PublicKey) -> Option<String> + Send + Sync;
 
 static KEYS_OVERRIDE: std::sync::OnceLock<Box<KeysSource>> = std::sync::OnceLock::new();
 
-/// Makes every later [`AuthorizedKeys::check`] of this process take the account's keys from
-/// `source` instead of reading its files: a privilege-separated worker, which cannot read
-/// them, gets them from its monitor (which applies the file list and strict modes). Set
-/// once; returns `false` if it was already set.
+/// Makes every later [`AuthorizedKeys::check`] of this process take the account's keys for the
+/// key offered from `source` instead of reading its files (and running its
+/// `AuthorizedKeysCommand`): a privilege-separated worker, which can do neither, gets them
+/// from its monitor (which applies the file list, strict modes and the command). Set once;
+/// returns `false` if it was already set.
 pub fn set_keys_override(
-    source: impl Fn(&Account) -> Option<String> + Send + Sync + 'static,
+    source: impl Fn(&Account, &PublicKey) -> Option<String> + Send + Sync + 'static,
 ) -> bool {
     KEYS_OVERRIDE.set(Box::new(source)).is_ok()
 }
@@ -89,6 +90,9 @@ pub struct AuthorizedKeys {
     trusted_user_ca_keys: Option<PathBuf>,
     principals_file: Option<String>,
     principals_command: Option<(String, Option<String>)>,
+    keys_command: Option<(String, Option<String>)>,
+    /// `%C` for the keys command: the connection's two ends.
+    connection: Option<String>,
     revoked_keys: Vec<PathBuf>,
     ca_signature_algorithms: Vec<SignatureAlgorithm>,
 }
@@ -105,6 +109,8 @@ impl AuthorizedKeys {
             trusted_user_ca_keys: None,
             principals_file: None,
             principals_command: None,
+            keys_command: None,
+            connection: None,
             revoked_keys: Vec::new(),
             ca_signature_algorithms: DEFAULT_CA_SIGNATURE_ALGORITHMS.to_vec(),
         }
@@ -136,6 +142,34 @@ impl AuthorizedKeys {
         user: Option<impl Into<String>>,
     ) -> Self {
         self.principals_command = command.map(|c| (c.into(), user.map(Into::into)));
+        self
+    }
+
+    /// OpenSSH's `AuthorizedKeysCommand` run as `AuthorizedKeysCommandUser` (required:
+    /// without it the command is not run): its output, `authorized_keys` lines for the key
+    /// offered, is read before the files.
+    #[must_use]
+    pub fn with_authorized_keys_command(
+        mut self,
+        command: Option<impl Into<String>>,
+        user: Option<impl Into<String>>,
+    ) -> Self {
+        self.keys_command = command.map(|c| (c.into(), user.map(Into::into)));
+        self
+    }
+
+    /// The connection's two ends, for the keys command's `%C` (sshd's "client-address
+    /// client-port server-address server-port"; `UNKNOWN 65535` for an end not known).
+    #[must_use]
+    pub fn with_connection(
+        mut self,
+        peer: Option<std::net::SocketAddr>,
+        local: Option<std::net::SocketAddr>,
+    ) -> Self {
+        let end = |a: Option<std::net::SocketAddr>| {
+            a.map_or_else(|| "UNKNOWN 65535".to_owned(), |a| format!("{} {}", a.ip(), a.port()))
+        };
+        self.connection = Some(format!("{} {}", end(peer), end(local)));
         self
     }
 
@@ -245,16 +279,20 @@ impl AuthorizedKeys {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let offset = self.local_offset.unwrap_or_else(|| local_offset(now_unix));
-        let sources: Vec<(PathBuf, Option<String>)> = match KEYS_OVERRIDE.get() {
-            Some(source) => vec![(PathBuf::from("(monitor)"), source(&account))],
-            None => self.files.iter().map(|p| (expand_path(p, &account), None)).collect(),
-        };
-        let overridden = KEYS_OVERRIDE.get().is_some();
+        // Each source with its text when given (`None`: a file to read).
+        let mut sources: Vec<(PathBuf, Option<Option<String>>)> = Vec::new();
+        if let Some(source) = KEYS_OVERRIDE.get() {
+            sources.push((PathBuf::from("(monitor)"), Some(source(&account, key))));
+        } else {
+            if let Some(text) = self.keys_from_command(&account, key, certificate) {
+                sources.push((PathBuf::from("AuthorizedKeysCommand"), Some(Some(text))));
+            }
+            sources.extend(self.files.iter().map(|p| (expand_path(p, &account), None)));
+        }
         for (path, given) in sources {
-            let read = if overridden {
-                Ok(given)
-            } else {
-                read_key_file(&path, &account, self.strict_modes)
+            let read = match given {
+                Some(text) => Ok(text),
+                None => read_key_file(&path, &account, self.strict_modes),
             };
             let text = match read {
                 Ok(Some(text)) => text,
@@ -382,6 +420,44 @@ impl AuthorizedKeys {
         Decision::Reject
     }
 
+    /// The keys command's output for `key` (a certificate's certified key, with
+    /// `certificate`), or `None` (no command, or it failed: logged).
+    fn keys_from_command(
+        &self,
+        account: &Account,
+        key: &PublicKey,
+        certificate: Option<&Certificate>,
+    ) -> Option<String> {
+        let (command, run_as) = self.keys_command.as_ref()?;
+        let Some(run_as) = run_as else {
+            log::error!("AuthorizedKeysCommand set but AuthorizedKeysCommandUser is not");
+            return None;
+        };
+        let runner = match Account::lookup(run_as) {
+            Ok(Some(runner)) => runner,
+            Ok(None) => {
+                log::error!("AuthorizedKeysCommandUser {run_as} not found");
+                return None;
+            }
+            Err(err) => {
+                log::error!("AuthorizedKeysCommandUser {run_as}: {err}");
+                return None;
+            }
+        };
+        let offered = super::commands::KeyOffered {
+            key,
+            certificate,
+            connection: self.connection.as_deref(),
+        };
+        match super::commands::run_keys(command, &runner, account, &offered) {
+            Ok(text) => Some(text),
+            Err(why) => {
+                log::error!("AuthorizedKeysCommand for {}: {why}", account.name);
+                None
+            }
+        }
+    }
+
     fn principals_from_command(
         &self,
         command: &str,
@@ -395,7 +471,7 @@ impl AuthorizedKeys {
             Ok(None) => return Err(format!("no user {run_as}")),
             Err(err) => return Err(format!("looking up {run_as}: {err}")),
         };
-        super::principals_command::run(command, &runner, account, cert)
+        super::commands::run_principals(command, &runner, account, cert)
     }
 
     fn decided(
@@ -457,8 +533,26 @@ impl AuthorizedKeys {
     /// The contents of every file of `account` that [`check`](Self::check) would read, in
     /// order (blocking): what a privilege-separated monitor hands its worker.
     pub fn read_all(&self, account: &Account) -> Option<String> {
+        self.read_all_for(account, None)
+    }
+
+    /// As [`read_all`](Self::read_all), preceded by the `AuthorizedKeysCommand`'s output for
+    /// `offered` (a key, or a certificate's certified key with the certificate) when one is
+    /// set: what [`check_attempt`](Self::check_attempt) reads for that key.
+    pub fn read_all_for(
+        &self,
+        account: &Account,
+        offered: Option<(&PublicKey, Option<&Certificate>)>,
+    ) -> Option<String> {
         let mut all = String::new();
         let mut any = false;
+        if let Some((key, certificate)) = offered {
+            if let Some(text) = self.keys_from_command(account, key, certificate) {
+                any = true;
+                all.push_str(&text);
+                all.push('\n');
+            }
+        }
         for pattern in &self.files {
             let path = expand_path(pattern, account);
             match read_key_file(&path, account, self.strict_modes) {

@@ -42,9 +42,9 @@
 
 pub(crate) mod authorized_keys;
 mod chain;
+mod commands;
 #[cfg(feature = "pam")]
 mod pam;
-mod principals_command;
 mod shadow;
 mod tofu;
 mod users;

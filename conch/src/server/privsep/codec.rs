@@ -123,6 +123,9 @@ pub enum Request {
         connection: ConnectionId,
         /// The user, as looked up before.
         user: String,
+        /// The public key offered (its blob), when an `AuthorizedKeysCommand` is to add the
+        /// lines it prints for that key before the files'.
+        key: Option<Vec<u8>>,
     },
     /// Start a PAM conversation for the user looked up on this connection.
     PamStart {
@@ -185,8 +188,8 @@ pub enum Request {
     ConnectionPeer {
         /// The connection, just opened.
         connection: ConnectionId,
-        /// The client's address.
-        address: std::net::IpAddr,
+        /// The client's address and port.
+        address: std::net::SocketAddr,
     },
     /// The names of the groups of the user looked up on this connection (`AllowGroups`,
     /// `Match Group`).
@@ -412,8 +415,12 @@ impl Request {
             Self::SignExchangeHash { connection, algorithm, data } => {
                 w.write_u64(connection.0).write_string(algorithm.as_bytes()).write_string(data);
             }
+            Self::ReadAuthorizedKeys { connection, user, key } => {
+                w.write_u64(connection.0).write_string(user.as_bytes());
+                // Empty: no key (a key blob is never empty).
+                w.write_string(key.as_deref().unwrap_or_default());
+            }
             Self::LookupUser { connection, user }
-            | Self::ReadAuthorizedKeys { connection, user }
             | Self::PamStart { connection, user }
             | Self::LookupGroups { connection, user }
             | Self::PamAccount { connection, user } => {
@@ -503,7 +510,12 @@ impl Request {
                 data: r.read_string_limited(MAX_SIGN_DATA)?.to_vec(),
             },
             3 => Self::LookupUser { connection, user: text(r, MAX_USER_LEN)? },
-            4 => Self::ReadAuthorizedKeys { connection, user: text(r, MAX_USER_LEN)? },
+            4 => Self::ReadAuthorizedKeys {
+                connection,
+                user: text(r, MAX_USER_LEN)?,
+                key: Some(r.read_string_limited(MAX_KEY_BLOB_LEN)?.to_vec())
+                    .filter(|blob| !blob.is_empty()),
+            },
             5 => Self::PamStart { connection, user: text(r, MAX_USER_LEN)? },
             6 => {
                 let count = usize::try_from(r.read_u32()?).unwrap_or(usize::MAX);

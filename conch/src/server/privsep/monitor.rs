@@ -274,14 +274,16 @@ pub trait MonitorBackend {
         let _ = connection;
     }
     /// The user's `authorized_keys` contents for a login over `facts` (the `Match` blocks
-    /// that apply to it choose the files). The default reads them as
+    /// that apply to it choose the files) and, when `key` is given, the lines an
+    /// `AuthorizedKeysCommand` prints for it first. The default reads the files as
     /// [`read_authorized_keys`](Self::read_authorized_keys) does.
     fn authorized_keys_for(
         &mut self,
         user: &UserRecord,
         facts: &ConnectionFacts,
+        key: Option<&PublicKey>,
     ) -> Option<Vec<u8>> {
-        let _ = facts;
+        let _ = (facts, key);
         self.read_authorized_keys(user)
     }
     /// Whether `certificate` (its CA signature already verified by the monitor) lets `user`
@@ -486,6 +488,8 @@ struct Connection {
     sessions: u32,
     /// The client's address, once the worker told it.
     peer: Option<std::net::IpAddr>,
+    /// The client's port, with its address.
+    peer_port: u16,
     /// Public key and password checks that failed.
     failures: u32,
     /// Its peer was admitted (`ConnectionPeer` answered `Done`): it was served, and its end
@@ -543,7 +547,8 @@ impl Connection {
     /// What the monitor knows of connection `id`, as an auth backend sees it (the client's
     /// port is not told: 0).
     fn facts(&self, id: ConnectionId) -> ConnectionFacts {
-        ConnectionFacts::new(id, self.peer.map(|ip| std::net::SocketAddr::new(ip, 0)), self.local)
+        let peer = self.peer.map(|ip| std::net::SocketAddr::new(ip, self.peer_port));
+        ConnectionFacts::new(id, peer, self.local)
     }
 }
 
@@ -714,6 +719,7 @@ impl<B: MonitorBackend> Monitor<B> {
                     pam: 0,
                     sessions: 0,
                     peer: None,
+                    peer_port: 0,
                     failures: 0,
                     admitted: false,
                     pam_asked: None,
@@ -801,9 +807,10 @@ impl<B: MonitorBackend> Monitor<B> {
                 if conn.phase != Phase::PreAuth || conn.peer.is_some() {
                     return Err(out_of_state(&conn.phase));
                 }
-                conn.peer = Some(address);
-                match self.backend.admit(address) {
-                    Ok(()) => match self.backend.connection_starting(id, address) {
+                conn.peer = Some(address.ip());
+                conn.peer_port = address.port();
+                match self.backend.admit(address.ip()) {
+                    Ok(()) => match self.backend.connection_starting(id, address.ip()) {
                         Ok(()) => {
                             conn.admitted = true;
                             Ok(Reply::Done)
@@ -863,7 +870,7 @@ impl<B: MonitorBackend> Monitor<B> {
                 conn.user.clone_from(&found);
                 Ok(Reply::User(found))
             }
-            Request::ReadAuthorizedKeys { user, .. } => {
+            Request::ReadAuthorizedKeys { user, key, .. } => {
                 if conn.phase != Phase::PreAuth {
                     return Err(out_of_state(&conn.phase));
                 }
@@ -876,8 +883,14 @@ impl<B: MonitorBackend> Monitor<B> {
                 // A valid user's keys asked for: sshd's `keyallowed`, an attempt.
                 conn.attempted = true;
                 let record = looked_up(conn, &user)?;
+                let key = match key.as_deref().map(PublicKey::from_blob) {
+                    None => None,
+                    Some(Ok(key)) => Some(key),
+                    Some(Err(_)) => return Ok(Reply::Failed("malformed public key".to_owned())),
+                };
                 let facts = conn.facts(id);
-                Ok(Reply::AuthorizedKeys(self.backend.authorized_keys_for(record, &facts)))
+                let text = self.backend.authorized_keys_for(record, &facts, key.as_ref());
+                Ok(Reply::AuthorizedKeys(text))
             }
             Request::PamStart { ref user, .. } => {
                 if conn.phase != Phase::PreAuth {
@@ -975,7 +988,10 @@ impl<B: MonitorBackend> Monitor<B> {
                 // `command=` forces a command).
                 let ip = facts.peer_ip();
                 let now = unix_seconds(self.backend.now());
-                let text = self.backend.authorized_keys_for(record, &facts).unwrap_or_default();
+                let text = self
+                    .backend
+                    .authorized_keys_for(record, &facts, Some(&key))
+                    .unwrap_or_default();
                 let lines = AuthorizedKeys::parse(&String::from_utf8_lossy(&text));
                 let mut expired = false;
                 let entry = lines

@@ -67,6 +67,8 @@ struct Fake {
     clock: Option<std::time::SystemTime>,
     /// The users `RefuseConnection` applies to.
     refused_users: Vec<String>,
+    /// The keys `authorized_keys_for` was asked about (for an `AuthorizedKeysCommand`).
+    keys_asked: Vec<Option<PublicKey>>,
 }
 
 /// The CA the fake backend trusts for alice's certificates.
@@ -203,8 +205,10 @@ impl MonitorBackend for Fake {
         &mut self,
         user: &UserRecord,
         facts: &crate::server::ConnectionFacts,
+        key: Option<&PublicKey>,
     ) -> Option<Vec<u8>> {
         self.facts_seen.push(facts.clone());
+        self.keys_asked.push(key.cloned());
         self.read_authorized_keys(user)
     }
     fn check_certificate(
@@ -262,6 +266,7 @@ fn fake() -> Fake {
         key_options: String::new(),
         clock: None,
         refused_users: Vec::new(),
+        keys_asked: Vec::new(),
     }
 }
 
@@ -294,7 +299,7 @@ fn every_request() -> Vec<Request> {
         Request::ConnectionOpened { connection: C1 },
         sign(C1),
         lookup("alice"),
-        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into(), key: None },
         Request::PamStart { connection: C1, user: "alice".into() },
         Request::PamRespond { connection: C1, responses: vec!["secret".into(), String::new()] },
         alice_proof(),
@@ -486,7 +491,7 @@ fn a_whole_login_is_served_in_order_fed_whole_and_one_byte_at_a_time() {
         opened(),
         sign(C1),
         lookup("alice"),
-        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into(), key: None },
         alice_proof(),
         authenticated("alice"),
         shell(),
@@ -575,7 +580,7 @@ fn authenticating_a_user_other_than_the_one_looked_up_is_a_violation() {
 
 #[test]
 fn reading_the_keys_of_a_user_not_looked_up_is_a_violation() {
-    let read = Request::ReadAuthorizedKeys { connection: C1, user: "bob".into() };
+    let read = Request::ReadAuthorizedKeys { connection: C1, user: "bob".into(), key: None };
     let (_, result) = both_ways(&[opened(), lookup("alice"), read]);
     assert_eq!(result, Err(Violation::UserMismatch));
 }
@@ -586,7 +591,7 @@ fn the_groups_and_keys_of_a_user_the_lookup_did_not_find_are_empty_so_a_worker_m
         opened(),
         lookup("mallory"),
         Request::LookupGroups { connection: C1, user: "mallory".into() },
-        Request::ReadAuthorizedKeys { connection: C1, user: "mallory".into() },
+        Request::ReadAuthorizedKeys { connection: C1, user: "mallory".into(), key: None },
     ]);
     assert_eq!(
         replies.unwrap()[1..],
@@ -596,7 +601,7 @@ fn the_groups_and_keys_of_a_user_the_lookup_did_not_find_are_empty_so_a_worker_m
 
 #[test]
 fn the_keys_of_another_unknown_user_than_the_one_looked_up_are_still_a_violation() {
-    let read = Request::ReadAuthorizedKeys { connection: C1, user: "eve".into() };
+    let read = Request::ReadAuthorizedKeys { connection: C1, user: "eve".into(), key: None };
     let (_, result) = both_ways(&[opened(), lookup("mallory"), read]);
     assert_eq!(result, Err(Violation::UserMismatch));
     let groups = Request::LookupGroups { connection: C1, user: "eve".into() };
@@ -606,7 +611,8 @@ fn the_keys_of_another_unknown_user_than_the_one_looked_up_are_still_a_violation
 
 #[test]
 fn a_user_found_after_an_unknown_one_is_served_and_the_unknown_name_no_longer_is() {
-    let read = |name: &str| Request::ReadAuthorizedKeys { connection: C1, user: name.into() };
+    let read =
+        |name: &str| Request::ReadAuthorizedKeys { connection: C1, user: name.into(), key: None };
     let (_, replies) = both_ways(&[opened(), lookup("mallory"), lookup("alice"), read("alice")]);
     assert!(matches!(replies.unwrap()[3], Reply::AuthorizedKeys(Some(_))));
     let (_, result) = both_ways(&[opened(), lookup("mallory"), lookup("alice"), read("mallory")]);
@@ -669,7 +675,7 @@ fn a_signature_over_another_session_id_fails_and_does_not_verify_the_user() {
         sign(C1),
         lookup("alice"),
         replay,
-        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into(), key: None },
         authenticated("alice"),
     ]);
     assert_eq!(result, Err(Violation::Unverified));
@@ -719,7 +725,7 @@ fn a_login_pipelined_after_a_failed_key_check_is_refused_even_when_a_password_ve
 fn a_login_pipelined_after_a_key_check_refused_for_its_count_is_refused_too() {
     let mut requests = vec![opened(), sign(C1), lookup("alice")];
     let limit = usize::try_from(Limits::default().max_key_reads).unwrap();
-    let read = || Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() };
+    let read = || Request::ReadAuthorizedKeys { connection: C1, user: "alice".into(), key: None };
     requests.extend(std::iter::repeat_with(read).take(limit));
     requests.extend([alice_proof(), authenticated("alice")]);
     let (m, result) = both_ways(&requests);
@@ -1054,7 +1060,8 @@ fn password(word: &str) -> Request {
 }
 
 fn peer(address: &str) -> Request {
-    Request::ConnectionPeer { connection: C1, address: address.parse().unwrap() }
+    let address = std::net::SocketAddr::new(address.parse().unwrap(), 50_022);
+    Request::ConnectionPeer { connection: C1, address }
 }
 
 fn plan() -> SessionPlan {
@@ -1129,8 +1136,11 @@ fn a_penalised_source_is_refused_and_a_failed_login_that_ends_is_penalised() {
     );
     let c2 = ConnectionId(2);
     m.handle(Request::ConnectionOpened { connection: c2 }).unwrap();
-    m.handle(Request::ConnectionPeer { connection: c2, address: "192.0.2.1".parse().unwrap() })
-        .unwrap();
+    m.handle(Request::ConnectionPeer {
+        connection: c2,
+        address: "192.0.2.1:50022".parse().unwrap(),
+    })
+    .unwrap();
     m.handle(Request::LookupUser { connection: c2, user: "alice".into() }).unwrap();
     let wrong = Request::AuthenticatePassword {
         connection: c2,
@@ -1324,7 +1334,8 @@ fn a_monitor_signer_asks_for_hostkeys_proofs_and_they_verify() {
 
 #[test]
 fn the_backend_reads_keys_and_checks_certificates_with_the_connection_s_addresses() {
-    let peer = Request::ConnectionPeer { connection: C1, address: "192.0.2.7".parse().unwrap() };
+    let peer =
+        Request::ConnectionPeer { connection: C1, address: "192.0.2.7:50022".parse().unwrap() };
     let local = "198.51.100.1:2022".parse().unwrap();
     let ours = Request::ConnectionLocalAddress { connection: C1, address: local };
     let blob = certificate(&ca_key(), "alice").to_blob().to_vec();
@@ -1333,7 +1344,7 @@ fn the_backend_reads_keys_and_checks_certificates_with_the_connection_s_addresse
         peer,
         ours.clone(),
         lookup("alice"),
-        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into() },
+        Request::ReadAuthorizedKeys { connection: C1, user: "alice".into(), key: None },
         cert_request(&blob, None),
     ]);
     assert!(result.is_ok());
@@ -2017,8 +2028,11 @@ fn a_connection_that_closes_without_trying_earns_noauth_and_a_refused_one_earns_
     assert_eq!(m.backend().penalised, vec![], "a connection never served earned a penalty");
     let c2 = ConnectionId(2);
     m.handle(Request::ConnectionOpened { connection: c2 }).unwrap();
-    m.handle(Request::ConnectionPeer { connection: c2, address: "192.0.2.1".parse().unwrap() })
-        .unwrap();
+    m.handle(Request::ConnectionPeer {
+        connection: c2,
+        address: "192.0.2.1:50022".parse().unwrap(),
+    })
+    .unwrap();
     m.handle(Request::ConnectionClosed { connection: c2 }).unwrap();
     assert_eq!(m.backend().penalised, vec![("192.0.2.1".parse().unwrap(), PenaltyKind::NoAuth)]);
 }
@@ -2036,11 +2050,39 @@ fn penalty_for(make: impl Fn() -> Fake, requests: &[Request]) -> (Vec<PenaltyKin
 }
 
 fn keys_of(name: &str) -> Request {
-    Request::ReadAuthorizedKeys { connection: C1, user: name.into() }
+    Request::ReadAuthorizedKeys { connection: C1, user: name.into(), key: None }
 }
 
 fn groups_of(name: &str) -> Request {
     Request::LookupGroups { connection: C1, user: name.into() }
+}
+
+/// The key a worker names with `ReadAuthorizedKeys` (for an `AuthorizedKeysCommand`'s lines)
+/// reaches the backend, as does the key of a check; a malformed one is refused.
+#[test]
+fn the_key_offered_reaches_the_backend_with_the_read_and_the_check() {
+    let blob = client_key().public_key().to_blob().to_vec();
+    let with_key = |key: Vec<u8>| Request::ReadAuthorizedKeys {
+        connection: C1,
+        user: "alice".into(),
+        key: Some(key),
+    };
+    let (m, replies) = both_ways(&[
+        opened(),
+        sign(C1),
+        lookup("alice"),
+        keys_of("alice"),
+        with_key(blob.clone()),
+        with_key(b"not a key".to_vec()),
+        alice_proof(),
+    ]);
+    let replies = replies.unwrap();
+    assert!(matches!(replies[3], Reply::AuthorizedKeys(Some(_))), "{replies:?}");
+    assert!(matches!(replies[4], Reply::AuthorizedKeys(Some(_))), "{replies:?}");
+    assert_eq!(replies[5], Reply::Failed("malformed public key".into()));
+    assert_eq!(replies[6], Reply::Done);
+    let key = client_key().public_key().clone();
+    assert_eq!(m.backend().keys_asked, vec![None, Some(key.clone()), Some(key)]);
 }
 
 #[test]

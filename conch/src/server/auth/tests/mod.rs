@@ -504,3 +504,30 @@ fn chain_checks_every_account_and_gathers_environments() {
     let status = requests.settle(&chain.check_account(&login));
     assert_eq!(status, AccountStatus::Denied { reason: "locked".into() });
 }
+
+/// An `AuthorizedKeysCommand`'s lines come before the files': the first line for the key
+/// decides (its options are the login's), a key the files list still logs in, one neither has
+/// is refused; without an `AuthorizedKeysCommandUser` the command does not run. What a
+/// monitor hands its worker for a key starts with the command's lines.
+#[test]
+fn the_authorized_keys_command_s_lines_come_before_the_files() {
+    let home = Home::new(&[line("", &key(1)), line("", &key(3))]);
+    let me = Account::current().unwrap().name;
+    let command = format!("/bin/echo 'command=\"from-command\"' {}", key(1).to_openssh());
+    let backend =
+        home.backend().with_authorized_keys_command(Some(command.clone()), Some(me.clone()));
+    let now = SystemTime::now();
+    let check = |backend: &AuthorizedKeys, n: u8| {
+        backend.check_attempt("alice", &key(n), None, "192.0.2.7", now)
+    };
+    let Decision::Accept(r) = check(&backend, 1) else { panic!("the command's key refused") };
+    assert_eq!(r.forced_command.as_deref(), Some("from-command"));
+    assert!(matches!(check(&backend, 3), Decision::Accept(_)), "the file's key refused");
+    assert!(is_reject(&check(&backend, 2)), "a key neither lists was accepted");
+    let text = backend.read_all_for(&home.account, Some((&key(1), None))).unwrap();
+    assert!(text.starts_with("command=\"from-command\" ssh-ed25519 "), "{text}");
+    assert!(!backend.read_all(&home.account).unwrap().contains("from-command"));
+    let no_user = home.backend().with_authorized_keys_command(Some(command), None::<String>);
+    let Decision::Accept(r) = check(&no_user, 1) else { panic!("the file's key refused") };
+    assert_eq!(r.forced_command, None, "the command ran without AuthorizedKeysCommandUser");
+}
