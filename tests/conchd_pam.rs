@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use conchd_support::{
-    client_options, conchd_command, free_port, is_root, keygen, output, ssh, stderr, stdout,
-    Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
+    client_options, conchd_command, free_port, is_root, keygen, output, ssh, ssh_with_password,
+    stderr, stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
 /// Whether a root-only test can run; prints why not.
@@ -185,19 +185,7 @@ fn run(s: &Setup, command: &str) -> std::process::Output {
 /// `ssh` through `sshpass` with only `method` (password or keyboard-interactive).
 fn run_with_password(s: &Setup, method: &str, command: &str) -> std::process::Output {
     output({
-        let mut c = Command::new("timeout");
-        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", s.password, "ssh", "-F", "/dev/null"]);
-        for option in [
-            "StrictHostKeyChecking=no",
-            "UserKnownHostsFile=/dev/null",
-            "GlobalKnownHostsFile=/dev/null",
-            "LogLevel=ERROR",
-            "PubkeyAuthentication=no",
-            &format!("PreferredAuthentications={method}"),
-            "NumberOfPasswordPrompts=1",
-        ] {
-            c.args(["-o", option]);
-        }
+        let mut c = ssh_with_password(s.password, method);
         c.args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1", command]);
         c
     })

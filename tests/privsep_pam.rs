@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use conchd_support::{
-    conchd_command, free_port, is_root, keygen, output, ssh, stderr, stdout, Daemon, TempDir,
-    TestUser, CLIENT_TIME_LIMIT,
+    conchd_command, free_port, is_root, keygen, output, ssh, ssh_with_password, stderr, stdout,
+    Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
 const PASSWORD: &str = "Tw1ne-psp-pw";
@@ -167,19 +167,7 @@ fn setup_with(tag: &str, extra: &str, service: impl FnOnce(&TempDir) -> Service)
 /// `ssh` through `sshpass` giving `password`, with only `method`, running `command`.
 fn login(s: &Setup, method: &str, password: &str, command: &str) -> std::process::Output {
     output({
-        let mut c = Command::new("timeout");
-        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
-        for option in [
-            "StrictHostKeyChecking=no",
-            "UserKnownHostsFile=/dev/null",
-            "GlobalKnownHostsFile=/dev/null",
-            "LogLevel=ERROR",
-            "PubkeyAuthentication=no",
-            &format!("PreferredAuthentications={method}"),
-            "NumberOfPasswordPrompts=1",
-        ] {
-            c.args(["-o", option]);
-        }
+        let mut c = ssh_with_password(password, method);
         c.args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1", command]);
         c
     })

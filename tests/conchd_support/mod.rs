@@ -253,6 +253,26 @@ pub(crate) fn ssh(port: u16, key: &Path, user: &str) -> Command {
 }
 
 /// The options `ssh`, `scp` and `sftp` share: no config files, no known hosts, one key.
+/// `ssh` (bounded by [`CLIENT_TIME_LIMIT`]) through `sshpass` giving `password`, by `method`
+/// only (`password` or `keyboard-interactive`), with no configuration file, host keys not
+/// checked and one prompt; the caller adds the port, user, host and command.
+pub(crate) fn ssh_with_password(password: &str, method: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
+    for option in [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "GlobalKnownHostsFile=/dev/null",
+        "LogLevel=ERROR",
+        "PubkeyAuthentication=no",
+        &format!("PreferredAuthentications={method}"),
+        "NumberOfPasswordPrompts=1",
+    ] {
+        c.args(["-o", option]);
+    }
+    c
+}
+
 pub(crate) fn client_options(key: &Path) -> Vec<String> {
     [
         "-F",

@@ -604,26 +604,9 @@ impl AuthBackend for AuthorizedKeys {
 /// Expands `%%`, `%h`, `%u` and `%U` in an `AuthorizedKeysFile` pattern, and makes a relative
 /// result relative to the home directory (sshd's `expand_authorized_keys`).
 pub(crate) fn expand_path(pattern: &str, account: &Account) -> PathBuf {
-    let mut out = String::new();
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('h') => out.push_str(&account.home.to_string_lossy()),
-            Some('u') => out.push_str(&account.name),
-            Some('U') => out.push_str(&account.uid.to_string()),
-            Some(other) => {
-                // sshd refuses unknown tokens; an unknown token makes a path that never exists.
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
+    // sshd refuses unknown tokens; one kept as it is makes a path that never exists.
+    let out =
+        super::commands::expand(pattern, &|token| super::commands::account_token(token, account));
     let path = PathBuf::from(out);
     if path.is_absolute() {
         path

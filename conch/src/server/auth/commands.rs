@@ -119,7 +119,7 @@ fn check_program(keyword: &str, path: &Path) -> Result<(), String> {
 }
 
 /// Expands the tokens of one word with `value` (`None`: an unknown token, kept as it is).
-fn expand(word: &str, value: &dyn Fn(char) -> Option<String>) -> String {
+pub(crate) fn expand(word: &str, value: &dyn Fn(char) -> Option<String>) -> String {
     let mut out = String::new();
     let mut chars = word.chars();
     while let Some(c) = chars.next() {
@@ -146,8 +146,8 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The account's own tokens, for both commands.
-fn account_token(token: char, account: &Account) -> Option<String> {
+/// The account's own tokens (`%u`, `%h`, `%U`), for both commands and `AuthorizedKeysFile`.
+pub(crate) fn account_token(token: char, account: &Account) -> Option<String> {
     match token {
         'u' => Some(account.name.clone()),
         'h' => Some(account.home.to_string_lossy().into_owned()),
