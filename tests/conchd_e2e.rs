@@ -1229,8 +1229,22 @@ fn version_addendum_follows_the_version_in_the_identification_line() {
 }
 
 /// The timer the kernel runs on the server's end of a connection from local port `client`
-/// to `server`, as `/proc/net/tcp` shows it (`tr`: 0 none, 1 retransmit, 2 keepalive, ...).
+/// to `server`, as `/proc/net/tcp` shows it (`tr`: 0 none, 1 retransmit, 2 keepalive, ...),
+/// once no data waits for an acknowledgement (the retransmit timer hides the keepalive one):
+/// looked at again for up to 5 s.
 fn server_socket_timer(server: u16, client: u16) -> Option<u8> {
+    let mut timer = None;
+    for _ in 0..100 {
+        timer = socket_timer_now(server, client);
+        if timer.is_some_and(|t| t != 1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    timer
+}
+
+fn socket_timer_now(server: u16, client: u16) -> Option<u8> {
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
     let port = |field: &str| field.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
     table.lines().skip(1).find_map(|line| {
