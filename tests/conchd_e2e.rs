@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use conchd_support::{
-    client_options, conchd, conchd_command, free_port, is_root, keygen, output, ssh, stderr,
-    stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
+    client_options, conchd, conchd_command, free_port, is_root, keygen, output, ssh,
+    ssh_with_password, stderr, stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
 /// Sets `user`'s password with `chpasswd -c SHA512` (a `$6$` hash in /etc/shadow).
@@ -648,21 +648,10 @@ fn the_users_rc_script_runs_before_the_command() {
     assert_eq!(stdout(&out), format!("{}\nargs: sh done\n", s.user.name));
 }
 
-/// `ssh` with a password through `sshpass`, public keys off.
-fn ssh_with_password(port: u16, user: &str, password: &str, command: &str) -> std::process::Output {
+/// `ssh` with a password through `sshpass`, public keys off, running `command`.
+fn password_login(port: u16, user: &str, password: &str, command: &str) -> std::process::Output {
     output({
-        let mut c = Command::new("timeout");
-        c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
-        for option in [
-            "StrictHostKeyChecking=no",
-            "UserKnownHostsFile=/dev/null",
-            "GlobalKnownHostsFile=/dev/null",
-            "PubkeyAuthentication=no",
-            "PreferredAuthentications=password",
-            "NumberOfPasswordPrompts=1",
-        ] {
-            c.args(["-o", option]);
-        }
+        let mut c = ssh_with_password(password, "password");
         c.args(["-p", &port.to_string(), "-l", user, "127.0.0.1", command]);
         c
     })
@@ -686,10 +675,10 @@ fn without_pam_a_password_from_the_shadow_file_logs_in_and_a_wrong_one_is_refuse
     };
     let password = "Tw1ne-shadow-pw";
     set_password(&setup.user.name, password);
-    let out = ssh_with_password(setup.daemon.port, &setup.user.name, password, "echo in as $USER");
+    let out = password_login(setup.daemon.port, &setup.user.name, password, "echo in as $USER");
     assert_eq!(stdout(&out), format!("in as {}\n", setup.user.name), "{}", stderr(&out));
     assert!(setup.daemon.wait_for_log("Accepted password for").is_some());
-    let out = ssh_with_password(setup.daemon.port, &setup.user.name, "not-it", "echo in");
+    let out = password_login(setup.daemon.port, &setup.user.name, "not-it", "echo in");
     assert!(!out.status.success(), "a wrong password got in");
     assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
     assert!(setup.daemon.wait_for_log("Failed password for").is_some());

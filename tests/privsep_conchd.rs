@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use conchd_support::{
-    agent_holding, client_options, conchd_command, free_port, is_root, keygen, output, ssh, stderr,
-    stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
+    agent_holding, client_options, conchd_command, free_port, is_root, keygen, output, ssh,
+    ssh_with_password, stderr, stdout, Daemon, TempDir, TestUser, CLIENT_TIME_LIMIT,
 };
 
 /// A privilege-separated daemon with `workers` workers, serving a fresh test user.
@@ -275,17 +275,7 @@ fn a_password_is_checked_by_the_monitor_and_a_wrong_one_is_refused() {
     assert!(chpasswd.wait().unwrap().success());
     let login = |password: &str| {
         output({
-            let mut c = Command::new("timeout");
-            c.args([CLIENT_TIME_LIMIT, "sshpass", "-p", password, "ssh", "-F", "/dev/null"]);
-            for option in [
-                "StrictHostKeyChecking=no",
-                "UserKnownHostsFile=/dev/null",
-                "PubkeyAuthentication=no",
-                "PreferredAuthentications=password",
-                "NumberOfPasswordPrompts=1",
-            ] {
-                c.args(["-o", option]);
-            }
+            let mut c = ssh_with_password(password, "password");
             c.args(["-p", &s.daemon.port.to_string(), "-l", &s.user.name, "127.0.0.1"]);
             c.arg("echo in as $USER");
             c

@@ -429,18 +429,10 @@ impl AuthorizedKeys {
         certificate: Option<&Certificate>,
     ) -> Option<String> {
         let (command, run_as) = self.keys_command.as_ref()?;
-        let Some(run_as) = run_as else {
-            log::error!("AuthorizedKeysCommand set but AuthorizedKeysCommandUser is not");
-            return None;
-        };
-        let runner = match Account::lookup(run_as) {
-            Ok(Some(runner)) => runner,
-            Ok(None) => {
-                log::error!("AuthorizedKeysCommandUser {run_as} not found");
-                return None;
-            }
-            Err(err) => {
-                log::error!("AuthorizedKeysCommandUser {run_as}: {err}");
+        let runner = match command_user("AuthorizedKeysCommandUser", run_as.as_deref()) {
+            Ok(runner) => runner,
+            Err(why) => {
+                log::error!("AuthorizedKeysCommand: {why}");
                 return None;
             }
         };
@@ -465,12 +457,7 @@ impl AuthorizedKeys {
         account: &Account,
         cert: &Certificate,
     ) -> Result<String, String> {
-        let run_as = run_as.ok_or("AuthorizedPrincipalsCommandUser is not set")?;
-        let runner = match Account::lookup(run_as) {
-            Ok(Some(runner)) => runner,
-            Ok(None) => return Err(format!("no user {run_as}")),
-            Err(err) => return Err(format!("looking up {run_as}: {err}")),
-        };
+        let runner = command_user("AuthorizedPrincipalsCommandUser", run_as)?;
         super::commands::run_principals(command, &runner, account, cert)
     }
 
@@ -598,6 +585,16 @@ impl AuthBackend for AuthorizedKeys {
         request
             .offload
             .run(move || this.check_attempt(&user, &key, certificate.as_deref(), &peer_ip, now))
+    }
+}
+
+/// The account a command runs as (`keyword`'s value: required), or why there is none.
+fn command_user(keyword: &str, run_as: Option<&str>) -> Result<Account, String> {
+    let run_as = run_as.ok_or_else(|| format!("{keyword} is not set"))?;
+    match Account::lookup(run_as) {
+        Ok(Some(runner)) => Ok(runner),
+        Ok(None) => Err(format!("{keyword} {run_as}: no such user")),
+        Err(err) => Err(format!("{keyword} {run_as}: {err}")),
     }
 }
 

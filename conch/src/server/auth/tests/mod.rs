@@ -527,7 +527,14 @@ fn the_authorized_keys_command_s_lines_come_before_the_files() {
     let text = backend.read_all_for(&home.account, Some((&key(1), None))).unwrap();
     assert!(text.starts_with("command=\"from-command\" ssh-ed25519 "), "{text}");
     assert!(!backend.read_all(&home.account).unwrap().contains("from-command"));
-    let no_user = home.backend().with_authorized_keys_command(Some(command), None::<String>);
+    let no_user =
+        home.backend().with_authorized_keys_command(Some(command.clone()), None::<String>);
     let Decision::Accept(r) = check(&no_user, 1) else { panic!("the file's key refused") };
     assert_eq!(r.forced_command, None, "the command ran without AuthorizedKeysCommandUser");
+    let unknown =
+        home.backend().with_authorized_keys_command(Some(command), Some("no-such-user-x"));
+    let Decision::Accept(r) = check(&unknown, 1) else { panic!("the file's key refused") };
+    assert_eq!(r.forced_command, None, "the command ran as a user that does not exist");
+    let failing = home.backend().with_authorized_keys_command(Some("/bin/false"), Some(me));
+    assert!(is_reject(&check(&failing, 2)), "a failed command's key was accepted");
 }
