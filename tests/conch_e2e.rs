@@ -85,6 +85,40 @@ fn a_256_mib_transfer_each_way_keeps_its_checksum() {
     assert_eq!(remote.split_whitespace().next(), Some(sha256(&output.stdout).as_str()));
 }
 
+/// Standard input and output that are pipes from another process are grown to 1 MiB (fewer
+/// wakeups of both sides per byte), never shrunk, and what goes through them arrives whole.
+#[test]
+fn standard_input_and_output_pipes_are_grown_to_one_mebibyte_and_carry_everything() {
+    use nix::fcntl::{fcntl, FcntlArg};
+
+    let Some(setup) = Setup::start() else { return };
+    let mut child = setup
+        .command(&["server", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    assert_eq!(fcntl(&input, FcntlArg::F_GETPIPE_SZ).unwrap(), 64 << 10);
+    // Once a line has come back, conch has set both pipes up.
+    input.write_all(b"first\n").unwrap();
+    let mut first = [0; 6];
+    output.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"first\n");
+    assert_eq!(fcntl(&input, FcntlArg::F_GETPIPE_SZ).unwrap(), 1 << 20);
+    assert_eq!(fcntl(&output, FcntlArg::F_GETPIPE_SZ).unwrap(), 1 << 20);
+    let data = pattern(16 << 20);
+    let expected = sha256(&data);
+    let writer = std::thread::spawn(move || input.write_all(&data).unwrap());
+    let mut received = Vec::new();
+    output.read_to_end(&mut received).unwrap();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(received.len(), 16 << 20);
+    assert_eq!(sha256(&received), expected);
+}
+
 /// Standard output redirected to a file (written from conch's loop, not through a pipe) gets
 /// everything, after what the file held when it is opened for appending.
 #[test]
