@@ -356,6 +356,9 @@ fn rate(run: &mut Run, servers: &[Server]) {
 }
 
 /// Bulk throughput with OpenSSH's ssh as the client, and our `conch` when it connects.
+/// The bulk metric of the pipeline with no SSH in it.
+const WITHOUT_SSH: &str = "pipeline without SSH";
+
 fn bulk(run: &mut Run, servers: &[Server]) {
     let data = match Data::new(&run.scratch, run.sizes.bulk_chunk, run.sizes.bulk_repeats) {
         Ok(data) => data,
@@ -371,6 +374,16 @@ fn bulk(run: &mut Run, servers: &[Server]) {
     }
     let names: Vec<&str> = clients.iter().map(|c| c.0).collect();
     println!("bulk throughput: {mib} MiB through {}, checksummed", names.join(" and "));
+    // The same pipeline with a local `cat` in place of the SSH pair: no pair can beat it.
+    for direction in [Direction::Up, Direction::Down] {
+        let way = direction.name();
+        match openssh::without_ssh(&run.scratch, direction, &data) {
+            Ok(mbs) => {
+                run.add("bulk", &format!("{WITHOUT_SSH} {way}: MB/s"), "local", mbs, "MB/s", true)
+            }
+            Err(error) => run.note(format!("{WITHOUT_SSH} {way}: {error}")),
+        }
+    }
     for (client, program) in clients {
         for (cipher, mac) in CIPHERS {
             let short = cipher.split('@').next().unwrap_or(cipher);
@@ -564,6 +577,11 @@ fn table(run: &Run, ours: &str) {
             println!("{metric:<52} {:>11}  (MB/s, one core)", cell(find(metric, "openssl")));
             continue;
         }
+        if metric.starts_with(WITHOUT_SSH) {
+            let value = cell(find(metric, "local"));
+            println!("{metric:<52} {value:>11}  (MB/s: source, FIFO, cat and reader alone)");
+            continue;
+        }
         let (mine, sshd, dropbear) =
             (find(metric, ours), find(metric, "sshd"), find(metric, "dropbear"));
         let better =
@@ -589,8 +607,8 @@ fn table(run: &Run, ours: &str) {
     if !pairs.is_empty() {
         println!();
         println!(
-            "{:<52} {:>11} {:>11} {:>10} {:>10}",
-            "both ends", "conch-ours", "ssh-sshd", "ratio", "/ceiling"
+            "{:<52} {:>11} {:>11} {:>10} {:>10} {:>10}",
+            "both ends", "conch-ours", "ssh-sshd", "ratio", "/ceiling", "/no-ssh"
         );
         for figure in pairs {
             let openssh = find(&figure.metric.replacen("conch ", "ssh ", 1), "sshd");
@@ -602,13 +620,16 @@ fn table(run: &Run, ours: &str) {
             .iter()
             .find(|(cipher, _)| figure.metric.contains(cipher))
             .and_then(|(_, openssl)| find(openssl, "openssl"));
+            let way = if figure.metric.contains(" up:") { "up" } else { "down" };
+            let alone = find(&format!("{WITHOUT_SSH} {way}: MB/s"), "local");
             println!(
-                "{:<52} {:>11} {:>11} {:>10} {:>10}",
+                "{:<52} {:>11} {:>11} {:>10} {:>10} {:>10}",
                 figure.metric,
                 cell(Some(figure.value)),
                 cell(openssh),
                 ratio(Some(figure.value), openssh),
-                ratio(Some(figure.value), ceiling)
+                ratio(Some(figure.value), ceiling),
+                ratio(Some(figure.value), alone)
             );
         }
     }

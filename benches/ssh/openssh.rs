@@ -294,13 +294,35 @@ pub fn bulk(
     procs::settle(server.pid, Duration::from_secs(5));
     let base_server = procs::cpu_seconds(server.pid) - cpu_before;
 
+    let server_before = procs::cpu_seconds(server.pid);
+    let (client_cpu, seconds) = transfer(scratch, direction, data, |command, stdin, stdout| {
+        timed_ssh(program, &args, command, stdin, stdout)
+    })?;
+    procs::settle(server.pid, Duration::from_secs(5));
+    let server_cpu = procs::cpu_seconds(server.pid) - server_before;
+    Ok(Bulk {
+        seconds,
+        client_cpu: (client_cpu - base_client).max(0.0),
+        server_cpu: (server_cpu - base_server).max(0.0),
+    })
+}
+
+/// Moves `data` through `middle` in `direction`: `middle(command, stdin, stdout)` starts what
+/// runs `command` (`cat > FIFO` up, `cat FIFO` down) with those streams, `ssh host command` or
+/// the command itself, and ends in [`finish`]'s way. Its CPU seconds (from `times`) and the
+/// seconds from the first byte to the end, once what arrived matched `data`'s checksum.
+fn transfer(
+    scratch: &Scratch,
+    direction: Direction,
+    data: &Data,
+    middle: impl Fn(&str, Stdio, Stdio) -> Result<Child, String>,
+) -> Result<(f64, f64), String> {
     let fifo = scratch.path(&format!("{}.fifo", direction.name()));
     let _ = std::fs::remove_file(&fifo);
     crate::servers::run(Command::new("mkfifo").arg(&fifo))?;
     let data_path = scratch.path("data");
     let fifo_text = fifo.display().to_string();
-    let server_before = procs::cpu_seconds(server.pid);
-    let (client_cpu, (sum, seconds)) = match direction {
+    let (cpu, (sum, seconds)) = match direction {
         Direction::Up => {
             // The server's `cat` writes into the FIFO; we read it on a thread.
             let reader_fifo = fifo.clone();
@@ -317,9 +339,7 @@ pub fn bulk(
                 .spawn()
                 .map_err(|e| e.to_string())?;
             let stdin = source.stdout.take().map_or(Stdio::null(), Stdio::from);
-            let cpu =
-                timed_ssh(program, &args, &format!("cat > {fifo_text}"), stdin, Stdio::null())
-                    .and_then(finish);
+            let cpu = middle(&format!("cat > {fifo_text}"), stdin, Stdio::null()).and_then(finish);
             reap(source);
             if cpu.is_err() {
                 // Nobody may have opened the FIFO's writing end: release the reader.
@@ -337,28 +357,34 @@ pub fn bulk(
                 .arg(&fifo)
                 .spawn()
                 .map_err(|e| e.to_string())?;
-            let mut ssh = timed_ssh(
-                program,
-                &args,
-                &format!("cat {fifo_text}"),
-                Stdio::null(),
-                Stdio::piped(),
-            )?;
-            let received = ssh.stdout.take().map(drain).unwrap_or_default();
-            let cpu = finish(ssh);
+            let mut child = middle(&format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
+            let received = child.stdout.take().map(drain).unwrap_or_default();
+            let cpu = finish(child);
             // On failure the source may still be waiting for a reader of the FIFO.
             reap(source);
             (cpu?, received)
         }
     };
-    procs::settle(server.pid, Duration::from_secs(5));
-    let server_cpu = procs::cpu_seconds(server.pid) - server_before;
     if sum.text() != data.checksum {
         return Err(format!("checksum mismatch: got {}, sent {}", sum.text(), data.checksum));
     }
-    Ok(Bulk {
-        seconds,
-        client_cpu: (client_cpu - base_client).max(0.0),
-        server_cpu: (server_cpu - base_server).max(0.0),
-    })
+    Ok((cpu, seconds))
+}
+
+/// The bulk pipeline without SSH: the same source, FIFO, `cat` and reader as [`bulk`], the
+/// `cat` run by `sh` here. What the machine can move through them with no SSH at all: no client
+/// and server pair can go faster. MB/s.
+pub fn without_ssh(scratch: &Scratch, direction: Direction, data: &Data) -> Result<f64, String> {
+    let (_, seconds) = transfer(scratch, direction, data, |command, stdin, stdout| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("timeout {SSH_LIMIT_SECS} sh -c \"$0\"; s=$?; times >&2; exit $s"))
+            .arg(command)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("sh: {e}"))
+    })?;
+    Ok(data.bytes as f64 / 1e6 / seconds.max(f64::MIN_POSITIVE))
 }
