@@ -295,9 +295,10 @@ pub fn bulk(
     let base_server = procs::cpu_seconds(server.pid) - cpu_before;
 
     let server_before = procs::cpu_seconds(server.pid);
-    let (client_cpu, seconds) = transfer(scratch, direction, data, |command, stdin, stdout| {
-        timed_ssh(program, &args, command, stdin, stdout)
-    })?;
+    let (client_cpu, seconds) =
+        transfer(scratch, direction, data, false, |command, stdin, stdout| {
+            timed_ssh(program, &args, command, stdin, stdout)
+        })?;
     procs::settle(server.pid, Duration::from_secs(5));
     let server_cpu = procs::cpu_seconds(server.pid) - server_before;
     Ok(Bulk {
@@ -309,14 +310,23 @@ pub fn bulk(
 
 /// Moves `data` through `middle` in `direction`: `middle(command, stdin, stdout)` starts what
 /// runs `command` (`cat > FIFO` up, `cat FIFO` down) with those streams, `ssh host command` or
-/// the command itself, and ends in [`finish`]'s way. Its CPU seconds (from `times`) and the
-/// seconds from the first byte to the end, once what arrived matched `data`'s checksum.
+/// the command itself, and ends in [`finish`]'s way. With `grow`, the pipes we make for it (from
+/// the source up, to our reader down) hold 1 MiB, as `conch` and `conchd` make theirs. Its CPU
+/// seconds (from `times`) and the seconds from the first byte to the end, once what arrived
+/// matched `data`'s checksum.
 fn transfer(
     scratch: &Scratch,
     direction: Direction,
     data: &Data,
+    grow: bool,
     middle: impl Fn(&str, Stdio, Stdio) -> Result<Child, String>,
 ) -> Result<(f64, f64), String> {
+    let grown = |pipe: &dyn std::os::fd::AsFd| {
+        if grow {
+            let size = nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20);
+            let _ = nix::fcntl::fcntl(pipe.as_fd(), size);
+        }
+    };
     let fifo = scratch.path(&format!("{}.fifo", direction.name()));
     let _ = std::fs::remove_file(&fifo);
     crate::servers::run(Command::new("mkfifo").arg(&fifo))?;
@@ -338,6 +348,9 @@ fn transfer(
                 .stdout(Stdio::piped())
                 .spawn()
                 .map_err(|e| e.to_string())?;
+            if let Some(pipe) = &source.stdout {
+                grown(pipe);
+            }
             let stdin = source.stdout.take().map_or(Stdio::null(), Stdio::from);
             let cpu = middle(&format!("cat > {fifo_text}"), stdin, Stdio::null()).and_then(finish);
             reap(source);
@@ -358,6 +371,9 @@ fn transfer(
                 .spawn()
                 .map_err(|e| e.to_string())?;
             let mut child = middle(&format!("cat {fifo_text}"), Stdio::null(), Stdio::piped())?;
+            if let Some(pipe) = &child.stdout {
+                grown(pipe);
+            }
             let received = child.stdout.take().map(drain).unwrap_or_default();
             let cpu = finish(child);
             // On failure the source may still be waiting for a reader of the FIFO.
@@ -372,10 +388,10 @@ fn transfer(
 }
 
 /// The bulk pipeline without SSH: the same source, FIFO, `cat` and reader as [`bulk`], the
-/// `cat` run by `sh` here. What the machine can move through them with no SSH at all: no client
-/// and server pair can go faster. MB/s.
+/// `cat` run by `sh` here, with 1 MiB pipes as our client and server use. What the machine moves
+/// through those parts alone, which every SSH transfer runs too (and more): MB/s.
 pub fn without_ssh(scratch: &Scratch, direction: Direction, data: &Data) -> Result<f64, String> {
-    let (_, seconds) = transfer(scratch, direction, data, |command, stdin, stdout| {
+    let (_, seconds) = transfer(scratch, direction, data, true, |command, stdin, stdout| {
         Command::new("sh")
             .arg("-c")
             .arg(format!("timeout {SSH_LIMIT_SECS} sh -c \"$0\"; s=$?; times >&2; exit $s"))
