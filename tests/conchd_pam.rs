@@ -158,6 +158,12 @@ fn setup(tag: &str, extra: &str) -> Option<Setup> {
 /// A root daemon (`-D -e`) with `UsePAM yes` and `extra` lines (first: the first value of a
 /// setting counts).
 fn start_daemon(dir: &TempDir, extra: &str) -> Daemon {
+    start_daemon_with_env(dir, extra, &[])
+}
+
+/// [`start_daemon`] with `env` set for conchd (`CONCHD_PRIVSEP=no`: without privilege
+/// separation).
+fn start_daemon_with_env(dir: &TempDir, extra: &str, env: &[(&str, &str)]) -> Daemon {
     let host_key = keygen(dir.root(), "host_key", "ed25519");
     let config = dir.write(
         "sshd_config",
@@ -169,6 +175,7 @@ fn start_daemon(dir: &TempDir, extra: &str) -> Daemon {
         ),
     );
     let mut command = conchd_command(None, dir.root());
+    command.envs(env.iter().copied());
     command.args(["-D", "-e", "-f", &config]);
     Daemon::start(command)
 }
@@ -265,6 +272,69 @@ fn a_password_logs_in_through_pam_by_password_and_keyboard_interactive() {
     assert!(s.daemon.wait_for_log("Accepted password for").is_some());
     let by_keyboard = format!("{} authenticated by keyboard-interactive", s.user.name);
     assert!(s.daemon.wait_for_log(&by_keyboard).is_some());
+}
+
+/// Keyboard-interactive asks a user without an account, and a user `DenyUsers` refuses, for a
+/// password as it asks anyone (sshd's PAM conversation runs for them too), so that a client
+/// cannot tell them apart by an immediate failure; neither gets in, the refused user not even
+/// with the right password. The invalid user's conversation is an attempt: its source earns
+/// `authfail`, not `invaliduser`. With and without privilege separation.
+#[test]
+fn keyboard_interactive_asks_an_invalid_or_refused_user_like_any_other_and_lets_neither_in() {
+    if !root_or_skip("pam-decoy") {
+        return;
+    }
+    let dir = TempDir::new("pam-decoy");
+    let key = keygen(dir.root(), "id_ed25519", "ed25519");
+    let Some(user) = TestUser::create(&dir.path("home"), &key) else {
+        println!("pam-decoy: skipped: useradd failed");
+        return;
+    };
+    let password = "Tw1ne-pam-pw";
+    set_password(&user.name, password);
+    // Answers every prompt with the password given in the environment, noting the prompt.
+    let prompts = dir.path("prompts");
+    let askpass = dir.write(
+        "askpass.sh",
+        &format!("#!/bin/sh\necho \"$1\" >> {}\necho \"$ANSWER\"\n", prompts.display()),
+    );
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "KbdInteractiveAuthentication yes\nPasswordAuthentication no\nDenyUsers {}\n\
+         PerSourcePenalties authfail:30 invaliduser:1 min:1\n",
+        user.name
+    );
+    let invalid = format!("nobody{}", std::process::id());
+    for (mode, env) in [("privsep", &[][..]), ("single", &[("CONCHD_PRIVSEP", "no")][..])] {
+        let daemon_dir = TempDir::new(&format!("pam-decoy-{mode}"));
+        let daemon = start_daemon_with_env(&daemon_dir, &extra, env);
+        for (name, answer, from) in [
+            (invalid.as_str(), "wrong", "127.0.0.21"),
+            (user.name.as_str(), password, "127.0.0.22"),
+        ] {
+            let _ = std::fs::remove_file(&prompts);
+            let out = output({
+                let mut c = Command::new("timeout");
+                c.arg(CLIENT_TIME_LIMIT).arg("setsid").arg("ssh");
+                c.args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]);
+                c.args(["-o", "PreferredAuthentications=keyboard-interactive"]);
+                c.args(["-o", "NumberOfPasswordPrompts=1", "-b", from]);
+                c.args(["-p", &daemon.port.to_string(), "-l", name, "127.0.0.1", "echo in"]);
+                c.env("SSH_ASKPASS", &askpass).env("SSH_ASKPASS_REQUIRE", "force");
+                c.env("DISPLAY", ":0").env("ANSWER", answer).stdin(Stdio::null());
+                c
+            });
+            assert!(!out.status.success(), "{mode}: {name} logged in: {}", stdout(&out));
+            assert!(stderr(&out).contains("Permission denied"), "{mode}: {}", stderr(&out));
+            let asked = std::fs::read_to_string(&prompts).unwrap_or_default();
+            assert!(asked.contains("Password:"), "{mode}: {name} was not asked: {asked:?}");
+        }
+        let penalty = daemon.wait_for_log("failed authentication");
+        assert!(
+            penalty.as_deref().is_some_and(|line| line.contains("127.0.0.21")),
+            "{mode}: the invalid user's source earned no authfail penalty: {penalty:?}"
+        );
+    }
 }
 
 /// A private PAM service sees `pam_open_session` with `PAM_TTY` `ssh` and the client's

@@ -55,6 +55,11 @@ struct ConnState {
     auth_file: Option<PathBuf>,
     /// The methods accepted so far, for `AuthenticationMethods`' partial steps.
     methods: Vec<Method>,
+    /// The keyboard-interactive conversation under way was refused before it started (an
+    /// invalid user, `DenyUsers`, root where `PermitRootLogin` forbids): it runs all the same,
+    /// as sshd's does, so that the client cannot tell such a user from one whose answer was
+    /// wrong, and ends refused whatever PAM says.
+    decoy: bool,
 }
 
 /// Whether accepting `method` after `done` completes one of the `AuthenticationMethods`
@@ -463,7 +468,25 @@ fn key_text(key: &PublicKey) -> String {
 impl AuthBackend for Policy {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
         if matches!(request.attempt, Attempt::KeyboardInteractiveResponses { .. }) {
-            return self.inner.decide(request);
+            let id = request.connection.id;
+            let decoy = self.state.borrow().get(&id).is_some_and(|state| state.decoy);
+            let answer = self.inner.decide(request);
+            if !decoy {
+                return answer;
+            }
+            let (state, request) = (Rc::clone(&self.state), request.clone());
+            return answer.then(move |decision| {
+                Ok(match decision {
+                    Ok(Decision::InfoRequest(info)) => Decision::InfoRequest(info),
+                    _ => {
+                        if let Some(state) = state.borrow_mut().get_mut(&id) {
+                            state.decoy = false;
+                        }
+                        log_decision(&request, &Decision::Reject, false);
+                        Decision::Reject
+                    }
+                })
+            });
         }
         let file = Arc::clone(&self.file);
         let user = request.user.clone();
@@ -479,6 +502,7 @@ impl AuthBackend for Policy {
         let request = request.clone();
         let fired = out.clone();
         let ask = request.clone();
+        let decoys = Rc::clone(&self.state);
         let _end: Deferred<()> = verdict.then(move |result| {
             let verdict = result.unwrap_or_else(|e| Verdict::Refused(e.to_string()));
             let finish = move |decision: Decision<Restrictions>,
@@ -531,6 +555,24 @@ impl AuthBackend for Policy {
                 fired.callback(decision);
             };
             match verdict {
+                Verdict::Refused(why)
+                    if matches!(ask.attempt, Attempt::KeyboardInteractive { .. }) =>
+                {
+                    // As sshd: the conversation runs (its prompts reach the client), and ends
+                    // refused whatever the answers (see `ConnState::decoy`).
+                    log::info!("{why}");
+                    decoys.borrow_mut().entry(ask.connection.id).or_default().decoy = true;
+                    let answer = inner.decide(&ask);
+                    let _end: Deferred<()> = answer.then(move |result| {
+                        match result {
+                            Ok(Decision::InfoRequest(info)) => {
+                                finish(Decision::InfoRequest(info), None);
+                            }
+                            _ => finish(Decision::Reject, None),
+                        }
+                        Ok(())
+                    });
+                }
                 Verdict::Refused(why) => {
                     log::info!("{why}");
                     finish(Decision::Reject, None);

@@ -593,15 +593,10 @@ impl MonitorBackend for ConchdBackend {
     }
 
     #[cfg(feature = "pam")]
-    fn pam_start(
-        &mut self,
-        connection: ConnectionId,
-        peer: Option<IpAddr>,
-        user: &UserRecord,
-    ) -> PamStep {
+    fn pam_start(&mut self, connection: ConnectionId, peer: Option<IpAddr>, user: &str) -> PamStep {
         self.pam.remove(&connection);
         let Some(pam) = &self.settings.pam else { return PamStep::Unsupported };
-        let pending = pam.converse(&user.name, peer);
+        let pending = pam.converse(user, peer);
         self.pam_wait(connection, pending)
     }
 

@@ -9,7 +9,9 @@
 //!   │              │        answering the round asked, one answer per prompt), PamAccount,
 //!   │              │        AuthenticatePublicKey, AuthenticateCertificate,
 //!   │              │        ConnectionLocalAddress (once)
-//!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user
+//!   │  PAM that accepts (PamRespond, or AuthenticatePassword with UsePAM) verifies the user;
+//!   │  PamStart for the name the last LookupUser did not find runs the conversation as sshd
+//!   │  does for an invalid user, and its acceptance verifies no one
 //!   │  ConnectionAuthenticated (the user looked up on this connection)
 //!   │  AuthenticatePublicKey: the monitor checks authorized_keys (the line sshd would use:
 //!   │  `from=`, `expiry-time=` by the backend's clock, `command=`), the key's algorithm and
@@ -215,16 +217,18 @@ pub trait MonitorBackend {
         let _ = (connection, user, plan);
         Err("sessions are not started by this monitor".to_owned())
     }
-    /// Starts a PAM conversation (keyboard-interactive) for `user` on `connection` from
-    /// `peer`, replacing any the connection had; its first round, its outcome, or
-    /// [`PamStep::Pending`] while PAM works. PAM's conversation blocks: the backend runs it on
-    /// a thread of its own, kept until the conversation ends or [`pam_end`](Self::pam_end),
-    /// and never waits for it. The default has no PAM.
+    /// Starts a PAM conversation (keyboard-interactive) for the user named `user` on
+    /// `connection` from `peer`, replacing any the connection had; its first round, its
+    /// outcome, or [`PamStep::Pending`] while PAM works. The name may have no account (as
+    /// sshd, the conversation runs for an invalid user too, and its acceptance verifies no
+    /// one). PAM's conversation blocks: the backend runs it on a thread of its own, kept until
+    /// the conversation ends or [`pam_end`](Self::pam_end), and never waits for it. The default
+    /// has no PAM.
     fn pam_start(
         &mut self,
         connection: ConnectionId,
         peer: Option<std::net::IpAddr>,
-        user: &UserRecord,
+        user: &str,
     ) -> PamStep {
         let _ = (connection, peer, user);
         PamStep::Unsupported
@@ -900,9 +904,16 @@ impl<B: MonitorBackend> Monitor<B> {
                     return Ok(refusal);
                 }
                 conn.attempted = true;
-                let record = looked_up(conn, user)?;
-                let step = self.backend.pam_start(id, conn.peer, record);
-                conn.pam_user = Some(user.clone());
+                // For the name the last look-up found no account for, the conversation runs as
+                // sshd's does for an invalid user (the client is asked what a user would be, and
+                // earns `authfail`), and PAM's acceptance verifies no one (`pam_user` unset).
+                let invalid =
+                    conn.user.is_none() && conn.unknown_user.as_deref() == Some(user.as_str());
+                if !invalid {
+                    looked_up(conn, user)?;
+                }
+                let step = self.backend.pam_start(id, conn.peer, user);
+                conn.pam_user = (!invalid).then(|| user.clone());
                 Ok(pam_outcome(conn, PamCall::Conversation, step))
             }
             Request::PamRespond { responses, .. } => {
@@ -1338,13 +1349,18 @@ fn pam_reply(conn: &mut Connection, method: Method, step: PamStep) -> Reply {
             conn.pam_asked = Some(info.prompts.len());
             Reply::PamPrompts(info)
         }
-        PamStep::Accepted => {
-            match conn.pam_user.clone() {
-                Some(user) => conn.verify(&user, method, None),
-                None => conn.forget_verified(),
+        PamStep::Accepted => match conn.pam_user.clone() {
+            Some(user) => {
+                conn.verify(&user, method, None);
+                Reply::Done
             }
-            Reply::Done
-        }
+            None => {
+                // An invalid user's conversation (or none named): nobody is verified.
+                conn.forget_verified();
+                conn.failures += 1;
+                Reply::Failed("invalid user".to_owned())
+            }
+        },
         PamStep::Refused(reason) => {
             conn.failures += 1;
             Reply::Failed(reason)

@@ -1411,13 +1411,8 @@ impl MonitorBackend for PamFake {
     fn check_password(&mut self, _: &UserRecord, _: &[u8]) -> bool {
         panic!("with PAM, passwords are not checked against the shadow file")
     }
-    fn pam_start(
-        &mut self,
-        _: ConnectionId,
-        _: Option<std::net::IpAddr>,
-        user: &UserRecord,
-    ) -> PamStep {
-        if user.name == "bob" {
+    fn pam_start(&mut self, _: ConnectionId, _: Option<std::net::IpAddr>, user: &str) -> PamStep {
+        if user == "bob" {
             return PamStep::Refused("account expired".into());
         }
         self.talking = true;
@@ -1579,6 +1574,18 @@ fn pam_after_authentication_is_out_of_state() {
     }
     let account = Request::PamAccount { connection: C1, user: "alice".into() };
     assert!(matches!(m.handle(account), Err(Violation::OutOfState { .. })));
+}
+
+/// As sshd's, the conversation runs for a user without an account (the client cannot tell
+/// such a user by an immediate failure); it is an attempt, and PAM's acceptance verifies no one.
+#[test]
+fn an_invalid_user_is_asked_by_pam_like_any_other_and_never_verified() {
+    let mut m = pam_ready("mallory", Limits::default());
+    let Ok(Reply::PamPrompts(round)) = m.handle(pam_start("mallory")) else { panic!() };
+    assert_eq!(round.prompts.len(), 1);
+    assert_eq!(m.handle(pam_respond(&["right"])), Ok(Reply::Failed("invalid user".into())));
+    assert_eq!(m.handle(by_keyboard("mallory")), Err(Violation::UserMismatch));
+    assert_eq!(m.phase(C1), Some(&Phase::PreAuth));
 }
 
 #[test]
