@@ -488,6 +488,10 @@ impl AuthBackend for Policy {
                 })
             });
         }
+        // A new attempt ends any conversation held for show (a later one decides afresh).
+        if let Some(state) = self.state.borrow_mut().get_mut(&request.connection.id) {
+            state.decoy = false;
+        }
         let file = Arc::clone(&self.file);
         let user = request.user.clone();
         let attempt = request.attempt.clone();
