@@ -92,31 +92,9 @@ impl Setup {
         }
     }
 
-    /// Waits (bounded) for a log line for each of `wanted` (a line with every one of its
-    /// needles), in any order: a worker's lines reach the log through its monitor, so they may
-    /// come after the monitor's own later ones. The lines found, in `wanted`'s order, or every
-    /// line seen.
+    /// [`Daemon::log_lines_any_order`] on this setup's daemon.
     fn log_lines_any_order(&self, wanted: &[&[&str]]) -> Result<Vec<String>, Vec<String>> {
-        let mut found: Vec<Option<String>> = vec![None; wanted.len()];
-        let mut seen = Vec::new();
-        for _ in 0..600 {
-            if found.iter().all(Option::is_some) {
-                return Ok(found.into_iter().flatten().collect());
-            }
-            match self.daemon.log.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    for (slot, needles) in found.iter_mut().zip(wanted) {
-                        if slot.is_none() && needles.iter().all(|n| line.contains(n)) {
-                            *slot = Some(line.clone());
-                        }
-                    }
-                    seen.push(line);
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        Err(seen)
+        self.daemon.log_lines_any_order(wanted)
     }
 
     /// Waits (bounded) for a log line with every one of `needles`: it, and the lines before.

@@ -58,8 +58,9 @@ struct ConnState {
     /// The keyboard-interactive conversation under way was refused before it started (an
     /// invalid user, `DenyUsers`, root where `PermitRootLogin` forbids): it runs all the same,
     /// as sshd's does, so that the client cannot tell such a user from one whose answer was
-    /// wrong, and ends refused whatever PAM says.
-    decoy: bool,
+    /// wrong, and ends refused whatever PAM says. `Some(invalid)`: whether sshd would call the
+    /// user invalid (for the failure's log line).
+    decoy: Option<bool>,
 }
 
 /// Whether accepting `method` after `done` completes one of the `AuthenticationMethods`
@@ -116,6 +117,10 @@ impl Policy {
 enum Verdict {
     /// Refused before the method was tried; the reason is logged.
     Refused(String),
+    /// Refused as sshd refuses a user it treats as invalid (no account, or refused by
+    /// `AllowUsers`, `DenyUsers`, `AllowGroups`, `DenyGroups`): the same, and the failure's log
+    /// line says "for invalid user".
+    Invalid(String),
     /// The method decided (public keys are decided on the thread too).
     Decided(Decision<Restrictions>, Arc<SshdConfig>),
     /// Allowed so far: `inner` decides.
@@ -229,13 +234,13 @@ fn verdict(
         return Verdict::Refused(format!("{why} for {request_user}"));
     }
     let Some(account) = account else {
-        return Verdict::Refused(format!("Invalid user {request_user} from {}", from_where(facts)));
+        return Verdict::Invalid(format!("Invalid user {request_user} from {}", from_where(facts)));
     };
     let ip = facts.peer_ip();
     if let UserAccess::Refused(why) =
         config.user_access(request_user, &groups_of(&account), &ip, &ip)
     {
-        return Verdict::Refused(format!("User {request_user} from {ip} {why}"));
+        return Verdict::Invalid(format!("User {request_user} from {ip} {why}"));
     }
     let (pubkey, certificate) = match attempt {
         Attempt::PublicKeyQuery { key, certificate, .. }
@@ -469,20 +474,18 @@ impl AuthBackend for Policy {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
         if matches!(request.attempt, Attempt::KeyboardInteractiveResponses { .. }) {
             let id = request.connection.id;
-            let decoy = self.state.borrow().get(&id).is_some_and(|state| state.decoy);
+            let decoy = self.state.borrow().get(&id).and_then(|state| state.decoy);
             let answer = self.inner.decide(request);
-            if !decoy {
-                return answer;
-            }
+            let Some(invalid) = decoy else { return answer };
             let (state, request) = (Rc::clone(&self.state), request.clone());
             return answer.then(move |decision| {
                 Ok(match decision {
                     Ok(Decision::InfoRequest(info)) => Decision::InfoRequest(info),
                     _ => {
                         if let Some(state) = state.borrow_mut().get_mut(&id) {
-                            state.decoy = false;
+                            state.decoy = None;
                         }
-                        log_decision(&request, &Decision::Reject, false);
+                        log_decision(&request, &Decision::Reject, false, invalid);
                         Decision::Reject
                     }
                 })
@@ -490,7 +493,7 @@ impl AuthBackend for Policy {
         }
         // A new attempt ends any conversation held for show (a later one decides afresh).
         if let Some(state) = self.state.borrow_mut().get_mut(&request.connection.id) {
-            state.decoy = false;
+            state.decoy = None;
         }
         let file = Arc::clone(&self.file);
         let user = request.user.clone();
@@ -509,6 +512,7 @@ impl AuthBackend for Policy {
         let decoys = Rc::clone(&self.state);
         let _end: Deferred<()> = verdict.then(move |result| {
             let verdict = result.unwrap_or_else(|e| Verdict::Refused(e.to_string()));
+            let invalid = matches!(verdict, Verdict::Invalid(_));
             let finish = move |decision: Decision<Restrictions>,
                                config: Option<Arc<SshdConfig>>| {
                 let decision = match (decision, &config) {
@@ -540,10 +544,10 @@ impl AuthBackend for Policy {
                         (request.clone(), decision.clone(), Rc::clone(&state), facts.id);
                     move |confirmed: bool| {
                         if !confirmed {
-                            log_decision(&request, &Decision::Reject, false);
+                            log_decision(&request, &Decision::Reject, false, invalid);
                             return;
                         }
-                        log_decision(&request, &decision, partial);
+                        log_decision(&request, &decision, partial, invalid);
                         if counts {
                             count_method(&state, id, &request.attempt, config);
                         }
@@ -559,13 +563,13 @@ impl AuthBackend for Policy {
                 fired.callback(decision);
             };
             match verdict {
-                Verdict::Refused(why)
+                Verdict::Refused(why) | Verdict::Invalid(why)
                     if matches!(ask.attempt, Attempt::KeyboardInteractive { .. }) =>
                 {
                     // As sshd: the conversation runs (its prompts reach the client), and ends
                     // refused whatever the answers (see `ConnState::decoy`).
                     log::info!("{why}");
-                    decoys.borrow_mut().entry(ask.connection.id).or_default().decoy = true;
+                    decoys.borrow_mut().entry(ask.connection.id).or_default().decoy = Some(invalid);
                     let answer = inner.decide(&ask);
                     let _end: Deferred<()> = answer.then(move |result| {
                         match result {
@@ -577,7 +581,7 @@ impl AuthBackend for Policy {
                         Ok(())
                     });
                 }
-                Verdict::Refused(why) => {
+                Verdict::Refused(why) | Verdict::Invalid(why) => {
                     log::info!("{why}");
                     finish(Decision::Reject, None);
                 }
@@ -701,9 +705,15 @@ fn count_method(
     }
 }
 
-fn log_decision(request: &AuthRequest, decision: &Decision<Restrictions>, partial: bool) {
+fn log_decision(
+    request: &AuthRequest,
+    decision: &Decision<Restrictions>,
+    partial: bool,
+    invalid: bool,
+) {
     let from = from_where(&request.connection);
-    let user = &request.user;
+    let user =
+        if invalid { format!("invalid user {}", request.user) } else { request.user.clone() };
     let (method, detail) = match &request.attempt {
         Attempt::PublicKeyQuery { .. } => return,
         Attempt::PublicKey { certificate: Some(cert), .. } => (
