@@ -58,7 +58,8 @@ fn ssh_args(scratch: &Scratch, port: u16, cipher: Option<(&str, Option<&str>)>) 
     args
 }
 
-/// `ssh` under `sh`, which prints its children's CPU times (`times`) on standard error last.
+/// `ssh` (or another program with `args`: `sh -c` for the pipeline without SSH) under `sh`,
+/// which prints its children's CPU times (`times`) on standard error last.
 fn timed_ssh(
     program: &str,
     args: &[String],
@@ -391,16 +392,9 @@ fn transfer(
 /// `cat` run by `sh` here, with 1 MiB pipes as our client and server use. What the machine moves
 /// through those parts alone, which every SSH transfer runs too (and more): MB/s.
 pub fn without_ssh(scratch: &Scratch, direction: Direction, data: &Data) -> Result<f64, String> {
+    let shell = ["-c".to_owned()];
     let (_, seconds) = transfer(scratch, direction, data, true, |command, stdin, stdout| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("timeout {SSH_LIMIT_SECS} sh -c \"$0\"; s=$?; times >&2; exit $s"))
-            .arg(command)
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("sh: {e}"))
+        timed_ssh("sh", &shell, command, stdin, stdout)
     })?;
     Ok(data.bytes as f64 / 1e6 / seconds.max(f64::MIN_POSITIVE))
 }
