@@ -143,6 +143,14 @@ struct Setup {
 }
 
 fn setup(tag: &str, extra: &str) -> Option<Setup> {
+    let (dir, key, user, password) = test_user(tag)?;
+    let daemon = start_daemon(&dir, extra);
+    Some(Setup { _dir: dir, key, user, daemon, password })
+}
+
+/// A scratch directory, a key, and a test user with that key and a password (`None`, said
+/// why, when `useradd` fails).
+fn test_user(tag: &str) -> Option<(TempDir, PathBuf, TestUser, &'static str)> {
     let dir = TempDir::new(tag);
     let key = keygen(dir.root(), "id_ed25519", "ed25519");
     let Some(user) = TestUser::create(&dir.path("home"), &key) else {
@@ -151,8 +159,7 @@ fn setup(tag: &str, extra: &str) -> Option<Setup> {
     };
     let password = "Tw1ne-pam-pw";
     set_password(&user.name, password);
-    let daemon = start_daemon(&dir, extra);
-    Some(Setup { _dir: dir, key, user, daemon, password })
+    Some((dir, key, user, password))
 }
 
 /// A root daemon (`-D -e`) with `UsePAM yes` and `extra` lines (first: the first value of a
@@ -285,14 +292,7 @@ fn keyboard_interactive_asks_an_invalid_or_refused_user_like_any_other_and_lets_
     if !root_or_skip("pam-decoy") {
         return;
     }
-    let dir = TempDir::new("pam-decoy");
-    let key = keygen(dir.root(), "id_ed25519", "ed25519");
-    let Some(user) = TestUser::create(&dir.path("home"), &key) else {
-        println!("pam-decoy: skipped: useradd failed");
-        return;
-    };
-    let password = "Tw1ne-pam-pw";
-    set_password(&user.name, password);
+    let Some((dir, _key, user, password)) = test_user("pam-decoy") else { return };
     // Answers every prompt with the password given in the environment, noting the prompt.
     let prompts = dir.path("prompts");
     let askpass = dir.write(

@@ -282,7 +282,6 @@ pub(crate) fn ssh(port: u16, key: &Path, user: &str) -> Command {
     command
 }
 
-/// The options `ssh`, `scp` and `sftp` share: no config files, no known hosts, one key.
 /// `ssh` (bounded by [`CLIENT_TIME_LIMIT`]) through `sshpass` giving `password`, by `method`
 /// only (`password` or `keyboard-interactive`), with no configuration file, host keys not
 /// checked and one prompt; the caller adds the port, user, host and command.
@@ -303,6 +302,7 @@ pub(crate) fn ssh_with_password(password: &str, method: &str) -> Command {
     c
 }
 
+/// The options `ssh`, `scp` and `sftp` share: no config files, no known hosts, one key.
 pub(crate) fn client_options(key: &Path) -> Vec<String> {
     [
         "-F",
