@@ -737,6 +737,114 @@ fn a_key_removed_between_the_query_and_the_signature_is_refused_by_the_monitor_a
     assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
 }
 
+/// An agent in front of `agent` that answers each signing request with a signature by
+/// another key it holds, over the same data: the client then sends its key with a signature
+/// that key did not make. Serves connections until the test ends.
+fn agent_that_signs_with_another_key(listen: &std::path::Path, agent: std::path::PathBuf) {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    fn message(stream: &mut UnixStream) -> Option<Vec<u8>> {
+        let mut length = [0u8; 4];
+        stream.read_exact(&mut length).ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
+        stream.read_exact(&mut body).ok()?;
+        Some(body)
+    }
+    fn send(stream: &mut UnixStream, body: &[u8]) -> Option<()> {
+        let length = u32::try_from(body.len()).ok()?.to_be_bytes();
+        stream.write_all(&length).and_then(|()| stream.write_all(body)).ok()
+    }
+    fn string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+        let length = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        Some((bytes.get(4..4 + length)?, &bytes[4 + length..]))
+    }
+    // The key blobs the agent holds (SSH_AGENTC_REQUEST_IDENTITIES).
+    fn identities(agent: &std::path::Path) -> Option<Vec<Vec<u8>>> {
+        let mut stream = UnixStream::connect(agent).ok()?;
+        send(&mut stream, &[11])?;
+        let answer = message(&mut stream)?;
+        let count = u32::from_be_bytes(answer.get(1..5)?.try_into().ok()?);
+        let mut rest = &answer[5..];
+        let mut blobs = Vec::new();
+        for _ in 0..count {
+            let (blob, after) = string(rest)?;
+            let (_comment, after) = string(after)?;
+            blobs.push(blob.to_vec());
+            rest = after;
+        }
+        Some(blobs)
+    }
+    let listener = UnixListener::bind(listen).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut upstream) = UnixStream::connect(&agent) else { return };
+            let agent = agent.clone();
+            std::thread::spawn(move || loop {
+                let Some(mut body) = message(&mut client) else { return };
+                // SSH_AGENTC_SIGN_REQUEST: string key, string data, uint32 flags.
+                if body.first() == Some(&13) {
+                    let Some((key, rest)) = string(&body[1..]) else { return };
+                    let Some(blobs) = identities(&agent) else { return };
+                    let Some(other) = blobs.iter().find(|b| b.as_slice() != key) else { return };
+                    let mut forged = vec![13];
+                    forged.extend_from_slice(&u32::try_from(other.len()).unwrap().to_be_bytes());
+                    forged.extend_from_slice(other);
+                    forged.extend_from_slice(rest);
+                    body = forged;
+                }
+                if send(&mut upstream, &body).is_none() {
+                    return;
+                }
+                let Some(answer) = message(&mut upstream) else { return };
+                if send(&mut client, &answer).is_none() {
+                    return;
+                }
+            });
+        }
+    });
+}
+
+/// The worker leaves a key login's signature to the monitor, which verifies each one it
+/// accepts: a key in `authorized_keys` sent with another key's signature over the right data
+/// is refused as sshd refuses it ("Failed publickey"), nothing is accepted, and the worker
+/// lives on.
+#[test]
+fn a_signature_made_by_another_key_is_refused_by_the_monitor_and_the_worker_lives_on() {
+    let Some(s) = setup("privsep-forged-signature", 1, "") else { return };
+    let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let agent_sock = s.dir.path("agent.sock");
+    let mut agent = agent_holding(&agent_sock, &s.key);
+    let other = keygen(s.dir.root(), "id_other", "ed25519");
+    let added = Command::new("ssh-add")
+        .arg(&other)
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success(), "ssh-add failed");
+    let front = s.dir.path("front.sock");
+    agent_that_signs_with_another_key(&front, agent_sock.clone());
+    let out = output({
+        // The public half only: the client signs through the agent.
+        let mut c = ssh(s.daemon.port, &s.key.with_extension("pub"), &s.user.name);
+        c.env("SSH_AUTH_SOCK", &front);
+        c.args(["-o", "IdentitiesOnly=yes", "echo in"]);
+        c
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(out.status.code(), Some(255), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("Permission denied (publickey"), "{}", stderr(&out));
+    let (before, failed) = log_until(&s.daemon, "Failed publickey for");
+    let failed = failed.unwrap_or_else(|| panic!("no Failed publickey: {before:#?}"));
+    let expected = format!("Failed publickey for {} from 127.0.0.1 port ", s.user.name);
+    assert!(failed.contains(&expected) && failed.contains(" ssh2: ED25519 SHA256:"), "{failed}");
+    let refused = before.iter().find(|l| l.contains("monitor refused the public key"));
+    assert!(refused.is_some_and(|l| l.contains("signature does not verify")), "{before:#?}");
+    assert!(!before.iter().any(|l| l.contains("Accepted publickey")), "{before:#?}");
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+}
+
 /// A key that completes the login is checked by the monitor and the login told in the same
 /// round trip; under `AuthenticationMethods publickey,publickey` one key is only a partial
 /// success, and the monitor is not told of a login (it would then refuse the second key's

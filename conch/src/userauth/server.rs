@@ -59,6 +59,14 @@ pub struct ServerConfig {
     /// [`AuthBackend`](crate::server::AuthBackend)'s decision; this machine only checks that
     /// the certified key made the signature.
     pub publickey_cert_algorithms: Vec<SignatureAlgorithm>,
+    /// Whether a signed `publickey` request reaches the
+    /// [`AuthBackend`](crate::server::AuthBackend) with its signature unchecked (default
+    /// `false`: this machine verifies it first, and a bad signature fails without asking).
+    /// Set it only when the backend verifies every signature it accepts itself, over the data
+    /// RFC 4252 §7 names for this connection's session id: a privilege-separated server whose
+    /// monitor verifies each key login again, which would otherwise verify it twice. With it
+    /// set, a backend that accepts a signed attempt without verifying lets anyone in.
+    pub signatures_verified_by_backend: bool,
 }
 
 impl ServerConfig {
@@ -81,6 +89,7 @@ impl ServerConfig {
             ],
             settings_per_user: false,
             publickey_cert_algorithms: Vec::new(),
+            signatures_verified_by_backend: false,
         }
     }
 
@@ -684,17 +693,18 @@ impl<R> Server<R> {
                 Attempt::PublicKeyQuery { algorithm, key, certificate },
             );
         };
-        let service = SERVICE_CONNECTION;
-        let data = signed_data(
-            &self.session_id,
-            user,
-            service,
-            pk.algorithm,
-            pk.key_blob,
-            pk.host_key_blob,
-        );
-        if key.verify(algorithm, &data, signature).is_err() {
-            return self.fail(now, now, false);
+        if !self.config.signatures_verified_by_backend {
+            let data = signed_data(
+                &self.session_id,
+                user,
+                SERVICE_CONNECTION,
+                pk.algorithm,
+                pk.key_blob,
+                pk.host_key_blob,
+            );
+            if key.verify(algorithm, &data, signature).is_err() {
+                return self.fail(now, now, false);
+            }
         }
         self.ask(
             now,

@@ -600,6 +600,47 @@ fn wrong_signature_is_rejected_before_the_application_sees_it() {
     assert_eq!(pair.server.failures(), 1);
 }
 
+/// With `signatures_verified_by_backend` (a privilege-separated worker, whose monitor verifies
+/// every key it accepts), a signed request reaches the application unchecked, with the bytes
+/// the client sent; the application's refusal fails it as any refusal does. Without it, the
+/// same request fails before the application hears of it.
+#[test]
+fn a_backend_that_verifies_signatures_itself_gets_the_signature_unchecked() {
+    let blob = user_key(1).public_key().to_blob();
+    let data = signed_data(SESSION_ID, "alice", SERVICE_CONNECTION, "ssh-ed25519", &blob, None);
+    // Key 1 offered, key 3's signature: no good for key 1.
+    let forged = user_key(3).sign(SignatureAlgorithm::Ed25519, &data).unwrap();
+    let request = encode_request(
+        "alice",
+        MethodData::PublicKey(PublicKeyData {
+            algorithm: "ssh-ed25519",
+            key_blob: &blob,
+            host_key_blob: None,
+            signature: Some(&forged),
+        }),
+    );
+    let now = Instant::now();
+
+    let mut checking = new_server(server_with(&[Method::PublicKey]));
+    take(&mut checking, now, &request);
+    assert!(checking.poll_event().is_none(), "the core verifies and refuses it itself");
+    assert_eq!(checking.failures(), 1);
+
+    let mut config = server_with(&[Method::PublicKey]);
+    config.signatures_verified_by_backend = true;
+    let mut server = new_server(config);
+    take(&mut server, now, &request);
+    let (id, attempt) = asked(&mut server);
+    let Attempt::PublicKey { key, signature, certificate: None, .. } = attempt else {
+        panic!("expected a signed public key attempt, got {attempt:?}");
+    };
+    assert_eq!(&key, user_key(1).public_key());
+    assert_eq!(signature, forged);
+    server.auth_decided(now, id, Decision::Reject).unwrap();
+    assert_eq!(server.failures(), 1);
+    assert!(!server.is_authenticated());
+}
+
 /// A signature over another session identifier does not verify.
 #[test]
 fn signature_over_another_session_does_not_verify() {
