@@ -127,6 +127,14 @@ enum Verdict {
     Ask(Arc<SshdConfig>),
 }
 
+/// The groups `config`'s `AllowGroups` and `DenyGroups` test (none to read without them).
+fn groups_for_access(config: &SshdConfig, account: &Account) -> Vec<String> {
+    if config.allow_groups.is_empty() && config.deny_groups.is_empty() {
+        return Vec::new();
+    }
+    groups_of(account)
+}
+
 pub(crate) fn groups_of(account: &Account) -> Vec<String> {
     if let Some(groups) = crate::privsep::worker::groups_of(&account.name) {
         return groups;
@@ -184,7 +192,8 @@ pub(crate) fn config_for(
     let ci = ConnectionInfo {
         user: Some(user.to_owned()),
         user_invalid: account.is_none(),
-        groups: account.map(groups_of),
+        // Read only when a `Match Group` block or a group list may test them.
+        groups: account.map(|a| if file.uses_groups() { groups_of(a) } else { Vec::new() }),
         host: Some(address.clone()),
         address: Some(address),
         local_address: Some(
@@ -238,7 +247,7 @@ fn verdict(
     };
     let ip = facts.peer_ip();
     if let UserAccess::Refused(why) =
-        config.user_access(request_user, &groups_of(&account), &ip, &ip)
+        config.user_access(request_user, &groups_for_access(&config, &account), &ip, &ip)
     {
         return Verdict::Invalid(format!("User {request_user} from {ip} {why}"));
     }
@@ -320,7 +329,9 @@ pub(crate) fn login_allowed(
     ip: &str,
 ) -> Result<(), String> {
     let user = account.name.as_str();
-    if let UserAccess::Refused(why) = config.user_access(user, &groups_of(account), ip, ip) {
+    if let UserAccess::Refused(why) =
+        config.user_access(user, &groups_for_access(config, account), ip, ip)
+    {
         return Err(format!("User {user} from {ip} {why}"));
     }
     let enabled = match method {

@@ -93,15 +93,22 @@ pub(crate) fn groups_of(user: &str) -> Option<Vec<String>> {
     Some(with_cache(|cache| cache.groups.get(user).cloned().unwrap_or_default()))
 }
 
-/// Asks the monitor for `user`, their groups and, for a public key (`keys`: `Some`, with the
+/// Asks the monitor for `user`, their groups when the configuration tests any (`groups`:
+/// `AllowGroups`, `DenyGroups`, `Match Group`) and, for a public key (`keys`: `Some`, with the
 /// key's blob when an `AuthorizedKeysCommand` is to print lines for it), their keys on
 /// `connection`, in one round trip (for a user it does not know, the monitor answers no groups
 /// and no keys).
-fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: Option<Option<Vec<u8>>>) {
-    let mut requests = vec![
-        Request::LookupUser { connection, user: user.to_owned() },
-        Request::LookupGroups { connection, user: user.to_owned() },
-    ];
+fn prefetch(
+    client: &Client,
+    connection: ConnectionId,
+    user: &str,
+    groups: bool,
+    keys: Option<Option<Vec<u8>>>,
+) {
+    let mut requests = vec![Request::LookupUser { connection, user: user.to_owned() }];
+    if groups {
+        requests.push(Request::LookupGroups { connection, user: user.to_owned() });
+    }
     if let Some(key) = &keys {
         let user = user.to_owned();
         requests.push(Request::ReadAuthorizedKeys { connection, user, key: key.clone() });
@@ -127,7 +134,7 @@ fn prefetch(client: &Client, connection: ConnectionId, user: &str, keys: Option<
     };
     let found = account.is_some();
     with_cache(|cache| cache.accounts.insert(user.to_owned(), account));
-    let groups = match replies.next() {
+    let groups = match groups.then(|| replies.next()).flatten() {
         Some(Reply::Groups(names)) if found => names,
         _ => Vec::new(),
     };
@@ -243,6 +250,9 @@ struct PrivsepAuth {
     /// Whether a public key that completes the login may be checked and the login told in one
     /// round trip: not with `UsePAM` (its account check asks the monitor between the two).
     pipeline_login: bool,
+    /// Whether the configuration tests groups ([`SshdConfigFile::uses_groups`]): else the
+    /// monitor is not asked for them.
+    groups: bool,
     /// Per connection: the user and the monitor's answer to a `ConnectionAuthenticated` sent
     /// with the public key check, for [`open_session`](AuthBackend::open_session).
     told: Rc<RefCell<HashMap<ConnectionId, (String, Reply)>>>,
@@ -281,6 +291,7 @@ impl AuthBackend for PrivsepAuth {
         };
         let (client, connection, user) =
             (Arc::clone(&self.client), request.connection.id, request.user.clone());
+        let groups = self.groups;
         let keys =
             matches!(request.attempt, Attempt::PublicKeyQuery { .. } | Attempt::PublicKey { .. });
         // With an `AuthorizedKeysCommand` the lines depend on the key offered (a certificate
@@ -320,7 +331,7 @@ impl AuthBackend for PrivsepAuth {
             let offload = if keys && self.slow_keys { &self.pool } else { &request.offload };
             offload.run(move || {
                 if !known {
-                    prefetch(&client, connection, &user, keys.then_some(blob));
+                    prefetch(&client, connection, &user, groups, keys.then_some(blob));
                 }
                 if let Some((check, key)) = certificate {
                     ask_certificate(&client, &check, key);
@@ -512,6 +523,8 @@ impl AuthBackend for PrivsepAuth {
 struct LookedUpFirst {
     inner: Rc<dyn UserSettings>,
     client: Arc<Client>,
+    /// Whether the configuration tests groups ([`SshdConfigFile::uses_groups`]).
+    groups: bool,
 }
 
 impl UserSettings for LookedUpFirst {
@@ -523,7 +536,8 @@ impl UserSettings for LookedUpFirst {
         offload: &Offload,
     ) -> Deferred<ConnectionSettings> {
         let (client, connection, name) = (Arc::clone(&self.client), facts.id, user.to_owned());
-        let fetched = offload.run(move || prefetch(&client, connection, &name, None));
+        let groups = self.groups;
+        let fetched = offload.run(move || prefetch(&client, connection, &name, groups, None));
         let (inner, user, facts) = (Rc::clone(&self.inner), user.to_owned(), Rc::clone(facts));
         let (current, on) = (current.clone(), offload.clone());
         chain(&fetched, offload.deferred(), move |_| inner.settings(&user, &facts, &current, &on))
@@ -1131,12 +1145,14 @@ pub(crate) fn run(
         key_command: file.runs_authorized_keys_command(),
         file: Arc::clone(file),
         pipeline_login: !(cfg!(feature = "pam") && startup.use_pam),
+        groups: file.uses_groups(),
         told: Rc::default(),
     });
     if file.matches_on_account() || file.refuses_connections() {
         if let Some(inner) = config.user_settings.take() {
             let client = Arc::clone(&client);
-            config.user_settings = Some(Rc::new(LookedUpFirst { inner, client }));
+            let groups = file.uses_groups();
+            config.user_settings = Some(Rc::new(LookedUpFirst { inner, client, groups }));
         }
     }
     let spawner = MonitorSpawner { reactor: reactor.clone(), client: Arc::clone(&client) };

@@ -274,6 +274,22 @@ impl SshdConfigFile {
         walk(&self.items)
     }
 
+    /// Whether some connection's settings may depend on the user's groups: `AllowGroups` or
+    /// `DenyGroups` set globally or in any `Match` block, or a `Match Group` block. When not, a
+    /// server need not read the group database to authenticate anyone.
+    pub fn uses_groups(&self) -> bool {
+        fn walk(items: &[Item]) -> bool {
+            items.iter().any(|item| match item {
+                Item::Match(criteria) => criteria.iter().any(|c| matches!(c, Criterion::Group(_))),
+                Item::Directive { kw, .. } => matches!(kw, Kw::AllowGroups | Kw::DenyGroups),
+                Item::Include(files) => files.iter().any(|f| walk(f)),
+            })
+        }
+        self.base.values.contains_key(&Kw::AllowGroups)
+            || self.base.values.contains_key(&Kw::DenyGroups)
+            || walk(&self.items)
+    }
+
     /// The text values `kw` has in the file: the global one first, then every directive in
     /// `Match` blocks and included files, in file order.
     fn texts_anywhere(&self, kw: Kw) -> Vec<&str> {

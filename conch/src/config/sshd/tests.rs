@@ -905,6 +905,22 @@ fn match_blocks_on_group_or_invalid_user_depend_on_the_account() {
     assert!(load("Match Invalid-User\n  RefuseConnection yes\n").unwrap().matches_on_account());
 }
 
+/// Groups matter to a login only where `AllowGroups`, `DenyGroups` or `Match Group` appear:
+/// globally, in a `Match` block, or in an included file.
+#[test]
+fn groups_are_used_only_where_allow_groups_deny_groups_or_match_group_appear() {
+    let by_name = "Port 22\nAllowUsers alice bob\nMatch User alice\n  DenyUsers carol\n";
+    assert!(!load(by_name).unwrap().uses_groups());
+    assert!(load("AllowGroups staff\n").unwrap().uses_groups());
+    assert!(load("DenyGroups games\n").unwrap().uses_groups());
+    assert!(load("Match Address 192.0.2.0/24\n  AllowGroups staff\n").unwrap().uses_groups());
+    assert!(load("Match Group wheel\n  Banner none\n").unwrap().uses_groups());
+    assert!(!load("Match Invalid-User\n  RefuseConnection yes\n").unwrap().uses_groups());
+    let mut fs = fs_with("Include /etc/ssh/inner.conf\n");
+    fs.insert("/etc/ssh/inner.conf", "Match User alice\n DenyGroups games\n");
+    assert!(SshdLoader::new(&fs).load(Some(PATH)).unwrap().uses_groups());
+}
+
 /// An `AuthenticationMethods` list naming a method OpenSSH does not know is an error when the
 /// file is read, naming the file and line, wherever it is (a `Match` block that applies to no
 /// one included), as sshd's `auth2_methods_valid` at parse time; a known method is not, even
