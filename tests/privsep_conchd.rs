@@ -345,6 +345,50 @@ fn allow_groups_sees_the_user_s_groups_through_the_monitor() {
     }
 }
 
+/// A session runs with the user's supplementary groups as the group database lists them when
+/// it starts: a group the user joins is in the next session's `id -G`, and one the user
+/// leaves is gone from it (the monitor reuses what it read for at most a second, so each
+/// change waits that long).
+#[test]
+fn sessions_get_the_supplementary_groups_the_group_database_lists_when_they_start() {
+    struct Group(String);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = Command::new("groupdel").arg(&self.0).stderr(Stdio::null()).status();
+        }
+    }
+    let Some(s) = setup("privsep-supplementary", 1, "") else { return };
+    let group = Group(format!("twg{}", std::process::id()));
+    drop(Command::new("groupdel").arg(&group.0).stderr(Stdio::null()).status());
+    assert!(Command::new("groupadd").arg(&group.0).status().unwrap().success());
+    let gid = nix::unistd::Group::from_name(&group.0).unwrap().unwrap().gid.as_raw();
+    let ids = || {
+        let out = output({
+            let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+            c.arg("id -G");
+            c
+        });
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).split_whitespace().map(|id| id.parse::<u32>().unwrap()).collect::<Vec<_>>()
+    };
+    let before = ids();
+    assert!(before.contains(&s.user.gid) && !before.contains(&gid), "{before:?}");
+    let joined = Command::new("usermod").args(["-aG", &group.0, &s.user.name]).status().unwrap();
+    assert!(joined.success());
+    std::thread::sleep(Duration::from_millis(1200));
+    let member = ids();
+    assert!(member.contains(&gid) && member.contains(&s.user.gid), "{member:?}");
+    let left = Command::new("gpasswd")
+        .args(["-d", &s.user.name, &group.0])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(left.success());
+    std::thread::sleep(Duration::from_millis(1200));
+    let after = ids();
+    assert!(!after.contains(&gid), "a group the user left: {after:?}");
+}
+
 /// Certificates are checked by the monitor as without privilege separation: a trusted CA's
 /// certificate logs in; a wrong principal, an expired, an untrusted and a revoked one do not.
 #[test]

@@ -1025,18 +1025,31 @@ fn give_terminal(terminal: &OwnedFd, owner: PtyOwner) -> nix::Result<()> {
     nix::sys::stat::fchmod(terminal, mode)
 }
 
+impl Groups {
+    /// The group ids these are, for a user whose primary group is `gid`: [`Only`](Self::Only)'s
+    /// list, or [`OfUser`](Self::OfUser)'s from the group database (`getgrouplist`, which
+    /// includes `gid`). Blocking: NSS may read files or ask a daemon.
+    ///
+    /// # Errors
+    ///
+    /// The user name holds a NUL byte, or the group database cannot be read.
+    pub fn resolve(&self, gid: u32) -> Result<Vec<u32>, Error> {
+        match self {
+            Self::Only(groups) => Ok(groups.clone()),
+            Self::OfUser(user) => {
+                let name = CString::new(OsStr::new(user).as_bytes()).map_err(|_| {
+                    Error::new(ErrorKind::InvalidInput, "user name with a NUL byte")
+                })?;
+                let groups = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid))
+                    .map_err(|err| Error::from_errno(err as i32, format!("groups of {user}")))?;
+                Ok(groups.into_iter().map(nix::unistd::Gid::as_raw).collect())
+            }
+        }
+    }
+}
+
 /// Resolves the supplementary group list in the parent (reading the group database is not
 /// safe in the child before exec).
 fn resolve_groups(credentials: &Credentials) -> Result<Vec<libc::gid_t>, Error> {
-    match &credentials.groups {
-        Groups::Only(groups) => Ok(groups.clone()),
-        Groups::OfUser(user) => {
-            let name = CString::new(OsStr::new(user).as_bytes())
-                .map_err(|_| Error::new(ErrorKind::InvalidInput, "user name with a NUL byte"))?;
-            let groups =
-                nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(credentials.gid))
-                    .map_err(|err| Error::from_errno(err as i32, format!("groups of {user}")))?;
-            Ok(groups.into_iter().map(nix::unistd::Gid::as_raw).collect())
-        }
-    }
+    credentials.groups.resolve(credentials.gid)
 }

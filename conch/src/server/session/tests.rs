@@ -296,3 +296,34 @@ fn runs_an_in_process_protocol() {
     assert!(closed(&rig));
     assert_eq!(*seen.borrow(), ["alice Some(\"xterm\")", "132x43"]);
 }
+
+/// A spawner reads a user's supplementary groups once for the sessions it starts within
+/// `GROUPS_KEPT`; a read for another user or primary group, or after that, goes to the
+/// database again; a failed read is not kept.
+#[test]
+fn supplementary_groups_are_read_once_per_user_for_a_burst_of_sessions() {
+    use super::unix::{KeptGroups, GROUPS_KEPT};
+    use std::time::{Duration, Instant};
+    let reads = Cell::new(0);
+    let read = |ids: &[u32]| {
+        reads.set(reads.get() + 1);
+        Ok(ids.to_vec())
+    };
+    let mut kept = KeptGroups::default();
+    let start = Instant::now();
+    assert_eq!(kept.get("alice", 100, start, || read(&[100, 27])).unwrap(), [100, 27]);
+    let soon = start + GROUPS_KEPT - Duration::from_millis(1);
+    assert_eq!(kept.get("alice", 100, soon, || read(&[100])).unwrap(), [100, 27]);
+    assert_eq!(reads.get(), 1, "a second session in the burst read the database");
+    assert_eq!(kept.get("bob", 100, soon, || read(&[100, 4])).unwrap(), [100, 4]);
+    assert_eq!(kept.get("bob", 200, soon, || read(&[200])).unwrap(), [200]);
+    assert_eq!(reads.get(), 3);
+    let later = soon + GROUPS_KEPT;
+    assert_eq!(kept.get("bob", 200, later, || read(&[200, 5])).unwrap(), [200, 5]);
+    assert_eq!(reads.get(), 4, "groups were kept past GROUPS_KEPT");
+    let failed = kept.get("carol", 300, later, || {
+        Err(twine_core::Error::new(twine_core::ErrorKind::Other, "no database"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(kept.get("bob", 200, later, || read(&[0])).unwrap(), [200, 5]);
+}

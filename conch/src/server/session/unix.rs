@@ -6,6 +6,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal as NixSignal;
 use nix::sys::termios::Termios;
@@ -121,12 +122,51 @@ pub struct LocalSpawner {
     reactor: Reactor,
     /// The `tty` group's id, looked up once.
     tty_group: OnceCell<Option<u32>>,
+    /// The supplementary groups read last, for sessions started right after.
+    groups: RefCell<KeptGroups>,
 }
 
 impl LocalSpawner {
     /// Spawns with `reactor`.
     pub fn new(reactor: &Reactor) -> Self {
-        Self { reactor: reactor.clone(), tty_group: OnceCell::new() }
+        Self {
+            reactor: reactor.clone(),
+            tty_group: OnceCell::new(),
+            groups: RefCell::new(KeptGroups::default()),
+        }
+    }
+}
+
+/// How long a spawner reuses the supplementary groups it read for a user: sessions started in
+/// a burst (several channels of one client, a wave of logins) read the group database once,
+/// where each read may cost NSS dozens of system calls. A change to a user's groups reaches
+/// the sessions started at most this long after it.
+pub(crate) const GROUPS_KEPT: Duration = Duration::from_secs(1);
+
+/// The supplementary groups last read: for which user and primary group, when, and the ids.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KeptGroups {
+    last: Option<(String, u32, Instant, Vec<u32>)>,
+}
+
+impl KeptGroups {
+    /// `user`'s groups (primary group `gid`) at `now`: as read less than [`GROUPS_KEPT`]
+    /// before for the same user and primary group, else from `read`, kept then.
+    pub(crate) fn get(
+        &mut self,
+        user: &str,
+        gid: u32,
+        now: Instant,
+        read: impl FnOnce() -> Result<Vec<u32>, CoreError>,
+    ) -> Result<Vec<u32>, CoreError> {
+        if let Some((name, primary, at, groups)) = &self.last {
+            if name == user && *primary == gid && now.saturating_duration_since(*at) < GROUPS_KEPT {
+                return Ok(groups.clone());
+            }
+        }
+        let groups = read()?;
+        self.last = Some((user.to_owned(), gid, now, groups.clone()));
+        Ok(groups)
     }
 }
 
@@ -148,10 +188,14 @@ impl SessionSpawner for LocalSpawner {
             options = options.env(key, value);
         }
         if euid.is_root() {
+            let groups =
+                self.groups.borrow_mut().get(&account.name, account.gid, Instant::now(), || {
+                    Groups::OfUser(account.name.clone()).resolve(account.gid)
+                })?;
             options = options.credentials(Credentials {
                 uid: account.uid,
                 gid: account.gid,
-                groups: Groups::OfUser(account.name.clone()),
+                groups: Groups::Only(groups),
             });
         } else if account.uid != euid.as_raw() {
             return Err(CoreError::new(
