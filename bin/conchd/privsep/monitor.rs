@@ -279,6 +279,45 @@ impl Protocol for Signals {
     fn connection_lost(&mut self, _reason: Reason) {}
 }
 
+/// What a session spawner is made from: `PrintMotd`, `PrintLastLog`, and the PAM service
+/// sessions open (`UsePAM yes`).
+type SpawnerKey = (bool, bool, Option<String>);
+
+thread_local! {
+    /// The main reactor's session spawner, kept from one session to the next (what it looks
+    /// up, such as the `tty` group and a burst of sessions' groups, stays looked up), with
+    /// what it was made from.
+    static SPAWNER: RefCell<Option<(SpawnerKey, Rc<AroundSpawner>)>> = const { RefCell::new(None) };
+}
+
+/// The spawner for `settings` on the main reactor: the one kept, else a new one, kept.
+fn session_spawner(reactor: &Reactor, settings: &Settings) -> Rc<AroundSpawner> {
+    #[cfg(feature = "pam")]
+    let pam_service = settings.pam_service.clone();
+    #[cfg(not(feature = "pam"))]
+    let pam_service = None;
+    let key: SpawnerKey = (settings.print_motd, settings.print_last_log, pam_service);
+    SPAWNER.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if let Some((made_for, spawner)) = kept.as_ref() {
+            if *made_for == key {
+                return Rc::clone(spawner);
+            }
+        }
+        let spawner = AroundSpawner::new(LocalSpawner::new(reactor), key.0, key.1);
+        // `UsePAM yes`: the PAM session is opened (and closed) by the session's keeper, as
+        // root, as conchd does without privilege separation.
+        #[cfg(feature = "pam")]
+        let spawner = match &key.2 {
+            Some(service) => spawner.with_pam_sessions(service.clone()),
+            None => spawner,
+        };
+        let spawner = Rc::new(spawner);
+        *kept = Some((key, Rc::clone(&spawner)));
+        spawner
+    })
+}
+
 /// On the main reactor: starts `plan` for `account`, hands back its descriptors.
 fn start_session(
     reactor: &Reactor,
@@ -288,18 +327,7 @@ fn start_session(
 ) -> Result<SpawnedSession, String> {
     let plan = plan_from_wire(plan, account);
     let pty = plan.pty.is_some();
-    let spawner = AroundSpawner::new(
-        LocalSpawner::new(reactor),
-        settings.print_motd,
-        settings.print_last_log,
-    );
-    // `UsePAM yes`: the PAM session is opened (and closed) by the session's keeper, as root,
-    // as conchd does without privilege separation.
-    #[cfg(feature = "pam")]
-    let spawner = match &settings.pam_service {
-        Some(service) => spawner.with_pam_sessions(service.clone()),
-        None => spawner,
-    };
+    let spawner = session_spawner(reactor, settings);
     let slot: Slot = Rc::default();
     let process = spawner
         .spawn(plan, Box::new(Reporter { slot: Rc::clone(&slot) }))
