@@ -116,7 +116,9 @@ pub trait SessionSpawner {
 }
 
 /// Spawns sessions from this process: as root it switches to the user (groups, gid, uid) and
-/// gives the pty to the user; as anyone else it serves only its own account.
+/// gives the pty to the user; as anyone else it serves only its own account. The user's
+/// supplementary groups are read from the group database once for the sessions one spawner
+/// starts within a second ([`GROUPS_KEPT`]): keep the spawner, not one per session.
 #[derive(Clone, Debug)]
 pub struct LocalSpawner {
     reactor: Reactor,
@@ -141,7 +143,7 @@ impl LocalSpawner {
 /// a burst (several channels of one client, a wave of logins) read the group database once,
 /// where each read may cost NSS dozens of system calls. A change to a user's groups reaches
 /// the sessions started at most this long after it.
-pub(crate) const GROUPS_KEPT: Duration = Duration::from_secs(1);
+pub const GROUPS_KEPT: Duration = Duration::from_secs(1);
 
 /// The supplementary groups last read: for which user and primary group, when, and the ids.
 #[derive(Clone, Debug, Default)]
