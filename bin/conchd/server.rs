@@ -101,10 +101,10 @@ pub(crate) fn stack_config(
     // Every certificate algorithm reaches the policy, which applies the connection's own
     // PubkeyAcceptedAlgorithms (a Match block may allow more than the global list).
     u.publickey_cert_algorithms = SignatureAlgorithm::ALL.to_vec();
-    // A privilege-separated worker's key logins are verified by the monitor, which accepts
-    // none it has not verified itself (`AuthenticatePublicKey`, `AuthenticateCertificate`):
-    // the worker does not verify each signature a second time.
-    u.signatures_verified_by_backend = crate::privsep::is_worker();
+    // A privilege-separated worker's plain key logins are verified by the monitor, which
+    // accepts none it has not verified itself (`AuthenticatePublicKey`): the worker does not
+    // verify each signature a second time.
+    u.backend_verifies_plain_key_signatures = crate::privsep::is_worker();
     let mut stack =
         ServerStackConfig::new(t, u, connection::Config::default()).map_err(|e| e.to_string())?;
     stack.login_grace_time =

@@ -19,9 +19,10 @@
 //!   proofs whose data it builds itself (`ProveHostKey`), for the keys it holds.
 //! - Authentication: the worker's policy runs as without privilege separation, but account
 //!   look-ups, `authorized_keys` contents and password checks come from the monitor
-//!   ([`worker`]'s `PrivsepAuth`); a public key login's signature is verified by the monitor
-//!   alone, from the exchange hash it signed (the worker's userauth leaves it unchecked:
-//!   `signatures_verified_by_backend`), a password by the monitor itself, before it accepts
+//!   ([`worker`]'s `PrivsepAuth`); a plain public key login's signature is verified by the
+//!   monitor alone, from the exchange hash it signed (the worker's userauth leaves it
+//!   unchecked: `backend_verifies_plain_key_signatures`; a certificate's is verified by both),
+//!   a password by the monitor itself, before it accepts
 //!   `ConnectionAuthenticated` — and only then starts sessions for that connection.
 //!   Certificates are checked by the monitor with the policy's own backend
 //!   (`policy::authorized_keys`: `TrustedUserCAKeys`, principals file, principals command run

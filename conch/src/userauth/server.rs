@@ -59,14 +59,16 @@ pub struct ServerConfig {
     /// [`AuthBackend`](crate::server::AuthBackend)'s decision; this machine only checks that
     /// the certified key made the signature.
     pub publickey_cert_algorithms: Vec<SignatureAlgorithm>,
-    /// Whether a signed `publickey` request reaches the
+    /// Whether a signed `publickey` request with a plain key reaches the
     /// [`AuthBackend`](crate::server::AuthBackend) with its signature unchecked (default
     /// `false`: this machine verifies it first, and a bad signature fails without asking).
-    /// Set it only when the backend verifies every signature it accepts itself, over the data
-    /// RFC 4252 §7 names for this connection's session id: a privilege-separated server whose
-    /// monitor verifies each key login again, which would otherwise verify it twice. With it
-    /// set, a backend that accepts a signed attempt without verifying lets anyone in.
-    pub signatures_verified_by_backend: bool,
+    /// Set it only when the backend verifies every plain key signature it accepts itself, over
+    /// the data RFC 4252 §7 names for this connection's session id: a privilege-separated
+    /// server whose monitor verifies each key login again, which would otherwise verify it
+    /// twice. With it set, a backend that accepts a signed attempt without verifying lets
+    /// anyone in. A certificate's signature is verified here whatever this says (a backend
+    /// may answer for a certificate from a look-up that carried no signature).
+    pub backend_verifies_plain_key_signatures: bool,
 }
 
 impl ServerConfig {
@@ -89,7 +91,7 @@ impl ServerConfig {
             ],
             settings_per_user: false,
             publickey_cert_algorithms: Vec::new(),
-            signatures_verified_by_backend: false,
+            backend_verifies_plain_key_signatures: false,
         }
     }
 
@@ -693,7 +695,7 @@ impl<R> Server<R> {
                 Attempt::PublicKeyQuery { algorithm, key, certificate },
             );
         };
-        if !self.config.signatures_verified_by_backend {
+        if !(self.config.backend_verifies_plain_key_signatures && certificate.is_none()) {
             let data = signed_data(
                 &self.session_id,
                 user,

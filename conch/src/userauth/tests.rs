@@ -600,10 +600,10 @@ fn wrong_signature_is_rejected_before_the_application_sees_it() {
     assert_eq!(pair.server.failures(), 1);
 }
 
-/// With `signatures_verified_by_backend` (a privilege-separated worker, whose monitor verifies
-/// every key it accepts), a signed request reaches the application unchecked, with the bytes
-/// the client sent; the application's refusal fails it as any refusal does. Without it, the
-/// same request fails before the application hears of it.
+/// With `backend_verifies_plain_key_signatures` (a privilege-separated worker, whose monitor
+/// verifies every key it accepts), a signed request with a plain key reaches the application
+/// unchecked, with the bytes the client sent; the application's refusal fails it as any
+/// refusal does. Without it, the same request fails before the application hears of it.
 #[test]
 fn a_backend_that_verifies_signatures_itself_gets_the_signature_unchecked() {
     let blob = user_key(1).public_key().to_blob();
@@ -627,7 +627,7 @@ fn a_backend_that_verifies_signatures_itself_gets_the_signature_unchecked() {
     assert_eq!(checking.failures(), 1);
 
     let mut config = server_with(&[Method::PublicKey]);
-    config.signatures_verified_by_backend = true;
+    config.backend_verifies_plain_key_signatures = true;
     let mut server = new_server(config);
     take(&mut server, now, &request);
     let (id, attempt) = asked(&mut server);
@@ -2004,8 +2004,9 @@ fn cert_request(
 }
 
 /// A certificate's signed request is verified with the certified key and asked about with
-/// the certificate; a certificate algorithm not accepted, a signature by another key, and a
-/// plain algorithm name over a certificate blob fail without asking.
+/// the certificate; a certificate algorithm not accepted, a signature by another key (also
+/// when plain keys' signatures are left to the backend), and a plain algorithm name over a
+/// certificate blob fail without asking.
 #[test]
 fn certificate_requests_are_verified_with_the_certified_key() {
     use crate::keys::cert::CertificateBuilder;
@@ -2027,9 +2028,14 @@ fn certificate_requests_are_verified_with_the_certified_key() {
 
     let mut no_certs = server_config();
     no_certs.publickey_cert_algorithms = vec![SignatureAlgorithm::EcdsaP256];
+    // A backend that verifies plain keys' signatures itself still gets no certificate signed
+    // by another key: certificates are always verified here.
+    let mut plain_keys_left = server_config();
+    plain_keys_left.backend_verifies_plain_key_signatures = true;
     for (config, algorithm, signer) in [
         (no_certs, name, user_key(1)),
         (server_config(), name, user_key(2)),
+        (plain_keys_left, name, user_key(2)),
         (server_config(), "ssh-ed25519", user_key(1)),
     ] {
         let mut server = new_server(config);
