@@ -18,19 +18,20 @@
 //! grant what is not offered anyway and are ignored.
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use nix::unistd::{getgrouplist, Gid, Group};
+use nix::unistd::{Gid, Group};
 use std::time::Duration;
 use twine::conch::config::sshd::{
     ConnectionInfo, PermitRootLogin, SshdConfig, SshdConfigFile, UserAccess,
 };
 use twine::conch::keys::authorized_keys::PermittedHostPort;
 use twine::conch::keys::{FingerprintHash, KeyType, PublicKey};
+use twine::conch::server::session::KeptGroups;
+use twine::internet::process::Groups;
 
 use twine::conch::config::sshd::GatewayPorts as GatewayPortsSetting;
 use twine::conch::keys::SignatureAlgorithm;
@@ -142,42 +143,24 @@ pub(crate) fn groups_of(account: &Account) -> Vec<String> {
     groups_from_system(&account.name, account.gid)
 }
 
-/// How long this thread keeps the group names it read for a user: one login asks several
-/// times (its `Match` settings, `AllowGroups`, the monitor's answer to the worker), each a
-/// read of the group database otherwise.
-const GROUPS_KEPT: Duration = Duration::from_secs(1);
-
-/// A user's groups as read: name, primary group, when, the names.
-type KeptGroups = (String, u32, std::time::Instant, Vec<String>);
-
 thread_local! {
-    /// The last user's groups read on this thread: name, primary group, when, names.
-    static LAST_GROUPS: RefCell<Option<KeptGroups>> = const { RefCell::new(None) };
+    /// The last user's group names read on this thread: one login asks several times (its
+    /// `Match` settings, `AllowGroups`, the monitor's answer to the worker).
+    static LAST_GROUPS: RefCell<KeptGroups<Vec<String>>> = RefCell::new(KeptGroups::default());
 }
 
 /// `name`'s group names (primary group `gid`) from the group database, or as this thread read
-/// them less than [`GROUPS_KEPT`] ago.
+/// them less than [`GROUPS_KEPT`](twine::conch::server::session::GROUPS_KEPT) ago; none when
+/// the database cannot be read.
 pub(crate) fn groups_from_system(name: &str, gid: u32) -> Vec<String> {
-    let kept = LAST_GROUPS.with(|last| {
-        last.borrow()
-            .as_ref()
-            .filter(|(user, primary, at, _)| {
-                user == name && *primary == gid && at.elapsed() < GROUPS_KEPT
-            })
-            .map(|(_, _, _, groups)| groups.clone())
-    });
-    if let Some(groups) = kept {
-        return groups;
-    }
-    let Ok(c_name) = CString::new(name) else { return Vec::new() };
-    let gids = getgrouplist(&c_name, Gid::from_raw(gid)).unwrap_or_default();
-    let groups: Vec<String> = gids
-        .into_iter()
-        .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
-        .collect();
-    let entry = (name.to_owned(), gid, std::time::Instant::now(), groups.clone());
-    LAST_GROUPS.with(|last| *last.borrow_mut() = Some(entry));
-    groups
+    let read = || {
+        let ids = Groups::OfUser(name.to_owned()).resolve(gid)?;
+        let names = ids.into_iter().filter_map(|id| Group::from_gid(Gid::from_raw(id)).ok()?);
+        Ok::<_, twine::internet::Error>(names.map(|g| g.name).collect())
+    };
+    LAST_GROUPS
+        .with(|last| last.borrow_mut().get(name, gid, std::time::Instant::now(), read))
+        .unwrap_or_default()
 }
 
 /// The effective configuration for `user` on `facts` (blocking: the user database).

@@ -25,7 +25,7 @@ mod unix;
 mod tests;
 
 pub use in_process::InProcessSessions;
-pub use unix::{LocalSpawner, SessionSpawner, SpawnPlan, UnixSessions, GROUPS_KEPT};
+pub use unix::{KeptGroups, LocalSpawner, SessionSpawner, SpawnPlan, UnixSessions, GROUPS_KEPT};
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

@@ -125,7 +125,7 @@ pub struct LocalSpawner {
     /// The `tty` group's id, looked up once.
     tty_group: OnceCell<Option<u32>>,
     /// The supplementary groups read last, for sessions started right after.
-    groups: RefCell<KeptGroups>,
+    groups: RefCell<KeptGroups<Vec<u32>>>,
 }
 
 impl LocalSpawner {
@@ -145,22 +145,35 @@ impl LocalSpawner {
 /// the sessions started at most this long after it.
 pub const GROUPS_KEPT: Duration = Duration::from_secs(1);
 
-/// The supplementary groups last read: for which user and primary group, when, and the ids.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct KeptGroups {
-    last: Option<(String, u32, Instant, Vec<u32>)>,
+/// A user's groups as last read (ids for a spawner, names for a policy's `AllowGroups`): for
+/// which user and primary group, when, and what. Reused for [`GROUPS_KEPT`], so a burst of
+/// logins and sessions reads the group database once.
+#[derive(Clone, Debug)]
+pub struct KeptGroups<T> {
+    last: Option<(String, u32, Instant, T)>,
 }
 
-impl KeptGroups {
+impl<T> Default for KeptGroups<T> {
+    fn default() -> Self {
+        Self { last: None }
+    }
+}
+
+impl<T: Clone> KeptGroups<T> {
     /// `user`'s groups (primary group `gid`) at `now`: as read less than [`GROUPS_KEPT`]
-    /// before for the same user and primary group, else from `read`, kept then.
-    pub(crate) fn get(
+    /// before for the same user and primary group, else from `read`, kept then (a failed read
+    /// is not kept).
+    ///
+    /// # Errors
+    ///
+    /// `read`'s, when it runs and fails.
+    pub fn get<E>(
         &mut self,
         user: &str,
         gid: u32,
         now: Instant,
-        read: impl FnOnce() -> Result<Vec<u32>, CoreError>,
-    ) -> Result<Vec<u32>, CoreError> {
+        read: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         if let Some((name, primary, at, groups)) = &self.last {
             if name == user && *primary == gid && now.saturating_duration_since(*at) < GROUPS_KEPT {
                 return Ok(groups.clone());
