@@ -43,6 +43,8 @@ struct Sizes {
     seq_sessions: u64,
     par_sessions: u64,
     ssh_sessions: u64,
+    /// Rounds of the load client's rate cases (each figure is their median).
+    rate_rounds: u32,
     rate_limit: Duration,
     bulk_chunk: u64,
     bulk_repeats: u32,
@@ -58,6 +60,7 @@ impl Sizes {
                 seq_sessions: 40,
                 par_sessions: 120,
                 ssh_sessions: 24,
+                rate_rounds: 1,
                 rate_limit: Duration::from_secs(8),
                 bulk_chunk: 64 << 20,
                 bulk_repeats: 1,
@@ -70,6 +73,7 @@ impl Sizes {
                 seq_sessions: 300,
                 par_sessions: 1000,
                 ssh_sessions: 150,
+                rate_rounds: 3,
                 rate_limit: Duration::from_secs(30),
                 bulk_chunk: 64 << 20,
                 bulk_repeats: 16,
@@ -291,7 +295,11 @@ fn crypto(run: &mut Run) {
     }
 }
 
-/// Connection rate: sessions/s and server CPU ms per session.
+/// Connection rate: sessions/s and server CPU ms per session. The load client's cases run
+/// `rate_rounds` times, the servers taking turns within each round, and each figure is the
+/// median of its rounds (a note gives every round's CPU): a server's cost per session moves with
+/// the host between minutes, so the rounds keep the comparison to like conditions. The `ssh`
+/// binary's cases run once.
 fn rate(run: &mut Run, servers: &[Server]) {
     println!("connection rate: curve25519-sha256 + ed25519 publickey + exec true + close");
     let limit = run.sizes.rate_limit;
@@ -299,60 +307,169 @@ fn rate(run: &mut Run, servers: &[Server]) {
         Ok(config) => config,
         Err(error) => return run.note(format!("load client: {error}")),
     };
-    for server in servers {
-        let name = server.kind.name();
-        // Dropbear drops unauthenticated connections past 5 per source address (MAX_UNAUTH_PER_IP).
-        let parallel = if server.kind == Kind::Dropbear { 4 } else { 8 };
-        let cases = [
-            ("load client, sequential", 1, run.sizes.seq_sessions, false),
-            ("load client, 8 in flight", parallel, run.sizes.par_sessions, false),
-            ("ssh binary, sequential", 1, run.sizes.ssh_sessions, true),
-            ("ssh binary, 8 in flight", parallel, run.sizes.ssh_sessions * 2, true),
-        ];
-        for (label, in_flight, count, binary) in cases {
-            let before = procs::cpu_seconds(server.pid);
-            let (sessions, failures, elapsed) = if binary {
-                let (done, failed, elapsed, error) =
-                    openssh::rate(&run.scratch, server.port, in_flight, count, limit);
-                if let Some(error) = error {
-                    eprintln!("    (ssh: {failed} failures; first: {error})");
+    let command_ms = session_command(run);
+    let cases = [
+        ("load client, sequential", false, false),
+        ("load client, 8 in flight", true, false),
+        ("ssh binary, sequential", false, true),
+        ("ssh binary, 8 in flight", true, true),
+    ];
+    // Per server and case: each round's (sessions/s, server CPU ms per session).
+    let mut samples = vec![vec![Vec::new(); cases.len()]; servers.len()];
+    for round in 0..run.sizes.rate_rounds {
+        for (which, server) in servers.iter().enumerate() {
+            let name = server.kind.name();
+            for (case, &(label, parallel, binary)) in cases.iter().enumerate() {
+                if binary && round > 0 {
+                    continue;
                 }
-                (done, failed, elapsed)
-            } else {
-                let rate = load::rate(server.port, &config, in_flight, count, limit);
-                (rate.sessions, rate.failures, rate.elapsed)
-            };
-            procs::settle(server.pid, Duration::from_secs(10));
-            let cpu = procs::cpu_seconds(server.pid) - before;
-            if failures > 0 {
-                run.note(format!("{name}, {label}: {failures} failed sessions"));
+                // Dropbear drops unauthenticated connections past 5 per source address
+                // (MAX_UNAUTH_PER_IP).
+                let in_flight = match (parallel, server.kind) {
+                    (false, _) => 1,
+                    (true, Kind::Dropbear) => 4,
+                    (true, _) => 8,
+                };
+                let count = match (parallel, binary) {
+                    (false, false) => run.sizes.seq_sessions,
+                    (true, false) => run.sizes.par_sessions,
+                    (false, true) => run.sizes.ssh_sessions,
+                    (true, true) => run.sizes.ssh_sessions * 2,
+                };
+                let before = procs::cpu_seconds(server.pid);
+                let (sessions, failures, elapsed) = if binary {
+                    let (done, failed, elapsed, error) =
+                        openssh::rate(&run.scratch, server.port, in_flight, count, limit);
+                    if let Some(error) = error {
+                        eprintln!("    (ssh: {failed} failures; first: {error})");
+                    }
+                    (done, failed, elapsed)
+                } else {
+                    let rate = load::rate(server.port, &config, in_flight, count, limit);
+                    (rate.sessions, rate.failures, rate.elapsed)
+                };
+                procs::settle(server.pid, Duration::from_secs(10));
+                let cpu = procs::cpu_seconds(server.pid) - before;
+                if failures > 0 {
+                    run.note(format!("{name}, {label}: {failures} failed sessions"));
+                }
+                if in_flight == 4 && round == 0 {
+                    run.note(format!(
+                        "{name}, {label}: {in_flight} in flight (dropbear's per-address limit)"
+                    ));
+                }
+                if sessions == 0 {
+                    continue;
+                }
+                let figure =
+                    (sessions as f64 / elapsed.as_secs_f64(), cpu * 1000.0 / sessions as f64);
+                println!(
+                    "    round {}: {label:<26} {name:<10} {:>9.2} sessions/s {:>8.2} ms CPU/session",
+                    round + 1,
+                    figure.0,
+                    figure.1
+                );
+                samples[which][case].push(figure);
             }
-            if in_flight != 8 && in_flight != 1 {
-                run.note(format!(
-                    "{name}, {label}: {in_flight} in flight (dropbear's per-address limit)"
-                ));
-            }
-            if sessions == 0 {
-                continue;
-            }
-            run.add(
-                "rate",
-                &format!("{label}: sessions/s"),
-                name,
-                sessions as f64 / elapsed.as_secs_f64(),
-                "1/s",
-                true,
-            );
-            run.add(
-                "rate",
-                &format!("{label}: server CPU ms/session"),
-                name,
-                cpu * 1000.0 / sessions as f64,
-                "ms",
-                false,
-            );
         }
     }
+    for (which, server) in servers.iter().enumerate() {
+        let name = server.kind.name();
+        for (case, &(label, _, binary)) in cases.iter().enumerate() {
+            let rounds = &samples[which][case];
+            let (Some(per_second), Some(cpu)) = (
+                median(rounds.iter().map(|r| r.0).collect()),
+                median(rounds.iter().map(|r| r.1).collect()),
+            ) else {
+                continue;
+            };
+            if rounds.len() > 1 {
+                let each: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.1)).collect();
+                run.note(format!(
+                    "{name}, {label}: server CPU ms/session in each round: {}",
+                    each.join(", ")
+                ));
+            }
+            run.add("rate", &format!("{label}: sessions/s"), name, per_second, "1/s", true);
+            run.add("rate", &format!("{label}: server CPU ms/session"), name, cpu, "ms", false);
+            if let (Some(command_ms), false) = (command_ms, binary) {
+                run.add(
+                    "rate",
+                    &format!("{label}: server CPU ms/session less the command"),
+                    name,
+                    cpu - command_ms,
+                    "ms",
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[middle]),
+        _ => Some((values[middle - 1] + values[middle]) / 2.0),
+    }
+}
+
+/// The session's own command run alone: the user's shell with `-c true`, as the user, with a
+/// session's environment (`SSH_CLIENT` makes Debian's bash read the startup files it reads
+/// under any SSH server) and the servers' scratch home, but no server around it. Every server's
+/// CPU per session includes it and none can make it cheaper; CPU ms per run (the children's
+/// user and system time), in the same run as the servers' figures.
+fn session_command(run: &mut Run) -> Option<f64> {
+    let account = match twine::conch::server::Account::current() {
+        Ok(account) => account,
+        Err(error) => {
+            run.note(format!("the session's command alone: not measured ({error})"));
+            return None;
+        }
+    };
+    let children = || {
+        let usage =
+            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok()?;
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        Some(seconds(usage.user_time()) + seconds(usage.system_time()))
+    };
+    let home = run.scratch.path("home");
+    let runs = run.sizes.seq_sessions;
+    let before = children()?;
+    for _ in 0..runs {
+        let status = Command::new(&account.shell)
+            .args(["-c", "true"])
+            .env_clear()
+            .env("USER", &account.name)
+            .env("LOGNAME", &account.name)
+            .env("HOME", &home)
+            .env("SHELL", &account.shell)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/games")
+            .env("SSH_CLIENT", "127.0.0.1 40000 22")
+            .env("SSH_CONNECTION", "127.0.0.1 40000 127.0.0.1 22")
+            .current_dir(&home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            run.note(format!(
+                "the session's command alone: {} -c true failed",
+                account.shell.display()
+            ));
+            return None;
+        }
+    }
+    let ms = (children()? - before) * 1000.0 / runs as f64;
+    println!(
+        "    the session's command alone ({} -c true, {runs} runs): {ms:.2} ms CPU each",
+        account.shell.display()
+    );
+    run.add("rate", "the session's command alone: CPU ms/run", "local", ms, "ms", false);
+    Some(ms)
 }
 
 /// Bulk throughput with OpenSSH's ssh as the client, and our `conch` when it connects.
@@ -575,6 +692,11 @@ fn table(run: &Run, ours: &str) {
     for metric in metrics {
         if metric.starts_with("openssl") {
             println!("{metric:<52} {:>11}  (MB/s, one core)", cell(find(metric, "openssl")));
+            continue;
+        }
+        if metric.starts_with("the session's command alone") {
+            let value = cell(find(metric, "local"));
+            println!("{metric:<52} {value:>11}  (no server: what every server's figure includes)");
             continue;
         }
         if metric.starts_with(WITHOUT_SSH) {
