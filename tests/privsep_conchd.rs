@@ -856,6 +856,25 @@ fn agent_that_signs_with_another_key(listen: &std::path::Path, agent: std::path:
 fn a_signature_made_by_another_key_is_refused_by_the_monitor_and_the_worker_lives_on() {
     let Some(s) = setup("privsep-forged-signature", 1, "") else { return };
     let workers = wait_for_workers(s.daemon.pid(), 1, &[]);
+    let before = log_forged_login(&s);
+    let refused = before.iter().find(|l| l.contains("monitor refused the public key"));
+    assert!(refused.is_some_and(|l| l.contains("signature does not verify")), "{before:#?}");
+    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+}
+
+/// Without privilege separation the userauth core verifies the signature itself and refuses
+/// it before the policy is asked; the policy is told, and logs it as sshd does.
+#[test]
+fn a_signature_made_by_another_key_is_logged_as_sshd_logs_it_without_privilege_separation() {
+    let Some(s) = start("forged-signature-no-privsep", 1, "", "no") else { return };
+    let before = log_forged_login(&s);
+    assert!(!before.iter().any(|l| l.contains("monitor refused")), "{before:#?}");
+}
+
+/// Logs in to `s` with its key offered and another key's signature (through an agent in front
+/// of `ssh-agent`): the client is refused, sshd's "Failed publickey" line is logged, and
+/// nothing is accepted. The log lines before that line.
+fn log_forged_login(s: &Setup) -> Vec<String> {
     let agent_sock = s.dir.path("agent.sock");
     let mut agent = agent_holding(&agent_sock, &s.key);
     let other = keygen(s.dir.root(), "id_other", "ed25519");
@@ -883,10 +902,8 @@ fn a_signature_made_by_another_key_is_refused_by_the_monitor_and_the_worker_live
     let failed = failed.unwrap_or_else(|| panic!("no Failed publickey: {before:#?}"));
     let expected = format!("Failed publickey for {} from 127.0.0.1 port ", s.user.name);
     assert!(failed.contains(&expected) && failed.contains(" ssh2: ED25519 SHA256:"), "{failed}");
-    let refused = before.iter().find(|l| l.contains("monitor refused the public key"));
-    assert!(refused.is_some_and(|l| l.contains("signature does not verify")), "{before:#?}");
     assert!(!before.iter().any(|l| l.contains("Accepted publickey")), "{before:#?}");
-    assert_eq!(sandboxed_workers(s.daemon.pid()), workers, "the worker was replaced");
+    before
 }
 
 /// A key that completes the login is checked by the monitor and the login told in the same

@@ -282,6 +282,11 @@ impl<B: AuthBackend> AuthBackend for Watch<B> {
         self.inner.check_account(login)
     }
 
+    fn signature_refused(&self, request: &AuthRequest) {
+        self.with(&request.connection, |limits, peer| limits.attempted(peer, &request.attempt));
+        self.inner.signature_refused(request);
+    }
+
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
         self.with(&login.connection, SourceLimits::authenticated);
         self.inner.open_session(login)

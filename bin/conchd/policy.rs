@@ -639,6 +639,19 @@ impl AuthBackend for Policy {
         })
     }
 
+    /// sshd's line for a signed key whose signature does not verify: "Failed publickey for
+    /// USER from ADDR port PORT ssh2: TYPE SHA256:…" ("invalid user USER" without an account).
+    fn signature_refused(&self, request: &AuthRequest) {
+        let user = request.user.clone();
+        let valid = request.offload.run(move || Account::lookup(&user).is_ok_and(|a| a.is_some()));
+        let refused = request.clone();
+        let _logged: Deferred<()> = valid.then(move |valid| {
+            log_decision(&refused, &Decision::Reject, false, !valid.unwrap_or(true));
+            Ok(())
+        });
+        self.inner.signature_refused(request);
+    }
+
     fn close_session(&self, login: &LoginRequest) {
         self.inner.close_session(login);
     }

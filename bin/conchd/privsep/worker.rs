@@ -503,6 +503,10 @@ impl AuthBackend for PrivsepAuth {
         })
     }
 
+    fn signature_refused(&self, request: &AuthRequest) {
+        self.inner.signature_refused(request);
+    }
+
     fn close_session(&self, login: &LoginRequest) {
         self.inner.close_session(login);
     }

@@ -447,6 +447,12 @@ impl<R> ServerStack<R> {
                     let event = userauth::ServerEvent::AuthRequested { id, user, service, attempt };
                     self.core.events.push_back(ServerEvent::Auth(event));
                 }
+                userauth::ServerEvent::SignatureRefused { id, user, service, attempt } => {
+                    let user = self.note_user(user);
+                    let event =
+                        userauth::ServerEvent::SignatureRefused { id, user, service, attempt };
+                    self.core.events.push_back(ServerEvent::Auth(event));
+                }
                 userauth::ServerEvent::Authenticated {
                     user,
                     service,

@@ -168,6 +168,7 @@ impl ServerStack {
                     };
                     auth.auth_decided(now, id, decision).unwrap();
                 }
+                ServerEvent::SignatureRefused { .. } => {}
                 ServerEvent::Authenticated { pipelined, .. } => {
                     let mut conn =
                         Connection::new(connection::Side::Server, connection::Config::default())

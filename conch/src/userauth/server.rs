@@ -223,6 +223,21 @@ pub enum ServerEvent<R = ()> {
         /// The method and the credentials.
         attempt: Attempt,
     },
+    /// A signed `publickey` request failed before any decision was asked for: its signature
+    /// does not verify with the key (or, for a certificate, the certified key). The request
+    /// has already been answered with `SSH_MSG_USERAUTH_FAILURE` (or the connection ended at
+    /// `max_auth_tries`); nothing to answer. For the log and the source's failure count, as
+    /// sshd's "Failed publickey" line.
+    SignatureRefused {
+        /// The request's identifier (never answered).
+        id: RequestId,
+        /// The user name, as the client sent it.
+        user: String,
+        /// The service (always `ssh-connection`).
+        service: String,
+        /// The request: an [`Attempt::PublicKey`] with the signature that failed.
+        attempt: Attempt,
+    },
     /// Authentication succeeded; `SSH_MSG_USERAUTH_SUCCESS` is in the outgoing payloads.
     /// Route every later payload to the connection layer, starting with `pipelined`.
     Authenticated {
@@ -655,7 +670,8 @@ impl<R> Server<R> {
     }
 
     /// The checks OpenSSH's `userauth_pubkey` makes before asking whether the key may log in;
-    /// a signed request is verified here, so a bad signature never reaches the application.
+    /// a signed request is verified here, so a bad signature is never put to the application
+    /// as a question, only told to it ([`ServerEvent::SignatureRefused`]).
     fn publickey(
         &mut self,
         now: Instant,
@@ -705,6 +721,15 @@ impl<R> Server<R> {
                 pk.host_key_blob,
             );
             if key.verify(algorithm, &data, signature).is_err() {
+                let (user, service) = self.names();
+                let attempt = Attempt::PublicKey {
+                    algorithm,
+                    key,
+                    signature: signature.to_vec(),
+                    host_bound: pk.host_key_blob.is_some(),
+                    certificate,
+                };
+                self.events.push_back(ServerEvent::SignatureRefused { id, user, service, attempt });
                 return self.fail(now, now, false);
             }
         }

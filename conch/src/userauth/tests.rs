@@ -110,6 +110,8 @@ struct Pair {
     responses: VecDeque<Option<Vec<Password>>>,
     wire: Vec<Wire>,
     attempts: Vec<(String, Attempt)>,
+    /// Signed requests the server refused itself (`SignatureRefused`).
+    refused: Vec<(String, Attempt)>,
     authenticated: Option<Authenticated>,
     client_events: Vec<ClientEvent>,
     end: Option<End>,
@@ -146,6 +148,7 @@ impl Pair {
             responses: VecDeque::new(),
             wire: Vec::new(),
             attempts: Vec::new(),
+            refused: Vec::new(),
             authenticated: None,
             client_events: Vec::new(),
             end: None,
@@ -256,6 +259,9 @@ impl Pair {
                 } else {
                     self.scheduled.push((self.now + self.latency, id, decision));
                 }
+            }
+            ServerEvent::SignatureRefused { user, attempt, .. } => {
+                self.refused.push((user, attempt));
             }
             ServerEvent::Authenticated { methods_used, restrictions, pipelined, .. } => {
                 self.authenticated = Some((methods_used, restrictions, pipelined));
@@ -588,9 +594,11 @@ fn publickey_rejected_key_is_skipped_for_the_next_one() {
     assert_eq!(pair.server.failures(), 1);
 }
 
-/// A signature by another key never reaches the application and counts as a failure.
+/// A signature by another key is never put to the application as a question: it counts as a
+/// failure, and the application is told of it (`SignatureRefused`, with the key and the
+/// signature that failed) for its log.
 #[test]
-fn wrong_signature_is_rejected_before_the_application_sees_it() {
+fn wrong_signature_is_rejected_before_the_application_is_asked_and_told_to_it() {
     let mut pair =
         Pair::new(server_with(&[Method::PublicKey]), ClientConfig::new(), standard_backend())
             .with_key(user_key(1));
@@ -598,6 +606,14 @@ fn wrong_signature_is_rejected_before_the_application_sees_it() {
     assert!(matches!(pair.drive(), End::Failed(_)));
     assert_eq!(pair.attempt_methods(), ["query"]);
     assert_eq!(pair.server.failures(), 1);
+    let [(user, Attempt::PublicKey { key, signature, certificate: None, .. })] =
+        pair.refused.as_slice()
+    else {
+        panic!("expected one refused signed key, got {:?}", pair.refused);
+    };
+    assert_eq!(user, "alice");
+    assert_eq!(key, user_key(1).public_key());
+    assert!(!signature.is_empty());
 }
 
 /// With `backend_verifies_plain_key_signatures` (a privilege-separated worker, whose monitor
@@ -623,7 +639,16 @@ fn a_backend_that_verifies_signatures_itself_gets_the_signature_unchecked() {
 
     let mut checking = new_server(server_with(&[Method::PublicKey]));
     take(&mut checking, now, &request);
-    assert!(checking.poll_event().is_none(), "the core verifies and refuses it itself");
+    match checking.poll_event() {
+        Some(ServerEvent::SignatureRefused {
+            attempt: Attempt::PublicKey { signature, .. },
+            ..
+        }) => {
+            assert_eq!(signature, forged, "the core verifies and refuses it itself, and says so");
+        }
+        other => panic!("expected SignatureRefused, got {other:?}"),
+    }
+    assert!(checking.poll_event().is_none(), "nothing to decide");
     assert_eq!(checking.failures(), 1);
 
     let mut config = server_with(&[Method::PublicKey]);
@@ -655,6 +680,7 @@ fn signature_over_another_session_does_not_verify() {
     .with_key(user_key(1));
     assert!(matches!(pair.drive(), End::Failed(_)));
     assert_eq!(pair.attempt_methods(), ["query"]);
+    assert_eq!(pair.refused.len(), 1, "told as a refused signature");
 }
 
 /// When the key cannot sign (agent refused), the client goes on to its next key.
@@ -2032,14 +2058,26 @@ fn certificate_requests_are_verified_with_the_certified_key() {
     // by another key: certificates are always verified here.
     let mut plain_keys_left = server_config();
     plain_keys_left.backend_verifies_plain_key_signatures = true;
-    for (config, algorithm, signer) in [
-        (no_certs, name, user_key(1)),
-        (server_config(), name, user_key(2)),
-        (plain_keys_left, name, user_key(2)),
-        (server_config(), "ssh-ed25519", user_key(1)),
+    // (config, algorithm, signer, whether the failure is a refused signature)
+    for (config, algorithm, signer, bad_signature) in [
+        (no_certs, name, user_key(1), false),
+        (server_config(), name, user_key(2), true),
+        (plain_keys_left, name, user_key(2), true),
+        (server_config(), "ssh-ed25519", user_key(1), false),
     ] {
         let mut server = new_server(config);
         take(&mut server, Instant::now(), &cert_request("alice", algorithm, &cert, signer));
+        match server.poll_event() {
+            None => assert!(!bad_signature, "{algorithm}: a refused signature not told"),
+            Some(ServerEvent::SignatureRefused {
+                attempt: Attempt::PublicKey { certificate: Some(c), .. },
+                ..
+            }) => {
+                assert!(bad_signature, "{algorithm}: told as a refused signature");
+                assert_eq!(*c, cert);
+            }
+            Some(other) => panic!("{algorithm}: {other:?}"),
+        }
         assert!(server.poll_event().is_none(), "{algorithm} asked");
         assert_eq!(server.failures(), 1);
     }

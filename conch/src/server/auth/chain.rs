@@ -191,6 +191,12 @@ impl AuthBackend for Chain {
         out
     }
 
+    fn signature_refused(&self, request: &AuthRequest) {
+        for backend in &self.inner.backends {
+            backend.signature_refused(request);
+        }
+    }
+
     fn close_session(&self, login: &LoginRequest) {
         for backend in &self.inner.backends {
             backend.close_session(login);

@@ -98,6 +98,14 @@ pub trait AuthBackend {
         login.offload.succeed(SessionGrant::default())
     }
 
+    /// A signed public key request was refused before it was put to [`decide`](Self::decide):
+    /// its signature does not verify (the request carries the key, or the certificate, and the
+    /// signature). Nothing to answer: the client has been told; for the log (sshd's "Failed
+    /// publickey") and the source's failure count. The default does nothing.
+    fn signature_refused(&self, request: &AuthRequest) {
+        let _ = request;
+    }
+
     /// The login's connection ended: close what `open_session` opened.
     fn close_session(&self, login: &LoginRequest) {
         let _ = login;
@@ -122,6 +130,10 @@ impl<B: AuthBackend + ?Sized> AuthBackend for Box<B> {
         (**self).open_session(login)
     }
 
+    fn signature_refused(&self, request: &AuthRequest) {
+        (**self).signature_refused(request);
+    }
+
     fn close_session(&self, login: &LoginRequest) {
         (**self).close_session(login);
     }
@@ -142,6 +154,10 @@ impl<B: AuthBackend + ?Sized> AuthBackend for Rc<B> {
 
     fn open_session(&self, login: &LoginRequest) -> Deferred<SessionGrant> {
         (**self).open_session(login)
+    }
+
+    fn signature_refused(&self, request: &AuthRequest) {
+        (**self).signature_refused(request);
     }
 
     fn close_session(&self, login: &LoginRequest) {

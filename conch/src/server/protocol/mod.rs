@@ -853,6 +853,9 @@ impl Conn {
             CoreEvent::Auth(AuthEvent::AuthRequested { id, user, attempt, .. }) => {
                 self.auth_requested(id, user, attempt);
             }
+            CoreEvent::Auth(AuthEvent::SignatureRefused { id, user, attempt, .. }) => {
+                self.signature_refused(id, user, attempt);
+            }
             CoreEvent::Auth(AuthEvent::Authenticated {
                 user, methods_used, restrictions, ..
             }) => {
@@ -923,6 +926,21 @@ impl Conn {
                 .disconnect(DisconnectReason::BY_APPLICATION, "invalid settings for the user");
         }
         self.drive();
+    }
+
+    /// The stack refused a signed key itself (the signature does not verify): tell the backend.
+    fn signature_refused(&self, id: AuthId, user: String, attempt: Attempt) {
+        self.user.borrow_mut().get_or_insert_with(|| user.clone());
+        let request = AuthRequest::new(
+            id,
+            user,
+            attempt,
+            self.facts(),
+            SystemTime::now(),
+            self.services.offload.clone(),
+        )
+        .with_style(self.core.borrow().login_style());
+        self.config.auth.signature_refused(&request);
     }
 
     fn auth_requested(&self, id: AuthId, user: String, attempt: Attempt) {

@@ -129,11 +129,18 @@ impl ServerCore for FakeCore {
 struct Counting {
     inner: StaticUsers,
     ended: Rc<Cell<u32>>,
+    /// The users of the signed keys the stack refused, as told.
+    refused: Rc<RefCell<Vec<String>>>,
 }
 
 impl AuthBackend for Counting {
     fn decide(&self, request: &AuthRequest) -> Deferred<Decision<Restrictions>> {
         self.inner.decide(request)
+    }
+
+    fn signature_refused(&self, request: &AuthRequest) {
+        assert!(matches!(request.attempt, Attempt::PublicKey { .. }), "{:?}", request.attempt);
+        self.refused.borrow_mut().push(request.user.clone());
     }
 
     fn connection_ended(&self, _connection: &ConnectionFacts) {
@@ -155,6 +162,7 @@ struct Setup {
     transport: Rc<StringTransport>,
     protocol: ServerProtocol,
     ended: Rc<Cell<u32>>,
+    refused: Rc<RefCell<Vec<String>>>,
 }
 
 fn setup() -> Setup {
@@ -167,14 +175,16 @@ fn setup() -> Setup {
             .with_password("alice", "pw")
             .with_restrictions("alice", Restrictions::restricted()),
         ended: Rc::clone(&ended),
+        refused: Rc::default(),
     };
+    let refused = Rc::clone(&backend.refused);
     let config = ServerConfig::with_core(
         move || Ok(Box::new(FakeCore(Rc::clone(&core_script), Vec::new())) as Box<dyn ServerCore>),
         backend,
         NoSessions,
     );
     let (transport, protocol) = connect(config, &clock);
-    Setup { clock, script, transport, protocol, ended }
+    Setup { clock, script, transport, protocol, ended, refused }
 }
 
 /// One connection of a server on `config`, in `clock`'s virtual time, over a string transport.
@@ -203,6 +213,48 @@ fn auth_event(password: &str) -> CoreEvent {
         .encode(&mut Writer::new(&mut payload));
     let _ = server.handle_payload(Instant::now(), &payload).unwrap();
     CoreEvent::Auth(server.poll_event().unwrap())
+}
+
+/// The event a userauth server gives for a signed `publickey` request from `alice` whose
+/// signature another key made.
+fn forged_signature_event() -> CoreEvent {
+    use crate::keys::{PrivateKey, SignatureAlgorithm};
+    use crate::userauth::msgs::PublicKeyData;
+    let mut config = userauth::ServerConfig::new([1; 32]);
+    config.failure_delay = FailureDelay::dangerous_none();
+    let mut server: userauth::Server<Restrictions> =
+        userauth::Server::new(Arc::new(config), b"sid", b"hostkey").unwrap();
+    let (offered, signer) = (
+        PrivateKey::ed25519_from_seed(&[1; 32]).unwrap(),
+        PrivateKey::ed25519_from_seed(&[2; 32]).unwrap(),
+    );
+    let blob = offered.public_key().to_blob();
+    let signature = signer.sign(SignatureAlgorithm::Ed25519, b"anything").unwrap();
+    let method = MethodData::PublicKey(PublicKeyData {
+        algorithm: "ssh-ed25519",
+        key_blob: &blob,
+        host_key_blob: None,
+        signature: Some(&signature),
+    });
+    let mut payload = Vec::new();
+    UserauthRequest { user: "alice", service: "ssh-connection", method }
+        .encode(&mut Writer::new(&mut payload));
+    let _ = server.handle_payload(Instant::now(), &payload).unwrap();
+    CoreEvent::Auth(server.poll_event().unwrap())
+}
+
+/// A signed key the stack refused itself (its signature does not verify) is told to the
+/// backend, which is not asked to decide anything.
+#[test]
+fn a_refused_signature_is_told_to_the_backend_and_nothing_is_decided() {
+    let mut s = setup();
+    let event = forged_signature_event();
+    assert!(matches!(event, CoreEvent::Auth(AuthEvent::SignatureRefused { .. })), "{event:?}");
+    s.script.borrow_mut().events.push_back(event);
+    s.protocol.data_received(b"request");
+    s.clock.advance(Duration::ZERO);
+    assert_eq!(*s.refused.borrow(), ["alice"]);
+    assert!(s.script.borrow().decisions.is_empty(), "{:?}", s.script.borrow().decisions);
 }
 
 /// Input goes in, then the stack's output goes out, then its timer is armed, then its events
