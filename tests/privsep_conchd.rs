@@ -34,6 +34,17 @@ fn setup(tag: &str, workers: usize, extra: &str) -> Option<Setup> {
 
 /// A root conchd with `UsePrivilegeSeparation=<privsep>` (`sandbox` or `no`).
 fn start(tag: &str, workers: usize, extra: &str, privsep: &str) -> Option<Setup> {
+    start_with(tag, workers, extra, privsep, &[])
+}
+
+/// [`start`], with `env` set for conchd.
+fn start_with(
+    tag: &str,
+    workers: usize,
+    extra: &str,
+    privsep: &str,
+    env: &[(&str, &str)],
+) -> Option<Setup> {
     if !is_root() {
         println!("{tag}: skipped: not root");
         return None;
@@ -59,6 +70,7 @@ fn start(tag: &str, workers: usize, extra: &str, privsep: &str) -> Option<Setup>
         .args(["-D", "-e", "-f", &config, "-o"])
         .arg(format!("UsePrivilegeSeparation={privsep}"))
         .env("CONCHD_PRIVSEP_WORKERS", workers.to_string())
+        .envs(env.iter().copied())
         .env_remove("CONCHD_PRIVSEP");
     let daemon = Daemon::start(command);
     Some(Setup { dir, key, host_key, user, daemon })
@@ -869,6 +881,42 @@ fn a_signature_made_by_another_key_is_logged_as_sshd_logs_it_without_privilege_s
     let Some(s) = start("forged-signature-no-privsep", 1, "", "no") else { return };
     let before = log_forged_login(&s);
     assert!(!before.iter().any(|l| l.contains("monitor refused")), "{before:#?}");
+}
+
+/// `expiry-time=` without a `Z` is a local time (sshd reads it so), in the sandboxed worker
+/// too, whose chroot hides the zone files: with `TZ` naming a zone west of UTC, a key whose
+/// expiry reads two hours ago in UTC (hours ahead in that zone) still logs in, and one whose
+/// expiry reads an hour ago in that zone does not.
+#[test]
+fn expiry_times_are_local_times_inside_the_sandbox_too() {
+    let zone = "America/New_York";
+    if !std::path::Path::new("/usr/share/zoneinfo").join(zone).exists() {
+        println!("expiry-local-time: skipped: no {zone} zone file");
+        return;
+    }
+    let Some(s) = start_with("expiry-local-time", 1, "", "sandbox", &[("TZ", zone)]) else {
+        return;
+    };
+    let date = |tz: &str, shift: &str| {
+        let out =
+            Command::new("date").env("TZ", tz).args(["-d", shift, "+%Y%m%d%H%M"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let authorized_keys = s.user.home.join(".ssh/authorized_keys");
+    let line = std::fs::read_to_string(&authorized_keys).unwrap();
+    for (expiry, logs_in) in [(date("UTC", "-2 hours"), true), (date(zone, "-1 hour"), false)] {
+        std::fs::write(&authorized_keys, format!("expiry-time=\"{expiry}\" {line}")).unwrap();
+        let out = output({
+            let mut c = ssh(s.daemon.port, &s.key, &s.user.name);
+            c.arg("echo in");
+            c
+        });
+        if logs_in {
+            assert_eq!(stdout(&out), "in\n", "expiry {expiry} (local): {}", stderr(&out));
+        } else {
+            assert_eq!(out.status.code(), Some(255), "expiry {expiry} (local) let it in");
+        }
+    }
 }
 
 /// Logs in to `s` with its key offered and another key's signature (through an agent in front

@@ -160,10 +160,9 @@ pub(crate) fn last_login_message(secs: i64, host: &str) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] =
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let time = tz::TimeZone::local()
-        .ok()
-        .and_then(|zone| tz::DateTime::from_timespec(secs, 0, zone.as_ref()).ok())
-        .or_else(|| tz::DateTime::from_timespec(secs, 0, tz::TimeZoneRef::utc()).ok());
+    // The local civil time, as UTC shifted by the zone's offset then (`TZ` honoured).
+    let local = secs.saturating_add(twine::conch::server::auth::local_offset(secs));
+    let time = tz::DateTime::from_timespec(local, 0, tz::TimeZoneRef::utc()).ok();
     let when = match time {
         Some(t) => format!(
             "{} {} {:2} {:02}:{:02}:{:02} {}",

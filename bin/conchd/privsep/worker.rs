@@ -1210,6 +1210,8 @@ pub(crate) fn run(
         .map_err(|e| fatal("signals", &e))?;
     let (uid, gid) = sandbox_user()?;
     warm_pool(&reactor);
+    // `expiry-time=` is read in local time: the zone files are out of sight in the chroot.
+    twine::conch::server::auth::read_local_time_zone();
     let sandbox = twine::internet::sandbox::Sandbox {
         uid,
         gid,

@@ -665,16 +665,46 @@ pub(crate) fn secure_path(
     Ok(())
 }
 
-/// The local time zone's offset east of UTC at `now_unix`, in seconds (UTC if unknown).
-pub(crate) fn local_offset(now_unix: i64) -> i64 {
-    let zone = match tz::TimeZone::local() {
-        Ok(zone) => zone,
-        Err(err) => {
-            log::debug!("local time zone unknown ({err}); reading expiry times as UTC");
-            return 0;
-        }
-    };
-    zone.find_local_time_type(now_unix).map_or(0, |t| i64::from(t.ut_offset()))
+/// The local time zone (`TZ`, else `/etc/localtime`), read once; `None` if it could not be.
+static LOCAL_ZONE: std::sync::OnceLock<Option<tz::TimeZone>> = std::sync::OnceLock::new();
+
+/// The local time zone as the C library finds it: `TZ` when set (empty is UTC; a zone name,
+/// a file, or a POSIX rule), else `/etc/localtime`.
+fn local_time_zone() -> Result<tz::TimeZone, tz::Error> {
+    match std::env::var("TZ") {
+        Ok(name) if name.is_empty() => Ok(tz::TimeZone::utc()),
+        Ok(name) => tz::TimeZone::from_posix_tz(&name),
+        Err(_) => tz::TimeZone::local(),
+    }
+}
+
+/// Reads the local time zone now, for the `expiry-time=` values read later (without a `Z`
+/// they are local times, as sshd reads them). The process keeps what this first read found:
+/// one about to lose sight of `/etc/localtime` and the zone files (a privilege-separated
+/// worker entering its empty chroot) calls it first, or it would read every such time as UTC.
+pub fn read_local_time_zone() {
+    let _ = local_zone();
+}
+
+fn local_zone() -> Option<&'static tz::TimeZone> {
+    LOCAL_ZONE
+        .get_or_init(|| match local_time_zone() {
+            Ok(zone) => Some(zone),
+            Err(err) => {
+                log::warn!("local time zone unknown ({err}); reading expiry times as UTC");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// The local time zone's offset east of UTC at `now_unix`, in seconds (0 if the zone is
+/// unknown): the zone of `TZ` when set, as the C library reads it, else `/etc/localtime`,
+/// read once per process ([`read_local_time_zone`]).
+pub fn local_offset(now_unix: i64) -> i64 {
+    local_zone()
+        .and_then(|zone| zone.find_local_time_type(now_unix).ok())
+        .map_or(0, |t| i64::from(t.ut_offset()))
 }
 
 /// CASignatureAlgorithms' default: every algorithm but SHA-1 `ssh-rsa`.

@@ -52,9 +52,11 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+pub use authorized_keys::{
+    local_offset, read_local_time_zone, AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN,
+};
 #[doc(hidden)]
 pub use authorized_keys::{set_certificate_override, set_keys_override};
-pub use authorized_keys::{AuthorizedKeys, MAX_AUTHORIZED_KEYS_FILE_LEN};
 pub use chain::Chain;
 #[cfg(feature = "pam")]
 pub use pam::{PamBackend, PamConversation, PamDriver, PamPending, PamSession, PamSessionSetup};
