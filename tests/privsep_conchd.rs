@@ -628,13 +628,16 @@ fn socket_forwarding_both_ways_reaches_paths_outside_the_worker_s_empty_root() {
     let mut client = ssh(s.daemon.port, &s.key, &s.user.name);
     client.args(["-N", "-L"]).arg(format!("{}:{}", local.display(), target.display()));
     let mut client = client.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The socket's file appears at bind, before it listens: wait until a connect succeeds.
+    let mut connected = Err(std::io::Error::other("no local socket"));
     for _ in 0..200 {
-        if local.exists() {
+        connected = std::os::unix::net::UnixStream::connect(&local);
+        if connected.is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let got = std::os::unix::net::UnixStream::connect(&local).map(|mut stream| {
+    let got = connected.map(|mut stream| {
         let mut text = String::new();
         let _ = stream.read_to_string(&mut text);
         text
@@ -682,13 +685,16 @@ fn sockets_are_made_and_reached_with_the_user_s_rights(s: &Setup) {
     let mut client = ssh(s.daemon.port, &s.key, &s.user.name);
     client.args(["-N", "-L"]).arg(format!("{}:{}", local.display(), target.display()));
     let mut client = client.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The socket's file appears at bind, before it listens: wait until a connect succeeds.
+    let mut connected = Err(std::io::Error::other("no local socket"));
     for _ in 0..200 {
-        if local.exists() {
+        connected = std::os::unix::net::UnixStream::connect(&local);
+        if connected.is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let got = std::os::unix::net::UnixStream::connect(&local).map(|mut stream| {
+    let got = connected.map(|mut stream| {
         let mut text = String::new();
         let _ = stream.read_to_string(&mut text);
         text
