@@ -224,10 +224,10 @@ pub enum ServerEvent<R = ()> {
         attempt: Attempt,
     },
     /// A signed `publickey` request failed before any decision was asked for: its signature
-    /// does not verify with the key (or, for a certificate, the certified key). The request
-    /// has already been answered with `SSH_MSG_USERAUTH_FAILURE` (or the connection ended at
-    /// `max_auth_tries`); nothing to answer. For the log and the source's failure count, as
-    /// sshd's "Failed publickey" line.
+    /// does not verify with the key (or, for a certificate, the certified key). The server
+    /// answers it itself, with `SSH_MSG_USERAUTH_FAILURE` after the failure delay (or ends the
+    /// connection at `max_auth_tries`): nothing to answer. For the log and the source's
+    /// failure count, as sshd's "Failed publickey" line.
     SignatureRefused {
         /// The request's identifier (never answered).
         id: RequestId,
