@@ -640,13 +640,17 @@ impl AuthBackend for Policy {
     }
 
     /// sshd's line for a signed key whose signature does not verify: "Failed publickey for
-    /// USER from ADDR port PORT ssh2: TYPE SHA256:…" ("invalid user USER" without an account).
+    /// USER from ADDR port PORT ssh2: TYPE SHA256:…", with "invalid user USER" where the
+    /// checks before any method (the account, `AllowUsers` and the like) call the user invalid.
     fn signature_refused(&self, request: &AuthRequest) {
-        let user = request.user.clone();
-        let valid = request.offload.run(move || Account::lookup(&user).is_ok_and(|a| a.is_some()));
+        let (file, user) = (Arc::clone(&self.file), request.user.clone());
+        let (facts, now) = (ConnectionFacts::clone(&request.connection), request.now);
+        let invalid = request.offload.run(move || {
+            matches!(verdict(&file, &user, &Attempt::None, &facts, now), Verdict::Invalid(_))
+        });
         let refused = request.clone();
-        let _logged: Deferred<()> = valid.then(move |valid| {
-            log_decision(&refused, &Decision::Reject, false, !valid.unwrap_or(true));
+        let _logged: Deferred<()> = invalid.then(move |invalid| {
+            log_decision(&refused, &Decision::Reject, false, invalid.unwrap_or(false));
             Ok(())
         });
         self.inner.signature_refused(request);

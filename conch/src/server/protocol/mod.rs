@@ -930,20 +930,13 @@ impl Conn {
 
     /// The stack refused a signed key itself (the signature does not verify): tell the backend.
     fn signature_refused(&self, id: AuthId, user: String, attempt: Attempt) {
-        self.user.borrow_mut().get_or_insert_with(|| user.clone());
-        let request = AuthRequest::new(
-            id,
-            user,
-            attempt,
-            self.facts(),
-            SystemTime::now(),
-            self.services.offload.clone(),
-        )
-        .with_style(self.core.borrow().login_style());
+        let request = self.auth_request(id, user, attempt);
         self.config.auth.signature_refused(&request);
     }
 
-    fn auth_requested(&self, id: AuthId, user: String, attempt: Attempt) {
+    /// The backend's view of request `id`; the first one names the connection's user, and
+    /// the client's version joins the connection's facts.
+    fn auth_request(&self, id: AuthId, user: String, attempt: Attempt) -> AuthRequest {
         self.user.borrow_mut().get_or_insert_with(|| user.clone());
         if self.facts.borrow().client_version.is_none() {
             let version = self.core.borrow().peer_identification();
@@ -951,17 +944,21 @@ impl Conn {
             facts.client_version = version;
             *self.facts.borrow_mut() = Rc::new(facts);
         }
-        let query = matches!(attempt, Attempt::PublicKeyQuery { .. });
-        let method = attempt.method();
-        let request = AuthRequest::new(
+        AuthRequest::new(
             id,
-            user.clone(),
+            user,
             attempt,
             self.facts(),
             SystemTime::now(),
             self.services.offload.clone(),
         )
-        .with_style(self.core.borrow().login_style());
+        .with_style(self.core.borrow().login_style())
+    }
+
+    fn auth_requested(&self, id: AuthId, user: String, attempt: Attempt) {
+        let query = matches!(attempt, Attempt::PublicKeyQuery { .. });
+        let method = attempt.method();
+        let request = self.auth_request(id, user.clone(), attempt);
         let answer = self.config.auth.decide(&request);
         let me = self.me.clone();
         when_fired(&answer, move |result| {
