@@ -668,13 +668,13 @@ pub(crate) fn secure_path(
 /// The local time zone (`TZ`, else `/etc/localtime`), read once; `None` if it could not be.
 static LOCAL_ZONE: std::sync::OnceLock<Option<tz::TimeZone>> = std::sync::OnceLock::new();
 
-/// The local time zone as the C library finds it: `TZ` when set (empty is UTC; a zone name,
-/// a file, or a POSIX rule), else `/etc/localtime`.
-fn local_time_zone() -> Result<tz::TimeZone, tz::Error> {
-    match std::env::var("TZ") {
-        Ok(name) if name.is_empty() => Ok(tz::TimeZone::utc()),
-        Ok(name) => tz::TimeZone::from_posix_tz(&name),
-        Err(_) => tz::TimeZone::local(),
+/// The local time zone as the C library finds it from `TZ`'s value: when set, empty is UTC,
+/// else a zone name, a file or a POSIX rule; unset, `/etc/localtime`.
+pub(super) fn time_zone_for(tz_value: Option<&str>) -> Result<tz::TimeZone, tz::Error> {
+    match tz_value {
+        Some("") => Ok(tz::TimeZone::utc()),
+        Some(name) => tz::TimeZone::from_posix_tz(name),
+        None => tz::TimeZone::local(),
     }
 }
 
@@ -688,7 +688,7 @@ pub fn read_local_time_zone() {
 
 fn local_zone() -> Option<&'static tz::TimeZone> {
     LOCAL_ZONE
-        .get_or_init(|| match local_time_zone() {
+        .get_or_init(|| match time_zone_for(std::env::var("TZ").ok().as_deref()) {
             Ok(zone) => Some(zone),
             Err(err) => {
                 log::warn!("local time zone unknown ({err}); reading expiry times as UTC");

@@ -538,3 +538,22 @@ fn the_authorized_keys_command_s_lines_come_before_the_files() {
     let failing = home.backend().with_authorized_keys_command(Some("/bin/false"), Some(me));
     assert!(is_reject(&check(&failing, 2)), "a failed command's key was accepted");
 }
+
+/// `TZ` is read as the C library reads it: empty is UTC, a zone name or a POSIX rule gives that
+/// zone's offset, and a value that is neither is an error (the caller then reads `expiry-time=`
+/// as UTC, and logs why).
+#[test]
+fn tz_values_give_the_zones_the_c_library_gives() {
+    use super::authorized_keys::time_zone_for;
+    // 2026-01-01T00:00:00Z: winter in New York.
+    let january = 1_767_225_600;
+    let offset = |tz: &str| {
+        time_zone_for(Some(tz)).map(|zone| zone.find_local_time_type(january).unwrap().ut_offset())
+    };
+    assert_eq!(offset("").unwrap(), 0);
+    assert_eq!(offset("XYZ-3").unwrap(), 3 * 3600, "a POSIX rule: three hours east");
+    if Path::new("/usr/share/zoneinfo/America/New_York").exists() {
+        assert_eq!(offset("America/New_York").unwrap(), -5 * 3600);
+    }
+    assert!(offset("Nowhere/Not_A_Zone").is_err());
+}
